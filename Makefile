@@ -1,0 +1,26 @@
+.DEFAULT_GOAL := help
+.PHONY: help run test lint fmt db db-stop bench
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: ## run the server against the dev database (provisioned if needed)
+	url=$$(scripts/dev-postgres url tessera) && TESSERA__DATABASE__URL="$$url" cargo run --release -p tessera-server --bin tessera -- serve
+
+test: ## run all tests (needs PostgreSQL; see scripts/dev-postgres)
+	url=$$(scripts/dev-postgres url postgres) && TESSERA_TEST_DATABASE_URL="$$url" scripts/test
+
+lint: ## rustfmt check + clippy with warnings denied
+	cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the workspace
+	cargo fmt --all
+
+db: ## print the dev database URL (provisioned if needed)
+	@scripts/dev-postgres url tessera
+
+db-stop: ## stop the private PostgreSQL cluster in .data/
+	scripts/dev-postgres stop
+
+bench: ## run benchmarks
+	scripts/bench

@@ -1,0 +1,66 @@
+//! The application object: the domain services wired over a set of ports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ports::{
+    Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository, TokenCodec,
+    UserRepository,
+};
+use crate::services::{AuthService, UserService};
+use crate::values::PasswordPolicy;
+
+/// Every port the domain needs. Build it from adapters (see `tessera-memory`,
+/// `tessera-postgres`, `tessera-security`).
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub tokens: Arc<dyn TokenCodec>,
+    pub secrets: Arc<dyn SecretGenerator>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+/// Domain settings, independent of where they were read from.
+#[derive(Debug, Clone)]
+pub struct TesseraConfig {
+    /// Lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a session (and so of its refresh tokens) since login.
+    pub session_ttl: Duration,
+    pub password_policy: PasswordPolicy,
+}
+
+impl Default for TesseraConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            password_policy: PasswordPolicy::default(),
+        }
+    }
+}
+
+pub(crate) struct Deps {
+    pub ports: Ports,
+    pub config: TesseraConfig,
+}
+
+/// Tessera's use cases, ready to be served over HTTP or called from another Rust program.
+#[derive(Clone)]
+pub struct Tessera {
+    pub users: UserService,
+    pub auth: AuthService,
+}
+
+impl Tessera {
+    pub fn new(ports: Ports, config: TesseraConfig) -> Self {
+        let deps = Arc::new(Deps { ports, config });
+        Self {
+            users: UserService::new(deps.clone()),
+            auth: AuthService::new(deps),
+        }
+    }
+}

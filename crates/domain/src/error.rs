@@ -1,0 +1,149 @@
+//! Errors a caller can act on. One enum per capability; each has an `Internal` variant carrying
+//! the cause for logs, which HTTP never shows.
+
+use std::borrow::Cow;
+
+use thiserror::Error;
+
+use crate::ports::RepoError;
+
+/// One input field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {reason}")]
+pub struct ValidationError {
+    pub field: Cow<'static, str>,
+    pub reason: Cow<'static, str>,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<Cow<'static, str>>, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What a conflict is about, so HTTP can give a precise `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another user holds this username (compared case-insensitively).
+    DuplicateUsername,
+    /// Another user holds this email (compared case-insensitively).
+    DuplicateEmail,
+    /// The change would leave no active superuser.
+    LastSuperuser,
+    /// The user is not in a state that allows this transition.
+    InvalidState,
+}
+
+impl Conflict {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::DuplicateUsername => "duplicate_username",
+            Self::DuplicateEmail => "duplicate_email",
+            Self::LastSuperuser => "last_superuser",
+            Self::InvalidState => "invalid_state",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::DuplicateUsername => "a user with this username already exists",
+            Self::DuplicateEmail => "a user with this email already exists",
+            Self::LastSuperuser => "the last active superuser cannot be removed or demoted",
+            Self::InvalidState => "the user is not in a state that allows this",
+        }
+    }
+}
+
+/// Errors of the user-administration use cases.
+#[derive(Debug, Error)]
+pub enum UserError {
+    /// The user does not exist, or the caller may not see it.
+    #[error("user not found")]
+    NotFound,
+    /// The caller can see the user but may not do this.
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("{}", .0.message())]
+    Conflict(Conflict),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The store is unreachable; the request can be retried.
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl UserError {
+    pub(crate) fn forbidden(message: &'static str) -> Self {
+        Self::Forbidden {
+            code: "forbidden",
+            message,
+        }
+    }
+}
+
+/// Errors of authentication: logging in, refreshing, checking a token.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// Wrong secret, unknown user, or a user who may not log in: deliberately indistinguishable.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The token is missing, malformed, expired, revoked, or its user can no longer act.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// The user must change their (temporary) password before doing anything else.
+    #[error("password change required")]
+    PasswordChangeRequired,
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for UserError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::NotFound,
+            RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<RepoError> for AuthError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::InvalidToken,
+            RepoError::Conflict(c) => Self::Internal(format!("unexpected conflict: {c:?}")),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<AuthError> for UserError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Validation(v) => Self::Validation(v),
+            AuthError::Unavailable => Self::Unavailable,
+            AuthError::Internal(cause) => Self::Internal(cause),
+            AuthError::InvalidCredentials | AuthError::InvalidToken => {
+                Self::Internal("authentication failure inside a user operation".into())
+            }
+            AuthError::PasswordChangeRequired => Self::Forbidden {
+                code: "password_change_required",
+                message: "you must change your password first",
+            },
+        }
+    }
+}

@@ -1,0 +1,201 @@
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Permissions;
+
+/// Where a user is in its lifecycle. Purged users do not exist at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserState {
+    /// May authenticate and act.
+    Active,
+    /// Locked out by an administrator; data kept; reversible.
+    Deactivated,
+    /// Soft-deleted: hidden, cannot authenticate, restorable; names stay reserved until purge.
+    Deleted,
+}
+
+impl UserState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deactivated => "deactivated",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(Self::Active),
+            "deactivated" => Some(Self::Deactivated),
+            "deleted" => Some(Self::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// A user as stored. Credentials' secrets (password hash, fingerprint hash, API-key hashes) are
+/// deliberately not part of this value, so it can be shown, logged and serialised freely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    /// Absent for managed users, who have no login identity.
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub logo_id: Option<Uuid>,
+    /// Bittensor hotkey (SS58), unique.
+    pub hotkey: Option<String>,
+    /// Bittensor coldkey (SS58).
+    pub coldkey: Option<String>,
+    pub payment_address: Option<String>,
+    pub permissions: Permissions,
+    pub tier_id: Option<Uuid>,
+    /// Chutes invoice billing: never refused for balance, may go negative.
+    pub invoicing: bool,
+    /// Invoice billing without a spending cap.
+    pub unlimited: bool,
+    pub squad_enabled: bool,
+    /// Set for managed users: the user who created and controls this one.
+    pub manager_id: Option<Uuid>,
+    pub state: UserState,
+    /// Whether a password credential is set (local login possible).
+    pub has_password: bool,
+    pub must_change_password: bool,
+    /// Tokens issued before this instant are refused.
+    pub tokens_valid_after: OffsetDateTime,
+    pub created_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub last_login_at: Option<OffsetDateTime>,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    pub fn display_name(&self) -> String {
+        display_name(
+            self.first_name.as_deref(),
+            self.last_name.as_deref(),
+            self.username.as_deref(),
+            self.email.as_deref(),
+            self.id,
+        )
+    }
+
+    pub fn is_managed(&self) -> bool {
+        self.manager_id.is_some()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.state == UserState::Active
+    }
+}
+
+/// "first last" trimmed, else username, else email, else the id.
+pub fn display_name(
+    first: Option<&str>,
+    last: Option<&str>,
+    username: Option<&str>,
+    email: Option<&str>,
+    id: Uuid,
+) -> String {
+    let joined = format!("{} {}", first.unwrap_or(""), last.unwrap_or(""));
+    let joined = joined.trim();
+    if !joined.is_empty() {
+        return joined.to_owned();
+    }
+    username
+        .or(email)
+        .map(str::to_owned)
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// Everything needed to insert a user; produced by the users service after validation.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// An argon2id PHC string, never a plaintext.
+    pub password_hash: Option<String>,
+    pub permissions: Permissions,
+    pub tier_id: Option<Uuid>,
+    pub manager_id: Option<Uuid>,
+    pub must_change_password: bool,
+    pub created_by: Option<Uuid>,
+    pub now: OffsetDateTime,
+}
+
+/// A partial update. `None` leaves a field alone; `Some(None)` clears a nullable field.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub username: Option<String>,
+    pub email: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub password_hash: Option<String>,
+    pub must_change_password: Option<bool>,
+    pub permissions: Option<Permissions>,
+    pub tier_id: Option<Option<Uuid>>,
+    pub state: Option<UserState>,
+    pub deleted_at: Option<Option<OffsetDateTime>>,
+    /// Moves `tokens_valid_after` forward: every token issued before is refused.
+    pub tokens_valid_after: Option<OffsetDateTime>,
+    /// Which stored sessions of the user to revoke in the same transaction.
+    pub revoke_sessions: RevokeSessions,
+}
+
+/// Session revocation that accompanies a user change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RevokeSessions {
+    #[default]
+    None,
+    All,
+    /// Every session but the one the caller is using.
+    AllExcept(Uuid),
+}
+
+impl UserChanges {
+    pub fn is_empty(&self) -> bool {
+        self.username.is_none()
+            && self.email.is_none()
+            && self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.password_hash.is_none()
+            && self.must_change_password.is_none()
+            && self.permissions.is_none()
+            && self.tier_id.is_none()
+            && self.state.is_none()
+            && self.deleted_at.is_none()
+            && self.tokens_valid_after.is_none()
+            && self.revoke_sessions == RevokeSessions::None
+    }
+
+    /// Whether applying this change could remove an active superuser.
+    pub fn may_reduce_superusers(&self) -> bool {
+        self.state.is_some_and(|s| s != UserState::Active)
+            || self.permissions.is_some_and(|p| !p.is_superuser())
+    }
+}
+
+/// Which users a listing covers, as decided by policy, plus paging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserListQuery {
+    /// `None`: the whole directory (admins). `Some(id)`: that user and the users it manages.
+    pub visible_to: Option<Uuid>,
+    pub include_managed: bool,
+    pub include_deleted: bool,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// One page of users, ordered by creation (then id), with the total matching count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub total: u64,
+}

@@ -1,0 +1,237 @@
+//! Who may do what to whom (PRODUCT.md §3). Pure functions of the actor and the target; the
+//! services call them and HTTP never decides.
+//!
+//! A caller who may not *see* a user gets `NotFound`, so existence does not leak; `Forbidden` is
+//! only for users the caller can already see.
+
+use crate::actor::Actor;
+use crate::error::UserError;
+use crate::model::{Permission, Permissions, User, UserState};
+
+/// Whether the actor may know this user exists.
+pub fn can_view(actor: &Actor, target: &User) -> bool {
+    if target.state == UserState::Deleted {
+        return actor.is_admin();
+    }
+    actor.id() == target.id || actor.is_admin() || manages(actor, target)
+}
+
+/// The actor manages the target (a managed user created by the actor).
+pub fn manages(actor: &Actor, target: &User) -> bool {
+    target.manager_id == Some(actor.id())
+}
+
+/// `NotFound` unless the actor may see the target.
+pub fn ensure_visible(actor: &Actor, target: &User) -> Result<(), UserError> {
+    if can_view(actor, target) {
+        Ok(())
+    } else {
+        Err(UserError::NotFound)
+    }
+}
+
+/// Only superusers touch other superusers.
+fn ensure_may_touch(actor: &Actor, target: &User) -> Result<(), UserError> {
+    if target.permissions.is_superuser() && actor.id() != target.id && !actor.is_superuser() {
+        return Err(UserError::forbidden(
+            "only a superuser may change another superuser",
+        ));
+    }
+    Ok(())
+}
+
+pub fn ensure_can_update(actor: &Actor, target: &User) -> Result<(), UserError> {
+    ensure_visible(actor, target)?;
+    if actor.id() == target.id || manages(actor, target) || actor.has(Permission::UpdateUser) {
+        return ensure_may_touch(actor, target);
+    }
+    Err(UserError::forbidden("you may not update this user"))
+}
+
+pub fn ensure_can_delete(actor: &Actor, target: &User) -> Result<(), UserError> {
+    ensure_visible(actor, target)?;
+    if actor.id() == target.id || manages(actor, target) || actor.has(Permission::DeleteUser) {
+        return ensure_may_touch(actor, target);
+    }
+    Err(UserError::forbidden("you may not delete this user"))
+}
+
+/// Restore, deactivate, reactivate: administrators only.
+pub fn ensure_can_administer(actor: &Actor, target: &User) -> Result<(), UserError> {
+    ensure_visible(actor, target)?;
+    if !actor.has(Permission::UpdateUser) {
+        return Err(UserError::forbidden("administrator permission required"));
+    }
+    ensure_may_touch(actor, target)
+}
+
+/// Hard delete: superusers only.
+pub fn ensure_can_purge(actor: &Actor, target: &User) -> Result<(), UserError> {
+    ensure_visible(actor, target)?;
+    if !actor.is_superuser() {
+        return Err(UserError::forbidden("superuser permission required"));
+    }
+    Ok(())
+}
+
+/// Creating a user with a login identity needs `create_user` (admins have it).
+pub fn ensure_can_create_login_user(actor: &Actor) -> Result<(), UserError> {
+    if actor.has(Permission::CreateUser) {
+        Ok(())
+    } else {
+        Err(UserError::forbidden(
+            "only administrators may create users with a login",
+        ))
+    }
+}
+
+/// Managed users may not have managed users of their own (no chains).
+pub fn ensure_can_create_managed_user(actor: &Actor) -> Result<(), UserError> {
+    if actor.user.is_managed() {
+        return Err(UserError::forbidden(
+            "managed users cannot create managed users",
+        ));
+    }
+    Ok(())
+}
+
+/// Granting or revoking `admin` or `superuser` needs a superuser; so does changing any bit of a
+/// permission set that carries them.
+pub fn ensure_can_set_permissions(
+    actor: &Actor,
+    before: Permissions,
+    after: Permissions,
+) -> Result<(), UserError> {
+    if before == after {
+        return Ok(());
+    }
+    let privileged = |p: Permissions| p.granted(Permission::Admin) || p.is_superuser();
+    if (privileged(before) || privileged(after)) && !actor.is_superuser() {
+        return Err(UserError::forbidden(
+            "only a superuser may grant or revoke admin or superuser",
+        ));
+    }
+    if !actor.has(Permission::UpdateUser) {
+        return Err(UserError::forbidden(
+            "administrator permission required to change permissions",
+        ));
+    }
+    Ok(())
+}
+
+/// Setting another user's password outright is an administrator's act; for oneself it needs the
+/// current password (checked by the service).
+pub fn ensure_can_set_password(actor: &Actor, target: &User) -> Result<(), UserError> {
+    if target.is_managed() {
+        return Err(UserError::Validation(crate::ValidationError::new(
+            "password",
+            "managed users cannot have credentials",
+        )));
+    }
+    if actor.id() == target.id || actor.has(Permission::UpdateUser) {
+        Ok(())
+    } else {
+        Err(UserError::forbidden(
+            "only administrators may set another user's password",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    fn user(perms: Permissions) -> User {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        User {
+            id: Uuid::now_v7(),
+            username: Some("u".into()),
+            email: None,
+            first_name: None,
+            last_name: None,
+            logo_id: None,
+            hotkey: None,
+            coldkey: None,
+            payment_address: None,
+            permissions: perms,
+            tier_id: None,
+            invoicing: false,
+            unlimited: false,
+            squad_enabled: false,
+            manager_id: None,
+            state: UserState::Active,
+            has_password: true,
+            must_change_password: false,
+            tokens_valid_after: now,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+            deleted_at: None,
+        }
+    }
+
+    fn actor(u: &User) -> Actor {
+        Actor {
+            user: u.clone(),
+            session_id: None,
+        }
+    }
+
+    #[test]
+    fn strangers_get_not_found_and_admins_see_everyone() {
+        let alice = user(Permissions::NONE);
+        let bob = user(Permissions::NONE);
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        assert!(matches!(
+            ensure_can_update(&actor(&alice), &bob),
+            Err(UserError::NotFound)
+        ));
+        assert!(ensure_can_update(&actor(&alice), &alice).is_ok());
+        assert!(ensure_can_update(&actor(&admin), &bob).is_ok());
+        assert!(matches!(
+            ensure_can_purge(&actor(&admin), &bob),
+            Err(UserError::Forbidden { .. })
+        ));
+    }
+
+    #[test]
+    fn managers_reach_their_managed_users() {
+        let coach = user(Permissions::NONE);
+        let mut athlete = user(Permissions::NONE);
+        athlete.manager_id = Some(coach.id);
+        assert!(ensure_can_delete(&actor(&coach), &athlete).is_ok());
+        let stranger = user(Permissions::NONE);
+        assert!(matches!(
+            ensure_visible(&actor(&stranger), &athlete),
+            Err(UserError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn only_superusers_touch_superusers_and_privileged_bits() {
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let root = user(Permissions::NONE.with(Permission::Superuser));
+        assert!(ensure_can_update(&actor(&admin), &root).is_err());
+        assert!(ensure_can_update(&actor(&root), &admin).is_ok());
+        let plain = Permissions::NONE;
+        let promoted = plain.with(Permission::Admin);
+        assert!(ensure_can_set_permissions(&actor(&admin), plain, promoted).is_err());
+        assert!(ensure_can_set_permissions(&actor(&root), plain, promoted).is_ok());
+        let dev = plain.with(Permission::Developer);
+        assert!(ensure_can_set_permissions(&actor(&admin), plain, dev).is_ok());
+        let alice = user(plain);
+        assert!(ensure_can_set_permissions(&actor(&alice), plain, dev).is_err());
+    }
+
+    #[test]
+    fn deleted_users_are_visible_to_admins_only() {
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let mut gone = user(Permissions::NONE);
+        gone.state = UserState::Deleted;
+        assert!(can_view(&actor(&admin), &gone));
+        assert!(!can_view(&actor(&gone.clone()), &gone));
+    }
+}

@@ -1,0 +1,45 @@
+//! The traits the domain needs from the outside world. Adapters implement them; services hold
+//! them as `Arc<dyn Port>`.
+//!
+//! Every storage method is one atomic unit: where a use case must change several things
+//! together, the port has one method that promises exactly that.
+
+mod clock;
+mod security;
+mod sessions;
+mod users;
+
+pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
+pub use security::{PasswordHasher, SecretGenerator, TokenCodec};
+pub use sessions::SessionRepository;
+pub use users::UserRepository;
+
+#[cfg(feature = "mock")]
+pub use clock::{MockClock, MockIdGenerator};
+#[cfg(feature = "mock")]
+pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
+#[cfg(feature = "mock")]
+pub use sessions::MockSessionRepository;
+#[cfg(feature = "mock")]
+pub use users::MockUserRepository;
+
+use thiserror::Error;
+
+use crate::error::Conflict;
+
+/// What a storage adapter may report. Adapters translate their own failures into these:
+/// unique violations by constraint name become [`RepoError::Conflict`], pool time-outs and lost
+/// connections become [`RepoError::Unavailable`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RepoError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+pub type RepoResult<T> = Result<T, RepoError>;

@@ -1,0 +1,36 @@
+use async_trait::async_trait;
+
+use crate::model::AccessClaims;
+
+/// Password hashing. Implementations must run the work off the request threads on a bounded
+/// pool, and must cost the same whether or not there is a hash to verify against.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync {
+    /// Hash a plaintext into a self-describing string (PHC format for argon2id).
+    async fn hash(&self, password: &str) -> Result<String, String>;
+
+    /// Whether `password` matches `hash`. With no hash (unknown user, or a user without a
+    /// password) it still performs one full verification against a dummy hash and answers
+    /// `false`, so the two cases cannot be told apart by timing.
+    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, String>;
+}
+
+/// Encoding and checking of access tokens.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait TokenCodec: Send + Sync {
+    fn encode(&self, claims: &AccessClaims) -> Result<String, String>;
+    /// Checks signature, algorithm and time validity. `None` for anything that does not verify.
+    fn decode(&self, token: &str) -> Option<AccessClaims>;
+}
+
+/// Random secrets and their storage digests.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait SecretGenerator: Send + Sync {
+    /// A high-entropy opaque token (refresh tokens, API keys): at least 256 bits, URL-safe.
+    fn new_token(&self) -> String;
+    /// A temporary password a person can type, from a CSPRNG.
+    fn new_password(&self) -> String;
+    /// The digest under which a high-entropy token is stored and looked up.
+    fn digest(&self, token: &str) -> String;
+}

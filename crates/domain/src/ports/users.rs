@@ -1,0 +1,52 @@
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::RepoResult;
+use crate::model::{NewUser, User, UserChanges, UserListQuery, UserPage};
+
+/// Storage of users.
+///
+/// Username and email are unique case-insensitively, among all users including soft-deleted
+/// ones. Every method that can take away an active superuser (state or permission changes, soft
+/// delete, purge) refuses atomically with `Conflict(LastSuperuser)` when it would leave none
+/// where there was one.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Inserts a user. Errors: `Conflict(DuplicateUsername | DuplicateEmail)`, `Unavailable`.
+    async fn create(&self, user: NewUser) -> RepoResult<User>;
+
+    /// Errors: `NotFound`, `Unavailable`.
+    async fn get(&self, id: Uuid) -> RepoResult<User>;
+
+    /// By username, case-insensitively. Errors: `NotFound`, `Unavailable`.
+    async fn find_by_username(&self, username: &str) -> RepoResult<User>;
+
+    /// The user whose username or email equals `login` case-insensitively, with its password
+    /// hash if it has one. When one user's username and another's email both match (usernames
+    /// may be email addresses), the username match wins. Errors: `NotFound`, `Unavailable`.
+    async fn find_login(&self, login: &str) -> RepoResult<(User, Option<String>)>;
+
+    /// The stored password hash of a user (`None` when it has no password).
+    /// Errors: `NotFound`, `Unavailable`.
+    async fn password_hash(&self, id: Uuid) -> RepoResult<Option<String>>;
+
+    /// Applies a partial change (and, if asked, revokes every session of the user) in one
+    /// transaction, and sets `updated_at = now`.
+    /// Errors: `NotFound`, `Conflict(DuplicateUsername | DuplicateEmail | LastSuperuser)`,
+    /// `Unavailable`.
+    async fn update(&self, id: Uuid, changes: UserChanges, now: OffsetDateTime)
+        -> RepoResult<User>;
+
+    /// One page of the users the query covers, oldest first (ties by id), and their total.
+    /// Errors: `Unavailable`.
+    async fn list(&self, query: UserListQuery) -> RepoResult<UserPage>;
+
+    /// Whether any user exists at all (bootstrap of the first superuser).
+    async fn any_exists(&self) -> RepoResult<bool>;
+
+    /// Removes the user and everything it owns (sessions, its managed users and theirs).
+    /// Errors: `NotFound`, `Conflict(LastSuperuser)`, `Unavailable`.
+    async fn purge(&self, id: Uuid) -> RepoResult<()>;
+}

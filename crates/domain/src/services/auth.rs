@@ -1,0 +1,191 @@
+//! Password sessions: login, refresh with rotation and reuse detection, logout, and checking an
+//! access token on every request.
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::actor::Actor;
+use crate::app::Deps;
+use crate::error::AuthError;
+use crate::model::{AccessClaims, NewSession, RefreshOutcome, Session, TokenPair, User};
+use crate::ports::RepoError;
+use crate::values::PresentedSecret;
+
+/// The only scope password sessions carry today; delegated tokens will narrow it.
+pub const FULL_SCOPE: &str = "full";
+
+#[derive(Clone)]
+pub struct AuthService {
+    deps: Arc<Deps>,
+}
+
+fn duration(std: std::time::Duration) -> Duration {
+    Duration::try_from(std).unwrap_or(Duration::MAX)
+}
+
+impl AuthService {
+    pub(crate) fn new(deps: Arc<Deps>) -> Self {
+        Self { deps }
+    }
+
+    /// Exchanges a username-or-email and password for a token pair. Unknown users, wrong
+    /// passwords, users without a password, managed, deactivated and deleted users all get the
+    /// same `InvalidCredentials` after the same amount of hashing work.
+    pub async fn login(&self, login: &str, password: &str) -> Result<TokenPair, AuthError> {
+        let ports = &self.deps.ports;
+        let password =
+            PresentedSecret::new(password.to_owned()).ok_or(AuthError::InvalidCredentials)?;
+        let found = if login.is_empty() || login.len() > 254 {
+            Err(RepoError::NotFound)
+        } else {
+            ports.users.find_login(login).await
+        };
+        let (user, hash) = match found {
+            Ok(found) => found,
+            Err(RepoError::NotFound) => {
+                ports
+                    .hasher
+                    .verify(password.expose(), None)
+                    .await
+                    .map_err(AuthError::Internal)?;
+                return Err(AuthError::InvalidCredentials);
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let matches = ports
+            .hasher
+            .verify(password.expose(), hash.as_deref())
+            .await
+            .map_err(AuthError::Internal)?;
+        if !matches || !user.is_active() || user.is_managed() {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.start_session(&user).await
+    }
+
+    async fn start_session(&self, user: &User) -> Result<TokenPair, AuthError> {
+        let ports = &self.deps.ports;
+        let now = ports.clock.now();
+        let refresh_token = ports.secrets.new_token();
+        let session = NewSession {
+            id: ports.ids.new_id(),
+            user_id: user.id,
+            refresh_token_digest: ports.secrets.digest(&refresh_token),
+            now,
+            expires_at: now + duration(self.deps.config.session_ttl),
+        };
+        let session_id = session.id;
+        ports.sessions.start(session).await?;
+        self.token_pair(user, session_id, now, refresh_token)
+    }
+
+    fn token_pair(
+        &self,
+        user: &User,
+        session_id: uuid::Uuid,
+        now: OffsetDateTime,
+        refresh_token: String,
+    ) -> Result<TokenPair, AuthError> {
+        let ttl = duration(self.deps.config.access_token_ttl);
+        let claims = AccessClaims {
+            subject: user.id,
+            session_id,
+            issued_at: now,
+            expires_at: now + ttl,
+            scope: FULL_SCOPE.to_owned(),
+        };
+        let access_token = self
+            .deps
+            .ports
+            .tokens
+            .encode(&claims)
+            .map_err(AuthError::Internal)?;
+        Ok(TokenPair {
+            access_token,
+            token_type: "bearer",
+            expires_in: ttl.whole_seconds(),
+            refresh_token,
+            user_id: user.id,
+        })
+    }
+
+    /// Spends a refresh token for a new pair. Presenting a token that was already spent revokes
+    /// its whole session: someone else has it.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
+        let ports = &self.deps.ports;
+        if refresh_token.is_empty() || refresh_token.len() > 512 {
+            return Err(AuthError::InvalidToken);
+        }
+        let now = ports.clock.now();
+        let next = ports.secrets.new_token();
+        let outcome = ports
+            .sessions
+            .rotate_refresh(
+                &ports.secrets.digest(refresh_token),
+                &ports.secrets.digest(&next),
+                now,
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated { session, user } => {
+                if !user.is_active() || user.is_managed() {
+                    ports.sessions.revoke(session.id, now).await?;
+                    return Err(AuthError::InvalidToken);
+                }
+                self.token_pair(&user, session.id, now, next)
+            }
+            RefreshOutcome::Reused { .. } | RefreshOutcome::Invalid => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Ends the session the actor's token belongs to.
+    pub async fn logout(&self, actor: &Actor) -> Result<(), AuthError> {
+        if let Some(session_id) = actor.session_id {
+            let now = self.deps.ports.clock.now();
+            self.deps.ports.sessions.revoke(session_id, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks an access token and returns who is calling. One store look-up: the session and
+    /// its user together.
+    pub async fn authenticate(&self, token: &str) -> Result<Actor, AuthError> {
+        let ports = &self.deps.ports;
+        let claims = ports.tokens.decode(token).ok_or(AuthError::InvalidToken)?;
+        let now = ports.clock.now();
+        if claims.expires_at <= now {
+            return Err(AuthError::InvalidToken);
+        }
+        let check = match ports
+            .sessions
+            .check(claims.session_id, claims.subject)
+            .await
+        {
+            Ok(check) => check,
+            Err(RepoError::NotFound) => return Err(AuthError::InvalidToken),
+            Err(other) => return Err(other.into()),
+        };
+        if !session_usable(&check.session, now)
+            || !check.user.is_active()
+            || check.user.is_managed()
+            || issued_before(claims.issued_at, check.user.tokens_valid_after)
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(Actor {
+            user: check.user,
+            session_id: Some(check.session.id),
+        })
+    }
+}
+
+fn session_usable(session: &Session, now: OffsetDateTime) -> bool {
+    session.revoked_at.is_none() && session.expires_at > now
+}
+
+/// Token times travel in whole seconds; a token issued in the same second as the cut-off is
+/// still accepted (its session is what a revocation kills).
+fn issued_before(issued_at: OffsetDateTime, valid_after: OffsetDateTime) -> bool {
+    issued_at.unix_timestamp() < valid_after.unix_timestamp()
+}

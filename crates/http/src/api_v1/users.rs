@@ -1,0 +1,223 @@
+use actix_web::{web, HttpResponse};
+use tessera_domain::services::{CreateUserInput, ListUsersInput, UpdateUserInput};
+use tessera_domain::values::{Paging, UserRef};
+
+use crate::dto::{
+    CreateUserBody, CreatedUserView, ListUsersQuery, UpdateUserBody, UserListView, UserView,
+};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Authenticated, JsonOrForm};
+use crate::state::ApiState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Literal segments are registered before `{user}` so that `me` and `db_user` always win.
+    cfg.service(
+        web::resource("/users")
+            .route(web::get().to(list))
+            .route(web::post().to(create)),
+    )
+    .service(
+        web::resource("/users/me")
+            .route(web::get().to(get_me))
+            .route(web::patch().to(update_me))
+            .route(web::put().to(update_me))
+            .route(web::delete().to(delete_me)),
+    )
+    .service(web::resource("/users/db_user/{user}").route(web::delete().to(purge)))
+    .service(
+        web::resource("/users/{user}")
+            .route(web::get().to(get))
+            .route(web::patch().to(update))
+            .route(web::put().to(update))
+            .route(web::delete().to(delete)),
+    )
+    .route("/users/{user}/restore", web::post().to(restore))
+    .route("/users/{user}/deactivate", web::post().to(deactivate))
+    .route("/users/{user}/reactivate", web::post().to(reactivate));
+}
+
+fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
+    // A reference that cannot name a user names nobody the caller can see.
+    UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
+}
+
+impl From<UpdateUserBody> for UpdateUserInput {
+    fn from(b: UpdateUserBody) -> Self {
+        Self {
+            username: b.username,
+            email: b.email,
+            first_name: b.first_name,
+            last_name: b.last_name,
+            name: b.name,
+            password: b.password,
+            current_password: b.current_password,
+            is_admin: b.is_admin,
+            is_superuser: b.is_superuser,
+            permissions: b.permissions,
+        }
+    }
+}
+
+async fn list(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(q): ApiQuery<ListUsersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let paging = Paging::from_params(q.offset, q.limit, q.page, q.items_per_page).map_err(|e| {
+        ApiError::validation("query", &e.field, e.reason.into_owned(), "value_error")
+    })?;
+    let input = ListUsersInput {
+        paging,
+        include_deleted: q.include_deleted,
+        include_managed: q.include_managed.unwrap_or(true),
+    };
+    let page = state.tessera.users.list(&actor, input).await?;
+    let has_more = page.has_more();
+    let limit = page.paging.limit;
+    let offset = page.paging.offset;
+    Ok(HttpResponse::Ok().json(UserListView {
+        data: page.users.into_iter().map(UserView::from).collect(),
+        total_count: page.total,
+        has_more,
+        offset,
+        limit,
+        page: page.paging.page.unwrap_or(offset / limit + 1),
+        items_per_page: limit,
+    }))
+}
+
+async fn create(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(b): ApiJson<CreateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let input = CreateUserInput {
+        username: b.username,
+        email: b.email,
+        password: b.password,
+        first_name: b.first_name,
+        last_name: b.last_name,
+        name: b.name,
+        is_admin: b.is_admin,
+        is_superuser: b.is_superuser,
+    };
+    let created = state.tessera.users.create(&actor, input).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(CreatedUserView {
+            user: created.user.into(),
+            temp_password: created.temp_password,
+        }))
+}
+
+async fn get_me(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let me = state.tessera.users.me(&actor).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(me)))
+}
+
+async fn update_me(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    JsonOrForm(body): JsonOrForm<UpdateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let me = UserRef::Id(actor.id());
+    let user = state.tessera.users.update(&actor, &me, body.into()).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+async fn delete_me(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let me = UserRef::Id(actor.id());
+    state.tessera.users.delete(&actor, &me).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state.tessera.users.get(&actor, &user_ref(&path)?).await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+async fn update(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+    JsonOrForm(body): JsonOrForm<UpdateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let target = user_ref(&path)?;
+    let user = state
+        .tessera
+        .users
+        .update(&actor, &target, body.into())
+        .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+async fn delete(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .tessera
+        .users
+        .delete(&actor, &user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn purge(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.tessera.users.purge(&actor, &user_ref(&path)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn restore(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .tessera
+        .users
+        .restore(&actor, &user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+async fn deactivate(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .tessera
+        .users
+        .deactivate(&actor, &user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+async fn reactivate(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .tessera
+        .users
+        .reactivate(&actor, &user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}

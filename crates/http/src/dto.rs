@@ -1,0 +1,195 @@
+//! Wire shapes of the canonical API. Field names follow PRODUCT.md §4; aliases keep the seeds'
+//! spellings working (`docs/api.md` maps each).
+
+use serde::{Deserialize, Deserializer, Serialize};
+use tessera_domain::model::{TokenPair, User};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A user as the canonical API shows it.
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: String,
+    /// FastAPI-boilerplate's `name`: the display name.
+    pub name: String,
+    pub logo_id: Option<Uuid>,
+    pub hotkey: Option<String>,
+    pub coldkey: Option<String>,
+    pub permissions: Vec<&'static str>,
+    pub permissions_bitmask: i64,
+    pub is_admin: bool,
+    /// SweatStack's spelling of `is_admin`.
+    pub admin: bool,
+    pub is_superuser: bool,
+    pub is_active: bool,
+    pub is_managed: bool,
+    pub is_local: bool,
+    pub manager_id: Option<Uuid>,
+    pub state: &'static str,
+    pub tier_id: Option<Uuid>,
+    pub invoicing: bool,
+    pub unlimited: bool,
+    pub squad_enabled: bool,
+    pub must_change_password: bool,
+    pub created_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// SweatStack's spelling of `created_at`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub registered_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        let display_name = u.display_name();
+        let is_active = u.is_active();
+        Self {
+            id: u.id,
+            name: display_name.clone(),
+            display_name,
+            username: u.username,
+            email: u.email,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            logo_id: u.logo_id,
+            hotkey: u.hotkey,
+            coldkey: u.coldkey,
+            permissions: u.permissions.names(),
+            permissions_bitmask: u.permissions.bits(),
+            is_admin: u.permissions.is_admin(),
+            admin: u.permissions.is_admin(),
+            is_superuser: u.permissions.is_superuser(),
+            is_active,
+            is_managed: u.manager_id.is_some(),
+            is_local: u.has_password,
+            manager_id: u.manager_id,
+            state: u.state.as_str(),
+            tier_id: u.tier_id,
+            invoicing: u.invoicing,
+            unlimited: u.unlimited,
+            squad_enabled: u.squad_enabled,
+            must_change_password: u.must_change_password,
+            created_by: u.created_by,
+            created_at: u.created_at,
+            registered_at: u.created_at,
+            updated_at: u.updated_at,
+            last_login_at: u.last_login_at,
+            deleted_at: u.deleted_at,
+        }
+    }
+}
+
+/// 201 body of `POST /users`: the user, plus the temporary password when one was generated.
+#[derive(Debug, Serialize)]
+pub struct CreatedUserView {
+    #[serde(flatten)]
+    pub user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temp_password: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateUserBody {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub name: Option<String>,
+    pub is_admin: Option<bool>,
+    pub is_superuser: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateUserBody {
+    pub username: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub last_name: Option<Option<String>>,
+    pub name: Option<String>,
+    pub password: Option<String>,
+    #[serde(alias = "currentPassword")]
+    pub current_password: Option<String>,
+    pub is_admin: Option<bool>,
+    pub is_superuser: Option<bool>,
+    pub permissions: Option<i64>,
+}
+
+/// Paging and listing parameters of `GET /users`.
+#[derive(Debug, Deserialize)]
+pub struct ListUsersQuery {
+    pub offset: Option<u64>,
+    pub limit: Option<u64>,
+    pub page: Option<u64>,
+    pub items_per_page: Option<u64>,
+    #[serde(default)]
+    pub include_deleted: bool,
+    pub include_managed: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserListView {
+    pub data: Vec<UserView>,
+    pub total_count: u64,
+    pub has_more: bool,
+    pub offset: u64,
+    pub limit: u64,
+    pub page: u64,
+    pub items_per_page: u64,
+}
+
+/// Login by JSON or OAuth2 password form (`username`, `password`, optional `grant_type`).
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    #[serde(alias = "email", alias = "login")]
+    pub username: String,
+    pub password: String,
+    pub grant_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+}
+
+impl From<TokenPair> for TokenView {
+    fn from(t: TokenPair) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: t.token_type,
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token,
+        }
+    }
+}

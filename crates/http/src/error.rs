@@ -1,0 +1,178 @@
+//! One error type for every surface, built from each domain error. 5xx bodies never carry
+//! internal detail; the cause is logged instead.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use tessera_domain::error::{AuthError, UserError, ValidationError};
+
+/// One entry of a FastAPI-shaped validation error.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request itself is malformed (bad JSON, wrong content type).
+    BadRequest(String),
+    Unauthorized {
+        code: &'static str,
+        detail: &'static str,
+    },
+    Forbidden {
+        code: &'static str,
+        detail: String,
+    },
+    NotFound(&'static str),
+    Conflict {
+        code: &'static str,
+        detail: String,
+    },
+    PayloadTooLarge,
+    /// 422 in FastAPI's shape.
+    Validation(Vec<FieldError>),
+    Unavailable,
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    detail: &'a str,
+    code: &'a str,
+}
+
+#[derive(Serialize)]
+struct ValidationBody<'a> {
+    detail: &'a [FieldError],
+}
+
+impl ApiError {
+    pub fn validation(location: &str, field: &str, msg: impl Into<String>, kind: &str) -> Self {
+        let mut loc = vec![location.to_owned()];
+        if !field.is_empty() {
+            loc.extend(field.split('.').map(str::to_owned));
+        }
+        Self::Validation(vec![FieldError {
+            loc,
+            msg: msg.into(),
+            kind: kind.to_owned(),
+        }])
+    }
+
+    pub fn not_authenticated() -> Self {
+        Self::Unauthorized {
+            code: "not_authenticated",
+            detail: "Not authenticated",
+        }
+    }
+
+    fn from_validation(v: ValidationError) -> Self {
+        Self::validation("body", &v.field, v.reason.into_owned(), "value_error")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadRequest(m) => write!(f, "bad request: {m}"),
+            Self::Unauthorized { detail, .. } => write!(f, "unauthorized: {detail}"),
+            Self::Forbidden { detail, .. } => write!(f, "forbidden: {detail}"),
+            Self::NotFound(what) => write!(f, "not found: {what}"),
+            Self::Conflict { detail, .. } => write!(f, "conflict: {detail}"),
+            Self::PayloadTooLarge => f.write_str("payload too large"),
+            Self::Validation(errors) => write!(f, "validation failed: {errors:?}"),
+            Self::Unavailable => f.write_str("service unavailable"),
+            Self::Internal(cause) => write!(f, "internal error: {cause}"),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        let (detail, code): (&str, &str) = match self {
+            Self::Validation(errors) => {
+                return response.json(ValidationBody { detail: errors });
+            }
+            Self::BadRequest(m) => (m, "bad_request"),
+            Self::Unauthorized { code, detail } => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+                (detail, code)
+            }
+            Self::Forbidden { code, detail } => (detail, code),
+            Self::NotFound(what) => (what, "not_found"),
+            Self::Conflict { code, detail } => (detail, code),
+            Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
+            Self::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                ("Service temporarily unavailable", "unavailable")
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ("Internal server error", "internal_error")
+            }
+        };
+        response.json(ErrorBody { detail, code })
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(err: UserError) -> Self {
+        match err {
+            UserError::NotFound => Self::NotFound("User not found"),
+            UserError::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            UserError::Conflict(c) => Self::Conflict {
+                code: c.code(),
+                detail: c.message().to_owned(),
+            },
+            UserError::Validation(v) => Self::from_validation(v),
+            UserError::Unavailable => Self::Unavailable,
+            UserError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials => Self::Unauthorized {
+                code: "invalid_credentials",
+                detail: "Incorrect username or password",
+            },
+            AuthError::InvalidToken => Self::Unauthorized {
+                code: "invalid_token",
+                detail: "Invalid or expired token",
+            },
+            AuthError::PasswordChangeRequired => Self::Forbidden {
+                code: "password_change_required",
+                detail: "You must change your password first".to_owned(),
+            },
+            AuthError::Validation(v) => Self::from_validation(v),
+            AuthError::Unavailable => Self::Unavailable,
+            AuthError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Request extractors shared by every surface: authentication, and JSON / form / query parsing
+//! that answers like FastAPI (400 for malformed bodies, 422 naming the failing field).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::de::DeserializeOwned;
+use tessera_domain::Actor;
+
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// The caller, authenticated by an access token in `Authorization: Bearer …`.
+pub struct Authenticated(pub Actor);
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = BoxFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<ApiState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Internal("API state missing".into()))?;
+            let token = token.ok_or_else(ApiError::not_authenticated)?;
+            let actor = state.tessera.auth.authenticate(&token).await?;
+            Ok(Authenticated(actor))
+        })
+    }
+}
+
+/// Strips serde_json's " at line L column C" suffix: positions mean nothing to API clients.
+fn clean_message(message: String) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    }
+}
+
+/// Turns a path-tracking deserialisation error into a 422 naming the field.
+fn data_error(location: &str, path: String, message: String) -> ApiError {
+    let message = clean_message(message);
+    // serde reports a missing field at its parent's path, naming it in the message.
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.trim_end_matches('`');
+        let full = if path == "." || path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        return ApiError::validation(location, &full, "Field required", "missing");
+    }
+    let field = if path == "." { String::new() } else { path };
+    ApiError::validation(location, &field, message, "value_error")
+}
+
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Bounded nesting is serde_json's default (128 levels), so deep JSON is a clean 400.
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => data_error("body", path, inner.to_string()),
+            _ => ApiError::BadRequest(format!(
+                "Malformed JSON body: {}",
+                clean_message(inner.to_string())
+            )),
+        }
+    })?;
+    de.end()
+        .map_err(|_| ApiError::BadRequest("Malformed JSON body: trailing characters".into()))?;
+    Ok(value)
+}
+
+pub(crate) fn parse_form<T: DeserializeOwned>(location: &str, raw: &[u8]) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
+    serde_path_to_error::deserialize::<_, T>(de).map_err(|err| {
+        let path = err.path().to_string();
+        data_error(location, path, err.into_inner().to_string())
+    })
+}
+
+async fn read_body(req: HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
+    web::Bytes::from_request(&req, &mut payload)
+        .await
+        .map_err(|e| {
+            if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+            {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("Could not read the request body".into())
+            }
+        })
+}
+
+enum BodyKind {
+    Json,
+    Form,
+    Other,
+}
+
+fn body_kind(req: &HttpRequest) -> BodyKind {
+    let Some(ct) = req.headers().get(header::CONTENT_TYPE) else {
+        // FastAPI parses a body without a content type as JSON; so do we.
+        return BodyKind::Json;
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if mime == "application/json" || mime.ends_with("+json") {
+        BodyKind::Json
+    } else if mime == "application/x-www-form-urlencoded" {
+        BodyKind::Form
+    } else {
+        BodyKind::Other
+    }
+}
+
+/// A JSON body.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = BoxFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            if !matches!(body_kind(&req), BodyKind::Json) {
+                return Err(ApiError::BadRequest(
+                    "Content type must be application/json".into(),
+                ));
+            }
+            let bytes = read_body(req, payload).await?;
+            parse_json(&bytes).map(ApiJson)
+        })
+    }
+}
+
+/// A JSON or `application/x-www-form-urlencoded` body (PATCH/PUT of users, OAuth2 login).
+pub struct JsonOrForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonOrForm<T> {
+    type Error = ApiError;
+    type Future = BoxFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let kind = body_kind(&req);
+            let bytes = read_body(req, payload).await?;
+            match kind {
+                BodyKind::Json => parse_json(&bytes).map(JsonOrForm),
+                BodyKind::Form => parse_form("body", &bytes).map(JsonOrForm),
+                BodyKind::Other => Err(ApiError::BadRequest(
+                    "Content type must be application/json or application/x-www-form-urlencoded"
+                        .into(),
+                )),
+            }
+        })
+    }
+}
+
+/// Query parameters, with 422 naming the parameter that failed.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_form("query", req.query_string().as_bytes()).map(ApiQuery))
+    }
+}

@@ -1,0 +1,141 @@
+//! [`SessionRepository`] over the in-memory tables.
+
+use async_trait::async_trait;
+use tessera_domain::model::{NewSession, RefreshOutcome, Session, SessionCheck};
+use tessera_domain::ports::{RepoError, RepoResult, SessionRepository};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::state::{stored, RefreshTokenRow};
+use crate::MemoryStore;
+
+#[async_trait]
+impl SessionRepository for MemoryStore {
+    async fn start(&self, session: NewSession) -> RepoResult<()> {
+        let now = stored(session.now);
+        let mut state = self.lock();
+        if !state.users.contains_key(&session.user_id) {
+            return Err(RepoError::NotFound);
+        }
+        if state.sessions.contains_key(&session.id) {
+            return Err(RepoError::Internal(format!(
+                "duplicate key: a session with id {} exists",
+                session.id
+            )));
+        }
+        if state
+            .refresh_tokens
+            .contains_key(&session.refresh_token_digest)
+        {
+            return Err(RepoError::Internal(
+                "duplicate key: refresh token digest exists".into(),
+            ));
+        }
+
+        if let Some(row) = state.users.get_mut(&session.user_id) {
+            row.user.last_login_at = Some(now);
+        }
+        state.sessions.insert(
+            session.id,
+            Session {
+                id: session.id,
+                user_id: session.user_id,
+                created_at: now,
+                expires_at: stored(session.expires_at),
+                revoked_at: None,
+            },
+        );
+        state.refresh_tokens.insert(
+            session.refresh_token_digest,
+            RefreshTokenRow {
+                session_id: session.id,
+                spent: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn check(&self, session_id: Uuid, user_id: Uuid) -> RepoResult<SessionCheck> {
+        let state = self.lock();
+        let session = state
+            .sessions
+            .get(&session_id)
+            .filter(|session| session.user_id == user_id)
+            .ok_or(RepoError::NotFound)?;
+        let user = state.users.get(&user_id).ok_or(RepoError::NotFound)?;
+        Ok(SessionCheck {
+            user: user.user.clone(),
+            session: session.clone(),
+        })
+    }
+
+    async fn rotate_refresh(
+        &self,
+        presented: &str,
+        next: &str,
+        now: OffsetDateTime,
+    ) -> RepoResult<RefreshOutcome> {
+        let now = stored(now);
+        let mut state = self.lock();
+        let Some(token) = state.refresh_tokens.get(presented).copied() else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let Some(session) = state.sessions.get(&token.session_id) else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        if session.revoked_at.is_some() || session.expires_at <= now {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let session_id = session.id;
+        if token.spent {
+            if let Some(session) = state.sessions.get_mut(&session_id) {
+                session.revoked_at = Some(now);
+            }
+            return Ok(RefreshOutcome::Reused { session_id });
+        }
+        let Some(user) = state.users.get(&session.user_id) else {
+            return Ok(RefreshOutcome::Invalid);
+        };
+        if state.refresh_tokens.contains_key(next) {
+            return Err(RepoError::Internal(
+                "duplicate key: refresh token digest exists".into(),
+            ));
+        }
+
+        let outcome = RefreshOutcome::Rotated {
+            session: session.clone(),
+            user: Box::new(user.user.clone()),
+        };
+        if let Some(token) = state.refresh_tokens.get_mut(presented) {
+            token.spent = true;
+        }
+        state.refresh_tokens.insert(
+            next.to_owned(),
+            RefreshTokenRow {
+                session_id,
+                spent: false,
+            },
+        );
+        Ok(outcome)
+    }
+
+    async fn revoke(&self, session_id: Uuid, now: OffsetDateTime) -> RepoResult<()> {
+        let now = stored(now);
+        let mut state = self.lock();
+        if let Some(session) = state.sessions.get_mut(&session_id) {
+            session.revoked_at.get_or_insert(now);
+        }
+        Ok(())
+    }
+
+    async fn revoke_all(
+        &self,
+        user_id: Uuid,
+        keep: Option<Uuid>,
+        now: OffsetDateTime,
+    ) -> RepoResult<()> {
+        let now = stored(now);
+        self.lock().revoke_sessions_of(user_id, keep, now);
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! The tables of the store and the checks shared by the repository methods.
+
+use std::collections::{HashMap, HashSet};
+
+use tessera_domain::model::{Session, User, UserState};
+use tessera_domain::ports::RepoError;
+use time::{OffsetDateTime, UtcOffset};
+use uuid::Uuid;
+
+/// A user row: the domain value plus the secret that is deliberately not part of it.
+#[derive(Clone)]
+pub(crate) struct UserRow {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+/// A refresh-token row, keyed by its digest.
+#[derive(Clone, Copy)]
+pub(crate) struct RefreshTokenRow {
+    pub session_id: Uuid,
+    pub spent: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub users: HashMap<Uuid, UserRow>,
+    pub sessions: HashMap<Uuid, Session>,
+    pub refresh_tokens: HashMap<String, RefreshTokenRow>,
+}
+
+/// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to
+/// whole microseconds.
+pub(crate) fn stored(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(UtcOffset::UTC);
+    let micros_only = t.nanosecond() - t.nanosecond() % 1_000;
+    t.replace_nanosecond(micros_only).unwrap_or(t)
+}
+
+/// Case-insensitive equality, as the `lower(...)` unique indexes compare.
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+pub(crate) fn is_active_superuser(user: &User) -> bool {
+    user.state == UserState::Active && user.permissions.is_superuser()
+}
+
+/// The row-level CHECK constraints of the `users` table.
+pub(crate) fn check_row(row: &UserRow) -> Result<(), RepoError> {
+    let user = &row.user;
+    let violated = |name: &str| {
+        Err(RepoError::Internal(format!(
+            "new row for relation \"users\" violates check constraint \"{name}\""
+        )))
+    };
+    let chars = |s: &Option<String>| s.as_deref().map_or(0, |s| s.chars().count());
+    if user
+        .username
+        .as_ref()
+        .is_some_and(|u| !(2..=254).contains(&u.chars().count()))
+    {
+        return violated("users_username_check");
+    }
+    if chars(&user.email) > 254 {
+        return violated("users_email_check");
+    }
+    if chars(&user.first_name) > 400 {
+        return violated("users_first_name_check");
+    }
+    if chars(&user.last_name) > 400 {
+        return violated("users_last_name_check");
+    }
+    if user.manager_id.is_some()
+        && (user.username.is_some() || user.email.is_some() || row.password_hash.is_some())
+    {
+        return violated("users_managed_without_credentials");
+    }
+    if (user.state == UserState::Deleted) != user.deleted_at.is_some() {
+        return violated("users_deleted_at_matches_state");
+    }
+    Ok(())
+}
+
+impl State {
+    /// The foreign keys of a user row (`manager_id`, `created_by`) name existing users.
+    pub fn check_references(&self, user: &User) -> Result<(), RepoError> {
+        for (column, target) in [
+            ("manager_id", user.manager_id),
+            ("created_by", user.created_by),
+        ] {
+            if let Some(target) = target {
+                if !self.users.contains_key(&target) {
+                    return Err(RepoError::Internal(format!(
+                        "insert or update on table \"users\" violates foreign key constraint \"users_{column}_fkey\""
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The user other than `except` holding this username, case-insensitively.
+    pub fn username_taken(&self, username: &str, except: Option<Uuid>) -> bool {
+        self.users.values().any(|row| {
+            Some(row.user.id) != except
+                && row
+                    .user
+                    .username
+                    .as_deref()
+                    .is_some_and(|u| same_name(u, username))
+        })
+    }
+
+    /// The user other than `except` holding this email, case-insensitively.
+    pub fn email_taken(&self, email: &str, except: Option<Uuid>) -> bool {
+        self.users.values().any(|row| {
+            Some(row.user.id) != except
+                && row
+                    .user
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| same_name(e, email))
+        })
+    }
+
+    pub fn active_superusers(&self) -> usize {
+        self.users
+            .values()
+            .filter(|row| is_active_superuser(&row.user))
+            .count()
+    }
+
+    /// The user and, transitively, every user it manages.
+    pub fn managed_tree(&self, root: Uuid) -> HashSet<Uuid> {
+        let mut tree = HashSet::from([root]);
+        let mut frontier = vec![root];
+        while let Some(manager) = frontier.pop() {
+            for row in self.users.values() {
+                if row.user.manager_id == Some(manager) && tree.insert(row.user.id) {
+                    frontier.push(row.user.id);
+                }
+            }
+        }
+        tree
+    }
+
+    /// Revokes, at `now`, every live session of `user_id` but `keep`.
+    pub fn revoke_sessions_of(&mut self, user_id: Uuid, keep: Option<Uuid>, now: OffsetDateTime) {
+        for session in self.sessions.values_mut() {
+            if session.user_id == user_id
+                && Some(session.id) != keep
+                && session.revoked_at.is_none()
+            {
+                session.revoked_at = Some(now);
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! [`UserRepository`] over the in-memory tables.
+
+use async_trait::async_trait;
+use tessera_domain::model::{
+    NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState,
+};
+use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
+use tessera_domain::Conflict;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::state::{check_row, is_active_superuser, same_name, stored, State, UserRow};
+use crate::MemoryStore;
+
+fn user_from(new: NewUser) -> UserRow {
+    let now = stored(new.now);
+    let user = User {
+        id: new.id,
+        username: new.username,
+        email: new.email,
+        first_name: new.first_name,
+        last_name: new.last_name,
+        logo_id: None,
+        hotkey: None,
+        coldkey: None,
+        payment_address: None,
+        permissions: new.permissions,
+        tier_id: new.tier_id,
+        invoicing: false,
+        unlimited: false,
+        squad_enabled: false,
+        manager_id: new.manager_id,
+        state: UserState::Active,
+        has_password: new.password_hash.is_some(),
+        must_change_password: new.must_change_password,
+        tokens_valid_after: now,
+        created_by: new.created_by,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        deleted_at: None,
+    };
+    UserRow {
+        user,
+        password_hash: new.password_hash,
+    }
+}
+
+/// The user as it would be after `changes`, without the session revocation.
+fn changed(current: &UserRow, changes: &UserChanges, now: OffsetDateTime) -> UserRow {
+    let mut row = current.clone();
+    let user = &mut row.user;
+    if let Some(username) = &changes.username {
+        user.username = Some(username.clone());
+    }
+    if let Some(email) = &changes.email {
+        user.email.clone_from(email);
+    }
+    if let Some(first_name) = &changes.first_name {
+        user.first_name.clone_from(first_name);
+    }
+    if let Some(last_name) = &changes.last_name {
+        user.last_name.clone_from(last_name);
+    }
+    if let Some(hash) = &changes.password_hash {
+        row.password_hash = Some(hash.clone());
+        user.has_password = true;
+    }
+    if let Some(must_change) = changes.must_change_password {
+        user.must_change_password = must_change;
+    }
+    if let Some(permissions) = changes.permissions {
+        user.permissions = permissions;
+    }
+    if let Some(tier_id) = changes.tier_id {
+        user.tier_id = tier_id;
+    }
+    if let Some(state) = changes.state {
+        user.state = state;
+    }
+    if let Some(deleted_at) = changes.deleted_at {
+        user.deleted_at = deleted_at.map(stored);
+    }
+    if let Some(valid_after) = changes.tokens_valid_after {
+        user.tokens_valid_after = stored(valid_after);
+    }
+    user.updated_at = now;
+    row
+}
+
+#[async_trait]
+impl UserRepository for MemoryStore {
+    async fn create(&self, user: NewUser) -> RepoResult<User> {
+        let row = user_from(user);
+        let mut state = self.lock();
+        check_row(&row)?;
+        if state.users.contains_key(&row.user.id) {
+            return Err(RepoError::Internal(format!(
+                "duplicate key value violates unique constraint \"users_pkey\": {}",
+                row.user.id
+            )));
+        }
+        if let Some(username) = &row.user.username {
+            if state.username_taken(username, None) {
+                return Err(RepoError::Conflict(Conflict::DuplicateUsername));
+            }
+        }
+        if let Some(email) = &row.user.email {
+            if state.email_taken(email, None) {
+                return Err(RepoError::Conflict(Conflict::DuplicateEmail));
+            }
+        }
+        state.check_references(&row.user)?;
+        let created = row.user.clone();
+        state.users.insert(created.id, row);
+        Ok(created)
+    }
+
+    async fn get(&self, id: Uuid) -> RepoResult<User> {
+        let state = self.lock();
+        state
+            .users
+            .get(&id)
+            .map(|row| row.user.clone())
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn find_by_username(&self, username: &str) -> RepoResult<User> {
+        let state = self.lock();
+        state
+            .users
+            .values()
+            .find(|row| {
+                row.user
+                    .username
+                    .as_deref()
+                    .is_some_and(|u| same_name(u, username))
+            })
+            .map(|row| row.user.clone())
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn find_login(&self, login: &str) -> RepoResult<(User, Option<String>)> {
+        let state = self.lock();
+        // A username match wins over an email match: a login user may be named by another
+        // user's email address (usernames may be emails).
+        let by_username = state.users.values().find(|row| {
+            row.user
+                .username
+                .as_deref()
+                .is_some_and(|u| same_name(u, login))
+        });
+        let by_email = || {
+            state.users.values().find(|row| {
+                row.user
+                    .email
+                    .as_deref()
+                    .is_some_and(|e| same_name(e, login))
+            })
+        };
+        by_username
+            .or_else(by_email)
+            .map(|row| (row.user.clone(), row.password_hash.clone()))
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn password_hash(&self, id: Uuid) -> RepoResult<Option<String>> {
+        let state = self.lock();
+        state
+            .users
+            .get(&id)
+            .map(|row| row.password_hash.clone())
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn update(
+        &self,
+        id: Uuid,
+        changes: UserChanges,
+        now: OffsetDateTime,
+    ) -> RepoResult<User> {
+        let now = stored(now);
+        let mut state = self.lock();
+        let current = state.users.get(&id).ok_or(RepoError::NotFound)?;
+        let next = changed(current, &changes, now);
+
+        if is_active_superuser(&current.user)
+            && !is_active_superuser(&next.user)
+            && state.active_superusers() <= 1
+        {
+            return Err(RepoError::Conflict(Conflict::LastSuperuser));
+        }
+        check_row(&next)?;
+        if let Some(username) = &changes.username {
+            if state.username_taken(username, Some(id)) {
+                return Err(RepoError::Conflict(Conflict::DuplicateUsername));
+            }
+        }
+        if let Some(Some(email)) = &changes.email {
+            if state.email_taken(email, Some(id)) {
+                return Err(RepoError::Conflict(Conflict::DuplicateEmail));
+            }
+        }
+
+        let updated = next.user.clone();
+        state.users.insert(id, next);
+        match changes.revoke_sessions {
+            RevokeSessions::None => {}
+            RevokeSessions::All => state.revoke_sessions_of(id, None, now),
+            RevokeSessions::AllExcept(keep) => state.revoke_sessions_of(id, Some(keep), now),
+        }
+        Ok(updated)
+    }
+
+    async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
+        let state = self.lock();
+        let covered = |user: &User| match query.visible_to {
+            None => true,
+            Some(viewer) => {
+                user.id == viewer || (query.include_managed && user.manager_id == Some(viewer))
+            }
+        };
+        let mut users: Vec<&User> = state
+            .users
+            .values()
+            .map(|row| &row.user)
+            .filter(|user| covered(user))
+            .filter(|user| query.include_deleted || user.state != UserState::Deleted)
+            .collect();
+        users.sort_by_key(|user| (user.created_at, user.id));
+        let total = users.len() as u64;
+        let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let users = users
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(UserPage { users, total })
+    }
+
+    async fn any_exists(&self) -> RepoResult<bool> {
+        Ok(!self.lock().users.is_empty())
+    }
+
+    async fn purge(&self, id: Uuid) -> RepoResult<()> {
+        let mut state = self.lock();
+        if !state.users.contains_key(&id) {
+            return Err(RepoError::NotFound);
+        }
+        let doomed = state.managed_tree(id);
+        let doomed_superusers = state
+            .users
+            .values()
+            .filter(|row| doomed.contains(&row.user.id) && is_active_superuser(&row.user))
+            .count();
+        if doomed_superusers > 0 && doomed_superusers == state.active_superusers() {
+            return Err(RepoError::Conflict(Conflict::LastSuperuser));
+        }
+
+        let State {
+            users,
+            sessions,
+            refresh_tokens,
+        } = &mut *state;
+        users.retain(|user_id, _| !doomed.contains(user_id));
+        // `created_by` is ON DELETE SET NULL.
+        for row in users.values_mut() {
+            if row.user.created_by.is_some_and(|c| doomed.contains(&c)) {
+                row.user.created_by = None;
+            }
+        }
+        sessions.retain(|_, session| !doomed.contains(&session.user_id));
+        refresh_tokens.retain(|_, token| sessions.contains_key(&token.session_id));
+        Ok(())
+    }
+}

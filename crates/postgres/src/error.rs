@@ -1,0 +1,58 @@
+use diesel::result::{DatabaseErrorKind, Error};
+use tessera_domain::error::Conflict;
+use tessera_domain::ports::RepoError;
+
+/// Translates a diesel error into the domain's terms: unique violations by constraint name,
+/// lost connections as `Unavailable`, everything else `Internal` (logged by the caller's edge).
+pub(crate) fn map(err: Error) -> RepoError {
+    match err {
+        Error::NotFound => RepoError::NotFound,
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
+            match info.constraint_name() {
+                Some("users_username_key") => RepoError::Conflict(Conflict::DuplicateUsername),
+                Some("users_email_key") => RepoError::Conflict(Conflict::DuplicateEmail),
+                other => RepoError::Internal(format!("unexpected unique violation on {other:?}")),
+            }
+        }
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => RepoError::Unavailable,
+        Error::DatabaseError(_, ref info) if is_connection_failure(info.message()) => {
+            RepoError::Unavailable
+        }
+        other => RepoError::Internal(other.to_string()),
+    }
+}
+
+/// Messages tokio-postgres gives when the server went away mid-conversation, or when it is
+/// shutting down (SQLSTATE 57P01 admin_shutdown, 57P03 cannot_connect_now).
+fn is_connection_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("connection closed")
+        || m.contains("terminating connection")
+        || m.contains("the database system is shutting down")
+        || m.contains("the database system is starting up")
+        || m.contains("broken pipe")
+        || m.contains("connection reset")
+}
+
+/// The error type of transaction closures: diesel requires `From<diesel::result::Error>`, which
+/// the domain's `RepoError` rightly does not implement.
+#[derive(Debug)]
+pub(crate) struct TxError(pub RepoError);
+
+impl From<Error> for TxError {
+    fn from(err: Error) -> Self {
+        Self(map(err))
+    }
+}
+
+impl From<RepoError> for TxError {
+    fn from(err: RepoError) -> Self {
+        Self(err)
+    }
+}
+
+impl From<TxError> for RepoError {
+    fn from(err: TxError) -> Self {
+        err.0
+    }
+}

@@ -1,0 +1,77 @@
+//! PostgreSQL implementation of Tessera's storage ports, on diesel + diesel-async with a
+//! deadpool connection pool.
+//!
+//! Every port method is one transaction (or one statement). Constraint violations are mapped to
+//! domain errors by constraint name; pool time-outs and lost connections become
+//! `RepoError::Unavailable` so HTTP can answer 503.
+
+mod error;
+mod migrate;
+mod models;
+mod pool;
+pub mod schema;
+mod sessions;
+mod users;
+
+pub use migrate::{pending_migrations, run_migrations, MigrationError};
+pub use pool::{PgPool, PoolSettings};
+
+use tessera_domain::ports::{RepoError, RepoResult};
+
+/// The Postgres adapter: one pool behind every storage port.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn conn(&self) -> RepoResult<pool::PgConn> {
+        self.pool.get().await.map_err(|e| {
+            tracing::warn!(error = %e, "database pool could not provide a connection");
+            RepoError::Unavailable
+        })
+    }
+
+    /// Whether the database answers a trivial query (readiness probes).
+    pub async fn ping(&self) -> RepoResult<()> {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.conn().await?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .map_err(error::map)?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// Whether every embedded migration has been applied. One cheap query, for readiness.
+    pub async fn schema_is_current(&self) -> RepoResult<bool> {
+        use diesel::sql_types::BigInt;
+        use diesel_async::RunQueryDsl;
+
+        #[derive(diesel::QueryableByName)]
+        struct Applied {
+            #[diesel(sql_type = BigInt)]
+            count: i64,
+        }
+        let expected = migrate::embedded_versions();
+        let mut conn = self.conn().await?;
+        let applied: Applied = diesel::sql_query(
+            "SELECT count(*) AS count FROM __diesel_schema_migrations WHERE version = ANY($1)",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&expected)
+        .get_result(&mut conn)
+        .await
+        .map_err(error::map)?;
+        Ok(usize::try_from(applied.count).unwrap_or(0) == expected.len())
+    }
+}

@@ -1,0 +1,176 @@
+use diesel::prelude::*;
+use tessera_domain::model::{NewUser, Permissions, Session, User, UserChanges, UserState};
+use tessera_domain::ports::RepoError;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::schema::{sessions, users};
+
+/// A user row without its secrets: the password and fingerprint hashes are never selected here.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct UserRow {
+    id: Uuid,
+    username: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    logo_id: Option<Uuid>,
+    hotkey: Option<String>,
+    coldkey: Option<String>,
+    payment_address: Option<String>,
+    permissions: i64,
+    tier_id: Option<Uuid>,
+    invoicing: bool,
+    unlimited: bool,
+    squad_enabled: bool,
+    manager_id: Option<Uuid>,
+    state: String,
+    #[diesel(select_expression = users::password_hash.is_not_null())]
+    #[diesel(select_expression_type = diesel::dsl::IsNotNull<users::password_hash>)]
+    has_password: bool,
+    must_change_password: bool,
+    tokens_valid_after: OffsetDateTime,
+    created_by: Option<Uuid>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    last_login_at: Option<OffsetDateTime>,
+    deleted_at: Option<OffsetDateTime>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = RepoError;
+
+    fn try_from(r: UserRow) -> Result<Self, RepoError> {
+        let state = UserState::parse(&r.state)
+            .ok_or_else(|| RepoError::Internal(format!("unknown user state {:?}", r.state)))?;
+        Ok(User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            logo_id: r.logo_id,
+            hotkey: r.hotkey,
+            coldkey: r.coldkey,
+            payment_address: r.payment_address,
+            permissions: Permissions::from_bits(r.permissions),
+            tier_id: r.tier_id,
+            invoicing: r.invoicing,
+            unlimited: r.unlimited,
+            squad_enabled: r.squad_enabled,
+            manager_id: r.manager_id,
+            state,
+            has_password: r.has_password,
+            must_change_password: r.must_change_password,
+            tokens_valid_after: r.tokens_valid_after,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            last_login_at: r.last_login_at,
+            deleted_at: r.deleted_at,
+        })
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub(crate) struct NewUserRow {
+    id: Uuid,
+    username: Option<String>,
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    password_hash: Option<String>,
+    permissions: i64,
+    tier_id: Option<Uuid>,
+    manager_id: Option<Uuid>,
+    state: &'static str,
+    must_change_password: bool,
+    tokens_valid_after: OffsetDateTime,
+    created_by: Option<Uuid>,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<NewUser> for NewUserRow {
+    fn from(u: NewUser) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            first_name: u.first_name,
+            last_name: u.last_name,
+            password_hash: u.password_hash,
+            permissions: u.permissions.bits(),
+            tier_id: u.tier_id,
+            manager_id: u.manager_id,
+            state: UserState::Active.as_str(),
+            must_change_password: u.must_change_password,
+            tokens_valid_after: u.now,
+            created_by: u.created_by,
+            created_at: u.now,
+            updated_at: u.now,
+        }
+    }
+}
+
+/// A partial update; `None` fields are left out of the `SET` list.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = users)]
+pub(crate) struct UserChangeset {
+    username: Option<String>,
+    email: Option<Option<String>>,
+    first_name: Option<Option<String>>,
+    last_name: Option<Option<String>>,
+    password_hash: Option<String>,
+    must_change_password: Option<bool>,
+    permissions: Option<i64>,
+    tier_id: Option<Option<Uuid>>,
+    state: Option<&'static str>,
+    deleted_at: Option<Option<OffsetDateTime>>,
+    tokens_valid_after: Option<OffsetDateTime>,
+    // Always set, so the changeset is never empty.
+    updated_at: OffsetDateTime,
+}
+
+impl UserChangeset {
+    pub(crate) fn new(c: &UserChanges, now: OffsetDateTime) -> Self {
+        Self {
+            username: c.username.clone(),
+            email: c.email.clone(),
+            first_name: c.first_name.clone(),
+            last_name: c.last_name.clone(),
+            password_hash: c.password_hash.clone(),
+            must_change_password: c.must_change_password,
+            permissions: c.permissions.map(Permissions::bits),
+            tier_id: c.tier_id,
+            state: c.state.map(UserState::as_str),
+            deleted_at: c.deleted_at,
+            tokens_valid_after: c.tokens_valid_after,
+            updated_at: now,
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            id: r.id,
+            user_id: r.user_id,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    refresh_tokens (digest) {
+        digest -> Text,
+        session_id -> Uuid,
+        created_at -> Timestamptz,
+        spent_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    tiers (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Nullable<Text>,
+        email -> Nullable<Text>,
+        first_name -> Nullable<Text>,
+        last_name -> Nullable<Text>,
+        logo_id -> Nullable<Uuid>,
+        password_hash -> Nullable<Text>,
+        hotkey -> Nullable<Text>,
+        coldkey -> Nullable<Text>,
+        payment_address -> Nullable<Text>,
+        fingerprint_hash -> Nullable<Text>,
+        permissions -> Int8,
+        tier_id -> Nullable<Uuid>,
+        invoicing -> Bool,
+        unlimited -> Bool,
+        squad_enabled -> Bool,
+        manager_id -> Nullable<Uuid>,
+        state -> Text,
+        must_change_password -> Bool,
+        tokens_valid_after -> Timestamptz,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        last_login_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(users -> tiers (tier_id));
+
+diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, sessions, tiers, users,);

@@ -1,0 +1,268 @@
+use async_trait::async_trait;
+use diesel::dsl::{count_star, exists, sql};
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Nullable, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tessera_domain::error::Conflict;
+use tessera_domain::model::{
+    NewUser, Permission, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState,
+};
+use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{map, TxError};
+use crate::models::{NewUserRow, UserChangeset, UserRow};
+use crate::schema::{sessions, users};
+use crate::PgStore;
+
+diesel::define_sql_function!(fn lower(x: Nullable<Text>) -> Nullable<Text>);
+
+fn to_users(rows: Vec<UserRow>) -> RepoResult<Vec<User>> {
+    rows.into_iter().map(User::try_from).collect()
+}
+
+/// `permissions & superuser <> 0`, for the last-superuser guard.
+fn is_superuser_sql() -> diesel::expression::SqlLiteral<Bool> {
+    sql::<Bool>(&format!(
+        "(users.permissions & {}) <> 0",
+        Permission::Superuser.bit()
+    ))
+}
+
+/// Locks every active superuser row and refuses when `target` is the only one and would stop
+/// being one. Run inside the transaction that makes the change, so two concurrent demotions
+/// cannot both pass.
+async fn guard_last_superuser(
+    conn: &mut AsyncPgConnection,
+    target: Uuid,
+    still_superuser_after: bool,
+) -> Result<(), RepoError> {
+    if still_superuser_after {
+        return Ok(());
+    }
+    let active: Vec<Uuid> = users::table
+        .filter(users::state.eq(UserState::Active.as_str()))
+        .filter(is_superuser_sql())
+        .select(users::id)
+        .for_update()
+        .load(conn)
+        .await
+        .map_err(map)?;
+    if active.len() == 1 && active[0] == target {
+        return Err(RepoError::Conflict(Conflict::LastSuperuser));
+    }
+    Ok(())
+}
+
+pub(crate) async fn revoke_sessions(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    now: OffsetDateTime,
+) -> Result<(), RepoError> {
+    let target = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null());
+    let result = match keep {
+        Some(keep) => {
+            diesel::update(target.filter(sessions::id.ne(keep)))
+                .set(sessions::revoked_at.eq(now))
+                .execute(conn)
+                .await
+        }
+        None => {
+            diesel::update(target)
+                .set(sessions::revoked_at.eq(now))
+                .execute(conn)
+                .await
+        }
+    };
+    result.map(|_| ()).map_err(map)
+}
+
+type BoxedUsers<'a> = users::BoxedQuery<'a, diesel::pg::Pg>;
+
+fn list_filter(query: &UserListQuery) -> BoxedUsers<'static> {
+    let mut q = users::table.into_boxed();
+    if let Some(viewer) = query.visible_to {
+        q = if query.include_managed {
+            q.filter(users::id.eq(viewer).or(users::manager_id.eq(viewer)))
+        } else {
+            q.filter(users::id.eq(viewer))
+        };
+    }
+    if !query.include_deleted {
+        q = q.filter(users::state.ne(UserState::Deleted.as_str()));
+    }
+    q
+}
+
+fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl UserRepository for PgStore {
+    async fn create(&self, user: NewUser) -> RepoResult<User> {
+        let mut conn = self.conn().await?;
+        let row: UserRow = diesel::insert_into(users::table)
+            .values(NewUserRow::from(user))
+            .returning(UserRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .map_err(map)?;
+        row.try_into()
+    }
+
+    async fn get(&self, id: Uuid) -> RepoResult<User> {
+        let mut conn = self.conn().await?;
+        let row: UserRow = users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        row.try_into()
+    }
+
+    async fn find_by_username(&self, username: &str) -> RepoResult<User> {
+        let mut conn = self.conn().await?;
+        let row: UserRow = users::table
+            .filter(lower(users::username).eq(lower(username)))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        row.try_into()
+    }
+
+    async fn find_login(&self, login: &str) -> RepoResult<(User, Option<String>)> {
+        let mut conn = self.conn().await?;
+        // A username match wins over an email match (a Run:ai local user's username is an
+        // email address that another user could hold as their email).
+        let (row, hash): (UserRow, Option<String>) = users::table
+            .filter(
+                lower(users::username)
+                    .eq(lower(login))
+                    .or(lower(users::email).eq(lower(login))),
+            )
+            .order(lower(users::username).eq(lower(login)).desc())
+            .select((UserRow::as_select(), users::password_hash))
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok((row.try_into()?, hash))
+    }
+
+    async fn password_hash(&self, id: Uuid) -> RepoResult<Option<String>> {
+        let mut conn = self.conn().await?;
+        users::table
+            .find(id)
+            .select(users::password_hash)
+            .first(&mut conn)
+            .await
+            .map_err(map)
+    }
+
+    async fn update(
+        &self,
+        id: Uuid,
+        changes: UserChanges,
+        now: OffsetDateTime,
+    ) -> RepoResult<User> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            if changes.may_reduce_superusers() {
+                let current: Option<(String, i64)> = users::table
+                    .find(id)
+                    .select((users::state, users::permissions))
+                    .first(conn)
+                    .await
+                    .optional()
+                    .map_err(map)?;
+                let (state, bits) = current.ok_or(TxError(RepoError::NotFound))?;
+                let after_state = changes
+                    .state
+                    .map(UserState::as_str)
+                    .unwrap_or(state.as_str())
+                    .to_owned();
+                let after_perms = changes
+                    .permissions
+                    .unwrap_or(tessera_domain::model::Permissions::from_bits(bits));
+                let still = after_state == UserState::Active.as_str() && after_perms.is_superuser();
+                guard_last_superuser(conn, id, still).await?;
+            }
+            let row: UserRow = diesel::update(users::table.find(id))
+                .set(UserChangeset::new(&changes, now))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(map)?;
+            match changes.revoke_sessions {
+                RevokeSessions::None => {}
+                RevokeSessions::All => revoke_sessions(conn, id, None, now).await?,
+                RevokeSessions::AllExcept(keep) => {
+                    revoke_sessions(conn, id, Some(keep), now).await?
+                }
+            }
+            Ok(User::try_from(row)?)
+        })
+        .await
+        .map_err(RepoError::from)
+    }
+
+    async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
+        let mut conn = self.conn().await?;
+        let total: i64 = list_filter(&query)
+            .select(count_star())
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        let rows: Vec<UserRow> = list_filter(&query)
+            .order((users::created_at.asc(), users::id.asc()))
+            .offset(clamp_i64(query.offset))
+            .limit(clamp_i64(query.limit))
+            .select(UserRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok(UserPage {
+            users: to_users(rows)?,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    async fn any_exists(&self) -> RepoResult<bool> {
+        let mut conn = self.conn().await?;
+        diesel::select(exists(users::table.select(users::id)))
+            .get_result(&mut conn)
+            .await
+            .map_err(map)
+    }
+
+    async fn purge(&self, id: Uuid) -> RepoResult<()> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let exists: Option<Uuid> = users::table
+                .find(id)
+                .select(users::id)
+                .first(conn)
+                .await
+                .optional()
+                .map_err(map)?;
+            if exists.is_none() {
+                return Err(RepoError::NotFound.into());
+            }
+            guard_last_superuser(conn, id, false).await?;
+            // Sessions, refresh tokens and managed users go by ON DELETE CASCADE.
+            diesel::delete(users::table.find(id))
+                .execute(conn)
+                .await
+                .map_err(map)?;
+            Ok(())
+        })
+        .await
+        .map_err(RepoError::from)
+    }
+}

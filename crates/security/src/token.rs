@@ -1,0 +1,126 @@
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tessera_domain::model::AccessClaims;
+use tessera_domain::ports::TokenCodec;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const ISSUER: &str = "tessera";
+
+/// HS256 access tokens. Only HS256 is accepted: `alg: none`, other algorithms and other keys
+/// all fail verification.
+pub struct JwtCodec {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: Uuid,
+    sid: Uuid,
+    iat: i64,
+    exp: i64,
+    scope: String,
+}
+
+impl JwtCodec {
+    /// The secret must be at least 32 bytes: HS256 is only as strong as its key.
+    pub fn new(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("the JWT secret must be at least 32 bytes long".into());
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
+        validation.leeway = 5;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })
+    }
+}
+
+impl TokenCodec for JwtCodec {
+    fn encode(&self, claims: &AccessClaims) -> Result<String, String> {
+        let body = Claims {
+            iss: ISSUER.to_owned(),
+            sub: claims.subject,
+            sid: claims.session_id,
+            iat: claims.issued_at.unix_timestamp(),
+            exp: claims.expires_at.unix_timestamp(),
+            scope: claims.scope.clone(),
+        };
+        encode(&Header::new(Algorithm::HS256), &body, &self.encoding)
+            .map_err(|e| format!("cannot sign access token: {e}"))
+    }
+
+    fn decode(&self, token: &str) -> Option<AccessClaims> {
+        // Bound the work an attacker can make us do before signature checking.
+        if token.len() > 4096 {
+            return None;
+        }
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        let c = data.claims;
+        Some(AccessClaims {
+            subject: c.sub,
+            session_id: c.sid,
+            issued_at: OffsetDateTime::from_unix_timestamp(c.iat).ok()?,
+            expires_at: OffsetDateTime::from_unix_timestamp(c.exp).ok()?,
+            scope: c.scope,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn claims(exp_in: i64) -> AccessClaims {
+        let now = OffsetDateTime::now_utc();
+        AccessClaims {
+            subject: Uuid::now_v7(),
+            session_id: Uuid::now_v7(),
+            issued_at: now,
+            expires_at: now + time::Duration::seconds(exp_in),
+            scope: "full".into(),
+        }
+    }
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn round_trips_and_rejects_other_keys_and_expiry() {
+        let codec = JwtCodec::new(KEY).unwrap();
+        let c = claims(60);
+        let token = codec.encode(&c).unwrap();
+        let back = codec.decode(&token).unwrap();
+        assert_eq!(back.subject, c.subject);
+        assert_eq!(back.session_id, c.session_id);
+        let other = JwtCodec::new(b"another-secret-another-secret-xx").unwrap();
+        assert!(other.decode(&token).is_none());
+        let expired = codec.encode(&claims(-60)).unwrap();
+        assert!(codec.decode(&expired).is_none());
+    }
+
+    #[test]
+    fn rejects_alg_none_and_tampering() {
+        let codec = JwtCodec::new(KEY).unwrap();
+        let token = codec.encode(&claims(60)).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        // {"alg":"none","typ":"JWT"}
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+        assert!(codec.decode(&none).is_none());
+        let tampered = format!("{}.{}x.{}", parts[0], parts[1], parts[2]);
+        assert!(codec.decode(&tampered).is_none());
+        assert!(codec.decode("garbage").is_none());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(JwtCodec::new(b"short").is_err());
+    }
+}

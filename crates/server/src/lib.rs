@@ -1,0 +1,248 @@
+//! The `tessera` server: reads configuration, builds the adapters, hands them to the domain and
+//! serves the result over HTTP. This is the only crate that knows every other one.
+
+pub mod settings;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpServer};
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
+use tessera_domain::ports::{SystemClock, UuidV7Generator};
+use tessera_domain::services::CreatedUser;
+use tessera_domain::values::PasswordPolicy;
+use tessera_domain::{Ports, Tessera, TesseraConfig};
+use tessera_http::{ApiState, HttpLimits, Readiness};
+use tessera_memory::MemoryStore;
+use tessera_postgres::{PgStore, PoolSettings};
+use tessera_security::{Argon2Hasher, Argon2Settings, JwtCodec, RandomSecrets};
+
+pub use settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Settings(#[from] settings::SettingsError),
+    #[error("database: {0}")]
+    Database(String),
+    #[error("{0}")]
+    Security(String),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// The storage behind the ports, as chosen by `database.url`.
+#[derive(Clone)]
+pub enum Storage {
+    Postgres(PgStore),
+    Memory(MemoryStore),
+}
+
+impl Storage {
+    /// Builds the pool (connections open lazily, so this works while the database is down).
+    pub fn connect(settings: &Settings) -> Result<Self, StartupError> {
+        if settings.uses_memory_storage() {
+            return Ok(Self::Memory(MemoryStore::new()));
+        }
+        let pool = PoolSettings {
+            max_size: settings.database.pool_size,
+            wait_timeout: settings.pool_wait_timeout(),
+            connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+        }
+        .build(settings.database_url())
+        .map_err(StartupError::Database)?;
+        Ok(Self::Postgres(PgStore::new(pool)))
+    }
+
+    /// Applies pending migrations (a no-op for memory storage).
+    pub async fn migrate(&self, settings: &Settings) -> Result<Vec<String>, StartupError> {
+        match self {
+            Self::Memory(_) => Ok(Vec::new()),
+            Self::Postgres(_) => tessera_postgres::run_migrations(settings.database_url())
+                .await
+                .map_err(|e| StartupError::Database(e.to_string())),
+        }
+    }
+}
+
+struct StorageReadiness(Storage);
+
+#[async_trait]
+impl Readiness for StorageReadiness {
+    async fn check(&self) -> Result<(), String> {
+        match &self.0 {
+            Storage::Memory(_) => Ok(()),
+            Storage::Postgres(store) => {
+                store
+                    .ping()
+                    .await
+                    .map_err(|_| "database unreachable".to_owned())?;
+                if store
+                    .schema_is_current()
+                    .await
+                    .map_err(|_| "database unreachable".to_owned())?
+                {
+                    Ok(())
+                } else {
+                    Err("database schema is behind: run `tessera migrate`".to_owned())
+                }
+            }
+        }
+    }
+}
+
+/// Builds the domain over the configured adapters.
+pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, StartupError> {
+    let (users, sessions): (
+        Arc<dyn tessera_domain::ports::UserRepository>,
+        Arc<dyn tessera_domain::ports::SessionRepository>,
+    ) = match storage {
+        Storage::Postgres(store) => (Arc::new(store.clone()), Arc::new(store.clone())),
+        Storage::Memory(store) => (Arc::new(store.clone()), Arc::new(store.clone())),
+    };
+    let hashing = &settings.password_hashing;
+    let hasher = Argon2Hasher::new(Argon2Settings {
+        memory_kib: hashing.memory_kib,
+        iterations: hashing.iterations,
+        parallelism: hashing.parallelism,
+        max_concurrent: hashing.max_concurrent,
+    })
+    .map_err(StartupError::Security)?;
+    let secret = settings.auth.jwt_secret.expose_secret();
+    let tokens = if secret.is_empty() {
+        tracing::warn!(
+            "auth.jwt_secret is empty: using a random per-process key; tokens will not survive a \
+             restart or work across processes (set TESSERA__AUTH__JWT_SECRET)"
+        );
+        let random = tessera_domain::ports::SecretGenerator::new_token(&RandomSecrets);
+        JwtCodec::new(random.as_bytes())
+    } else {
+        JwtCodec::new(secret.as_bytes())
+    }
+    .map_err(StartupError::Security)?;
+    let ports = Ports {
+        users,
+        sessions,
+        hasher: Arc::new(hasher),
+        tokens: Arc::new(tokens),
+        secrets: Arc::new(RandomSecrets),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidV7Generator),
+    };
+    let config = TesseraConfig {
+        access_token_ttl: Duration::from_secs(settings.auth.access_token_ttl_secs),
+        session_ttl: Duration::from_secs(settings.auth.session_ttl_secs),
+        password_policy: PasswordPolicy {
+            min_len: settings.auth.password_min_length,
+            max_len: settings.auth.password_max_length,
+        },
+    };
+    Ok(Tessera::new(ports, config))
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    /// Set when start-up created the first superuser with a generated password.
+    pub bootstrapped: Option<CreatedUser>,
+    pub tessera: Tessera,
+    server: actix_web::dev::Server,
+}
+
+impl RunningServer {
+    /// Runs until the server stops (SIGINT/SIGTERM, or `handle.stop`).
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Runs the server on the current tokio runtime in the background.
+    pub fn spawn(self) -> (SocketAddr, ServerHandle, Tessera) {
+        let (addr, handle, tessera) = (self.addr, self.handle.clone(), self.tessera.clone());
+        tokio::spawn(self.server);
+        (addr, handle, tessera)
+    }
+}
+
+/// Migrates (if configured), bootstraps the first superuser on an empty database, binds the
+/// listener and returns the server, not yet running.
+pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
+    let storage = Storage::connect(settings)?;
+    if settings.database.migrate_on_start {
+        let applied = storage.migrate(settings).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied database migrations");
+        }
+    }
+    let tessera = build_tessera(settings, &storage)?;
+    let bootstrapped = bootstrap(settings, &tessera).await?;
+
+    let state = web::Data::new(ApiState {
+        tessera: tessera.clone(),
+        readiness: Arc::new(StorageReadiness(storage)),
+    });
+    let limits = HttpLimits {
+        max_body_bytes: settings.server.max_body_bytes,
+    };
+    let addr = format!("{}:{}", settings.server.host, settings.server.port);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .configure(tessera_http::configure(state.clone(), limits))
+    })
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    let server = server.bind(&addr).map_err(|source| StartupError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
+    let bound = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartupError::Bind {
+            addr: addr.clone(),
+            source: std::io::Error::other("no address bound"),
+        })?;
+    let server = server.run();
+    tracing::info!(address = %format!("http://{bound}"), "tessera listening");
+    Ok(RunningServer {
+        addr: bound,
+        handle: server.handle(),
+        bootstrapped,
+        tessera,
+        server,
+    })
+}
+
+async fn bootstrap(
+    settings: &Settings,
+    tessera: &Tessera,
+) -> Result<Option<CreatedUser>, StartupError> {
+    let password = settings.bootstrap.admin_password.expose_secret();
+    let password = (!password.is_empty()).then_some(password);
+    let created = tessera
+        .users
+        .bootstrap_superuser(&settings.bootstrap.admin_username, password)
+        .await
+        .map_err(|e| StartupError::Bootstrap(e.to_string()))?;
+    if let Some(created) = &created {
+        tracing::info!(
+            username = created.user.username.as_deref().unwrap_or(""),
+            "created the first superuser"
+        );
+    }
+    Ok(created)
+}

@@ -1,0 +1,155 @@
+//! Layered configuration: the built-in `config/default.toml`, then `config/$TESSERA_ENV.toml`,
+//! then `TESSERA__SECTION__KEY` environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub password_hashing: PasswordHashingSettings,
+    pub bootstrap: BootstrapSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: usize,
+    pub pool_wait_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: SecretString,
+    pub access_token_ttl_secs: u64,
+    pub session_ttl_secs: u64,
+    pub password_min_length: usize,
+    pub password_max_length: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PasswordHashingSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BootstrapSettings {
+    pub admin_username: String,
+    pub admin_password: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: String,
+    pub level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct SettingsError(String);
+
+impl Settings {
+    /// Reads the layers. `TESSERA_CONFIG_DIR` (default `config`) holds the environment files;
+    /// `TESSERA_ENV` picks one (default `development`; the file is optional).
+    pub fn load() -> Result<Self, SettingsError> {
+        let dir = std::env::var("TESSERA_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let env = std::env::var("TESSERA_ENV").unwrap_or_else(|_| "development".into());
+        Self::load_with(&dir, &env, &[])
+    }
+
+    /// The same layers from an explicit directory and environment name, with `overrides`
+    /// (dotted keys such as `"server.port"`) applied last. Test harnesses use this.
+    pub fn load_with(
+        dir: &str,
+        env: &str,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from(PathBuf::from(&dir).join(format!("{env}.toml"))).required(false))
+            .add_source(
+                Environment::with_prefix("TESSERA")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        // The conventional variable, honoured when the Tessera-specific one is not set.
+        if std::env::var_os("TESSERA__DATABASE__URL").is_none() {
+            if let Ok(url) = std::env::var("DATABASE_URL") {
+                builder = builder
+                    .set_override("database.url", url)
+                    .map_err(|e| SettingsError(e.to_string()))?;
+            }
+        }
+        for (key, value) in overrides {
+            builder = builder
+                .set_override(*key, value.clone())
+                .map_err(|e| SettingsError(e.to_string()))?;
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let secret = self.auth.jwt_secret.expose_secret();
+        if !secret.is_empty() && secret.len() < 32 {
+            return Err(SettingsError(
+                "auth.jwt_secret must be at least 32 bytes (or empty for a random per-process key)"
+                    .into(),
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(SettingsError(
+                "database.pool_size must be at least 1".into(),
+            ));
+        }
+        if self.auth.password_min_length == 0
+            || self.auth.password_min_length > self.auth.password_max_length
+            || self.auth.password_max_length > 1024
+        {
+            return Err(SettingsError(
+                "auth.password_min_length must be ≥ 1 and ≤ password_max_length ≤ 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database.url.expose_secret()
+    }
+
+    pub fn uses_memory_storage(&self) -> bool {
+        self.database_url().starts_with("memory:")
+    }
+
+    pub fn pool_wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.database.pool_wait_timeout_ms)
+    }
+}
