@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::model::Currencies;
 use crate::ports::{
     Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository, TokenCodec,
-    UserRepository,
+    UserRepository, WalletRepository,
 };
-use crate::services::{AuthService, UserService};
+use crate::services::{AuthService, UserService, WalletService};
 use crate::values::PasswordPolicy;
 
 /// Every port the domain needs. Build it from adapters (see `tessera-memory`,
@@ -16,6 +17,7 @@ use crate::values::PasswordPolicy;
 pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
+    pub wallets: Arc<dyn WalletRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -31,6 +33,8 @@ pub struct TesseraConfig {
     /// Lifetime of a session (and so of its refresh tokens) since login.
     pub session_ttl: Duration,
     pub password_policy: PasswordPolicy,
+    /// The configured currencies, their scales, and the currency of every user's first wallet.
+    pub currencies: Currencies,
 }
 
 impl Default for TesseraConfig {
@@ -39,6 +43,7 @@ impl Default for TesseraConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             password_policy: PasswordPolicy::default(),
+            currencies: Currencies::default(),
         }
     }
 }
@@ -53,6 +58,7 @@ pub(crate) struct Deps {
 pub struct Tessera {
     pub users: UserService,
     pub auth: AuthService,
+    pub wallets: WalletService,
 }
 
 impl Tessera {
@@ -60,7 +66,8 @@ impl Tessera {
         let deps = Arc::new(Deps { ports, config });
         Self {
             users: UserService::new(deps.clone()),
-            auth: AuthService::new(deps),
+            auth: AuthService::new(deps.clone()),
+            wallets: WalletService::new(deps),
         }
     }
 }

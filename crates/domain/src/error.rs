@@ -35,6 +35,21 @@ pub enum Conflict {
     LastSuperuser,
     /// The user is not in a state that allows this transition.
     InvalidState,
+    /// The debit would take the wallet below zero and its owner is not invoiced.
+    InsufficientFunds,
+    /// This `Idempotency-Key` was already used for a different request.
+    IdempotencyMismatch,
+    /// The wallet is soft-deleted: restore it before moving money through it.
+    WalletDeleted,
+    /// The wallet is not in a state that allows this transition (restoring a live wallet).
+    WalletState,
+    /// Turning invoicing off would leave a wallet of the user below zero.
+    NegativeBalance,
+    /// The balance would leave the signed 64-bit range. Services report it as a validation
+    /// error (422), since only the amount can cause it.
+    BalanceOverflow,
+    /// The two wallets of a transfer hold different currencies. Reported as a validation error.
+    CurrencyMismatch,
 }
 
 impl Conflict {
@@ -44,6 +59,13 @@ impl Conflict {
             Self::DuplicateEmail => "duplicate_email",
             Self::LastSuperuser => "last_superuser",
             Self::InvalidState => "invalid_state",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::IdempotencyMismatch => "idempotency_mismatch",
+            Self::WalletDeleted => "wallet_deleted",
+            Self::WalletState => "invalid_state",
+            Self::NegativeBalance => "negative_balance",
+            Self::BalanceOverflow => "balance_overflow",
+            Self::CurrencyMismatch => "currency_mismatch",
         }
     }
 
@@ -53,6 +75,15 @@ impl Conflict {
             Self::DuplicateEmail => "a user with this email already exists",
             Self::LastSuperuser => "the last active superuser cannot be removed or demoted",
             Self::InvalidState => "the user is not in a state that allows this",
+            Self::InsufficientFunds => "insufficient funds: the balance cannot go below zero",
+            Self::IdempotencyMismatch => {
+                "this Idempotency-Key was already used with a different request"
+            }
+            Self::WalletDeleted => "the wallet is deleted; restore it first",
+            Self::WalletState => "the wallet is not in a state that allows this",
+            Self::NegativeBalance => "a wallet of the user has a negative balance",
+            Self::BalanceOverflow => "the balance would exceed the representable range",
+            Self::CurrencyMismatch => "the wallets hold different currencies",
         }
     }
 }
@@ -85,6 +116,72 @@ impl UserError {
         Self::Forbidden {
             code: "forbidden",
             message,
+        }
+    }
+}
+
+/// Errors of the wallet and ledger use cases.
+#[derive(Debug, Error)]
+pub enum WalletError {
+    /// The wallet does not exist, or the caller may not see it.
+    #[error("wallet not found")]
+    NotFound,
+    /// The user named in the request does not exist, or the caller may not see it.
+    #[error("user not found")]
+    UserNotFound,
+    /// The caller can see the wallet (or user) but may not do this.
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// `InsufficientFunds`, `IdempotencyMismatch`, `WalletDeleted`, `WalletState`.
+    #[error("{}", .0.message())]
+    Conflict(Conflict),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl WalletError {
+    pub(crate) fn forbidden(message: &'static str) -> Self {
+        Self::Forbidden {
+            code: "forbidden",
+            message,
+        }
+    }
+}
+
+impl From<RepoError> for WalletError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::NotFound,
+            RepoError::Conflict(Conflict::BalanceOverflow) => Self::Validation(
+                ValidationError::new("amount", "the resulting balance would be out of range"),
+            ),
+            RepoError::Conflict(Conflict::CurrencyMismatch) => Self::Validation(
+                ValidationError::new("to_wallet", "the wallets hold different currencies"),
+            ),
+            RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// A user look-up inside a wallet use case: a missing user is `UserNotFound`.
+impl From<UserError> for WalletError {
+    fn from(err: UserError) -> Self {
+        match err {
+            UserError::NotFound => Self::UserNotFound,
+            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
+            UserError::Conflict(c) => Self::Conflict(c),
+            UserError::Validation(v) => Self::Validation(v),
+            UserError::Unavailable => Self::Unavailable,
+            UserError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

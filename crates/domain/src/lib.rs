@@ -18,4 +18,4 @@ pub mod values;
 
 pub use actor::Actor;
 pub use app::{Ports, Tessera, TesseraConfig};
-pub use error::{AuthError, Conflict, UserError, ValidationError};
+pub use error::{AuthError, Conflict, UserError, ValidationError, WalletError};

@@ -5,7 +5,7 @@
 //! only for users the caller can already see.
 
 use crate::actor::Actor;
-use crate::error::UserError;
+use crate::error::{UserError, WalletError};
 use crate::model::{Permission, Permissions, User, UserState};
 
 /// Whether the actor may know this user exists.
@@ -137,6 +137,108 @@ pub fn ensure_can_set_password(actor: &Actor, target: &User) -> Result<(), UserE
     }
 }
 
+/// Administrator-only surfaces (the LNbits admin API): `admin` or `superuser`. Refused with
+/// `Forbidden`, since such a surface announces itself as admin-only.
+pub fn ensure_admin(actor: &Actor) -> Result<(), UserError> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(UserError::forbidden(
+            "User not authorized. No admin privileges.",
+        ))
+    }
+}
+
+/// Superuser-only operations on an admin surface.
+pub fn ensure_superuser(actor: &Actor) -> Result<(), UserError> {
+    if actor.is_superuser() {
+        Ok(())
+    } else {
+        Err(UserError::forbidden(
+            "User not authorized. No super user privileges.",
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wallets. The owner's manager acts as the owner (PRODUCT.md §3: a manager acts for their
+// managed users). A wallet the caller may not read is `NotFound`.
+
+/// The actor is the wallet's owner, or the owner's manager.
+pub fn acts_as_owner(actor: &Actor, owner: &User) -> bool {
+    actor.id() == owner.id || manages(actor, owner)
+}
+
+/// Reading a wallet and its ledger: the owner (or their manager), administrators and billing
+/// administrators.
+pub fn can_view_wallet(actor: &Actor, owner: &User) -> bool {
+    acts_as_owner(actor, owner) || actor.is_admin() || actor.has(Permission::BillingAdmin)
+}
+
+pub fn ensure_can_view_wallet(actor: &Actor, owner: &User) -> Result<(), WalletError> {
+    if can_view_wallet(actor, owner) {
+        Ok(())
+    } else {
+        Err(WalletError::NotFound)
+    }
+}
+
+/// Soft-deleting and restoring a wallet: the owner (or their manager) and administrators.
+pub fn ensure_can_manage_wallet(actor: &Actor, owner: &User) -> Result<(), WalletError> {
+    ensure_can_view_wallet(actor, owner)?;
+    if acts_as_owner(actor, owner) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(WalletError::forbidden(
+            "only the owner or an administrator may do this",
+        ))
+    }
+}
+
+/// Listing a user's wallets: whoever may see the user (self, manager, administrators), and
+/// billing administrators.
+pub fn ensure_can_list_wallets_of(actor: &Actor, user: &User) -> Result<(), WalletError> {
+    if can_view(actor, user) || actor.has(Permission::BillingAdmin) {
+        Ok(())
+    } else {
+        Err(WalletError::UserNotFound)
+    }
+}
+
+/// Opening a wallet for a user: the user (or their manager) and administrators.
+pub fn ensure_can_create_wallet_for(actor: &Actor, user: &User) -> Result<(), WalletError> {
+    ensure_can_list_wallets_of(actor, user)?;
+    if acts_as_owner(actor, user) || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(WalletError::forbidden(
+            "only the user or an administrator may open a wallet for this user",
+        ))
+    }
+}
+
+/// Crediting or debiting a wallet by decree: `billing_admin` (implied by `admin`).
+pub fn ensure_can_adjust(actor: &Actor, owner: &User) -> Result<(), WalletError> {
+    if actor.has(Permission::BillingAdmin) {
+        return Ok(());
+    }
+    ensure_can_view_wallet(actor, owner)?;
+    Err(WalletError::forbidden(
+        "the billing_admin permission is required to adjust balances",
+    ))
+}
+
+/// Moving money out of a wallet: its owner (or their manager), or a billing administrator.
+pub fn ensure_can_transfer_from(actor: &Actor, owner: &User) -> Result<(), WalletError> {
+    if acts_as_owner(actor, owner) || actor.has(Permission::BillingAdmin) {
+        return Ok(());
+    }
+    ensure_can_view_wallet(actor, owner)?;
+    Err(WalletError::forbidden(
+        "only the owner or a billing administrator may move money out of this wallet",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +335,63 @@ mod tests {
         gone.state = UserState::Deleted;
         assert!(can_view(&actor(&admin), &gone));
         assert!(!can_view(&actor(&gone.clone()), &gone));
+    }
+
+    #[test]
+    fn wallets_are_reached_by_owner_manager_and_billing() {
+        let owner = user(Permissions::NONE);
+        let stranger = user(Permissions::NONE);
+        let billing = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let mut managed = user(Permissions::NONE);
+        managed.manager_id = Some(owner.id);
+
+        assert!(ensure_can_view_wallet(&actor(&owner), &owner).is_ok());
+        assert!(ensure_can_view_wallet(&actor(&owner), &managed).is_ok());
+        assert!(matches!(
+            ensure_can_view_wallet(&actor(&stranger), &owner),
+            Err(WalletError::NotFound)
+        ));
+        assert!(ensure_can_view_wallet(&actor(&billing), &owner).is_ok());
+
+        assert!(matches!(
+            ensure_can_adjust(&actor(&owner), &owner),
+            Err(WalletError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            ensure_can_adjust(&actor(&stranger), &owner),
+            Err(WalletError::NotFound)
+        ));
+        assert!(ensure_can_adjust(&actor(&billing), &owner).is_ok());
+        assert!(ensure_can_adjust(&actor(&admin), &owner).is_ok());
+
+        assert!(ensure_can_transfer_from(&actor(&owner), &managed).is_ok());
+        assert!(matches!(
+            ensure_can_transfer_from(&actor(&stranger), &owner),
+            Err(WalletError::NotFound)
+        ));
+        assert!(matches!(
+            ensure_can_manage_wallet(&actor(&billing), &owner),
+            Err(WalletError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            ensure_can_create_wallet_for(&actor(&stranger), &owner),
+            Err(WalletError::UserNotFound)
+        ));
+        assert!(ensure_can_create_wallet_for(&actor(&admin), &owner).is_ok());
+    }
+
+    #[test]
+    fn admin_surfaces_refuse_with_forbidden() {
+        let plain = user(Permissions::NONE);
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let root = user(Permissions::NONE.with(Permission::Superuser));
+        assert!(matches!(
+            ensure_admin(&actor(&plain)),
+            Err(UserError::Forbidden { .. })
+        ));
+        assert!(ensure_admin(&actor(&admin)).is_ok());
+        assert!(ensure_superuser(&actor(&admin)).is_err());
+        assert!(ensure_superuser(&actor(&root)).is_ok() && ensure_admin(&actor(&root)).is_ok());
     }
 }

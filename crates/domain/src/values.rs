@@ -246,6 +246,121 @@ impl UserRef {
     }
 }
 
+/// Longest wallet name.
+pub const MAX_WALLET_NAME_LEN: usize = 100;
+/// Longest reason of a ledger entry.
+pub const MAX_REASON_LEN: usize = 500;
+/// Longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Trimmed, 1..=`max` characters, no control characters.
+fn bounded_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValidationError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters long"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A wallet's name: trimmed, 1..=100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletName(String);
+
+impl WalletName {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
+        bounded_text(field, raw, MAX_WALLET_NAME_LEN).map(Self)
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// Why a balance changed, as recorded in the ledger: trimmed, 1..=500 characters, no control
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
+        bounded_text(field, raw, MAX_REASON_LEN).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// An `Idempotency-Key`: 1..=255 printable ASCII characters (space through `~`), taken as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, ValidationError> {
+        if raw.is_empty() || raw.len() > MAX_IDEMPOTENCY_KEY_LEN {
+            return Err(ValidationError::new(
+                field,
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters long"),
+            ));
+        }
+        if !raw.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return Err(ValidationError::new(
+                field,
+                "must contain only printable ASCII characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod wallet_value_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_reasons_are_bounded() {
+        assert_eq!(
+            WalletName::parse("name", "  Savings ").map(WalletName::into_inner),
+            Ok("Savings".to_owned())
+        );
+        assert!(WalletName::parse("name", " ").is_err());
+        assert!(WalletName::parse("name", &"x".repeat(101)).is_err());
+        assert!(Reason::parse("reason", &"é".repeat(500)).is_ok());
+        assert!(Reason::parse("reason", &"é".repeat(501)).is_err());
+        assert!(Reason::parse("reason", "a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_printable_ascii() {
+        assert!(IdempotencyKey::parse("k", "order-42 retry #1").is_ok());
+        assert!(IdempotencyKey::parse("k", &"k".repeat(255)).is_ok());
+        assert!(IdempotencyKey::parse("k", &"k".repeat(256)).is_err());
+        assert!(IdempotencyKey::parse("k", "").is_err());
+        assert!(IdempotencyKey::parse("k", "tab\there").is_err());
+        assert!(IdempotencyKey::parse("k", "ключ").is_err());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

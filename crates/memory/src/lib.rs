@@ -1,9 +1,11 @@
 //! In-memory storage for Tessera: a faithful second implementation of the storage ports.
 //!
-//! [`MemoryStore`] implements [`UserRepository`] and [`SessionRepository`] with the same
+//! [`MemoryStore`] implements [`UserRepository`], [`SessionRepository`] and
+//! [`WalletRepository`] with the same
 //! observable behaviour as the PostgreSQL adapter, as pinned down by the storage contract suite
 //! in `tessera-testkit`: case-insensitive uniqueness among all users (soft-deleted included),
-//! the last-superuser rule, cascading purge, refresh-token rotation with reuse detection.
+//! the last-superuser rule, cascading purge, refresh-token rotation with reuse detection, exact
+//! balances with their ledger, idempotency keys.
 //! Timestamps are stored as PostgreSQL stores them: in UTC, truncated to whole microseconds.
 //!
 //! Every method takes one lock, checks everything, and only then mutates, so each call is one
@@ -12,11 +14,12 @@
 mod sessions;
 mod state;
 mod users;
+mod wallets;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tessera_domain::ports::{SessionRepository, UserRepository};
+use tessera_domain::ports::{SessionRepository, UserRepository, WalletRepository};
 
 use crate::state::State;
 
@@ -42,6 +45,11 @@ impl MemoryStore {
         Arc::new(self.clone())
     }
 
+    /// The store as the wallet-storage port.
+    pub fn wallets(&self) -> Arc<dyn WalletRepository> {
+        Arc::new(self.clone())
+    }
+
     /// The store as the session-storage port.
     pub fn sessions(&self) -> Arc<dyn SessionRepository> {
         Arc::new(self.clone())
@@ -62,6 +70,8 @@ impl fmt::Debug for MemoryStore {
             .field("users", &state.users.len())
             .field("sessions", &state.sessions.len())
             .field("refresh_tokens", &state.refresh_tokens.len())
+            .field("wallets", &state.wallets.len())
+            .field("ledger_entries", &state.ledger.len())
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tessera_domain::model::{Session, User, UserState};
+use tessera_domain::model::{is_currency_code, LedgerEntry, Session, User, UserState, Wallet};
 use tessera_domain::ports::RepoError;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
@@ -21,11 +21,22 @@ pub(crate) struct RefreshTokenRow {
     pub spent: bool,
 }
 
+/// A claimed `Idempotency-Key`, keyed by `(scope, key)`.
+#[derive(Clone)]
+pub(crate) struct IdempotencyRow {
+    pub fingerprint: String,
+    pub entry_id: Uuid,
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     pub users: HashMap<Uuid, UserRow>,
     pub sessions: HashMap<Uuid, Session>,
     pub refresh_tokens: HashMap<String, RefreshTokenRow>,
+    pub wallets: HashMap<Uuid, Wallet>,
+    /// Every ledger entry, by id.
+    pub ledger: HashMap<Uuid, LedgerEntry>,
+    pub idempotency: HashMap<(Uuid, String), IdempotencyRow>,
 }
 
 /// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to
@@ -81,7 +92,68 @@ pub(crate) fn check_row(row: &UserRow) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// The row-level CHECK constraints of the `wallets` table.
+pub(crate) fn check_wallet(wallet: &Wallet) -> Result<(), RepoError> {
+    let violated = |name: &str| {
+        Err(RepoError::Internal(format!(
+            "new row for relation \"wallets\" violates check constraint \"{name}\""
+        )))
+    };
+    if !(1..=100).contains(&wallet.name.chars().count()) {
+        return violated("wallets_name_check");
+    }
+    if !is_currency_code(&wallet.currency) {
+        return violated("wallets_currency_check");
+    }
+    if wallet.balance < 0 && !wallet.allow_negative {
+        return violated("wallets_balance_non_negative");
+    }
+    Ok(())
+}
+
+/// The row-level CHECK constraints of the `ledger_entries` table.
+pub(crate) fn check_entry(entry: &LedgerEntry) -> Result<(), RepoError> {
+    let violated = |name: &str| {
+        Err(RepoError::Internal(format!(
+            "new row for relation \"ledger_entries\" violates check constraint \"{name}\""
+        )))
+    };
+    if entry.amount == 0 {
+        return violated("ledger_entries_amount_check");
+    }
+    if !(1..=500).contains(&entry.reason.chars().count()) {
+        return violated("ledger_entries_reason_check");
+    }
+    if entry
+        .idempotency_key
+        .as_ref()
+        .is_some_and(|k| !(1..=255).contains(&k.len()))
+    {
+        return violated("ledger_entries_idempotency_key_check");
+    }
+    Ok(())
+}
+
 impl State {
+    /// The user's live default wallet in `currency`, other than `except`.
+    pub fn live_default(
+        &self,
+        user_id: Uuid,
+        currency: &str,
+        except: Option<Uuid>,
+    ) -> Option<Uuid> {
+        self.wallets
+            .values()
+            .find(|w| {
+                w.user_id == user_id
+                    && w.currency == currency
+                    && w.is_default
+                    && w.deleted_at.is_none()
+                    && Some(w.id) != except
+            })
+            .map(|w| w.id)
+    }
+
     /// The foreign keys of a user row (`manager_id`, `created_by`) name existing users.
     pub fn check_references(&self, user: &User) -> Result<(), RepoError> {
         for (column, target) in [

@@ -2,18 +2,33 @@
 
 use async_trait::async_trait;
 use tessera_domain::model::{
-    NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState,
+    NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState, Wallet,
 };
 use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
 use tessera_domain::Conflict;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::state::{check_row, is_active_superuser, same_name, stored, State, UserRow};
+use crate::state::{
+    check_row, check_wallet, is_active_superuser, same_name, stored, State, UserRow,
+};
 use crate::MemoryStore;
 
-fn user_from(new: NewUser) -> UserRow {
+/// The user row and its default wallet.
+fn user_from(new: NewUser) -> (UserRow, Wallet) {
     let now = stored(new.now);
+    let wallet = Wallet {
+        id: new.default_wallet.id,
+        user_id: new.id,
+        name: new.default_wallet.name,
+        currency: new.default_wallet.currency,
+        is_default: true,
+        balance: 0,
+        allow_negative: false,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
     let user = User {
         id: new.id,
         username: new.username,
@@ -40,10 +55,13 @@ fn user_from(new: NewUser) -> UserRow {
         last_login_at: None,
         deleted_at: None,
     };
-    UserRow {
-        user,
-        password_hash: new.password_hash,
-    }
+    (
+        UserRow {
+            user,
+            password_hash: new.password_hash,
+        },
+        wallet,
+    )
 }
 
 /// The user as it would be after `changes`, without the session revocation.
@@ -91,9 +109,16 @@ fn changed(current: &UserRow, changes: &UserChanges, now: OffsetDateTime) -> Use
 #[async_trait]
 impl UserRepository for MemoryStore {
     async fn create(&self, user: NewUser) -> RepoResult<User> {
-        let row = user_from(user);
+        let (row, wallet) = user_from(user);
         let mut state = self.lock();
         check_row(&row)?;
+        check_wallet(&wallet)?;
+        if state.wallets.contains_key(&wallet.id) {
+            return Err(RepoError::Internal(format!(
+                "duplicate key value violates unique constraint \"wallets_pkey\": {}",
+                wallet.id
+            )));
+        }
         if state.users.contains_key(&row.user.id) {
             return Err(RepoError::Internal(format!(
                 "duplicate key value violates unique constraint \"users_pkey\": {}",
@@ -113,6 +138,7 @@ impl UserRepository for MemoryStore {
         state.check_references(&row.user)?;
         let created = row.user.clone();
         state.users.insert(created.id, row);
+        state.wallets.insert(wallet.id, wallet);
         Ok(created)
     }
 
@@ -212,6 +238,37 @@ impl UserRepository for MemoryStore {
         Ok(updated)
     }
 
+    async fn set_invoicing(
+        &self,
+        id: Uuid,
+        invoicing: bool,
+        unlimited: bool,
+        now: OffsetDateTime,
+    ) -> RepoResult<User> {
+        let now = stored(now);
+        let mut state = self.lock();
+        if !state.users.contains_key(&id) {
+            return Err(RepoError::NotFound);
+        }
+        // The wallets' CHECK (balance >= 0 OR allow_negative) refuses the change.
+        if !invoicing
+            && state
+                .wallets
+                .values()
+                .any(|w| w.user_id == id && w.balance < 0)
+        {
+            return Err(RepoError::Conflict(Conflict::NegativeBalance));
+        }
+        for wallet in state.wallets.values_mut().filter(|w| w.user_id == id) {
+            wallet.allow_negative = invoicing;
+        }
+        let row = state.users.get_mut(&id).ok_or(RepoError::NotFound)?;
+        row.user.invoicing = invoicing;
+        row.user.unlimited = unlimited;
+        row.user.updated_at = now;
+        Ok(row.user.clone())
+    }
+
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
         let state = self.lock();
         let covered = |user: &User| match query.visible_to {
@@ -263,8 +320,23 @@ impl UserRepository for MemoryStore {
             users,
             sessions,
             refresh_tokens,
+            wallets,
+            ledger,
+            idempotency,
         } = &mut *state;
         users.retain(|user_id, _| !doomed.contains(user_id));
+        // Wallets, their ledger and the keys the users claimed go by ON DELETE CASCADE; entries
+        // they made in other wallets stay, without the actor (ON DELETE SET NULL).
+        wallets.retain(|_, wallet| !doomed.contains(&wallet.user_id));
+        ledger.retain(|_, entry| wallets.contains_key(&entry.wallet_id));
+        for entry in ledger.values_mut() {
+            if entry.actor_id.is_some_and(|a| doomed.contains(&a)) {
+                entry.actor_id = None;
+            }
+        }
+        idempotency.retain(|(scope, _), row| {
+            !doomed.contains(scope) && ledger.contains_key(&row.entry_id)
+        });
         // `created_by` is ON DELETE SET NULL.
         for row in users.values_mut() {
             if row.user.created_by.is_some_and(|c| doomed.contains(&c)) {

@@ -11,8 +11,30 @@ pub(crate) fn map(err: Error) -> RepoError {
             match info.constraint_name() {
                 Some("users_username_key") => RepoError::Conflict(Conflict::DuplicateUsername),
                 Some("users_email_key") => RepoError::Conflict(Conflict::DuplicateEmail),
+                // Two transactions raced to open a user's first wallet in a currency; the loser
+                // may retry (the adapters serialise this on the user row, so it is unexpected).
+                Some("wallets_one_default_key") => {
+                    RepoError::Internal("concurrent default wallet creation".into())
+                }
                 other => RepoError::Internal(format!("unexpected unique violation on {other:?}")),
             }
+        }
+        Error::DatabaseError(DatabaseErrorKind::CheckViolation, ref info)
+            if info.constraint_name() == Some("wallets_balance_non_negative") =>
+        {
+            RepoError::Conflict(Conflict::InsufficientFunds)
+        }
+        // SQLSTATE 22003 numeric_value_out_of_range: `balance + amount` left the bigint range.
+        Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+            if info.message() == "bigint out of range" =>
+        {
+            RepoError::Conflict(Conflict::BalanceOverflow)
+        }
+        // SQLSTATE 40P01: PostgreSQL broke a lock cycle; the request can simply be retried.
+        Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+            if info.message() == "deadlock detected" =>
+        {
+            RepoError::Unavailable
         }
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => RepoError::Unavailable,
         Error::DatabaseError(_, ref info) if is_connection_failure(info.message()) => {

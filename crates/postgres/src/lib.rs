@@ -12,6 +12,7 @@ mod pool;
 pub mod schema;
 mod sessions;
 mod users;
+mod wallets;
 
 pub use migrate::{pending_migrations, run_migrations, MigrationError};
 pub use pool::{PgPool, PoolSettings};

@@ -1,10 +1,12 @@
 use diesel::prelude::*;
-use tessera_domain::model::{NewUser, Permissions, Session, User, UserChanges, UserState};
+use tessera_domain::model::{
+    EntryKind, LedgerEntry, NewUser, Permissions, Session, User, UserChanges, UserState, Wallet,
+};
 use tessera_domain::ports::RepoError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::schema::{sessions, users};
+use crate::schema::{ledger_entries, sessions, users, wallets};
 
 /// A user row without its secrets: the password and fingerprint hashes are never selected here.
 #[derive(Debug, Queryable, Selectable)]
@@ -171,6 +173,92 @@ impl From<SessionRow> for Session {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = wallets, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct WalletRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub is_default: bool,
+    pub balance: i64,
+    pub allow_negative: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl From<WalletRow> for Wallet {
+    fn from(r: WalletRow) -> Self {
+        Wallet {
+            id: r.id,
+            user_id: r.user_id,
+            name: r.name,
+            currency: r.currency,
+            is_default: r.is_default,
+            balance: r.balance,
+            allow_negative: r.allow_negative,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deleted_at: r.deleted_at,
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ledger_entries, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct LedgerEntryRow {
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub kind: String,
+    pub reason: String,
+    pub actor_id: Option<Uuid>,
+    pub transfer_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+impl TryFrom<LedgerEntryRow> for LedgerEntry {
+    type Error = RepoError;
+
+    fn try_from(r: LedgerEntryRow) -> Result<Self, RepoError> {
+        let kind = EntryKind::parse(&r.kind).ok_or_else(|| {
+            RepoError::Internal(format!("unknown ledger entry kind {:?}", r.kind))
+        })?;
+        Ok(LedgerEntry {
+            id: r.id,
+            wallet_id: r.wallet_id,
+            amount: r.amount,
+            balance_after: r.balance_after,
+            kind,
+            reason: r.reason,
+            actor_id: r.actor_id,
+            transfer_id: r.transfer_id,
+            idempotency_key: r.idempotency_key,
+            created_at: r.created_at,
+        })
+    }
+}
+
+impl From<&LedgerEntry> for LedgerEntryRow {
+    fn from(e: &LedgerEntry) -> Self {
+        Self {
+            id: e.id,
+            wallet_id: e.wallet_id,
+            amount: e.amount,
+            balance_after: e.balance_after,
+            kind: e.kind.as_str().to_owned(),
+            reason: e.reason.clone(),
+            actor_id: e.actor_id,
+            transfer_id: e.transfer_id,
+            idempotency_key: e.idempotency_key.clone(),
+            created_at: e.created_at,
         }
     }
 }

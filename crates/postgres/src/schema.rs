@@ -1,6 +1,31 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Uuid,
+        key -> Text,
+        fingerprint -> Text,
+        entry_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ledger_entries (id) {
+        id -> Uuid,
+        wallet_id -> Uuid,
+        amount -> Int8,
+        balance_after -> Int8,
+        kind -> Text,
+        reason -> Text,
+        actor_id -> Nullable<Uuid>,
+        transfer_id -> Nullable<Uuid>,
+        idempotency_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     refresh_tokens (digest) {
         digest -> Text,
         session_id -> Uuid,
@@ -58,8 +83,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    wallets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        currency -> Text,
+        is_default -> Bool,
+        balance -> Int8,
+        allow_negative -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(idempotency_keys -> ledger_entries (entry_id));
+diesel::joinable!(idempotency_keys -> users (scope));
+diesel::joinable!(ledger_entries -> users (actor_id));
+diesel::joinable!(ledger_entries -> wallets (wallet_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(users -> tiers (tier_id));
+diesel::joinable!(wallets -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, sessions, tiers, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    idempotency_keys,
+    ledger_entries,
+    refresh_tokens,
+    sessions,
+    tiers,
+    users,
+    wallets,
+);

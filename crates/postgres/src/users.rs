@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{map, TxError};
-use crate::models::{NewUserRow, UserChangeset, UserRow};
-use crate::schema::{sessions, users};
+use crate::models::{NewUserRow, UserChangeset, UserRow, WalletRow};
+use crate::schema::{sessions, users, wallets};
 use crate::PgStore;
 
 diesel::define_sql_function!(fn lower(x: Nullable<Text>) -> Nullable<Text>);
@@ -106,13 +106,34 @@ fn clamp_i64(v: u64) -> i64 {
 impl UserRepository for PgStore {
     async fn create(&self, user: NewUser) -> RepoResult<User> {
         let mut conn = self.conn().await?;
-        let row: UserRow = diesel::insert_into(users::table)
-            .values(NewUserRow::from(user))
-            .returning(UserRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .map_err(map)?;
-        row.try_into()
+        let wallet = WalletRow {
+            id: user.default_wallet.id,
+            user_id: user.id,
+            name: user.default_wallet.name.clone(),
+            currency: user.default_wallet.currency.clone(),
+            is_default: true,
+            balance: 0,
+            allow_negative: false,
+            created_at: user.now,
+            updated_at: user.now,
+            deleted_at: None,
+        };
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let row: UserRow = diesel::insert_into(users::table)
+                .values(NewUserRow::from(user))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(map)?;
+            diesel::insert_into(wallets::table)
+                .values(&wallet)
+                .execute(conn)
+                .await
+                .map_err(map)?;
+            Ok(User::try_from(row)?)
+        })
+        .await
+        .map_err(RepoError::from)
     }
 
     async fn get(&self, id: Uuid) -> RepoResult<User> {
@@ -212,6 +233,43 @@ impl UserRepository for PgStore {
         .map_err(RepoError::from)
     }
 
+    async fn set_invoicing(
+        &self,
+        id: Uuid,
+        invoicing: bool,
+        unlimited: bool,
+        now: OffsetDateTime,
+    ) -> RepoResult<User> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let row: UserRow = diesel::update(users::table.find(id))
+                .set((
+                    users::invoicing.eq(invoicing),
+                    users::unlimited.eq(unlimited),
+                    users::updated_at.eq(now),
+                ))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .await
+                .map_err(map)?;
+            // The denormalised copy the wallets' CHECK reads; it refuses turning invoicing off
+            // while a wallet is below zero.
+            diesel::update(wallets::table.filter(wallets::user_id.eq(id)))
+                .set(wallets::allow_negative.eq(invoicing))
+                .execute(conn)
+                .await
+                .map_err(|e| match map(e) {
+                    RepoError::Conflict(Conflict::InsufficientFunds) => {
+                        RepoError::Conflict(Conflict::NegativeBalance)
+                    }
+                    other => other,
+                })?;
+            Ok(User::try_from(row)?)
+        })
+        .await
+        .map_err(RepoError::from)
+    }
+
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
         let mut conn = self.conn().await?;
         let total: i64 = list_filter(&query)
@@ -254,8 +312,21 @@ impl UserRepository for PgStore {
             if exists.is_none() {
                 return Err(RepoError::NotFound.into());
             }
+            // Take the user's wallets first (in id order, like transfers), before any user row
+            // is locked: a money movement that already holds one of them, and whose ledger
+            // entry must key-share-lock its actor's row, then finishes first instead of
+            // deadlocking against this delete.
+            wallets::table
+                .filter(wallets::user_id.eq(id))
+                .order(wallets::id.asc())
+                .select(wallets::id)
+                .for_update()
+                .load::<Uuid>(conn)
+                .await
+                .map_err(map)?;
             guard_last_superuser(conn, id, false).await?;
-            // Sessions, refresh tokens and managed users go by ON DELETE CASCADE.
+            // Sessions, refresh tokens, wallets with their ledger and idempotency keys, and
+            // managed users go by ON DELETE CASCADE.
             diesel::delete(users::table.find(id))
                 .execute(conn)
                 .await

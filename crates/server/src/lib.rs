@@ -103,12 +103,21 @@ impl Readiness for StorageReadiness {
 
 /// Builds the domain over the configured adapters.
 pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, StartupError> {
-    let (users, sessions): (
+    let (users, sessions, wallets): (
         Arc<dyn tessera_domain::ports::UserRepository>,
         Arc<dyn tessera_domain::ports::SessionRepository>,
+        Arc<dyn tessera_domain::ports::WalletRepository>,
     ) = match storage {
-        Storage::Postgres(store) => (Arc::new(store.clone()), Arc::new(store.clone())),
-        Storage::Memory(store) => (Arc::new(store.clone()), Arc::new(store.clone())),
+        Storage::Postgres(store) => (
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+        ),
+        Storage::Memory(store) => (
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+        ),
     };
     let hashing = &settings.password_hashing;
     let hasher = Argon2Hasher::new(Argon2Settings {
@@ -133,6 +142,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
     let ports = Ports {
         users,
         sessions,
+        wallets,
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
         secrets: Arc::new(RandomSecrets),
@@ -146,6 +156,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             min_len: settings.auth.password_min_length,
             max_len: settings.auth.password_max_length,
         },
+        currencies: settings.currencies()?,
     };
     Ok(Tessera::new(ports, config))
 }

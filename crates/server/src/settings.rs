@@ -1,12 +1,14 @@
 //! Layered configuration: the built-in `config/default.toml`, then `config/$TESSERA_ENV.toml`,
 //! then `TESSERA__SECTION__KEY` environment variables.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use tessera_domain::model::Currencies;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -16,6 +18,9 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub password_hashing: PasswordHashingSettings,
+    /// Currency code → scale (minor units per major unit = 10^scale).
+    pub currencies: BTreeMap<String, u32>,
+    pub wallets: WalletSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
 }
@@ -53,6 +58,11 @@ pub struct PasswordHashingSettings {
     pub iterations: u32,
     pub parallelism: u32,
     pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WalletSettings {
+    pub default_currency: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,7 +148,17 @@ impl Settings {
                 "auth.password_min_length must be ≥ 1 and ≤ password_max_length ≤ 1024".into(),
             ));
         }
+        self.currencies()?;
         Ok(())
+    }
+
+    /// The configured currencies, checked.
+    pub fn currencies(&self) -> Result<Currencies, SettingsError> {
+        Currencies::new(
+            self.currencies.iter().map(|(c, s)| (c.clone(), *s)),
+            &self.wallets.default_currency,
+        )
+        .map_err(|e| SettingsError(format!("[currencies]/[wallets]: {e}")))
     }
 
     pub fn database_url(&self) -> &str {

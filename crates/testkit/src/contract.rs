@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The storage contract suite: what every implementation of [`UserRepository`] and
-//! [`SessionRepository`] must do, as executable cases.
+//! The storage contract suite: what every implementation of [`UserRepository`],
+//! [`SessionRepository`] and [`WalletRepository`] must do, as executable cases (the wallet and
+//! ledger cases live in [`wallets`]).
 //!
 //! Each case is a `pub async fn` taking fresh, empty [`Stores`]. An adapter runs the whole suite
 //! with [`contract_tests!`](crate::contract_tests), giving it an `async` expression that builds
@@ -17,13 +18,18 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use tessera_domain::model::{
-    NewSession, NewUser, Permission, Permissions, RefreshOutcome, RevokeSessions, Session, User,
-    UserChanges, UserListQuery, UserState,
+    DefaultWallet, NewSession, NewUser, Permission, Permissions, RefreshOutcome, RevokeSessions,
+    Session, User, UserChanges, UserListQuery, UserState,
 };
-use tessera_domain::ports::{RepoError, RepoResult, SessionRepository, UserRepository};
+use tessera_domain::ports::{
+    RepoError, RepoResult, SessionRepository, UserRepository, WalletRepository,
+};
 use tessera_domain::Conflict;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+pub mod wallets;
+pub use wallets::*;
 
 #[doc(hidden)]
 pub use tokio as __tokio;
@@ -33,17 +39,31 @@ pub use tokio as __tokio;
 pub struct Stores {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
+    pub wallets: Arc<dyn WalletRepository>,
 }
 
 impl Stores {
-    pub fn new(users: Arc<dyn UserRepository>, sessions: Arc<dyn SessionRepository>) -> Self {
-        Self { users, sessions }
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        sessions: Arc<dyn SessionRepository>,
+        wallets: Arc<dyn WalletRepository>,
+    ) -> Self {
+        Self {
+            users,
+            sessions,
+            wallets,
+        }
     }
 
     /// A fresh in-memory store.
     pub fn memory() -> Self {
-        let (users, sessions) = tessera_memory::MemoryStore::new().ports();
-        Self { users, sessions }
+        let store = tessera_memory::MemoryStore::new();
+        let (users, sessions) = store.ports();
+        Self {
+            users,
+            sessions,
+            wallets: store.wallets(),
+        }
     }
 }
 
@@ -91,6 +111,24 @@ macro_rules! contract_tests {
             revoked_session_refresh_is_invalid,
             concurrent_creates_of_one_username,
             concurrent_refresh_rotates_once,
+            default_wallet_is_created_with_the_user,
+            wallets_open_as_default_only_when_none,
+            adjustment_moves_balance_and_writes_entry,
+            debit_below_zero_refused_unless_allow_negative,
+            overflow_is_refused,
+            soft_deleted_wallet_refuses_changes,
+            restore_keeps_one_default,
+            idempotent_replay_returns_the_same_entry,
+            idempotency_mismatch_is_detected,
+            default_target_opens_wallet_only_with_the_change,
+            transfer_moves_both_and_conserves,
+            transfer_across_currencies_is_refused,
+            ledger_is_newest_first_and_pages_by_cursor,
+            purge_removes_wallets_and_ledger,
+            summaries_show_default_balances_and_counts,
+            concurrent_adjustments_keep_the_balance_exact,
+            concurrent_replays_create_one_entry,
+            concurrent_opposite_transfers_conserve,
         }
     };
 }
@@ -161,6 +199,15 @@ pub fn superuser() -> Permissions {
     Permissions::NONE.with(Permission::Superuser)
 }
 
+/// The default wallet every new user gets: a fresh id, `usd`.
+pub fn default_wallet() -> DefaultWallet {
+    DefaultWallet {
+        id: Uuid::now_v7(),
+        name: "Main".into(),
+        currency: "usd".into(),
+    }
+}
+
 /// A login user with a random username, `<username>@example.com` and a password.
 pub fn new_user() -> NewUser {
     let username = unique_username();
@@ -177,6 +224,7 @@ pub fn new_user() -> NewUser {
         must_change_password: false,
         created_by: None,
         now: now(),
+        default_wallet: default_wallet(),
     }
 }
 
@@ -202,6 +250,7 @@ pub fn new_managed_user(manager: Uuid) -> NewUser {
         must_change_password: false,
         created_by: Some(manager),
         now: now(),
+        default_wallet: default_wallet(),
     }
 }
 
@@ -319,6 +368,7 @@ pub async fn create_and_get_roundtrip(s: Stores) {
         must_change_password: true,
         created_by: Some(creator.id),
         now: t,
+        default_wallet: default_wallet(),
     };
     let expected = User {
         id: new.id,

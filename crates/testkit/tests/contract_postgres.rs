@@ -17,7 +17,8 @@ async fn postgres_stores() -> (Stores, TestDatabase) {
     (
         Stores {
             users: Arc::new(store.clone()),
-            sessions: Arc::new(store),
+            sessions: Arc::new(store.clone()),
+            wallets: Arc::new(store),
         },
         db,
     )

@@ -1,11 +1,19 @@
 //! Entities of the domain.
 
+mod money;
 mod permissions;
 mod session;
 mod user;
+mod wallet;
 
+pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};
 pub use session::{AccessClaims, NewSession, RefreshOutcome, Session, SessionCheck, TokenPair};
 pub use user::{
     display_name, NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState,
+};
+pub use wallet::{
+    BalanceChange, ChangeTarget, DefaultWallet, EntryKind, IdempotencyClaim, LedgerCursor,
+    LedgerEntry, LedgerPage, NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
+    DEFAULT_WALLET_NAME,
 };

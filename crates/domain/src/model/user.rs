@@ -2,7 +2,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Permissions;
+use super::{DefaultWallet, Permissions};
 
 /// Where a user is in its lifecycle. Purged users do not exist at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -128,6 +128,8 @@ pub struct NewUser {
     pub must_change_password: bool,
     pub created_by: Option<Uuid>,
     pub now: OffsetDateTime,
+    /// Every user gets a default wallet, inserted in the same transaction as the user.
+    pub default_wallet: DefaultWallet,
 }
 
 /// A partial update. `None` leaves a field alone; `Some(None)` clears a nullable field.

@@ -8,11 +8,13 @@ mod clock;
 mod security;
 mod sessions;
 mod users;
+mod wallets;
 
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use security::{PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
 pub use users::UserRepository;
+pub use wallets::WalletRepository;
 
 #[cfg(feature = "mock")]
 pub use clock::{MockClock, MockIdGenerator};
@@ -22,6 +24,8 @@ pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
 pub use sessions::MockSessionRepository;
 #[cfg(feature = "mock")]
 pub use users::MockUserRepository;
+#[cfg(feature = "mock")]
+pub use wallets::MockWalletRepository;
 
 use thiserror::Error;
 

@@ -14,7 +14,9 @@ use crate::model::{NewUser, User, UserChanges, UserListQuery, UserPage};
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Inserts a user. Errors: `Conflict(DuplicateUsername | DuplicateEmail)`, `Unavailable`.
+    /// Inserts a user together with its default wallet (`user.default_wallet`, empty, the
+    /// default of its currency), in one transaction.
+    /// Errors: `Conflict(DuplicateUsername | DuplicateEmail)`, `Unavailable`.
     async fn create(&self, user: NewUser) -> RepoResult<User>;
 
     /// Errors: `NotFound`, `Unavailable`.
@@ -39,6 +41,18 @@ pub trait UserRepository: Send + Sync {
     async fn update(&self, id: Uuid, changes: UserChanges, now: OffsetDateTime)
         -> RepoResult<User>;
 
+    /// Sets the user's invoice billing flags and, in the same transaction, `allow_negative` on
+    /// every wallet of the user (the database's non-negative CHECK reads that copy).
+    /// Errors: `NotFound`, `Conflict(NegativeBalance)` (turning invoicing off while a wallet is
+    /// below zero), `Unavailable`.
+    async fn set_invoicing(
+        &self,
+        id: Uuid,
+        invoicing: bool,
+        unlimited: bool,
+        now: OffsetDateTime,
+    ) -> RepoResult<User>;
+
     /// One page of the users the query covers, oldest first (ties by id), and their total.
     /// Errors: `Unavailable`.
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage>;
@@ -46,7 +60,8 @@ pub trait UserRepository: Send + Sync {
     /// Whether any user exists at all (bootstrap of the first superuser).
     async fn any_exists(&self) -> RepoResult<bool>;
 
-    /// Removes the user and everything it owns (sessions, its managed users and theirs).
+    /// Removes the user and everything it owns (sessions, wallets and their ledger, idempotency
+    /// keys, its managed users and theirs).
     /// Errors: `NotFound`, `Conflict(LastSuperuser)`, `Unavailable`.
     async fn purge(&self, id: Uuid) -> RepoResult<()>;
 }

@@ -3,8 +3,13 @@
 
 pub mod auth;
 pub mod users;
+pub mod wallets;
 
 pub use auth::AuthService;
 pub use users::{
     CreateUserInput, CreatedUser, ListUsersInput, UpdateUserInput, UserService, UsersPage,
+};
+pub use wallets::{
+    AdjustmentInput, LedgerInput, TransferInput, WalletService, DEFAULT_LEDGER_LIMIT,
+    MAX_LEDGER_LIMIT,
 };

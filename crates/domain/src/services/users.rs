@@ -7,7 +7,8 @@ use crate::actor::Actor;
 use crate::app::Deps;
 use crate::error::{AuthError, Conflict, UserError, ValidationError};
 use crate::model::{
-    NewUser, Permission, Permissions, RevokeSessions, User, UserChanges, UserListQuery, UserState,
+    DefaultWallet, NewUser, Permission, Permissions, RevokeSessions, User, UserChanges,
+    UserListQuery, UserState, DEFAULT_WALLET_NAME,
 };
 use crate::policy;
 use crate::values::{Email, Paging, Password, PersonName, PresentedSecret, UserRef, Username};
@@ -106,6 +107,34 @@ impl UserService {
         Ok(())
     }
 
+    /// The wallet every new user gets, in the configured default currency.
+    fn default_wallet(&self) -> DefaultWallet {
+        DefaultWallet {
+            id: self.deps.ports.ids.new_id(),
+            name: DEFAULT_WALLET_NAME.to_owned(),
+            currency: self
+                .deps
+                .config
+                .currencies
+                .default_currency()
+                .as_str()
+                .to_owned(),
+        }
+    }
+
+    /// Admin-only surfaces (LNbits' admin API) check this before anything else:
+    /// `Forbidden` for callers without the `admin` permission.
+    pub fn require_admin(&self, actor: &Actor) -> Result<(), UserError> {
+        Self::gate(actor)?;
+        policy::ensure_admin(actor)
+    }
+
+    /// Like [`Self::require_admin`], for superuser-only operations.
+    pub fn require_superuser(&self, actor: &Actor) -> Result<(), UserError> {
+        Self::gate(actor)?;
+        policy::ensure_superuser(actor)
+    }
+
     async fn resolve(&self, user: &UserRef) -> Result<User, UserError> {
         let found = match user {
             UserRef::Id(id) => self.deps.ports.users.get(*id).await,
@@ -202,6 +231,7 @@ impl UserService {
                 must_change_password: temp_password.is_some(),
                 created_by: Some(actor.id()),
                 now: self.deps.ports.clock.now(),
+                default_wallet: self.default_wallet(),
             })
             .await?;
         Ok(CreatedUser {
@@ -249,6 +279,7 @@ impl UserService {
                 must_change_password: false,
                 created_by: Some(actor.id()),
                 now: self.deps.ports.clock.now(),
+                default_wallet: self.default_wallet(),
             })
             .await?;
         Ok(CreatedUser {
@@ -295,6 +326,7 @@ impl UserService {
                 must_change_password: false,
                 created_by: None,
                 now: self.deps.ports.clock.now(),
+                default_wallet: self.default_wallet(),
             })
             .await?;
         Ok(CreatedUser {

@@ -1,0 +1,394 @@
+//! Wallets and the ledger: open, read, soft-delete and restore wallets; adjust balances; move
+//! money between wallets; read the ledger. Every balance change goes through one atomic port
+//! call that moves the balance and writes its entry together.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::actor::Actor;
+use crate::app::Deps;
+use crate::error::{ValidationError, WalletError};
+use crate::model::{
+    BalanceChange, ChangeTarget, Currencies, EntryKind, IdempotencyClaim, LedgerCursor, LedgerPage,
+    Money, NewTransfer, NewWallet, Posted, Transfer, User, Wallet, WalletSummary,
+};
+use crate::policy;
+use crate::values::{IdempotencyKey, Reason, UserRef, WalletName};
+
+/// Ledger page size when the caller gives none.
+pub const DEFAULT_LEDGER_LIMIT: u32 = 50;
+/// Largest ledger page.
+pub const MAX_LEDGER_LIMIT: u32 = 500;
+
+/// `POST /wallets/{id}/adjustments`: a signed amount of minor units and why.
+#[derive(Debug, Clone)]
+pub struct AdjustmentInput {
+    pub amount: i64,
+    pub reason: String,
+}
+
+/// `POST /transfers`.
+#[derive(Debug, Clone)]
+pub struct TransferInput {
+    pub from_wallet: Uuid,
+    pub to_wallet: Uuid,
+    /// Positive minor units.
+    pub amount: i64,
+    pub reason: String,
+}
+
+/// Which ledger page to read.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerInput {
+    pub cursor: Option<LedgerCursor>,
+    pub limit: u32,
+}
+
+impl Default for LedgerInput {
+    fn default() -> Self {
+        Self {
+            cursor: None,
+            limit: DEFAULT_LEDGER_LIMIT,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct WalletService {
+    deps: Arc<Deps>,
+}
+
+fn non_zero(field: &'static str, amount: i64) -> Result<i64, ValidationError> {
+    if amount == 0 {
+        Err(ValidationError::new(field, "must not be zero"))
+    } else {
+        Ok(amount)
+    }
+}
+
+impl WalletService {
+    pub(crate) fn new(deps: Arc<Deps>) -> Self {
+        Self { deps }
+    }
+
+    /// The configured currencies and their scales.
+    pub fn currencies(&self) -> &Currencies {
+        &self.deps.config.currencies
+    }
+
+    /// Nothing but the own profile while a password change is pending.
+    fn gate(actor: &Actor) -> Result<(), WalletError> {
+        if actor.user.must_change_password {
+            return Err(WalletError::Forbidden {
+                code: "password_change_required",
+                message: "you must change your password first",
+            });
+        }
+        Ok(())
+    }
+
+    async fn resolve_user(&self, user: &UserRef) -> Result<User, WalletError> {
+        let users = &self.deps.ports.users;
+        let found = match user {
+            UserRef::Id(id) => users.get(*id).await,
+            UserRef::Username(name) => users.find_by_username(name).await,
+        };
+        found.map_err(|e| WalletError::from(crate::error::UserError::from(e)))
+    }
+
+    /// A wallet and its owner.
+    async fn wallet_and_owner(&self, id: Uuid) -> Result<(Wallet, User), WalletError> {
+        let wallet = self.deps.ports.wallets.get(id).await?;
+        // A wallet's owner always exists (wallets go with their user); anything else is a
+        // wallet nobody can see.
+        let owner = self.deps.ports.users.get(wallet.user_id).await?;
+        Ok((wallet, owner))
+    }
+
+    fn claim(
+        actor: &Actor,
+        key: Option<IdempotencyKey>,
+        fingerprint: impl FnOnce() -> String,
+    ) -> Option<IdempotencyClaim> {
+        key.map(|key| IdempotencyClaim {
+            scope: actor.id(),
+            key: key.as_str().to_owned(),
+            fingerprint: fingerprint(),
+        })
+    }
+
+    /// A user's wallets, oldest first; soft-deleted ones too when asked.
+    pub async fn list_for_user(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        include_deleted: bool,
+    ) -> Result<Vec<Wallet>, WalletError> {
+        Self::gate(actor)?;
+        let owner = self.resolve_user(user).await?;
+        policy::ensure_can_list_wallets_of(actor, &owner)?;
+        Ok(self
+            .deps
+            .ports
+            .wallets
+            .list_for_user(owner.id, include_deleted)
+            .await?)
+    }
+
+    /// Opens a wallet for a user. It becomes the user's default in its currency if the user
+    /// has none there.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        name: &str,
+        currency: &str,
+    ) -> Result<Wallet, WalletError> {
+        Self::gate(actor)?;
+        let name = WalletName::parse("name", name)?;
+        let currency = self.currencies().parse("currency", currency)?;
+        let owner = self.resolve_user(user).await?;
+        policy::ensure_can_create_wallet_for(actor, &owner)?;
+        let wallet = NewWallet {
+            id: self.deps.ports.ids.new_id(),
+            user_id: owner.id,
+            name: name.into_inner(),
+            currency: currency.as_str().to_owned(),
+            now: self.deps.ports.clock.now(),
+        };
+        self.deps
+            .ports
+            .wallets
+            .create(wallet)
+            .await
+            .map_err(|e| match e {
+                crate::ports::RepoError::NotFound => WalletError::UserNotFound,
+                other => other.into(),
+            })
+    }
+
+    pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<Wallet, WalletError> {
+        Self::gate(actor)?;
+        let (wallet, owner) = self.wallet_and_owner(id).await?;
+        policy::ensure_can_view_wallet(actor, &owner)?;
+        Ok(wallet)
+    }
+
+    /// Soft delete: the wallet keeps its balance and ledger, and no money moves through it
+    /// until it is restored. Deleting a deleted wallet changes nothing.
+    pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<Wallet, WalletError> {
+        Self::gate(actor)?;
+        let (wallet, owner) = self.wallet_and_owner(id).await?;
+        policy::ensure_can_manage_wallet(actor, &owner)?;
+        if wallet.is_deleted() {
+            return Ok(wallet);
+        }
+        let now = self.deps.ports.clock.now();
+        Ok(self.deps.ports.wallets.delete(id, now).await?)
+    }
+
+    /// Undoes a soft delete.
+    pub async fn restore(&self, actor: &Actor, id: Uuid) -> Result<Wallet, WalletError> {
+        Self::gate(actor)?;
+        let (_, owner) = self.wallet_and_owner(id).await?;
+        policy::ensure_can_manage_wallet(actor, &owner)?;
+        let now = self.deps.ports.clock.now();
+        Ok(self.deps.ports.wallets.restore(id, now).await?)
+    }
+
+    /// Credits (positive) or debits (negative) a wallet by `amount` minor units, as a billing
+    /// administrator. With an idempotency key, a repeat of the same request returns the first
+    /// entry; the same key with another request is `Conflict(IdempotencyMismatch)`.
+    pub async fn adjust(
+        &self,
+        actor: &Actor,
+        wallet_id: Uuid,
+        input: AdjustmentInput,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Posted, WalletError> {
+        Self::gate(actor)?;
+        let amount = non_zero("amount", input.amount)?;
+        let reason = Reason::parse("reason", &input.reason)?;
+        let (_, owner) = self.wallet_and_owner(wallet_id).await?;
+        policy::ensure_can_adjust(actor, &owner)?;
+        let idempotency = Self::claim(actor, key, || {
+            format!(
+                "POST adjustment\nwallet={wallet_id}\namount={amount}\nreason={}",
+                reason.as_str()
+            )
+        });
+        let change = BalanceChange {
+            entry_id: self.deps.ports.ids.new_id(),
+            target: ChangeTarget::Wallet(wallet_id),
+            amount,
+            kind: EntryKind::Adjustment,
+            reason: reason.into_inner(),
+            actor_id: Some(actor.id()),
+            idempotency,
+            now: self.deps.ports.clock.now(),
+        };
+        Ok(self.deps.ports.wallets.apply(change).await?)
+    }
+
+    /// Credits or debits a user's default wallet in `currency` by whole major units (LNbits:
+    /// whole sats), scaled exactly to minor units. A missing default wallet is opened in the
+    /// same transaction as the change, and only if the change is applied.
+    pub async fn adjust_default_in_major_units(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        currency: &str,
+        major: i64,
+        reason: &str,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Posted, WalletError> {
+        Self::gate(actor)?;
+        let currency = self.currencies().parse("currency", currency)?;
+        let money = Money::from_major(self.currencies(), currency, major, "amount")?;
+        let amount = non_zero("amount", money.minor())?;
+        let reason = Reason::parse("reason", reason)?;
+        let owner = self.resolve_user(user).await?;
+        policy::ensure_can_adjust(actor, &owner).map_err(|e| match e {
+            WalletError::NotFound => WalletError::UserNotFound,
+            other => other,
+        })?;
+        let currency = money.currency().as_str().to_owned();
+        let idempotency = Self::claim(actor, key, || {
+            format!(
+                "PUT default-wallet-balance\nuser={}\ncurrency={currency}\namount={amount}\nreason={}",
+                owner.id,
+                reason.as_str()
+            )
+        });
+        let now = self.deps.ports.clock.now();
+        let change = BalanceChange {
+            entry_id: self.deps.ports.ids.new_id(),
+            target: ChangeTarget::DefaultOf(NewWallet {
+                id: self.deps.ports.ids.new_id(),
+                user_id: owner.id,
+                name: crate::model::DEFAULT_WALLET_NAME.to_owned(),
+                currency,
+                now,
+            }),
+            amount,
+            kind: EntryKind::Adjustment,
+            reason: reason.into_inner(),
+            actor_id: Some(actor.id()),
+            idempotency,
+            now,
+        };
+        self.deps
+            .ports
+            .wallets
+            .apply(change)
+            .await
+            .map_err(|e| match e {
+                crate::ports::RepoError::NotFound => WalletError::UserNotFound,
+                other => other.into(),
+            })
+    }
+
+    /// Moves `amount` minor units between two wallets of one currency, atomically.
+    pub async fn transfer(
+        &self,
+        actor: &Actor,
+        input: TransferInput,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Transfer, WalletError> {
+        Self::gate(actor)?;
+        if input.amount <= 0 {
+            return Err(ValidationError::new("amount", "must be greater than zero").into());
+        }
+        let reason = Reason::parse("reason", &input.reason)?;
+        if input.from_wallet == input.to_wallet {
+            return Err(ValidationError::new(
+                "to_wallet",
+                "must be a different wallet than from_wallet",
+            )
+            .into());
+        }
+        let (source, owner) = self.wallet_and_owner(input.from_wallet).await?;
+        policy::ensure_can_transfer_from(actor, &owner)?;
+        let destination = self.deps.ports.wallets.get(input.to_wallet).await?;
+        if source.currency != destination.currency {
+            return Err(ValidationError::new(
+                "to_wallet",
+                format!(
+                    "holds {} but from_wallet holds {}; transfers need one currency",
+                    destination.currency, source.currency
+                ),
+            )
+            .into());
+        }
+        let (from, to, amount) = (input.from_wallet, input.to_wallet, input.amount);
+        let idempotency = Self::claim(actor, key, || {
+            format!(
+                "POST transfer\nfrom={from}\nto={to}\namount={amount}\nreason={}",
+                reason.as_str()
+            )
+        });
+        let transfer = NewTransfer {
+            transfer_id: self.deps.ports.ids.new_id(),
+            debit_entry_id: self.deps.ports.ids.new_id(),
+            credit_entry_id: self.deps.ports.ids.new_id(),
+            from_wallet: from,
+            to_wallet: to,
+            amount,
+            reason: reason.into_inner(),
+            actor_id: Some(actor.id()),
+            idempotency,
+            now: self.deps.ports.clock.now(),
+        };
+        Ok(self.deps.ports.wallets.transfer(transfer).await?)
+    }
+
+    /// One page of a wallet's ledger, newest first.
+    pub async fn ledger(
+        &self,
+        actor: &Actor,
+        wallet_id: Uuid,
+        input: LedgerInput,
+    ) -> Result<LedgerPage, WalletError> {
+        Self::gate(actor)?;
+        if !(1..=MAX_LEDGER_LIMIT).contains(&input.limit) {
+            return Err(ValidationError::new("limit", "must be between 1 and 500").into());
+        }
+        let (_, owner) = self.wallet_and_owner(wallet_id).await?;
+        policy::ensure_can_view_wallet(actor, &owner)?;
+        let limit = input.limit as usize;
+        let mut entries = self
+            .deps
+            .ports
+            .wallets
+            .ledger(wallet_id, input.cursor, input.limit + 1)
+            .await?;
+        let next = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(LedgerCursor::after)
+        } else {
+            None
+        };
+        Ok(LedgerPage { entries, next })
+    }
+
+    /// Wallet counts and default-wallet balances of users the caller has already been shown,
+    /// in one store round trip. Users whose wallets the caller may not see get an empty summary.
+    /// Allowed while a password change is pending (the own profile shows balances).
+    pub async fn summaries(
+        &self,
+        actor: &Actor,
+        users: &[User],
+    ) -> Result<HashMap<Uuid, WalletSummary>, WalletError> {
+        let visible: Vec<Uuid> = users
+            .iter()
+            .filter(|u| policy::ensure_can_list_wallets_of(actor, u).is_ok())
+            .map(|u| u.id)
+            .collect();
+        if visible.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(self.deps.ports.wallets.summaries(&visible).await?)
+    }
+}

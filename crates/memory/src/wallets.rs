@@ -1,0 +1,347 @@
+//! [`WalletRepository`] over the in-memory tables. Each method checks everything under the one
+//! lock before it mutates anything, so a balance change and its entry (and a transfer's two
+//! halves) land together or not at all, exactly like the Postgres transaction.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use tessera_domain::model::{
+    BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor, LedgerEntry,
+    NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
+};
+use tessera_domain::ports::{RepoError, RepoResult, WalletRepository};
+use tessera_domain::Conflict;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::state::{check_entry, check_wallet, stored, IdempotencyRow, State};
+use crate::MemoryStore;
+
+fn new_wallet(state: &State, new: NewWallet) -> RepoResult<Wallet> {
+    let owner = state.users.get(&new.user_id).ok_or(RepoError::NotFound)?;
+    let now = stored(new.now);
+    let wallet = Wallet {
+        id: new.id,
+        user_id: new.user_id,
+        is_default: state
+            .live_default(new.user_id, &new.currency, None)
+            .is_none(),
+        name: new.name,
+        currency: new.currency,
+        balance: 0,
+        allow_negative: owner.user.invoicing,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    check_wallet(&wallet)?;
+    if state.wallets.contains_key(&wallet.id) {
+        return Err(RepoError::Internal(format!(
+            "duplicate key value violates unique constraint \"wallets_pkey\": {}",
+            wallet.id
+        )));
+    }
+    Ok(wallet)
+}
+
+/// What a claim finds: nothing yet (go ahead), or the entry the key already produced.
+fn replayed(state: &State, claim: Option<&IdempotencyClaim>) -> RepoResult<Option<LedgerEntry>> {
+    let Some(claim) = claim else {
+        return Ok(None);
+    };
+    let Some(row) = state.idempotency.get(&(claim.scope, claim.key.clone())) else {
+        return Ok(None);
+    };
+    if row.fingerprint != claim.fingerprint {
+        return Err(RepoError::Conflict(Conflict::IdempotencyMismatch));
+    }
+    state
+        .ledger
+        .get(&row.entry_id)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| RepoError::Internal("idempotency key without its entry".into()))
+}
+
+fn check_claim_scope(state: &State, claim: Option<&IdempotencyClaim>) -> RepoResult<()> {
+    if let Some(claim) = claim {
+        if !state.users.contains_key(&claim.scope) {
+            return Err(RepoError::Internal(
+                "insert or update on table \"idempotency_keys\" violates foreign key constraint \"idempotency_keys_scope_fkey\"".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn actor_reference(state: &State, actor_id: Option<Uuid>) -> RepoResult<()> {
+    if actor_id.is_some_and(|a| !state.users.contains_key(&a)) {
+        return Err(RepoError::Internal(
+            "insert or update on table \"ledger_entries\" violates foreign key constraint \"ledger_entries_actor_id_fkey\"".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The balance after adding `amount`, or why it is refused.
+fn moved(wallet: &Wallet, amount: i64) -> RepoResult<i64> {
+    if wallet.deleted_at.is_some() {
+        return Err(RepoError::Conflict(Conflict::WalletDeleted));
+    }
+    let after = wallet
+        .balance
+        .checked_add(amount)
+        .ok_or(RepoError::Conflict(Conflict::BalanceOverflow))?;
+    if after < 0 && !wallet.allow_negative {
+        return Err(RepoError::Conflict(Conflict::InsufficientFunds));
+    }
+    Ok(after)
+}
+
+fn claim_row(state: &mut State, claim: Option<IdempotencyClaim>, entry_id: Uuid) {
+    if let Some(claim) = claim {
+        state.idempotency.insert(
+            (claim.scope, claim.key),
+            IdempotencyRow {
+                fingerprint: claim.fingerprint,
+                entry_id,
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl WalletRepository for MemoryStore {
+    async fn create(&self, wallet: NewWallet) -> RepoResult<Wallet> {
+        let mut state = self.lock();
+        let wallet = new_wallet(&state, wallet)?;
+        state.wallets.insert(wallet.id, wallet.clone());
+        Ok(wallet)
+    }
+
+    async fn get(&self, id: Uuid) -> RepoResult<Wallet> {
+        self.lock()
+            .wallets
+            .get(&id)
+            .cloned()
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn list_for_user(&self, user_id: Uuid, include_deleted: bool) -> RepoResult<Vec<Wallet>> {
+        let state = self.lock();
+        let mut wallets: Vec<Wallet> = state
+            .wallets
+            .values()
+            .filter(|w| w.user_id == user_id && (include_deleted || w.deleted_at.is_none()))
+            .cloned()
+            .collect();
+        wallets.sort_by_key(|w| (w.created_at, w.id));
+        Ok(wallets)
+    }
+
+    async fn summaries(&self, user_ids: &[Uuid]) -> RepoResult<HashMap<Uuid, WalletSummary>> {
+        let state = self.lock();
+        let mut out: HashMap<Uuid, WalletSummary> = HashMap::new();
+        for wallet in state.wallets.values() {
+            if wallet.deleted_at.is_some() || !user_ids.contains(&wallet.user_id) {
+                continue;
+            }
+            let summary = out.entry(wallet.user_id).or_default();
+            summary.wallet_count += 1;
+            if wallet.is_default {
+                summary
+                    .balances
+                    .insert(wallet.currency.clone(), wallet.balance);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet> {
+        let mut state = self.lock();
+        let wallet = state.wallets.get_mut(&id).ok_or(RepoError::NotFound)?;
+        if wallet.deleted_at.is_none() {
+            let now = stored(now);
+            wallet.deleted_at = Some(now);
+            wallet.updated_at = now;
+        }
+        Ok(wallet.clone())
+    }
+
+    async fn restore(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet> {
+        let mut state = self.lock();
+        let current = state.wallets.get(&id).ok_or(RepoError::NotFound)?;
+        if current.deleted_at.is_none() {
+            return Err(RepoError::Conflict(Conflict::WalletState));
+        }
+        let other_default = state
+            .live_default(current.user_id, &current.currency, Some(id))
+            .is_some();
+        let wallet = state.wallets.get_mut(&id).ok_or(RepoError::NotFound)?;
+        let now = stored(now);
+        wallet.deleted_at = None;
+        wallet.updated_at = now;
+        wallet.is_default = wallet.is_default && !other_default;
+        Ok(wallet.clone())
+    }
+
+    async fn apply(&self, change: BalanceChange) -> RepoResult<Posted> {
+        let mut state = self.lock();
+        if let Some(entry) = replayed(&state, change.idempotency.as_ref())? {
+            return Ok(Posted {
+                entry,
+                replayed: true,
+            });
+        }
+        check_claim_scope(&state, change.idempotency.as_ref())?;
+        actor_reference(&state, change.actor_id)?;
+        // A default wallet created here is only stored if the change is applied.
+        let mut wallet = match change.target {
+            ChangeTarget::Wallet(id) => {
+                state.wallets.get(&id).cloned().ok_or(RepoError::NotFound)?
+            }
+            ChangeTarget::DefaultOf(template) => {
+                match state.live_default(template.user_id, &template.currency, None) {
+                    Some(id) => state.wallets.get(&id).cloned().ok_or(RepoError::NotFound)?,
+                    None => new_wallet(&state, template)?,
+                }
+            }
+        };
+        let now = stored(change.now);
+        wallet.balance = moved(&wallet, change.amount)?;
+        wallet.updated_at = now;
+        let entry = LedgerEntry {
+            id: change.entry_id,
+            wallet_id: wallet.id,
+            amount: change.amount,
+            balance_after: wallet.balance,
+            kind: change.kind,
+            reason: change.reason,
+            actor_id: change.actor_id,
+            transfer_id: None,
+            idempotency_key: change.idempotency.as_ref().map(|c| c.key.clone()),
+            created_at: now,
+        };
+        check_entry(&entry)?;
+        if state.ledger.contains_key(&entry.id) {
+            return Err(RepoError::Internal("duplicate ledger entry id".into()));
+        }
+        claim_row(&mut state, change.idempotency, entry.id);
+        state.wallets.insert(wallet.id, wallet);
+        state.ledger.insert(entry.id, entry.clone());
+        Ok(Posted {
+            entry,
+            replayed: false,
+        })
+    }
+
+    async fn transfer(&self, t: NewTransfer) -> RepoResult<Transfer> {
+        let mut state = self.lock();
+        if let Some(debit) = replayed(&state, t.idempotency.as_ref())? {
+            let credit = debit
+                .transfer_id
+                .and_then(|tid| {
+                    state
+                        .ledger
+                        .values()
+                        .find(|e| e.transfer_id == Some(tid) && e.kind == EntryKind::TransferIn)
+                })
+                .cloned()
+                .ok_or_else(|| RepoError::Internal("transfer without its credit".into()))?;
+            return Ok(Transfer {
+                transfer_id: credit.transfer_id.unwrap_or(t.transfer_id),
+                debit,
+                credit,
+                replayed: true,
+            });
+        }
+        if t.from_wallet == t.to_wallet {
+            return Err(RepoError::Internal("a transfer needs two wallets".into()));
+        }
+        check_claim_scope(&state, t.idempotency.as_ref())?;
+        actor_reference(&state, t.actor_id)?;
+        let mut from = state
+            .wallets
+            .get(&t.from_wallet)
+            .cloned()
+            .ok_or(RepoError::NotFound)?;
+        let mut to = state
+            .wallets
+            .get(&t.to_wallet)
+            .cloned()
+            .ok_or(RepoError::NotFound)?;
+        if from.deleted_at.is_some() || to.deleted_at.is_some() {
+            return Err(RepoError::Conflict(Conflict::WalletDeleted));
+        }
+        if from.currency != to.currency {
+            return Err(RepoError::Conflict(Conflict::CurrencyMismatch));
+        }
+        let debit_amount = t
+            .amount
+            .checked_neg()
+            .ok_or(RepoError::Conflict(Conflict::BalanceOverflow))?;
+        from.balance = moved(&from, debit_amount)?;
+        to.balance = moved(&to, t.amount)?;
+        let now = stored(t.now);
+        from.updated_at = now;
+        to.updated_at = now;
+        let key = t.idempotency.as_ref().map(|c| c.key.clone());
+        let entry = |id, wallet: &Wallet, amount, kind| LedgerEntry {
+            id,
+            wallet_id: wallet.id,
+            amount,
+            balance_after: wallet.balance,
+            kind,
+            reason: t.reason.clone(),
+            actor_id: t.actor_id,
+            transfer_id: Some(t.transfer_id),
+            idempotency_key: key.clone(),
+            created_at: now,
+        };
+        let debit = entry(
+            t.debit_entry_id,
+            &from,
+            debit_amount,
+            EntryKind::TransferOut,
+        );
+        let credit = entry(t.credit_entry_id, &to, t.amount, EntryKind::TransferIn);
+        check_entry(&debit)?;
+        check_entry(&credit)?;
+        if debit.id == credit.id
+            || state.ledger.contains_key(&debit.id)
+            || state.ledger.contains_key(&credit.id)
+        {
+            return Err(RepoError::Internal("duplicate ledger entry id".into()));
+        }
+        claim_row(&mut state, t.idempotency, debit.id);
+        state.wallets.insert(from.id, from);
+        state.wallets.insert(to.id, to);
+        state.ledger.insert(debit.id, debit.clone());
+        state.ledger.insert(credit.id, credit.clone());
+        Ok(Transfer {
+            transfer_id: t.transfer_id,
+            debit,
+            credit,
+            replayed: false,
+        })
+    }
+
+    async fn ledger(
+        &self,
+        wallet_id: Uuid,
+        after: Option<LedgerCursor>,
+        limit: u32,
+    ) -> RepoResult<Vec<LedgerEntry>> {
+        let state = self.lock();
+        let mut entries: Vec<LedgerEntry> = state
+            .ledger
+            .values()
+            .filter(|e| e.wallet_id == wallet_id)
+            .filter(|e| after.is_none_or(|c| (e.created_at, e.id) < (c.created_at, c.id)))
+            .cloned()
+            .collect();
+        entries.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.id)));
+        entries.truncate(limit as usize);
+        Ok(entries)
+    }
+}
