@@ -1,8 +1,10 @@
 //! Wire shapes of the canonical API. Field names follow PRODUCT.md §4; aliases keep the seeds'
 //! spellings working (`docs/api.md` maps each).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
-use tessera_domain::model::{TokenPair, User};
+use tessera_domain::model::{LedgerEntry, TokenPair, Transfer, User, Wallet, WalletSummary};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -57,6 +59,22 @@ pub struct UserView {
     pub last_login_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub deleted_at: Option<OffsetDateTime>,
+    /// The balance of each live default wallet, by currency, in minor units
+    /// (`{"usd": 12500000}` is 12.5 USD).
+    pub balances: BTreeMap<String, i64>,
+    /// Live (not deleted) wallets.
+    pub wallet_count: u64,
+}
+
+impl UserView {
+    /// Fills in the wallet fields.
+    pub fn with_wallets(mut self, summary: Option<&WalletSummary>) -> Self {
+        if let Some(summary) = summary {
+            self.balances = summary.balances.clone();
+            self.wallet_count = summary.wallet_count;
+        }
+        self
+    }
 }
 
 impl From<User> for UserView {
@@ -95,6 +113,8 @@ impl From<User> for UserView {
             updated_at: u.updated_at,
             last_login_at: u.last_login_at,
             deleted_at: u.deleted_at,
+            balances: BTreeMap::new(),
+            wallet_count: 0,
         }
     }
 }
@@ -192,4 +212,148 @@ impl From<TokenPair> for TokenView {
             refresh_token: t.refresh_token,
         }
     }
+}
+
+/// A wallet. Amounts are signed integers of the currency's minor unit (`usd`: micro-dollars,
+/// `sat`: millisatoshis).
+#[derive(Debug, Serialize)]
+pub struct WalletView {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub currency: String,
+    pub is_default: bool,
+    pub balance: i64,
+    pub allow_negative: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl From<Wallet> for WalletView {
+    fn from(w: Wallet) -> Self {
+        Self {
+            id: w.id,
+            user_id: w.user_id,
+            name: w.name,
+            currency: w.currency,
+            is_default: w.is_default,
+            balance: w.balance,
+            allow_negative: w.allow_negative,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            deleted_at: w.deleted_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct WalletListView {
+    pub data: Vec<WalletView>,
+}
+
+/// One ledger entry.
+#[derive(Debug, Serialize)]
+pub struct LedgerEntryView {
+    pub id: Uuid,
+    pub wallet_id: Uuid,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub kind: &'static str,
+    pub reason: String,
+    pub actor_id: Option<Uuid>,
+    pub transfer_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<LedgerEntry> for LedgerEntryView {
+    fn from(e: LedgerEntry) -> Self {
+        Self {
+            id: e.id,
+            wallet_id: e.wallet_id,
+            amount: e.amount,
+            balance_after: e.balance_after,
+            kind: e.kind.as_str(),
+            reason: e.reason,
+            actor_id: e.actor_id,
+            transfer_id: e.transfer_id,
+            idempotency_key: e.idempotency_key,
+            created_at: e.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct LedgerPageView {
+    pub data: Vec<LedgerEntryView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    pub limit: u32,
+}
+
+/// Both halves of a transfer.
+#[derive(Debug, Serialize)]
+pub struct TransferView {
+    pub transfer_id: Uuid,
+    pub from_wallet: Uuid,
+    pub to_wallet: Uuid,
+    pub amount: i64,
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub debit: LedgerEntryView,
+    pub credit: LedgerEntryView,
+}
+
+impl From<Transfer> for TransferView {
+    fn from(t: Transfer) -> Self {
+        Self {
+            transfer_id: t.transfer_id,
+            from_wallet: t.debit.wallet_id,
+            to_wallet: t.credit.wallet_id,
+            amount: t.credit.amount,
+            reason: t.credit.reason.clone(),
+            created_at: t.credit.created_at,
+            debit: t.debit.into(),
+            credit: t.credit.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateWalletBody {
+    pub name: String,
+    pub currency: String,
+}
+
+/// `amount` must be a JSON integer that fits in i64: `1.5`, `"10"` or `1e30` are 422.
+#[derive(Debug, Deserialize)]
+pub struct AdjustmentBody {
+    pub amount: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TransferBody {
+    pub from_wallet: Uuid,
+    pub to_wallet: Uuid,
+    pub amount: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListWalletsQuery {
+    #[serde(default)]
+    pub include_deleted: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LedgerQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
 }

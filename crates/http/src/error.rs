@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use tessera_domain::error::{AuthError, UserError, ValidationError};
+use tessera_domain::error::{AuthError, UserError, ValidationError, WalletError};
 
 /// One entry of a FastAPI-shaped validation error.
 #[derive(Debug, Clone, Serialize)]
@@ -173,6 +173,26 @@ impl From<AuthError> for ApiError {
             AuthError::Validation(v) => Self::from_validation(v),
             AuthError::Unavailable => Self::Unavailable,
             AuthError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<WalletError> for ApiError {
+    fn from(err: WalletError) -> Self {
+        match err {
+            WalletError::NotFound => Self::NotFound("Wallet not found"),
+            WalletError::UserNotFound => Self::NotFound("User not found"),
+            WalletError::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            WalletError::Conflict(c) => Self::Conflict {
+                code: c.code(),
+                detail: c.message().to_owned(),
+            },
+            WalletError::Validation(v) => Self::from_validation(v),
+            WalletError::Unavailable => Self::Unavailable,
+            WalletError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

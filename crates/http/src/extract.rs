@@ -8,6 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
+use tessera_domain::values::IdempotencyKey;
 use tessera_domain::Actor;
 
 use crate::error::ApiError;
@@ -187,5 +188,72 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiQuery<T> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(parse_form("query", req.query_string().as_bytes()).map(ApiQuery))
+    }
+}
+
+/// A JSON body that has been read but not parsed yet, for handlers that must check
+/// permissions before they look at the input (the LNbits admin surface answers a non-admin
+/// with 403 whatever it sent).
+pub struct LaterJson {
+    is_json: bool,
+    bytes: web::Bytes,
+}
+
+impl LaterJson {
+    /// Parses the body as `ApiJson` would: 400 for a wrong content type or malformed JSON, 422
+    /// naming the failing field.
+    pub fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        if !self.is_json {
+            return Err(ApiError::BadRequest(
+                "Content type must be application/json".into(),
+            ));
+        }
+        parse_json(&self.bytes)
+    }
+}
+
+impl FromRequest for LaterJson {
+    type Error = ApiError;
+    type Future = BoxFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let is_json = matches!(body_kind(&req), BodyKind::Json);
+            let bytes = read_body(req, payload).await?;
+            Ok(LaterJson { is_json, bytes })
+        })
+    }
+}
+
+/// The name of the idempotency header of money-moving requests.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// The optional `Idempotency-Key` header, validated (1..=255 printable ASCII characters); a
+/// bad one is a 422 located in the header.
+pub struct Idempotency(pub Option<IdempotencyKey>);
+
+/// Reads and validates the optional `Idempotency-Key` header.
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .map_err(|_| "must contain only printable ASCII characters".to_owned())
+        .and_then(|raw| {
+            IdempotencyKey::parse(IDEMPOTENCY_HEADER, raw).map_err(|e| e.reason.into_owned())
+        })
+        .map(Some)
+        .map_err(|msg| ApiError::validation("header", IDEMPOTENCY_HEADER, msg, "value_error"))
+}
+
+impl FromRequest for Idempotency {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(idempotency_key(req).map(Idempotency))
     }
 }

@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod health;
+mod lnbits;
 mod state;
 
 use actix_web::{web, HttpResponse};
@@ -41,6 +42,7 @@ pub fn configure(
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
             .configure(health::configure)
             .configure(api_v1::configure)
+            .configure(lnbits::configure)
             .default_service(web::to(not_found));
     }
 }

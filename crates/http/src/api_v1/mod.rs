@@ -2,6 +2,7 @@
 
 mod auth;
 mod users;
+mod wallets;
 
 use actix_web::web;
 
@@ -9,6 +10,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .configure(auth::configure)
-            .configure(users::configure),
+            .configure(users::configure)
+            .configure(wallets::configure),
     );
 }

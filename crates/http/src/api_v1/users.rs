@@ -1,6 +1,8 @@
 use actix_web::{web, HttpResponse};
+use tessera_domain::model::User;
 use tessera_domain::services::{CreateUserInput, ListUsersInput, UpdateUserInput};
 use tessera_domain::values::{Paging, UserRef};
+use tessera_domain::Actor;
 
 use crate::dto::{
     CreateUserBody, CreatedUserView, ListUsersQuery, UpdateUserBody, UserListView, UserView,
@@ -41,6 +43,37 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
     UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
+/// User views with their wallet counts and default-wallet balances: one extra store round trip
+/// for the whole page.
+pub(crate) async fn views(
+    state: &ApiState,
+    actor: &Actor,
+    users: Vec<User>,
+) -> Result<Vec<UserView>, ApiError> {
+    let summaries = state.tessera.wallets.summaries(actor, &users).await?;
+    Ok(users
+        .into_iter()
+        .map(|u| {
+            let summary = summaries.get(&u.id);
+            UserView::from(u).with_wallets(summary)
+        })
+        .collect())
+}
+
+pub(crate) async fn view(
+    state: &ApiState,
+    actor: &Actor,
+    user: User,
+) -> Result<UserView, ApiError> {
+    let summaries = state
+        .tessera
+        .wallets
+        .summaries(actor, std::slice::from_ref(&user))
+        .await?;
+    let summary = summaries.get(&user.id);
+    Ok(UserView::from(user).with_wallets(summary))
+}
+
 impl From<UpdateUserBody> for UpdateUserInput {
     fn from(b: UpdateUserBody) -> Self {
         Self {
@@ -76,7 +109,7 @@ async fn list(
     let limit = page.paging.limit;
     let offset = page.paging.offset;
     Ok(HttpResponse::Ok().json(UserListView {
-        data: page.users.into_iter().map(UserView::from).collect(),
+        data: views(&state, &actor, page.users).await?,
         total_count: page.total,
         has_more,
         offset,
@@ -105,7 +138,7 @@ async fn create(
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(CreatedUserView {
-            user: created.user.into(),
+            user: view(&state, &actor, created.user).await?,
             temp_password: created.temp_password,
         }))
 }
@@ -115,7 +148,7 @@ async fn get_me(
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let me = state.tessera.users.me(&actor).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(me)))
+    Ok(HttpResponse::Ok().json(view(&state, &actor, me).await?))
 }
 
 async fn update_me(
@@ -125,7 +158,7 @@ async fn update_me(
 ) -> Result<HttpResponse, ApiError> {
     let me = UserRef::Id(actor.id());
     let user = state.tessera.users.update(&actor, &me, body.into()).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
 async fn delete_me(
@@ -143,7 +176,7 @@ async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = state.tessera.users.get(&actor, &user_ref(&path)?).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
 async fn update(
@@ -158,7 +191,7 @@ async fn update(
         .users
         .update(&actor, &target, body.into())
         .await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
 async fn delete(
@@ -193,7 +226,7 @@ async fn restore(
         .users
         .restore(&actor, &user_ref(&path)?)
         .await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
 async fn deactivate(
@@ -206,7 +239,7 @@ async fn deactivate(
         .users
         .deactivate(&actor, &user_ref(&path)?)
         .await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
 async fn reactivate(
@@ -219,5 +252,5 @@ async fn reactivate(
         .users
         .reactivate(&actor, &user_ref(&path)?)
         .await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }

@@ -1,0 +1,15 @@
+//! The LNbits-compatible admin surface (seed 001): `/users/api/v1/user*`, with LNbits' field
+//! names, shapes and status codes.
+//!
+//! Admin = the `admin` permission (or `superuser`); super user = `superuser`. Every handler
+//! checks the caller's permission before it reads its input or touches anything (LNbits
+//! soft-deletes a user's wallets before it checks who is asking; Tessera does not). The work is
+//! done by the same domain services as the canonical API.
+
+mod users;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::scope("/users/api/v1").configure(users::configure));
+}
