@@ -191,6 +191,23 @@ async fn sweep_stale(conn: &mut AsyncPgConnection) {
 }
 
 impl TestDatabase {
+    /// A fresh database with no schema at all, for testing migrations themselves.
+    pub async fn empty() -> Self {
+        let admin_url = server_url();
+        let name = format!(
+            "tessera_test_{}_{}",
+            now_secs(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut conn = admin_connection(&admin_url).await;
+        exec(&mut conn, &format!("CREATE DATABASE {name}")).await;
+        Self {
+            url: with_database(&admin_url, &name),
+            name,
+            admin_url,
+        }
+    }
+
     /// A fresh, migrated, empty database.
     pub async fn new() -> Self {
         let admin_url = server_url();

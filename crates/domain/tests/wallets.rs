@@ -1,0 +1,362 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `WalletService` over the in-memory adapter: validation, authorization, idempotency
+//! fingerprints and unit conversion, without a database.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tessera_domain::model::{AccessClaims, Permission, Permissions, User};
+use tessera_domain::ports::{
+    PasswordHasher, SecretGenerator, SystemClock, TokenCodec, UuidV7Generator,
+};
+use tessera_domain::services::{AdjustmentInput, CreateUserInput, LedgerInput, TransferInput};
+use tessera_domain::values::{IdempotencyKey, UserRef};
+use tessera_domain::{Actor, Conflict, Ports, Tessera, TesseraConfig, WalletError};
+use tessera_memory::MemoryStore;
+use uuid::Uuid;
+
+struct PlainHasher;
+
+#[async_trait]
+impl PasswordHasher for PlainHasher {
+    async fn hash(&self, password: &str) -> Result<String, String> {
+        Ok(format!("plain:{password}"))
+    }
+    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, String> {
+        Ok(hash == Some(format!("plain:{password}").as_str()))
+    }
+}
+
+struct NoTokens;
+
+impl TokenCodec for NoTokens {
+    fn encode(&self, _: &AccessClaims) -> Result<String, String> {
+        Err("not in these tests".into())
+    }
+    fn decode(&self, _: &str) -> Option<AccessClaims> {
+        None
+    }
+}
+
+struct Secrets;
+
+impl SecretGenerator for Secrets {
+    fn new_token(&self) -> String {
+        Uuid::new_v4().simple().to_string()
+    }
+    fn new_password(&self) -> String {
+        Uuid::new_v4().simple().to_string()
+    }
+    fn digest(&self, token: &str) -> String {
+        token.to_owned()
+    }
+}
+
+fn tessera() -> Tessera {
+    let store = MemoryStore::new();
+    let ports = Ports {
+        users: store.users(),
+        sessions: store.sessions(),
+        wallets: store.wallets(),
+        hasher: Arc::new(PlainHasher),
+        tokens: Arc::new(NoTokens),
+        secrets: Arc::new(Secrets),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidV7Generator),
+    };
+    Tessera::new(ports, TesseraConfig::default())
+}
+
+fn actor(user: User) -> Actor {
+    Actor {
+        user,
+        session_id: None,
+    }
+}
+
+async fn root(t: &Tessera) -> Actor {
+    let created = t
+        .users
+        .create_superuser("root", None, Some("root-password"))
+        .await
+        .unwrap();
+    actor(created.user)
+}
+
+async fn user(t: &Tessera, root: &Actor, name: &str, permissions: Permissions) -> Actor {
+    let created = t
+        .users
+        .create(
+            root,
+            CreateUserInput {
+                username: Some(name.into()),
+                password: Some(format!("{name}-password")),
+                is_admin: Some(permissions.granted(Permission::Admin)),
+                ..CreateUserInput::default()
+            },
+        )
+        .await
+        .unwrap();
+    actor(created.user)
+}
+
+async fn main_wallet(t: &Tessera, who: &Actor) -> Uuid {
+    let wallets = t
+        .wallets
+        .list_for_user(who, &UserRef::Id(who.id()), false)
+        .await
+        .unwrap();
+    assert_eq!(wallets.len(), 1);
+    assert_eq!(wallets[0].currency, "usd");
+    wallets[0].id
+}
+
+fn input(amount: i64, reason: &str) -> AdjustmentInput {
+    AdjustmentInput {
+        amount,
+        reason: reason.into(),
+    }
+}
+
+fn key(k: &str) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey::parse("Idempotency-Key", k).unwrap())
+}
+
+#[tokio::test]
+async fn bad_adjustments_are_validation_errors() {
+    let t = tessera();
+    let root = root(&t).await;
+    let alice = user(&t, &root, "alice", Permissions::NONE).await;
+    let w = main_wallet(&t, &alice).await;
+    let long = "r".repeat(501);
+    for (amount, reason, field) in [
+        (0, "zero", "amount"),
+        (5, "", "reason"),
+        (5, long.as_str(), "reason"),
+    ] {
+        match t
+            .wallets
+            .adjust(&root, w, input(amount, reason), None)
+            .await
+        {
+            Err(WalletError::Validation(v)) => assert_eq!(v.field, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Validation does not depend on the wallet: an unknown one gives the same answer.
+    assert!(matches!(
+        t.wallets
+            .adjust(&root, Uuid::now_v7(), input(0, "zero"), None)
+            .await,
+        Err(WalletError::Validation(_))
+    ));
+    assert!(matches!(
+        t.wallets
+            .adjust(&root, Uuid::now_v7(), input(1, "one"), None)
+            .await,
+        Err(WalletError::NotFound)
+    ));
+    assert_eq!(t.wallets.get(&alice, w).await.unwrap().balance, 0);
+}
+
+#[tokio::test]
+async fn idempotency_fingerprints_cover_the_whole_request() {
+    let t = tessera();
+    let root = root(&t).await;
+    let alice = user(&t, &root, "alice", Permissions::NONE).await;
+    let w = main_wallet(&t, &alice).await;
+
+    let first = t
+        .wallets
+        .adjust(&root, w, input(10, "top up"), key("k"))
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+    let again = t
+        .wallets
+        .adjust(&root, w, input(10, "top up"), key("k"))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.entry, first.entry);
+    for changed in [input(11, "top up"), input(10, "top up!")] {
+        assert!(matches!(
+            t.wallets.adjust(&root, w, changed, key("k")).await,
+            Err(WalletError::Conflict(Conflict::IdempotencyMismatch))
+        ));
+    }
+    // The same key on another endpoint is another request.
+    assert!(matches!(
+        t.wallets
+            .adjust_default_in_major_units(
+                &root,
+                &UserRef::Id(alice.id()),
+                "usd",
+                10,
+                "top up",
+                key("k")
+            )
+            .await,
+        Err(WalletError::Conflict(Conflict::IdempotencyMismatch))
+    ));
+    // Keys belong to the caller.
+    let ops = user(&t, &root, "ops", Permissions::NONE.with(Permission::Admin)).await;
+    let theirs = t
+        .wallets
+        .adjust(&ops, w, input(10, "top up"), key("k"))
+        .await
+        .unwrap();
+    assert!(!theirs.replayed);
+    assert_eq!(t.wallets.get(&alice, w).await.unwrap().balance, 20);
+}
+
+#[tokio::test]
+async fn wallets_are_reached_by_owner_manager_and_billing_admins_only() {
+    let t = tessera();
+    let root = root(&t).await;
+    let alice = user(&t, &root, "alice", Permissions::NONE).await;
+    let bob = user(&t, &root, "bob", Permissions::NONE).await;
+    let w = main_wallet(&t, &alice).await;
+
+    assert!(matches!(
+        t.wallets.get(&bob, w).await,
+        Err(WalletError::NotFound)
+    ));
+    assert!(matches!(
+        t.wallets
+            .adjust(&alice, w, input(5, "self-service"), None)
+            .await,
+        Err(WalletError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        t.wallets
+            .list_for_user(&bob, &UserRef::Id(alice.id()), false)
+            .await,
+        Err(WalletError::UserNotFound)
+    ));
+
+    // A manager acts for their managed user.
+    let kid = t
+        .users
+        .create(
+            &alice,
+            CreateUserInput {
+                first_name: Some("Kid".into()),
+                ..CreateUserInput::default()
+            },
+        )
+        .await
+        .unwrap()
+        .user;
+    let kid_wallet = t
+        .wallets
+        .list_for_user(&alice, &UserRef::Id(kid.id), false)
+        .await
+        .unwrap()[0]
+        .id;
+    t.wallets
+        .adjust(&root, kid_wallet, input(50, "allowance"), None)
+        .await
+        .unwrap();
+    let moved = t
+        .wallets
+        .transfer(
+            &alice,
+            TransferInput {
+                from_wallet: kid_wallet,
+                to_wallet: w,
+                amount: 20,
+                reason: "chores".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.debit.balance_after, 30);
+    assert!(matches!(
+        t.wallets
+            .ledger(&bob, kid_wallet, LedgerInput::default())
+            .await,
+        Err(WalletError::NotFound)
+    ));
+
+    // Nothing but the own profile while a password change is pending.
+    let mut pending = alice.clone();
+    pending.user.must_change_password = true;
+    assert!(matches!(
+        t.wallets.get(&pending, w).await,
+        Err(WalletError::Forbidden {
+            code: "password_change_required",
+            ..
+        })
+    ));
+    let summaries = t
+        .wallets
+        .summaries(&pending, std::slice::from_ref(&pending.user))
+        .await
+        .unwrap();
+    assert_eq!(summaries[&alice.id()].balances["usd"], 20);
+    // Users the caller may not see get no summary.
+    assert!(t
+        .wallets
+        .summaries(&bob, std::slice::from_ref(&alice.user))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn major_units_are_scaled_exactly_and_transfers_need_one_currency() {
+    let t = tessera();
+    let root = root(&t).await;
+    let alice = user(&t, &root, "alice", Permissions::NONE).await;
+    let target = UserRef::Id(alice.id());
+    let usd = main_wallet(&t, &alice).await;
+    let posted = t
+        .wallets
+        .adjust_default_in_major_units(&root, &target, "sat", 60, "Admin credit", None)
+        .await
+        .unwrap();
+    assert_eq!(posted.entry.balance_after, 60_000);
+    for (amount, currency, field) in [
+        (i64::MAX / 1000 + 1, "sat", "amount"),
+        (0, "sat", "amount"),
+        (5, "eur", "currency"),
+    ] {
+        match t
+            .wallets
+            .adjust_default_in_major_units(&root, &target, currency, amount, "x", None)
+            .await
+        {
+            Err(WalletError::Validation(v)) => assert_eq!(v.field, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        t.wallets
+            .adjust_default_in_major_units(&root, &UserRef::Id(Uuid::now_v7()), "sat", 1, "x", None)
+            .await,
+        Err(WalletError::UserNotFound)
+    ));
+
+    let sat = posted.entry.wallet_id;
+    for (from, to) in [(sat, usd), (sat, sat)] {
+        let result = t
+            .wallets
+            .transfer(
+                &alice,
+                TransferInput {
+                    from_wallet: from,
+                    to_wallet: to,
+                    amount: 1,
+                    reason: "x".into(),
+                },
+                None,
+            )
+            .await;
+        match result {
+            Err(WalletError::Validation(v)) => assert_eq!(v.field, "to_wallet"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
