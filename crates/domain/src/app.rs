@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ports::{
-    Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository, TokenCodec,
-    UserRepository,
+    AuditRepository, Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository,
+    TierRepository, TokenCodec, UserRepository,
 };
-use crate::services::{AuthService, UserService};
+use crate::services::{AuditService, AuthService, TierService, UserService};
 use crate::values::PasswordPolicy;
 
 /// Every port the domain needs. Build it from adapters (see `tessera-memory`,
@@ -16,6 +16,8 @@ use crate::values::PasswordPolicy;
 pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
+    pub tiers: Arc<dyn TierRepository>,
+    pub audit: Arc<dyn AuditRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -53,6 +55,8 @@ pub(crate) struct Deps {
 pub struct Tessera {
     pub users: UserService,
     pub auth: AuthService,
+    pub tiers: TierService,
+    pub audit: AuditService,
 }
 
 impl Tessera {
@@ -60,7 +64,9 @@ impl Tessera {
         let deps = Arc::new(Deps { ports, config });
         Self {
             users: UserService::new(deps.clone()),
-            auth: AuthService::new(deps),
+            auth: AuthService::new(deps.clone()),
+            tiers: TierService::new(deps.clone()),
+            audit: AuditService::new(deps),
         }
     }
 }

@@ -35,6 +35,10 @@ pub enum Conflict {
     LastSuperuser,
     /// The user is not in a state that allows this transition.
     InvalidState,
+    /// Another tier has this name (compared case-insensitively).
+    DuplicateTierName,
+    /// The tier is still assigned to users.
+    TierInUse,
 }
 
 impl Conflict {
@@ -44,6 +48,8 @@ impl Conflict {
             Self::DuplicateEmail => "duplicate_email",
             Self::LastSuperuser => "last_superuser",
             Self::InvalidState => "invalid_state",
+            Self::DuplicateTierName => "duplicate_tier_name",
+            Self::TierInUse => "tier_in_use",
         }
     }
 
@@ -53,6 +59,8 @@ impl Conflict {
             Self::DuplicateEmail => "a user with this email already exists",
             Self::LastSuperuser => "the last active superuser cannot be removed or demoted",
             Self::InvalidState => "the user is not in a state that allows this",
+            Self::DuplicateTierName => "a tier with this name already exists",
+            Self::TierInUse => "the tier is still assigned to users",
         }
     }
 }
@@ -85,6 +93,53 @@ impl UserError {
         Self::Forbidden {
             code: "forbidden",
             message,
+        }
+    }
+}
+
+/// Errors of tier administration.
+#[derive(Debug, Error)]
+pub enum TierError {
+    #[error("tier not found")]
+    NotFound,
+    /// The user named in a tier operation does not exist or is invisible to the caller.
+    #[error("user not found")]
+    UserNotFound,
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("{}", .0.message())]
+    Conflict(Conflict),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for TierError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::NotFound,
+            RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<UserError> for TierError {
+    fn from(err: UserError) -> Self {
+        match err {
+            UserError::NotFound => Self::UserNotFound,
+            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
+            UserError::Conflict(c) => Self::Conflict(c),
+            UserError::Validation(v) => Self::Validation(v),
+            UserError::Unavailable => Self::Unavailable,
+            UserError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_events (id) {
+        id -> Uuid,
+        at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        target_id -> Nullable<Uuid>,
+        action -> Text,
+        changes -> Jsonb,
+    }
+}
+
+diesel::table! {
     refresh_tokens (digest) {
         digest -> Text,
         session_id -> Uuid,
@@ -16,6 +27,23 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    tier_quotas (tier_id, resource_id) {
+        tier_id -> Uuid,
+        resource_id -> Text,
+        daily_limit -> Int8,
+    }
+}
+
+diesel::table! {
+    tier_rate_limits (tier_id, path) {
+        tier_id -> Uuid,
+        path -> Text,
+        max_requests -> Int4,
+        period_secs -> Int4,
     }
 }
 
@@ -60,6 +88,16 @@ diesel::table! {
 
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(tier_quotas -> tiers (tier_id));
+diesel::joinable!(tier_rate_limits -> tiers (tier_id));
 diesel::joinable!(users -> tiers (tier_id));
 
-diesel::allow_tables_to_appear_in_same_query!(refresh_tokens, sessions, tiers, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    refresh_tokens,
+    sessions,
+    tier_quotas,
+    tier_rate_limits,
+    tiers,
+    users,
+);
