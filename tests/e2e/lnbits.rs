@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 use tessera_testkit::TestApp;
 
-use crate::support::{assert_ledger_matches, default_wallet, id_of, json_of, member};
+use crate::money::{assert_ledger_matches, default_wallet, id_of, json_of, member};
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object()

@@ -1,7 +1,17 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Black-box end-to-end tests: the real server on port 0 against real PostgreSQL, one module
-//! per surface.
+//! Black-box tests: the real server on port 0, a fresh PostgreSQL database per test, HTTP only,
+//! one module per surface or concern.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod admin;
+mod audit;
+mod auth;
+mod directory;
 mod lnbits;
+mod money;
+mod smoke;
 mod support;
+mod tiers;
+mod users;
+mod validation;
 mod wallets;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 use tessera_testkit::TestApp;
 
-use crate::support::{
+use crate::money::{
     adjust, adjust_raw, assert_ledger_matches, balance, id_of, json_of, ledger, member,
     storm_client, wallet,
 };
@@ -548,7 +548,7 @@ async fn concurrent_transfers_conserve_the_total() {
 /// A wallet with 500 in it and one entry, for the bad-input cases.
 async fn funded(app: &TestApp) -> (String, String) {
     let root = app.admin_token().await;
-    let alice = crate::support::member(app, "alice").await;
+    let alice = crate::money::member(app, "alice").await;
     let (status, _) = adjust(app, &storm_client(), &root, &alice.wallet, 500, None).await;
     assert_eq!(status, 201);
     (root, alice.wallet)

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use crate::model::Currencies;
 use crate::ports::{
-    Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository, TokenCodec,
-    UserRepository, WalletRepository,
+    AuditRepository, Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository,
+    TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
-use crate::services::{AuthService, UserService, WalletService};
+use crate::services::{AuditService, AuthService, TierService, UserService, WalletService};
 use crate::values::PasswordPolicy;
 
 /// Every port the domain needs. Build it from adapters (see `tessera-memory`,
@@ -18,6 +18,8 @@ pub struct Ports {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
     pub wallets: Arc<dyn WalletRepository>,
+    pub tiers: Arc<dyn TierRepository>,
+    pub audit: Arc<dyn AuditRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -59,6 +61,8 @@ pub struct Tessera {
     pub users: UserService,
     pub auth: AuthService,
     pub wallets: WalletService,
+    pub tiers: TierService,
+    pub audit: AuditService,
 }
 
 impl Tessera {
@@ -67,7 +71,9 @@ impl Tessera {
         Self {
             users: UserService::new(deps.clone()),
             auth: AuthService::new(deps.clone()),
-            wallets: WalletService::new(deps),
+            wallets: WalletService::new(deps.clone()),
+            tiers: TierService::new(deps.clone()),
+            audit: AuditService::new(deps),
         }
     }
 }

@@ -50,6 +50,10 @@ pub enum Conflict {
     BalanceOverflow,
     /// The two wallets of a transfer hold different currencies. Reported as a validation error.
     CurrencyMismatch,
+    /// Another tier has this name (compared case-insensitively).
+    DuplicateTierName,
+    /// The tier is still assigned to users.
+    TierInUse,
 }
 
 impl Conflict {
@@ -66,6 +70,8 @@ impl Conflict {
             Self::NegativeBalance => "negative_balance",
             Self::BalanceOverflow => "balance_overflow",
             Self::CurrencyMismatch => "currency_mismatch",
+            Self::DuplicateTierName => "duplicate_tier_name",
+            Self::TierInUse => "tier_in_use",
         }
     }
 
@@ -84,6 +90,8 @@ impl Conflict {
             Self::NegativeBalance => "a wallet of the user has a negative balance",
             Self::BalanceOverflow => "the balance would exceed the representable range",
             Self::CurrencyMismatch => "the wallets hold different currencies",
+            Self::DuplicateTierName => "a tier with this name already exists",
+            Self::TierInUse => "the tier is still assigned to users",
         }
     }
 }
@@ -174,6 +182,53 @@ impl From<RepoError> for WalletError {
 
 /// A user look-up inside a wallet use case: a missing user is `UserNotFound`.
 impl From<UserError> for WalletError {
+    fn from(err: UserError) -> Self {
+        match err {
+            UserError::NotFound => Self::UserNotFound,
+            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
+            UserError::Conflict(c) => Self::Conflict(c),
+            UserError::Validation(v) => Self::Validation(v),
+            UserError::Unavailable => Self::Unavailable,
+            UserError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// Errors of tier administration.
+#[derive(Debug, Error)]
+pub enum TierError {
+    #[error("tier not found")]
+    NotFound,
+    /// The user named in a tier operation does not exist or is invisible to the caller.
+    #[error("user not found")]
+    UserNotFound,
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("{}", .0.message())]
+    Conflict(Conflict),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for TierError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::NotFound,
+            RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<UserError> for TierError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::NotFound => Self::UserNotFound,

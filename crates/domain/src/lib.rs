@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod app;
+pub mod directory;
 pub mod error;
 pub mod model;
 pub mod policy;

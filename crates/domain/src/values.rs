@@ -12,6 +12,9 @@ pub const MAX_NAME_LEN: usize = 100;
 /// Longest email address (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
 
+/// Path words that a `{user}` segment would collide with.
+const RESERVED_USERNAMES: [&str; 4] = ["me", "count", "name-check", "db_user"];
+
 /// A login name: 2–32 letters, digits, `.`, `_`, `-`, starting with a letter or digit; or, for
 /// local users created by email (Run:ai), an email address.
 ///
@@ -52,6 +55,12 @@ impl Username {
         }
         if uuid::Uuid::parse_str(raw).is_ok() {
             return Err(ValidationError::new(field, "username must not be a UUID"));
+        }
+        if RESERVED_USERNAMES
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(raw))
+        {
+            return Err(ValidationError::new(field, "this username is reserved"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -239,7 +248,7 @@ impl UserRef {
         if let Ok(id) = uuid::Uuid::parse_str(raw) {
             return Ok(Self::Id(id));
         }
-        if raw.is_empty() || raw.len() > MAX_EMAIL_LEN {
+        if !may_name_a_user(raw) {
             return Err(ValidationError::new("user", "not a user id or username"));
         }
         Ok(Self::Username(raw.to_owned()))
@@ -361,6 +370,13 @@ mod wallet_value_tests {
     }
 }
 
+/// Whether `raw` could be some user's username or email at all: non-empty, at most 254 bytes,
+/// no control characters (which neither may contain, and which PostgreSQL cannot even store).
+/// A look-up by anything else finds nobody without asking the store.
+pub fn may_name_a_user(raw: &str) -> bool {
+    !raw.is_empty() && raw.len() <= MAX_EMAIL_LEN && !raw.chars().any(char::is_control)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +394,8 @@ mod tests {
             "ünï",
             "x".repeat(33).as_str(),
             "a;drop",
+            "me",
+            "Count",
             "0191f1a2-0000-7000-8000-000000000000",
             "bad@",
         ] {
@@ -413,6 +431,9 @@ mod tests {
             UserRef::parse("alice"),
             Ok(UserRef::Username("alice".into()))
         );
+        for nobody in ["", "a\0b", "\0", "tab\there"] {
+            assert!(UserRef::parse(nobody).is_err(), "{nobody:?}");
+        }
     }
 }
 

@@ -168,6 +168,14 @@ pub struct ListUsersQuery {
     #[serde(default)]
     pub include_deleted: bool,
     pub include_managed: Option<bool>,
+    #[serde(rename = "filterBy", alias = "filter_by")]
+    pub filter_by: Option<String>,
+    pub search: Option<String>,
+    pub name: Option<String>,
+    #[serde(rename = "sortBy", alias = "sort_by")]
+    pub sort_by: Option<String>,
+    #[serde(rename = "sortOrder", alias = "sort_order")]
+    pub sort_order: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -356,4 +364,36 @@ pub struct ListWalletsQuery {
 pub struct LedgerQuery {
     pub cursor: Option<String>,
     pub limit: Option<u32>,
+}
+
+/// `POST /me/password` (Run:ai's camelCase names accepted).
+#[derive(Debug, Deserialize)]
+pub struct ChangePasswordBody {
+    #[serde(alias = "currentPassword")]
+    pub current_password: Option<String>,
+    #[serde(alias = "newPassword")]
+    pub new_password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TempPasswordView {
+    pub temp_password: String,
+    /// Run:ai's spelling.
+    #[serde(rename = "tempPassword")]
+    pub temp_password_camel: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NameCheckQuery {
+    pub username: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GrowthQuery {
+    pub days: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CountView {
+    pub count: u64,
 }

@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use tessera_domain::error::{AuthError, UserError, ValidationError, WalletError};
+use tessera_domain::error::{AuthError, TierError, UserError, ValidationError, WalletError};
 
 /// One entry of a FastAPI-shaped validation error.
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +193,26 @@ impl From<WalletError> for ApiError {
             WalletError::Validation(v) => Self::from_validation(v),
             WalletError::Unavailable => Self::Unavailable,
             WalletError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<TierError> for ApiError {
+    fn from(err: TierError) -> Self {
+        match err {
+            TierError::NotFound => Self::NotFound("Tier not found"),
+            TierError::UserNotFound => Self::NotFound("User not found"),
+            TierError::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            TierError::Conflict(c) => Self::Conflict {
+                code: c.code(),
+                detail: c.message().to_owned(),
+            },
+            TierError::Validation(v) => Self::from_validation(v),
+            TierError::Unavailable => Self::Unavailable,
+            TierError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

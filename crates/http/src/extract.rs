@@ -70,18 +70,36 @@ fn data_error(location: &str, path: String, message: String) -> ApiError {
     ApiError::validation(location, &field, message, "value_error")
 }
 
+fn malformed_json(err: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest(format!(
+        "Malformed JSON body: {}",
+        clean_message(err.to_string())
+    ))
+}
+
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The whole document first: malformed JSON, and JSON nested deeper than serde_json's bound
+    // (128 levels), is a 400 wherever it sits, even in a field the typed parse would skip (serde
+    // skips ignored values without any depth bound) or after the point where it would stop.
+    let document: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| malformed_json(&e))?;
+    // Request bodies are objects, as in FastAPI; serde alone would also read a struct from an
+    // array (`["alice", "secret", null]`).
+    if !document.is_object() {
+        return Err(ApiError::validation(
+            "body",
+            "",
+            "Input should be a valid dictionary or object",
+            "model_attributes_type",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    // Bounded nesting is serde_json's default (128 levels), so deep JSON is a clean 400.
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => data_error("body", path, inner.to_string()),
-            _ => ApiError::BadRequest(format!(
-                "Malformed JSON body: {}",
-                clean_message(inner.to_string())
-            )),
+            _ => malformed_json(&inner),
         }
     })?;
     de.end()

@@ -11,8 +11,11 @@
 //! Every method takes one lock, checks everything, and only then mutates, so each call is one
 //! atomic unit exactly like a database transaction.
 
+mod audit;
+mod query;
 mod sessions;
 mod state;
+mod tiers;
 mod users;
 mod wallets;
 

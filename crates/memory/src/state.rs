@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tessera_domain::model::{is_currency_code, LedgerEntry, Session, User, UserState, Wallet};
+use tessera_domain::model::{
+    is_currency_code, AuditEvent, LedgerEntry, Session, Tier, User, UserState, Wallet,
+};
 use tessera_domain::ports::RepoError;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
@@ -37,6 +39,9 @@ pub(crate) struct State {
     /// Every ledger entry, by id.
     pub ledger: HashMap<Uuid, LedgerEntry>,
     pub idempotency: HashMap<(Uuid, String), IdempotencyRow>,
+    pub tiers: HashMap<Uuid, Tier>,
+    /// Append-only, in insertion order.
+    pub audit: Vec<AuditEvent>,
 }
 
 /// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to
@@ -85,6 +90,11 @@ pub(crate) fn check_row(row: &UserRow) -> Result<(), RepoError> {
         && (user.username.is_some() || user.email.is_some() || row.password_hash.is_some())
     {
         return violated("users_managed_without_credentials");
+    }
+    if user.username.as_deref().is_some_and(|u| {
+        u.contains('@') && user.email.as_deref().map(str::to_lowercase) != Some(u.to_lowercase())
+    }) {
+        return violated("users_email_username_is_own_email");
     }
     if (user.state == UserState::Deleted) != user.deleted_at.is_some() {
         return violated("users_deleted_at_matches_state");
@@ -169,6 +179,22 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// A `tier_id` names an existing tier (the foreign key; violations read as `NotFound`).
+    pub fn check_tier(&self, tier_id: Option<Uuid>) -> Result<(), RepoError> {
+        match tier_id {
+            Some(id) if !self.tiers.contains_key(&id) => Err(RepoError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an audit event with its time as the database would store it.
+    pub fn record(&mut self, event: Option<AuditEvent>) {
+        if let Some(mut event) = event {
+            event.at = stored(event.at);
+            self.audit.push(event);
+        }
     }
 
     /// The user other than `except` holding this username, case-insensitively.

@@ -1,8 +1,11 @@
 //! [`UserRepository`] over the in-memory tables.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use tessera_domain::model::{
-    NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState, Wallet,
+    AuditEvent, DailyCount, NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage,
+    UserState, Wallet,
 };
 use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
 use tessera_domain::Conflict;
@@ -108,7 +111,8 @@ fn changed(current: &UserRow, changes: &UserChanges, now: OffsetDateTime) -> Use
 
 #[async_trait]
 impl UserRepository for MemoryStore {
-    async fn create(&self, user: NewUser) -> RepoResult<User> {
+    async fn create(&self, mut user: NewUser) -> RepoResult<User> {
+        let audit = user.audit.take();
         let (row, wallet) = user_from(user);
         let mut state = self.lock();
         check_row(&row)?;
@@ -136,9 +140,11 @@ impl UserRepository for MemoryStore {
             }
         }
         state.check_references(&row.user)?;
+        state.check_tier(row.user.tier_id)?;
         let created = row.user.clone();
         state.users.insert(created.id, row);
         state.wallets.insert(wallet.id, wallet);
+        state.record(audit);
         Ok(created)
     }
 
@@ -228,8 +234,12 @@ impl UserRepository for MemoryStore {
             }
         }
 
+        if let Some(tier) = changes.tier_id {
+            state.check_tier(tier)?;
+        }
         let updated = next.user.clone();
         state.users.insert(id, next);
+        state.record(changes.audit);
         match changes.revoke_sessions {
             RevokeSessions::None => {}
             RevokeSessions::All => state.revoke_sessions_of(id, None, now),
@@ -271,20 +281,13 @@ impl UserRepository for MemoryStore {
 
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
         let state = self.lock();
-        let covered = |user: &User| match query.visible_to {
-            None => true,
-            Some(viewer) => {
-                user.id == viewer || (query.include_managed && user.manager_id == Some(viewer))
-            }
-        };
         let mut users: Vec<&User> = state
             .users
             .values()
             .map(|row| &row.user)
-            .filter(|user| covered(user))
-            .filter(|user| query.include_deleted || user.state != UserState::Deleted)
+            .filter(|user| state.matches(user, &query))
             .collect();
-        users.sort_by_key(|user| (user.created_at, user.id));
+        state.sort(&mut users, &query);
         let total = users.len() as u64;
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
@@ -297,11 +300,34 @@ impl UserRepository for MemoryStore {
         Ok(UserPage { users, total })
     }
 
+    async fn count(&self, query: UserListQuery) -> RepoResult<u64> {
+        let state = self.lock();
+        Ok(state
+            .users
+            .values()
+            .filter(|row| state.matches(&row.user, &query))
+            .count() as u64)
+    }
+
+    async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>> {
+        let state = self.lock();
+        let mut per_day: BTreeMap<time::Date, u64> = BTreeMap::new();
+        for row in state.users.values() {
+            *per_day.entry(row.user.created_at.date()).or_default() += 1;
+        }
+        Ok(per_day
+            .into_iter()
+            .rev()
+            .take(days as usize)
+            .map(|(day, count)| DailyCount { day, count })
+            .collect())
+    }
+
     async fn any_exists(&self) -> RepoResult<bool> {
         Ok(!self.lock().users.is_empty())
     }
 
-    async fn purge(&self, id: Uuid) -> RepoResult<()> {
+    async fn purge(&self, id: Uuid, audit: Option<AuditEvent>) -> RepoResult<()> {
         let mut state = self.lock();
         if !state.users.contains_key(&id) {
             return Err(RepoError::NotFound);
@@ -316,6 +342,7 @@ impl UserRepository for MemoryStore {
             return Err(RepoError::Conflict(Conflict::LastSuperuser));
         }
 
+        state.record(audit);
         let State {
             users,
             sessions,
@@ -323,6 +350,7 @@ impl UserRepository for MemoryStore {
             wallets,
             ledger,
             idempotency,
+            ..
         } = &mut *state;
         users.retain(|user_id, _| !doomed.contains(user_id));
         // Wallets, their ledger and the keys the users claimed go by ON DELETE CASCADE; entries

@@ -16,6 +16,7 @@ pub(crate) fn map(err: Error) -> RepoError {
                 Some("wallets_one_default_key") => {
                     RepoError::Internal("concurrent default wallet creation".into())
                 }
+                Some("tiers_name_key") => RepoError::Conflict(Conflict::DuplicateTierName),
                 other => RepoError::Internal(format!("unexpected unique violation on {other:?}")),
             }
         }
@@ -42,6 +43,14 @@ pub(crate) fn map(err: Error) -> RepoError {
         }
         other => RepoError::Internal(other.to_string()),
     }
+}
+
+/// Whether the error is a foreign-key violation (the caller knows which reference it means).
+pub(crate) fn is_foreign_key_violation(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)
+    )
 }
 
 /// Messages tokio-postgres gives when the server went away mid-conversation, or when it is

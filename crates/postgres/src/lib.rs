@@ -5,12 +5,14 @@
 //! domain errors by constraint name; pool time-outs and lost connections become
 //! `RepoError::Unavailable` so HTTP can answer 503.
 
+mod audit;
 mod error;
 mod migrate;
 mod models;
 mod pool;
 pub mod schema;
 mod sessions;
+mod tiers;
 mod users;
 mod wallets;
 

@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_events (id) {
+        id -> Uuid,
+        at -> Timestamptz,
+        actor_id -> Nullable<Uuid>,
+        target_id -> Nullable<Uuid>,
+        action -> Text,
+        changes -> Jsonb,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, key) {
         scope -> Uuid,
         key -> Text,
@@ -41,6 +52,23 @@ diesel::table! {
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    tier_quotas (tier_id, resource_id) {
+        tier_id -> Uuid,
+        resource_id -> Text,
+        daily_limit -> Int8,
+    }
+}
+
+diesel::table! {
+    tier_rate_limits (tier_id, path) {
+        tier_id -> Uuid,
+        path -> Text,
+        max_requests -> Int4,
+        period_secs -> Int4,
     }
 }
 
@@ -104,14 +132,19 @@ diesel::joinable!(ledger_entries -> users (actor_id));
 diesel::joinable!(ledger_entries -> wallets (wallet_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(tier_quotas -> tiers (tier_id));
+diesel::joinable!(tier_rate_limits -> tiers (tier_id));
 diesel::joinable!(users -> tiers (tier_id));
 diesel::joinable!(wallets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
     idempotency_keys,
     ledger_entries,
     refresh_tokens,
     sessions,
+    tier_quotas,
+    tier_rate_limits,
     tiers,
     users,
     wallets,

@@ -3,20 +3,35 @@ use diesel::dsl::{count_star, exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tessera_domain::directory::{
+    Condition, FilterField, FilterOp, FilterValue, Sort, SortField, SortOrder,
+};
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
-    NewUser, Permission, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState,
+    AuditEvent, DailyCount, NewUser, Permission, RevokeSessions, User, UserChanges, UserListQuery,
+    UserPage, UserState,
 };
 use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{map, TxError};
+use crate::audit::record;
+use crate::error::{is_foreign_key_violation, map, TxError};
 use crate::models::{NewUserRow, UserChangeset, UserRow, WalletRow};
 use crate::schema::{sessions, users, wallets};
 use crate::PgStore;
 
 diesel::define_sql_function!(fn lower(x: Nullable<Text>) -> Nullable<Text>);
+
+/// The only foreign key a user insert or update can break with valid domain input is
+/// `tier_id`: a tier that does not exist (any more) reads as `NotFound`.
+fn tier_reference(err: diesel::result::Error) -> RepoError {
+    if is_foreign_key_violation(&err) {
+        RepoError::NotFound
+    } else {
+        map(err)
+    }
+}
 
 fn to_users(rows: Vec<UserRow>) -> RepoResult<Vec<User>> {
     rows.into_iter().map(User::try_from).collect()
@@ -82,6 +97,123 @@ pub(crate) async fn revoke_sessions(
 }
 
 type BoxedUsers<'a> = users::BoxedQuery<'a, diesel::pg::Pg>;
+type BoolSql = Box<dyn BoxableExpression<users::table, diesel::pg::Pg, SqlType = Nullable<Bool>>>;
+
+/// `lower(<column>) COLLATE "C" <op> lower($1)`: case-insensitive text compared in byte order,
+/// the same everywhere regardless of the database's locale.
+fn text_compare(column: &'static str, op: FilterOp, operand: &str) -> BoolSql {
+    let sql_op = match op {
+        FilterOp::Eq => "=",
+        FilterOp::Le => "<=",
+        FilterOp::Ge => ">=",
+        FilterOp::Contains => "ILIKE",
+    };
+    if op == FilterOp::Contains {
+        let pattern = tessera_domain::directory::SearchTerm::parse("filterBy", operand)
+            .ok()
+            .flatten()
+            .map(|t| t.like_pattern())
+            .unwrap_or_else(|| "%".to_owned());
+        return Box::new(
+            sql::<Nullable<Bool>>(&format!("{column} ILIKE ")).bind::<Text, _>(pattern),
+        );
+    }
+    Box::new(
+        sql::<Nullable<Bool>>(&format!("lower({column}) COLLATE \"C\" {sql_op} lower("))
+            .bind::<Text, _>(operand.to_owned())
+            .sql(")"),
+    )
+}
+
+fn time_compare(column: &'static str, op: FilterOp, at: OffsetDateTime) -> BoolSql {
+    let sql_op = match op {
+        FilterOp::Le => "<=",
+        FilterOp::Ge => ">=",
+        _ => "=",
+    };
+    Box::new(
+        sql::<Nullable<Bool>>(&format!("{column} {sql_op} "))
+            .bind::<diesel::sql_types::Timestamptz, _>(at),
+    )
+}
+
+fn condition_sql(c: &Condition) -> BoolSql {
+    match (c.field, &c.value) {
+        (FilterField::Username, FilterValue::Text(v)) => text_compare("users.username", c.op, v),
+        (FilterField::Email, FilterValue::Text(v)) => text_compare("users.email", c.op, v),
+        (FilterField::CreatedBy, FilterValue::Id(id)) => {
+            Box::new(users::created_by.eq(*id).nullable())
+        }
+        (FilterField::CreatedBy, FilterValue::Text(v)) => {
+            let inner = match c.op {
+                FilterOp::Contains => "c.username ILIKE ",
+                _ => "lower(c.username) = lower(",
+            };
+            let operand = match c.op {
+                FilterOp::Contains => tessera_domain::directory::SearchTerm::parse("filterBy", v)
+                    .ok()
+                    .flatten()
+                    .map(|t| t.like_pattern())
+                    .unwrap_or_else(|| "%".to_owned()),
+                _ => v.clone(),
+            };
+            let close = if c.op == FilterOp::Contains {
+                ")"
+            } else {
+                "))"
+            };
+            Box::new(
+                sql::<Nullable<Bool>>(&format!(
+                    "users.created_by IN (SELECT c.id FROM users c WHERE {inner}"
+                ))
+                .bind::<Text, _>(operand)
+                .sql(close),
+            )
+        }
+        (FilterField::LastLogin, FilterValue::Time(t)) => {
+            time_compare("users.last_login_at", c.op, *t)
+        }
+        (FilterField::CreationTime, FilterValue::Time(t)) => {
+            time_compare("users.created_at", c.op, *t)
+        }
+        (FilterField::LastUpdated, FilterValue::Time(t)) => {
+            time_compare("users.updated_at", c.op, *t)
+        }
+        (FilterField::IsLocal, FilterValue::Bool(true)) => {
+            Box::new(users::password_hash.is_not_null().nullable())
+        }
+        (FilterField::IsLocal, FilterValue::Bool(false)) => {
+            Box::new(users::password_hash.is_null().nullable())
+        }
+        (FilterField::State, FilterValue::State(state)) => {
+            Box::new(users::state.eq(state.as_str()).nullable())
+        }
+        (FilterField::Tier, FilterValue::Id(id)) => Box::new(users::tier_id.eq(*id)),
+        (FilterField::Tier, FilterValue::Text(v)) => {
+            let (inner, operand, close) = match c.op {
+                FilterOp::Contains => (
+                    "t.name ILIKE ",
+                    tessera_domain::directory::SearchTerm::parse("filterBy", v)
+                        .ok()
+                        .flatten()
+                        .map(|t| t.like_pattern())
+                        .unwrap_or_else(|| "%".to_owned()),
+                    ")",
+                ),
+                _ => ("lower(t.name) = lower(", v.clone(), "))"),
+            };
+            Box::new(
+                sql::<Nullable<Bool>>(&format!(
+                    "users.tier_id IN (SELECT t.id FROM tiers t WHERE {inner}"
+                ))
+                .bind::<Text, _>(operand)
+                .sql(close),
+            )
+        }
+        // The parser never pairs a field with another value type: match nothing.
+        _ => Box::new(sql::<Nullable<Bool>>("false")),
+    }
+}
 
 fn list_filter(query: &UserListQuery) -> BoxedUsers<'static> {
     let mut q = users::table.into_boxed();
@@ -95,7 +227,64 @@ fn list_filter(query: &UserListQuery) -> BoxedUsers<'static> {
     if !query.include_deleted {
         q = q.filter(users::state.ne(UserState::Deleted.as_str()));
     }
+    if let Some(term) = &query.search {
+        let p = term.like_pattern();
+        q = q.filter(
+            users::username
+                .ilike(p.clone())
+                .or(users::email.ilike(p.clone()))
+                .or(users::first_name.ilike(p.clone()))
+                .or(users::last_name.ilike(p)),
+        );
+    }
+    if let Some(term) = &query.name {
+        // The display name, exactly as `User::display_name` derives it.
+        q = q.filter(
+            sql::<Bool>(
+                "COALESCE(NULLIF(btrim(concat_ws(' ', users.first_name, users.last_name)), ''), \
+                 users.username, users.email, users.id::text) ILIKE ",
+            )
+            .bind::<Text, _>(term.like_pattern()),
+        );
+    }
+    for condition in &query.filter.conditions {
+        q = q.filter(condition_sql(condition));
+    }
     q
+}
+
+fn sort_sql(sort: Option<Sort>) -> String {
+    let Some(sort) = sort else {
+        return "users.created_at ASC, users.id ASC".to_owned();
+    };
+    let dir = match sort.order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    };
+    // NULLS LAST only on nullable keys: on a NOT NULL column it would keep the planner from
+    // using the index backwards.
+    let (key, nullable) = match sort.field {
+        SortField::Username => ("lower(users.username) COLLATE \"C\"", true),
+        SortField::CreatedBy => (
+            "(SELECT lower(c.username) FROM users c WHERE c.id = users.created_by) COLLATE \"C\"",
+            true,
+        ),
+        SortField::LastLogin => ("users.last_login_at", true),
+        SortField::CreationTime => ("users.created_at", false),
+        SortField::LastUpdated => ("users.updated_at", false),
+        // Local (password) users first in ascending order.
+        SortField::Type => ("(users.password_hash IS NULL)", false),
+    };
+    let nulls = if nullable { " NULLS LAST" } else { "" };
+    format!("{key} {dir}{nulls}, users.id {dir}")
+}
+
+#[derive(diesel::QueryableByName)]
+struct DayRow {
+    #[diesel(sql_type = diesel::sql_types::Date)]
+    day: time::Date,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 fn clamp_i64(v: u64) -> i64 {
@@ -104,7 +293,8 @@ fn clamp_i64(v: u64) -> i64 {
 
 #[async_trait]
 impl UserRepository for PgStore {
-    async fn create(&self, user: NewUser) -> RepoResult<User> {
+    async fn create(&self, mut user: NewUser) -> RepoResult<User> {
+        let audit = user.audit.take();
         let mut conn = self.conn().await?;
         let wallet = WalletRow {
             id: user.default_wallet.id,
@@ -124,12 +314,13 @@ impl UserRepository for PgStore {
                 .returning(UserRow::as_returning())
                 .get_result(conn)
                 .await
-                .map_err(map)?;
+                .map_err(tier_reference)?;
             diesel::insert_into(wallets::table)
                 .values(&wallet)
                 .execute(conn)
                 .await
                 .map_err(map)?;
+            record(conn, audit.as_ref()).await?;
             Ok(User::try_from(row)?)
         })
         .await
@@ -219,7 +410,8 @@ impl UserRepository for PgStore {
                 .returning(UserRow::as_returning())
                 .get_result(conn)
                 .await
-                .map_err(map)?;
+                .map_err(tier_reference)?;
+            record(conn, changes.audit.as_ref()).await?;
             match changes.revoke_sessions {
                 RevokeSessions::None => {}
                 RevokeSessions::All => revoke_sessions(conn, id, None, now).await?,
@@ -278,7 +470,7 @@ impl UserRepository for PgStore {
             .await
             .map_err(map)?;
         let rows: Vec<UserRow> = list_filter(&query)
-            .order((users::created_at.asc(), users::id.asc()))
+            .order(sql::<Text>(&sort_sql(query.sort)))
             .offset(clamp_i64(query.offset))
             .limit(clamp_i64(query.limit))
             .select(UserRow::as_select())
@@ -291,6 +483,35 @@ impl UserRepository for PgStore {
         })
     }
 
+    async fn count(&self, query: UserListQuery) -> RepoResult<u64> {
+        let mut conn = self.conn().await?;
+        let total: i64 = list_filter(&query)
+            .select(count_star())
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<DayRow> = diesel::sql_query(
+            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n \
+             FROM users GROUP BY 1 ORDER BY 1 DESC LIMIT $1",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(i64::from(days))
+        .load(&mut conn)
+        .await
+        .map_err(map)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DailyCount {
+                day: r.day,
+                count: u64::try_from(r.n).unwrap_or(0),
+            })
+            .collect())
+    }
+
     async fn any_exists(&self) -> RepoResult<bool> {
         let mut conn = self.conn().await?;
         diesel::select(exists(users::table.select(users::id)))
@@ -299,7 +520,7 @@ impl UserRepository for PgStore {
             .map_err(map)
     }
 
-    async fn purge(&self, id: Uuid) -> RepoResult<()> {
+    async fn purge(&self, id: Uuid, audit: Option<AuditEvent>) -> RepoResult<()> {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| -> Result<_, TxError> {
             let exists: Option<Uuid> = users::table
@@ -331,6 +552,7 @@ impl UserRepository for PgStore {
                 .execute(conn)
                 .await
                 .map_err(map)?;
+            record(conn, audit.as_ref()).await?;
             Ok(())
         })
         .await

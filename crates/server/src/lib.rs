@@ -13,7 +13,10 @@ use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
-use tessera_domain::ports::{SystemClock, UuidV7Generator};
+use tessera_domain::ports::{
+    AuditRepository, SessionRepository, SystemClock, TierRepository, UserRepository,
+    UuidV7Generator, WalletRepository,
+};
 use tessera_domain::services::CreatedUser;
 use tessera_domain::values::PasswordPolicy;
 use tessera_domain::{Ports, Tessera, TesseraConfig};
@@ -101,23 +104,39 @@ impl Readiness for StorageReadiness {
     }
 }
 
+type StoragePorts = (
+    Arc<dyn UserRepository>,
+    Arc<dyn SessionRepository>,
+    Arc<dyn TierRepository>,
+    Arc<dyn AuditRepository>,
+    Arc<dyn WalletRepository>,
+);
+
 /// Builds the domain over the configured adapters.
 pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, StartupError> {
-    let (users, sessions, wallets): (
-        Arc<dyn tessera_domain::ports::UserRepository>,
-        Arc<dyn tessera_domain::ports::SessionRepository>,
-        Arc<dyn tessera_domain::ports::WalletRepository>,
-    ) = match storage {
-        Storage::Postgres(store) => (
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-        ),
-        Storage::Memory(store) => (
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-            Arc::new(store.clone()),
-        ),
+    /// One store behind every storage port.
+    fn storage_ports<S>(store: &S) -> StoragePorts
+    where
+        S: UserRepository
+            + SessionRepository
+            + TierRepository
+            + AuditRepository
+            + WalletRepository
+            + Clone
+            + 'static,
+    {
+        let shared = Arc::new(store.clone());
+        (
+            shared.clone(),
+            shared.clone(),
+            shared.clone(),
+            shared.clone(),
+            shared,
+        )
+    }
+    let (users, sessions, tiers, audit, wallets) = match storage {
+        Storage::Postgres(store) => storage_ports(store),
+        Storage::Memory(store) => storage_ports(store),
     };
     let hashing = &settings.password_hashing;
     let hasher = Argon2Hasher::new(Argon2Settings {
@@ -143,6 +162,8 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         users,
         sessions,
         wallets,
+        tiers,
+        audit,
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
         secrets: Arc::new(RandomSecrets),

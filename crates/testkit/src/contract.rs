@@ -22,7 +22,8 @@ use tessera_domain::model::{
     Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
-    RepoError, RepoResult, SessionRepository, UserRepository, WalletRepository,
+    AuditRepository, RepoError, RepoResult, SessionRepository, TierRepository, UserRepository,
+    WalletRepository,
 };
 use tessera_domain::Conflict;
 use time::{Duration, OffsetDateTime};
@@ -34,36 +35,43 @@ pub use wallets::*;
 #[doc(hidden)]
 pub use tokio as __tokio;
 
+mod directory;
+pub use directory::*;
+
 /// The storage ports under test, backed by one fresh, isolated store.
 #[derive(Clone)]
 pub struct Stores {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
+    pub tiers: Arc<dyn TierRepository>,
+    pub audit: Arc<dyn AuditRepository>,
     pub wallets: Arc<dyn WalletRepository>,
 }
 
 impl Stores {
-    pub fn new(
-        users: Arc<dyn UserRepository>,
-        sessions: Arc<dyn SessionRepository>,
-        wallets: Arc<dyn WalletRepository>,
-    ) -> Self {
+    /// Every port from one store.
+    pub fn of<S>(store: S) -> Self
+    where
+        S: UserRepository
+            + SessionRepository
+            + TierRepository
+            + AuditRepository
+            + WalletRepository
+            + 'static,
+    {
+        let store = Arc::new(store);
         Self {
-            users,
-            sessions,
-            wallets,
+            users: store.clone(),
+            sessions: store.clone(),
+            tiers: store.clone(),
+            audit: store.clone(),
+            wallets: store,
         }
     }
 
     /// A fresh in-memory store.
     pub fn memory() -> Self {
-        let store = tessera_memory::MemoryStore::new();
-        let (users, sessions) = store.ports();
-        Self {
-            users,
-            sessions,
-            wallets: store.wallets(),
-        }
+        Self::of(tessera_memory::MemoryStore::new())
     }
 }
 
@@ -83,7 +91,7 @@ macro_rules! contract_tests {
             update_own_name_in_other_case_is_fine,
             find_by_username_ignores_case,
             find_login_by_username_or_email,
-            find_login_prefers_username_match,
+            email_shaped_usernames_are_the_users_own_email,
             missing_users_are_not_found,
             partial_update_leaves_other_fields_alone,
             update_applies_every_field,
@@ -129,6 +137,29 @@ macro_rules! contract_tests {
             concurrent_adjustments_keep_the_balance_exact,
             concurrent_replays_create_one_entry,
             concurrent_opposite_transfers_conserve,
+            filter_username_and_email_by_each_operator,
+            filter_created_by_by_username_id_and_contains,
+            filter_dates_with_inclusive_bounds,
+            filter_is_local_and_state,
+            filter_tier_by_name_id_and_contains,
+            filter_conditions_are_anded,
+            search_covers_username_email_first_and_last_name,
+            search_filters_and_name_match_metacharacters_literally,
+            name_matches_the_display_name,
+            sort_by_every_field_nulls_last_ties_by_id,
+            paging_through_ties_never_repeats_or_skips,
+            count_equals_list_total_for_every_query,
+            growth_counts_users_per_utc_day_newest_first,
+            tiers_round_trip_with_quotas_and_rate_limits,
+            tier_names_are_unique_in_any_case,
+            tier_update_replaces_contents_and_renames,
+            tiers_are_listed_by_name_case_insensitively,
+            tier_in_use_cannot_be_deleted,
+            unknown_tier_on_user_create_or_update_is_not_found,
+            audit_events_of_every_store_operation_are_listed,
+            audit_filters_by_actor_target_action_and_time,
+            audit_cursor_pages_are_stable_over_equal_times,
+            failed_changes_record_no_audit_event,
         }
     };
 }
@@ -225,6 +256,7 @@ pub fn new_user() -> NewUser {
         created_by: None,
         now: now(),
         default_wallet: default_wallet(),
+        audit: None,
     }
 }
 
@@ -251,6 +283,7 @@ pub fn new_managed_user(manager: Uuid) -> NewUser {
         created_by: Some(manager),
         now: now(),
         default_wallet: default_wallet(),
+        audit: None,
     }
 }
 
@@ -332,11 +365,9 @@ fn upper(s: &Option<String>) -> String {
 
 fn query(visible_to: Option<Uuid>, include_managed: bool, include_deleted: bool) -> UserListQuery {
     UserListQuery {
-        visible_to,
         include_managed,
         include_deleted,
-        offset: 0,
-        limit: 100,
+        ..UserListQuery::all(visible_to, 100)
     }
 }
 
@@ -369,6 +400,7 @@ pub async fn create_and_get_roundtrip(s: Stores) {
         created_by: Some(creator.id),
         now: t,
         default_wallet: default_wallet(),
+        audit: None,
     };
     let expected = User {
         id: new.id,
@@ -648,9 +680,11 @@ pub async fn find_login_by_username_or_email(s: Stores) {
 
 /// A username may be an email address (Run:ai local users) that another user holds as their
 /// email; the username match wins.
-pub async fn find_login_prefers_username_match(s: Stores) {
+/// Usernames and emails share the login namespace: an email-shaped username must be the user's
+/// own email, so no user can hold another user's email as a login name.
+pub async fn email_shaped_usernames_are_the_users_own_email(s: Stores) {
     let login = format!("{}@example.org", unique_username());
-    let by_email = create(
+    let owner = create(
         &s,
         NewUser {
             email: Some(login.to_uppercase()),
@@ -658,18 +692,40 @@ pub async fn find_login_prefers_username_match(s: Stores) {
         },
     )
     .await;
-    let by_name = create(
-        &s,
-        NewUser {
+    // Without the matching email: refused by the store's CHECK constraint.
+    let alone = s
+        .users
+        .create(NewUser {
             username: Some(login.clone()),
             email: None,
+            ..new_user()
+        })
+        .await;
+    assert!(matches!(alone, Err(RepoError::Internal(_))), "{alone:?}");
+    // With it: the email is taken, in any letter case.
+    let both = s
+        .users
+        .create(NewUser {
+            username: Some(login.clone()),
+            email: Some(login.clone()),
+            ..new_user()
+        })
+        .await;
+    assert_eq!(err(both), RepoError::Conflict(Conflict::DuplicateEmail));
+    let found = s.users.find_login(&login).await.unwrap();
+    assert_eq!(found.0.id, owner.id);
+    // A user whose username is their own email logs in by it.
+    let other = format!("{}@example.net", unique_username());
+    let local = create(
+        &s,
+        NewUser {
+            username: Some(other.clone()),
+            email: Some(other.to_uppercase()),
             ..new_user()
         },
     )
     .await;
-    let found = s.users.find_login(&login).await.unwrap();
-    assert_eq!(found.0.id, by_name.id);
-    assert_ne!(found.0.id, by_email.id);
+    assert_eq!(s.users.find_login(&other).await.unwrap().0.id, local.id);
 }
 
 pub async fn missing_users_are_not_found(s: Stores) {
@@ -695,7 +751,7 @@ pub async fn missing_users_are_not_found(s: Stores) {
             .await),
         RepoError::NotFound
     );
-    assert_eq!(err(s.users.purge(missing).await), RepoError::NotFound);
+    assert_eq!(err(s.users.purge(missing, None).await), RepoError::NotFound);
     let start = s
         .sessions
         .start(NewSession {
@@ -790,6 +846,7 @@ pub async fn update_applies_every_field(s: Stores) {
         deleted_at: None,
         tokens_valid_after: Some(t1),
         revoke_sessions: RevokeSessions::None,
+        audit: None,
     };
     let expected = User {
         username: Some(username.clone()),
@@ -993,16 +1050,16 @@ pub async fn last_superuser_cannot_be_deleted_or_deactivated(s: Stores) {
 pub async fn last_superuser_cannot_be_purged(s: Stores) {
     let root = create(&s, new_superuser()).await;
     assert_eq!(
-        err(s.users.purge(root.id).await),
+        err(s.users.purge(root.id, None).await),
         conflict(Conflict::LastSuperuser)
     );
     assert_eq!(s.users.get(root.id).await.unwrap(), root);
 
     let second = create(&s, new_superuser()).await;
-    s.users.purge(root.id).await.unwrap();
+    s.users.purge(root.id, None).await.unwrap();
     assert_eq!(err(s.users.get(root.id).await), RepoError::NotFound);
     assert_eq!(
-        err(s.users.purge(second.id).await),
+        err(s.users.purge(second.id, None).await),
         conflict(Conflict::LastSuperuser)
     );
     assert!(s.users.get(second.id).await.is_ok());
@@ -1041,7 +1098,7 @@ pub async fn inactive_superusers_do_not_count(s: Stores) {
         conflict(Conflict::LastSuperuser)
     );
     assert_eq!(
-        err(s.users.purge(root.id).await),
+        err(s.users.purge(root.id, None).await),
         conflict(Conflict::LastSuperuser)
     );
 
@@ -1050,7 +1107,7 @@ pub async fn inactive_superusers_do_not_count(s: Stores) {
         .update(deactivated.id, with_permissions(Permissions::NONE), now())
         .await
         .unwrap();
-    s.users.purge(deleted.id).await.unwrap();
+    s.users.purge(deleted.id, None).await.unwrap();
 
     // Reactivating a superuser makes `root` removable again.
     let other = create(&s, new_superuser()).await;
@@ -1080,8 +1137,8 @@ pub async fn users_are_unconstrained_without_superusers(s: Stores) {
         .update(b.id, soft_delete(now()), now())
         .await
         .unwrap();
-    s.users.purge(a.id).await.unwrap();
-    s.users.purge(b.id).await.unwrap();
+    s.users.purge(a.id, None).await.unwrap();
+    s.users.purge(b.id, None).await.unwrap();
     assert!(!s.users.any_exists().await.unwrap());
 }
 
@@ -1332,7 +1389,7 @@ pub async fn purge_cascades_to_managed_users_and_sessions(s: Stores) {
     let (created_sid, _) = start_session(&s, created.id).await;
     let (bystander_sid, bystander_token) = start_session(&s, bystander.id).await;
 
-    s.users.purge(manager.id).await.unwrap();
+    s.users.purge(manager.id, None).await.unwrap();
 
     for id in [manager.id, managed.id, nested.id] {
         assert_eq!(err(s.users.get(id).await), RepoError::NotFound);
@@ -1384,7 +1441,10 @@ pub async fn purge_cascades_to_managed_users_and_sessions(s: Stores) {
         },
     )
     .await;
-    assert_eq!(err(s.users.purge(manager.id).await), RepoError::NotFound);
+    assert_eq!(
+        err(s.users.purge(manager.id, None).await),
+        RepoError::NotFound
+    );
 }
 
 pub async fn any_exists_reflects_any_user(s: Stores) {
@@ -1396,7 +1456,7 @@ pub async fn any_exists_reflects_any_user(s: Stores) {
         .await
         .unwrap();
     assert!(s.users.any_exists().await.unwrap());
-    s.users.purge(a.id).await.unwrap();
+    s.users.purge(a.id, None).await.unwrap();
     assert!(!s.users.any_exists().await.unwrap());
 }
 

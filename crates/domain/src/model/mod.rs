@@ -1,16 +1,21 @@
 //! Entities of the domain.
 
 mod money;
+mod audit;
 mod permissions;
 mod session;
+mod tier;
 mod user;
 mod wallet;
 
 pub use money::{is_currency_code, Currencies, Currency, Money};
+pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use permissions::{Permission, Permissions};
 pub use session::{AccessClaims, NewSession, RefreshOutcome, Session, SessionCheck, TokenPair};
+pub use tier::{RateLimit, ResourceId, Tier, TierSpec};
 pub use user::{
-    display_name, NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage, UserState,
+    display_name, DailyCount, NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage,
+    UserState,
 };
 pub use wallet::{
     BalanceChange, ChangeTarget, DefaultWallet, EntryKind, IdempotencyClaim, LedgerCursor,

@@ -2,7 +2,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{DefaultWallet, Permissions};
+use super::{AuditEvent, DefaultWallet, Permissions};
+use crate::directory::{SearchTerm, Sort, UserFilter};
 
 /// Where a user is in its lifecycle. Purged users do not exist at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -130,6 +131,8 @@ pub struct NewUser {
     pub now: OffsetDateTime,
     /// Every user gets a default wallet, inserted in the same transaction as the user.
     pub default_wallet: DefaultWallet,
+    /// Recorded in the same transaction as the insert.
+    pub audit: Option<AuditEvent>,
 }
 
 /// A partial update. `None` leaves a field alone; `Some(None)` clears a nullable field.
@@ -149,6 +152,8 @@ pub struct UserChanges {
     pub tokens_valid_after: Option<OffsetDateTime>,
     /// Which stored sessions of the user to revoke in the same transaction.
     pub revoke_sessions: RevokeSessions,
+    /// Recorded in the same transaction as the change.
+    pub audit: Option<AuditEvent>,
 }
 
 /// Session revocation that accompanies a user change.
@@ -184,15 +189,47 @@ impl UserChanges {
     }
 }
 
-/// Which users a listing covers, as decided by policy, plus paging.
+/// Which users a listing covers, as decided by policy, plus filters, sort and paging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserListQuery {
     /// `None`: the whole directory (admins). `Some(id)`: that user and the users it manages.
     pub visible_to: Option<Uuid>,
     pub include_managed: bool,
     pub include_deleted: bool,
+    /// Every condition must hold.
+    pub filter: UserFilter,
+    /// Case-insensitive literal substring of username, email, first or last name.
+    pub search: Option<SearchTerm>,
+    /// Case-insensitive literal substring of the display name.
+    pub name: Option<SearchTerm>,
+    /// `None`: by creation time, then id.
+    pub sort: Option<Sort>,
     pub offset: u64,
     pub limit: u64,
+}
+
+impl UserListQuery {
+    /// Everything visible to `visible_to`, unfiltered, first page of `limit`.
+    pub fn all(visible_to: Option<Uuid>, limit: u64) -> Self {
+        Self {
+            visible_to,
+            include_managed: true,
+            include_deleted: false,
+            filter: UserFilter::default(),
+            search: None,
+            name: None,
+            sort: None,
+            offset: 0,
+            limit,
+        }
+    }
+}
+
+/// Users created on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyCount {
+    pub day: time::Date,
+    pub count: u64,
 }
 
 /// One page of users, ordered by creation (then id), with the total matching count.

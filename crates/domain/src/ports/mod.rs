@@ -4,24 +4,32 @@
 //! Every storage method is one atomic unit: where a use case must change several things
 //! together, the port has one method that promises exactly that.
 
+mod audit;
 mod clock;
 mod security;
 mod sessions;
+mod tiers;
 mod users;
 mod wallets;
 
+pub use audit::AuditRepository;
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use security::{PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
+pub use tiers::TierRepository;
 pub use users::UserRepository;
 pub use wallets::WalletRepository;
 
+#[cfg(feature = "mock")]
+pub use audit::MockAuditRepository;
 #[cfg(feature = "mock")]
 pub use clock::{MockClock, MockIdGenerator};
 #[cfg(feature = "mock")]
 pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
 #[cfg(feature = "mock")]
 pub use sessions::MockSessionRepository;
+#[cfg(feature = "mock")]
+pub use tiers::MockTierRepository;
 #[cfg(feature = "mock")]
 pub use users::MockUserRepository;
 #[cfg(feature = "mock")]

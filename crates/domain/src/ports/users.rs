@@ -3,7 +3,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::RepoResult;
-use crate::model::{NewUser, User, UserChanges, UserListQuery, UserPage};
+use crate::model::{AuditEvent, DailyCount, NewUser, User, UserChanges, UserListQuery, UserPage};
 
 /// Storage of users.
 ///
@@ -15,8 +15,9 @@ use crate::model::{NewUser, User, UserChanges, UserListQuery, UserPage};
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// Inserts a user together with its default wallet (`user.default_wallet`, empty, the
-    /// default of its currency), in one transaction.
-    /// Errors: `Conflict(DuplicateUsername | DuplicateEmail)`, `Unavailable`.
+    /// default of its currency) and records its audit event, in one transaction. A `tier_id`
+    /// that names no tier gives `NotFound`.
+    /// Errors: `NotFound`, `Conflict(DuplicateUsername | DuplicateEmail)`, `Unavailable`.
     async fn create(&self, user: NewUser) -> RepoResult<User>;
 
     /// Errors: `NotFound`, `Unavailable`.
@@ -34,8 +35,9 @@ pub trait UserRepository: Send + Sync {
     /// Errors: `NotFound`, `Unavailable`.
     async fn password_hash(&self, id: Uuid) -> RepoResult<Option<String>>;
 
-    /// Applies a partial change (and, if asked, revokes every session of the user) in one
-    /// transaction, and sets `updated_at = now`.
+    /// Applies a partial change (and, if asked, revokes sessions of the user and records the
+    /// change's audit event) in one transaction, and sets `updated_at = now`. Setting a
+    /// `tier_id` that names no tier gives `NotFound`.
     /// Errors: `NotFound`, `Conflict(DuplicateUsername | DuplicateEmail | LastSuperuser)`,
     /// `Unavailable`.
     async fn update(&self, id: Uuid, changes: UserChanges, now: OffsetDateTime)
@@ -53,15 +55,23 @@ pub trait UserRepository: Send + Sync {
         now: OffsetDateTime,
     ) -> RepoResult<User>;
 
-    /// One page of the users the query covers, oldest first (ties by id), and their total.
+    /// One page of the users the query covers and their total. Order: the query's sort (nulls
+    /// last, ties by id in the same direction), else creation time then id.
     /// Errors: `Unavailable`.
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage>;
+
+    /// How many users the query covers (paging ignored). Errors: `Unavailable`.
+    async fn count(&self, query: UserListQuery) -> RepoResult<u64>;
+
+    /// Users created per UTC day (all states), newest day first, at most `days` days.
+    /// Errors: `Unavailable`.
+    async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>>;
 
     /// Whether any user exists at all (bootstrap of the first superuser).
     async fn any_exists(&self) -> RepoResult<bool>;
 
     /// Removes the user and everything it owns (sessions, wallets and their ledger, idempotency
-    /// keys, its managed users and theirs).
+    /// keys, its managed users and theirs), and records `audit` in the same transaction.
     /// Errors: `NotFound`, `Conflict(LastSuperuser)`, `Unavailable`.
-    async fn purge(&self, id: Uuid) -> RepoResult<()>;
+    async fn purge(&self, id: Uuid, audit: Option<AuditEvent>) -> RepoResult<()>;
 }

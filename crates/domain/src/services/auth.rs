@@ -10,7 +10,7 @@ use crate::app::Deps;
 use crate::error::AuthError;
 use crate::model::{AccessClaims, NewSession, RefreshOutcome, Session, TokenPair, User};
 use crate::ports::RepoError;
-use crate::values::PresentedSecret;
+use crate::values::{may_name_a_user, PresentedSecret};
 
 /// The only scope password sessions carry today; delegated tokens will narrow it.
 pub const FULL_SCOPE: &str = "full";
@@ -36,7 +36,7 @@ impl AuthService {
         let ports = &self.deps.ports;
         let password =
             PresentedSecret::new(password.to_owned()).ok_or(AuthError::InvalidCredentials)?;
-        let found = if login.is_empty() || login.len() > 254 {
+        let found = if !may_name_a_user(login) {
             Err(RepoError::NotFound)
         } else {
             ports.users.find_login(login).await

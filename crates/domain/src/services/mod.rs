@@ -1,13 +1,18 @@
 //! Use cases, grouped by capability. Each takes the calling [`crate::Actor`] first and decides
 //! authorization itself.
 
+pub mod audit;
 pub mod auth;
+pub mod tiers;
 pub mod users;
 pub mod wallets;
 
+pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
+pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{
-    CreateUserInput, CreatedUser, ListUsersInput, UpdateUserInput, UserService, UsersPage,
+    CreateUserInput, CreatedUser, GrowthPoint, ListUsersInput, NameCheck, UpdateUserInput,
+    UserService, UsersPage,
 };
 pub use wallets::{
     AdjustmentInput, LedgerInput, TransferInput, WalletService, DEFAULT_LEDGER_LIMIT,

@@ -3,14 +3,18 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use crate::actor::Actor;
 use crate::app::Deps;
+use crate::directory::{SearchTerm, Sort, UserFilter};
 use crate::error::{AuthError, Conflict, UserError, ValidationError};
 use crate::model::{
-    DefaultWallet, NewUser, Permission, Permissions, RevokeSessions, User, UserChanges,
-    UserListQuery, UserState, DEFAULT_WALLET_NAME,
+    AuditAction, DailyCount, DefaultWallet, FieldChange, NewUser, Permission, Permissions,
+    RevokeSessions, User, UserChanges, UserListQuery, UserState, DEFAULT_WALLET_NAME,
 };
 use crate::policy;
+use crate::services::audit;
 use crate::values::{Email, Paging, Password, PersonName, PresentedSecret, UserRef, Username};
 
 /// The fields an administrator (or, for managed users, anyone) may send to create a user.
@@ -51,12 +55,49 @@ pub struct UpdateUserInput {
 }
 
 /// Listing parameters, already parsed from the wire.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ListUsersInput {
     pub paging: Paging,
     pub include_deleted: bool,
     pub include_managed: bool,
+    pub filter: UserFilter,
+    pub search: Option<SearchTerm>,
+    pub name: Option<SearchTerm>,
+    pub sort: Option<Sort>,
 }
+
+impl ListUsersInput {
+    /// Everything, first page, default size.
+    pub fn first_page(paging: Paging) -> Self {
+        Self {
+            paging,
+            include_deleted: false,
+            include_managed: true,
+            filter: UserFilter::default(),
+            search: None,
+            name: None,
+            sort: None,
+        }
+    }
+}
+
+/// `GET /users/name-check`: whether a name is well-formed and not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameCheck {
+    pub valid: bool,
+    pub available: bool,
+}
+
+/// Users created on one UTC day, and in total up to the end of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrowthPoint {
+    pub day: time::Date,
+    pub created: u64,
+    pub cumulative: u64,
+}
+
+/// Days of history `GET /stats/growth` returns at most.
+pub const MAX_GROWTH_DAYS: u32 = 366;
 
 /// A page of users and how it relates to the whole.
 #[derive(Debug, Clone)]
@@ -77,12 +118,44 @@ pub struct UserService {
     deps: Arc<Deps>,
 }
 
+/// Looks a user up by id or username (no policy).
+pub(crate) async fn resolve_user(deps: &Deps, user: &UserRef) -> Result<User, UserError> {
+    let found = match user {
+        UserRef::Id(id) => deps.ports.users.get(*id).await,
+        UserRef::Username(name) => deps.ports.users.find_by_username(name).await,
+    };
+    Ok(found?)
+}
+
 fn split_full_name(name: &str) -> (String, Option<String>) {
     match name.trim().split_once(' ') {
         Some((first, last)) if !last.trim().is_empty() => {
             (first.to_owned(), Some(last.trim().to_owned()))
         }
         _ => (name.trim().to_owned(), None),
+    }
+}
+
+/// Usernames and emails share one login namespace (login accepts either). An email-shaped
+/// username must therefore be the user's own email, so that the unique index on emails keeps
+/// anyone from taking another user's email as a login name, or the reverse. The database holds
+/// the same rule as a CHECK constraint.
+fn ensure_login_names_agree(
+    username: Option<&str>,
+    email: Option<&str>,
+) -> Result<(), ValidationError> {
+    match username {
+        Some(name) if name.contains('@') => {
+            if email.is_some_and(|e| e.to_lowercase() == name.to_lowercase()) {
+                Ok(())
+            } else {
+                Err(ValidationError::new(
+                    "username",
+                    "a username that is an email address must be the user's own email",
+                ))
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -136,11 +209,70 @@ impl UserService {
     }
 
     async fn resolve(&self, user: &UserRef) -> Result<User, UserError> {
-        let found = match user {
-            UserRef::Id(id) => self.deps.ports.users.get(*id).await,
-            UserRef::Username(name) => self.deps.ports.users.find_by_username(name).await,
+        resolve_user(&self.deps, user).await
+    }
+
+    /// Applies a change with its audit event.
+    async fn apply(
+        &self,
+        actor: Option<&Actor>,
+        target: &User,
+        action: AuditAction,
+        mut changes: UserChanges,
+    ) -> Result<User, UserError> {
+        let details = audit::user_changes(target, &changes);
+        changes.audit = Some(audit::event(
+            &self.deps,
+            actor,
+            Some(target.id),
+            action,
+            details,
+        ));
+        let now = self.deps.ports.clock.now();
+        Ok(self
+            .deps
+            .ports
+            .users
+            .update(target.id, changes, now)
+            .await?)
+    }
+
+    fn creation_audit(&self, actor: Option<&Actor>, new: &NewUser) -> crate::model::AuditEvent {
+        let mut details = BTreeMap::new();
+        let field = |v: &Option<String>| FieldChange {
+            before: None,
+            after: v.clone(),
         };
-        Ok(found?)
+        details.insert("username".to_owned(), field(&new.username));
+        details.insert("email".to_owned(), field(&new.email));
+        details.insert(
+            "permissions".to_owned(),
+            FieldChange {
+                before: None,
+                after: Some(new.permissions.names().join(",")),
+            },
+        );
+        if let Some(manager) = new.manager_id {
+            details.insert(
+                "manager_id".to_owned(),
+                FieldChange {
+                    before: None,
+                    after: Some(manager.to_string()),
+                },
+            );
+        }
+        audit::event(
+            &self.deps,
+            actor,
+            Some(new.id),
+            AuditAction::UserCreated,
+            details,
+        )
+    }
+
+    async fn insert(&self, actor: Option<&Actor>, mut new: NewUser) -> Result<User, UserError> {
+        new.audit = Some(self.creation_audit(actor, &new));
+        Ok(self.deps.ports.users.create(new).await?)
     }
 
     /// Looks a user up and checks the actor may see it.
@@ -196,6 +328,14 @@ impl UserService {
                 None => return Err(ValidationError::new("username", "field required").into()),
             },
         };
+        // An email-shaped username is the user's own email (given or implied).
+        let email = match email {
+            None if username.as_str().contains('@') => {
+                Some(Email::parse("username", username.as_str())?)
+            }
+            other => other,
+        };
+        ensure_login_names_agree(Some(username.as_str()), email.as_ref().map(Email::as_str))?;
         let mut permissions = Permissions::NONE;
         if input.is_admin == Some(true) {
             permissions = permissions.with(Permission::Admin);
@@ -214,26 +354,23 @@ impl UserService {
             }
         };
         let password_hash = self.hash(&password).await?;
-        let user = self
-            .deps
-            .ports
-            .users
-            .create(NewUser {
-                id: self.deps.ports.ids.new_id(),
-                username: Some(username.into_inner()),
-                email: email.map(Email::into_inner),
-                first_name,
-                last_name,
-                password_hash: Some(password_hash),
-                permissions,
-                tier_id: None,
-                manager_id: None,
-                must_change_password: temp_password.is_some(),
-                created_by: Some(actor.id()),
-                now: self.deps.ports.clock.now(),
-                default_wallet: self.default_wallet(),
-            })
-            .await?;
+        let new = NewUser {
+            id: self.deps.ports.ids.new_id(),
+            username: Some(username.into_inner()),
+            email: email.map(Email::into_inner),
+            first_name,
+            last_name,
+            password_hash: Some(password_hash),
+            permissions,
+            tier_id: None,
+            manager_id: None,
+            must_change_password: temp_password.is_some(),
+            created_by: Some(actor.id()),
+            now: self.deps.ports.clock.now(),
+            audit: None,
+            default_wallet: self.default_wallet(),
+        };
+        let user = self.insert(Some(actor), new).await?;
         Ok(CreatedUser {
             user,
             temp_password,
@@ -262,26 +399,23 @@ impl UserService {
             )
             .into());
         }
-        let user = self
-            .deps
-            .ports
-            .users
-            .create(NewUser {
-                id: self.deps.ports.ids.new_id(),
-                username: None,
-                email: None,
-                first_name,
-                last_name,
-                password_hash: None,
-                permissions: Permissions::NONE,
-                tier_id: None,
-                manager_id: Some(actor.id()),
-                must_change_password: false,
-                created_by: Some(actor.id()),
-                now: self.deps.ports.clock.now(),
-                default_wallet: self.default_wallet(),
-            })
-            .await?;
+        let new = NewUser {
+            id: self.deps.ports.ids.new_id(),
+            username: None,
+            email: None,
+            first_name,
+            last_name,
+            password_hash: None,
+            permissions: Permissions::NONE,
+            tier_id: None,
+            manager_id: Some(actor.id()),
+            must_change_password: false,
+            created_by: Some(actor.id()),
+            now: self.deps.ports.clock.now(),
+            audit: None,
+            default_wallet: self.default_wallet(),
+        };
+        let user = self.insert(Some(actor), new).await?;
         Ok(CreatedUser {
             user,
             temp_password: None,
@@ -309,26 +443,23 @@ impl UserService {
             }
         };
         let password_hash = self.hash(&password).await?;
-        let user = self
-            .deps
-            .ports
-            .users
-            .create(NewUser {
-                id: self.deps.ports.ids.new_id(),
-                username: Some(username.into_inner()),
-                email: email.map(Email::into_inner),
-                first_name: None,
-                last_name: None,
-                password_hash: Some(password_hash),
-                permissions: Permissions::NONE.with(Permission::Superuser),
-                tier_id: None,
-                manager_id: None,
-                must_change_password: false,
-                created_by: None,
-                now: self.deps.ports.clock.now(),
-                default_wallet: self.default_wallet(),
-            })
-            .await?;
+        let new = NewUser {
+            id: self.deps.ports.ids.new_id(),
+            username: Some(username.into_inner()),
+            email: email.map(Email::into_inner),
+            first_name: None,
+            last_name: None,
+            password_hash: Some(password_hash),
+            permissions: Permissions::NONE.with(Permission::Superuser),
+            tier_id: None,
+            manager_id: None,
+            must_change_password: false,
+            created_by: None,
+            now: self.deps.ports.clock.now(),
+            audit: None,
+            default_wallet: self.default_wallet(),
+        };
+        let user = self.insert(None, new).await?;
         Ok(CreatedUser {
             user,
             temp_password,
@@ -366,20 +497,83 @@ impl UserService {
     /// users they manage.
     pub async fn list(&self, actor: &Actor, input: ListUsersInput) -> Result<UsersPage, UserError> {
         Self::gate(actor)?;
-        let admin = actor.is_admin();
-        let query = UserListQuery {
-            visible_to: (!admin).then(|| actor.id()),
-            include_managed: input.include_managed,
-            include_deleted: admin && input.include_deleted,
-            offset: input.paging.offset,
-            limit: input.paging.limit,
-        };
+        let paging = input.paging;
+        let query = Self::query(actor, input);
         let page = self.deps.ports.users.list(query).await?;
         Ok(UsersPage {
             users: page.users,
             total: page.total,
-            paging: input.paging,
+            paging,
         })
+    }
+
+    fn query(actor: &Actor, input: ListUsersInput) -> UserListQuery {
+        let admin = actor.is_admin();
+        UserListQuery {
+            visible_to: (!admin).then(|| actor.id()),
+            include_managed: input.include_managed,
+            include_deleted: admin && input.include_deleted,
+            filter: input.filter,
+            search: input.search,
+            name: input.name,
+            sort: input.sort,
+            offset: input.paging.offset,
+            limit: input.paging.limit,
+        }
+    }
+
+    /// `GET /users/count`: how many users the same filters cover.
+    pub async fn count(&self, actor: &Actor, input: ListUsersInput) -> Result<u64, UserError> {
+        Self::gate(actor)?;
+        Ok(self
+            .deps
+            .ports
+            .users
+            .count(Self::query(actor, input))
+            .await?)
+    }
+
+    /// Whether `username` is a valid login name and free. Names are compared in lowercase and
+    /// soft-deleted users' names stay taken.
+    pub async fn name_check(&self, username: &str) -> Result<NameCheck, UserError> {
+        if Username::parse("username", username).is_err() {
+            return Ok(NameCheck {
+                valid: false,
+                available: false,
+            });
+        }
+        let available = match self.deps.ports.users.find_by_username(username).await {
+            Ok(_) => false,
+            Err(crate::ports::RepoError::NotFound) => true,
+            Err(other) => return Err(other.into()),
+        };
+        Ok(NameCheck {
+            valid: true,
+            available,
+        })
+    }
+
+    /// Users created per UTC day, newest first, with the running total up to each day.
+    pub async fn growth(&self, days: u32) -> Result<Vec<GrowthPoint>, UserError> {
+        let days = days.clamp(1, MAX_GROWTH_DAYS);
+        let daily: Vec<DailyCount> = self.deps.ports.users.growth(days).await?;
+        let mut everyone = UserListQuery::all(None, 1);
+        everyone.include_deleted = true;
+        let total = self.deps.ports.users.count(everyone).await?;
+        // Newest first: the running total at a day is everything minus what came after it.
+        let mut after = 0u64;
+        Ok(daily
+            .into_iter()
+            .map(|d| {
+                let point = GrowthPoint {
+                    day: d.day,
+                    created: d.count,
+                    cumulative: total.saturating_sub(after),
+                };
+                after += d.count;
+                point
+            })
+            .collect())
     }
 
     /// Partial update of a user (PATCH and PUT). Passwords: administrators set them outright
@@ -433,6 +627,14 @@ impl UserService {
                     .map(|e| Email::parse("email", &e).map(Email::into_inner))
                     .transpose()?,
             );
+        }
+        if changes.username.is_some() || changes.email.is_some() {
+            let username = changes.username.as_deref().or(target.username.as_deref());
+            let email = match &changes.email {
+                Some(new) => new.as_deref(),
+                None => target.email.as_deref(),
+            };
+            ensure_login_names_agree(username, email)?;
         }
         let (mut first_name, mut last_name) = (input.first_name, input.last_name);
         if let Some(name) = input.name {
@@ -498,12 +700,14 @@ impl UserService {
         if changes.is_empty() {
             return Ok(target);
         }
-        Ok(self
-            .deps
-            .ports
-            .users
-            .update(target.id, changes, now)
-            .await?)
+        let action = if changes.permissions.is_some() {
+            AuditAction::PermissionsChanged
+        } else if changes.password_hash.is_some() && changes.username.is_none() {
+            AuditAction::PasswordChanged
+        } else {
+            AuditAction::UserUpdated
+        };
+        self.apply(Some(actor), &target, action, changes).await
     }
 
     async fn check_current_password(
@@ -540,7 +744,7 @@ impl UserService {
         let target = self.resolve(user).await?;
         policy::ensure_can_delete(actor, &target)?;
         if target.is_managed() {
-            return Ok(self.deps.ports.users.purge(target.id).await?);
+            return self.purge_unchecked(actor, &target).await;
         }
         if target.state == UserState::Deleted {
             return Ok(());
@@ -553,12 +757,28 @@ impl UserService {
             revoke_sessions: RevokeSessions::All,
             ..UserChanges::default()
         };
-        self.deps
-            .ports
-            .users
-            .update(target.id, changes, now)
+        self.apply(Some(actor), &target, AuditAction::UserDeleted, changes)
             .await?;
         Ok(())
+    }
+
+    async fn purge_unchecked(&self, actor: &Actor, target: &User) -> Result<(), UserError> {
+        let mut details = BTreeMap::new();
+        details.insert(
+            "username".to_owned(),
+            FieldChange {
+                before: target.username.clone(),
+                after: None,
+            },
+        );
+        let event = audit::event(
+            &self.deps,
+            Some(actor),
+            Some(target.id),
+            AuditAction::UserPurged,
+            details,
+        );
+        Ok(self.deps.ports.users.purge(target.id, Some(event)).await?)
     }
 
     /// Undoes a soft delete.
@@ -574,13 +794,8 @@ impl UserService {
             deleted_at: Some(None),
             ..UserChanges::default()
         };
-        let now = self.deps.ports.clock.now();
-        Ok(self
-            .deps
-            .ports
-            .users
-            .update(target.id, changes, now)
-            .await?)
+        self.apply(Some(actor), &target, AuditAction::UserRestored, changes)
+            .await
     }
 
     /// Reversible lock-out: the user cannot authenticate and every session ends at once.
@@ -620,12 +835,12 @@ impl UserService {
             tokens_valid_after: locking.then_some(now),
             ..UserChanges::default()
         };
-        Ok(self
-            .deps
-            .ports
-            .users
-            .update(target.id, changes, now)
-            .await?)
+        let action = if locking {
+            AuditAction::UserDeactivated
+        } else {
+            AuditAction::UserReactivated
+        };
+        self.apply(Some(actor), &target, action, changes).await
     }
 
     /// Hard delete: the user and everything it owns, including its managed users.
@@ -633,6 +848,78 @@ impl UserService {
         Self::gate(actor)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_purge(actor, &target)?;
-        Ok(self.deps.ports.users.purge(target.id).await?)
+        self.purge_unchecked(actor, &target).await
+    }
+
+    /// `POST /users/{user}/password`: an administrator issues a new temporary password,
+    /// returned once. Every session of the user ends; they must change it at next login.
+    pub async fn reset_password(&self, actor: &Actor, user: &UserRef) -> Result<String, UserError> {
+        Self::gate(actor)?;
+        let target = self.resolve(user).await?;
+        policy::ensure_can_administer(actor, &target)?;
+        if target.is_managed() {
+            return Err(
+                ValidationError::new("user", "managed users cannot have credentials").into(),
+            );
+        }
+        let temp = self.deps.ports.secrets.new_password();
+        let hash = self.hash(&Password::generated(temp.clone())).await?;
+        let now = self.deps.ports.clock.now();
+        let changes = UserChanges {
+            password_hash: Some(hash),
+            must_change_password: Some(true),
+            tokens_valid_after: Some(now),
+            revoke_sessions: RevokeSessions::All,
+            ..UserChanges::default()
+        };
+        self.apply(Some(actor), &target, AuditAction::PasswordReset, changes)
+            .await?;
+        Ok(temp)
+    }
+
+    /// `POST /me/password`: the caller changes their own password with the current one. Their
+    /// other sessions end; the one in use stays. Allowed while a change is pending.
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        current_password: Option<String>,
+        new_password: &str,
+    ) -> Result<User, UserError> {
+        let target = self.deps.ports.users.get(actor.id()).await?;
+        let new_password = Password::parse(
+            "new_password",
+            new_password,
+            &self.deps.config.password_policy,
+        )?;
+        self.check_current_password(&target, current_password)
+            .await?;
+        let changes = UserChanges {
+            password_hash: Some(self.hash(&new_password).await?),
+            must_change_password: Some(false),
+            revoke_sessions: match actor.session_id {
+                Some(current) => RevokeSessions::AllExcept(current),
+                None => RevokeSessions::All,
+            },
+            ..UserChanges::default()
+        };
+        self.apply(Some(actor), &target, AuditAction::PasswordChanged, changes)
+            .await
+    }
+
+    /// `POST /users/{user}/logout`: every token and session of the user stops working at once,
+    /// on every server process.
+    pub async fn force_logout(&self, actor: &Actor, user: &UserRef) -> Result<(), UserError> {
+        Self::gate(actor)?;
+        let target = self.resolve(user).await?;
+        policy::ensure_can_administer(actor, &target)?;
+        let now = self.deps.ports.clock.now();
+        let changes = UserChanges {
+            tokens_valid_after: Some(now),
+            revoke_sessions: RevokeSessions::All,
+            ..UserChanges::default()
+        };
+        self.apply(Some(actor), &target, AuditAction::ForcedLogout, changes)
+            .await?;
+        Ok(())
     }
 }

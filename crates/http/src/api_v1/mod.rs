@@ -1,6 +1,8 @@
 //! The canonical REST API under `/api/v1`.
 
+mod audit;
 mod auth;
+mod tiers;
 mod users;
 mod wallets;
 
@@ -10,6 +12,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .configure(auth::configure)
+            .configure(audit::configure)
+            // Before the users routes: `/users/{user}/tier` is more specific than
+            // `/users/{user}`, and both are registered as resources.
+            .configure(tiers::configure)
             .configure(users::configure)
             .configure(wallets::configure),
     );

@@ -1,11 +1,14 @@
 use actix_web::{web, HttpResponse};
+use serde_json::json;
+use tessera_domain::directory::{SearchTerm, Sort, SortField, SortOrder, UserFilter};
 use tessera_domain::model::User;
 use tessera_domain::services::{CreateUserInput, ListUsersInput, UpdateUserInput};
 use tessera_domain::values::{Paging, UserRef};
-use tessera_domain::Actor;
+use tessera_domain::{Actor, ValidationError};
 
 use crate::dto::{
-    CreateUserBody, CreatedUserView, ListUsersQuery, UpdateUserBody, UserListView, UserView,
+    ChangePasswordBody, CountView, CreateUserBody, CreatedUserView, GrowthQuery, ListUsersQuery,
+    NameCheckQuery, TempPasswordView, UpdateUserBody, UserListView, UserView,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Authenticated, JsonOrForm};
@@ -18,6 +21,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list))
             .route(web::post().to(create)),
     )
+    .route("/users/count", web::get().to(count))
+    .route("/users/name-check", web::get().to(name_check))
+    .route("/stats/growth", web::get().to(growth))
+    .route("/me/password", web::post().to(change_own_password))
     .service(
         web::resource("/users/me")
             .route(web::get().to(get_me))
@@ -34,6 +41,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(delete)),
     )
     .route("/users/{user}/restore", web::post().to(restore))
+    .route("/users/{user}/password", web::post().to(reset_password))
+    .route("/users/{user}/logout", web::post().to(force_logout))
     .route("/users/{user}/deactivate", web::post().to(deactivate))
     .route("/users/{user}/reactivate", web::post().to(reactivate));
 }
@@ -91,19 +100,133 @@ impl From<UpdateUserBody> for UpdateUserInput {
     }
 }
 
+fn query_error(e: ValidationError) -> ApiError {
+    ApiError::validation("query", &e.field, e.reason.into_owned(), "value_error")
+}
+
+/// The listing parameters shared by `GET /users` and `GET /users/count`, parsed once.
+fn list_input(q: ListUsersQuery) -> Result<ListUsersInput, ApiError> {
+    let paging =
+        Paging::from_params(q.offset, q.limit, q.page, q.items_per_page).map_err(query_error)?;
+    let filter = match q.filter_by.as_deref() {
+        Some(raw) => UserFilter::parse(raw).map_err(query_error)?,
+        None => UserFilter::default(),
+    };
+    let sort = match q.sort_by.as_deref() {
+        Some(field) => Some(Sort {
+            field: SortField::parse(field).map_err(query_error)?,
+            order: q
+                .sort_order
+                .as_deref()
+                .map(SortOrder::parse)
+                .transpose()
+                .map_err(query_error)?
+                .unwrap_or_default(),
+        }),
+        None => {
+            if let Some(order) = q.sort_order.as_deref() {
+                SortOrder::parse(order).map_err(query_error)?;
+            }
+            None
+        }
+    };
+    let term = |field: &'static str, raw: Option<String>| {
+        raw.map(|r| SearchTerm::parse(field, &r))
+            .transpose()
+            .map(Option::flatten)
+            .map_err(query_error)
+    };
+    Ok(ListUsersInput {
+        paging,
+        include_deleted: q.include_deleted,
+        include_managed: q.include_managed.unwrap_or(true),
+        filter,
+        search: term("search", q.search)?,
+        name: term("name", q.name)?,
+        sort,
+    })
+}
+
+async fn count(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    ApiQuery(q): ApiQuery<ListUsersQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let count = state.tessera.users.count(&actor, list_input(q)?).await?;
+    Ok(HttpResponse::Ok().json(CountView { count }))
+}
+
+async fn name_check(
+    state: web::Data<ApiState>,
+    ApiQuery(q): ApiQuery<NameCheckQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let check = state.tessera.users.name_check(&q.username).await?;
+    Ok(HttpResponse::Ok().json(json!({"valid": check.valid, "available": check.available})))
+}
+
+async fn growth(
+    state: web::Data<ApiState>,
+    ApiQuery(q): ApiQuery<GrowthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let days = q.days.unwrap_or(30);
+    let points = state.tessera.users.growth(days).await?;
+    let items: Vec<_> = points
+        .into_iter()
+        .map(|p| json!({"date": p.day.to_string(), "count": p.created, "cumulative": p.cumulative}))
+        .collect();
+    Ok(HttpResponse::Ok().json(items))
+}
+
+async fn reset_password(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let temp = state
+        .tessera
+        .users
+        .reset_password(&actor, &user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(TempPasswordView {
+            temp_password: temp.clone(),
+            temp_password_camel: temp,
+        }))
+}
+
+async fn force_logout(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .tessera
+        .users
+        .force_logout(&actor, &user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn change_own_password(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .tessera
+        .users
+        .change_own_password(&actor, body.current_password, &body.new_password)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiQuery(q): ApiQuery<ListUsersQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let paging = Paging::from_params(q.offset, q.limit, q.page, q.items_per_page).map_err(|e| {
-        ApiError::validation("query", &e.field, e.reason.into_owned(), "value_error")
-    })?;
-    let input = ListUsersInput {
-        paging,
-        include_deleted: q.include_deleted,
-        include_managed: q.include_managed.unwrap_or(true),
-    };
+    let input = list_input(q)?;
     let page = state.tessera.users.list(&actor, input).await?;
     let has_more = page.has_more();
     let limit = page.paging.limit;

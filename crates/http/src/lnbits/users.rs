@@ -136,14 +136,7 @@ async fn list(
     let page = state
         .tessera
         .users
-        .list(
-            &actor,
-            ListUsersInput {
-                paging,
-                include_deleted: false,
-                include_managed: true,
-            },
-        )
+        .list(&actor, ListUsersInput::first_page(paging))
         .await?;
     Ok(HttpResponse::Ok().json(items(&state, &actor, page.users).await?))
 }

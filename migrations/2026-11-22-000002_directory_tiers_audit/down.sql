@@ -1,0 +1,15 @@
+DROP INDEX users_created_day_idx;
+DROP INDEX users_live_created_at_id_idx;
+DROP INDEX users_updated_at_id_idx;
+DROP INDEX users_last_login_desc_idx;
+DROP INDEX users_lower_username_desc_idx;
+DROP INDEX users_last_login_id_idx;
+DROP INDEX users_lower_username_id_idx;
+DROP INDEX users_last_name_trgm_idx;
+DROP INDEX users_first_name_trgm_idx;
+DROP INDEX users_email_trgm_idx;
+DROP INDEX users_username_trgm_idx;
+DROP TABLE audit_events;
+DROP TABLE tier_rate_limits;
+DROP TABLE tier_quotas;
+ALTER TABLE users DROP CONSTRAINT users_email_username_is_own_email;
