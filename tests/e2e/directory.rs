@@ -334,6 +334,14 @@ async fn directory_filters_by_each_field_and_operator() {
         &[KID],
     )
     .await;
+    // Whitespace around fields, operators and conditions is ignored.
+    assert_filter(
+        &app,
+        root,
+        " username == ALICE , isLocal == true ",
+        &["alice"],
+    )
+    .await;
     // The snake_case spelling works too.
     assert_listing(&app, root, &[("filter_by", "username==alice")], &["alice"]).await;
 
@@ -341,6 +349,7 @@ async fn directory_filters_by_each_field_and_operator() {
     let alice = d.alice_token.as_str();
     assert_listing(&app, alice, &[], &["alice", KID]).await;
     assert_filter(&app, alice, "isLocal==false", &[KID]).await;
+    assert_listing(&app, alice, &[("include_managed", "false")], &["alice"]).await;
     assert_filter(&app, alice, "username==Bob", &[]).await;
 }
 

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use tessera_domain::values::IdempotencyKey;
 use tessera_domain::Actor;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::state::ApiState;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
@@ -53,21 +53,39 @@ fn clean_message(message: String) -> String {
     }
 }
 
+/// Where a deserialisation error sits, as `loc` segments: field names and map keys as they are,
+/// sequence indices as numbers (`rate_limits[0].limit` is `rate_limits`, `0`, `limit`, like the
+/// domain's own `rate_limits.0.limit`).
+fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
 /// Turns a path-tracking deserialisation error into a 422 naming the field.
-fn data_error(location: &str, path: String, message: String) -> ApiError {
+fn data_error(location: &str, mut path: Vec<String>, message: String) -> ApiError {
     let message = clean_message(message);
     // serde reports a missing field at its parent's path, naming it in the message.
-    if let Some(rest) = message.strip_prefix("missing field `") {
-        let name = rest.trim_end_matches('`');
-        let full = if path == "." || path.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{path}.{name}")
-        };
-        return ApiError::validation(location, &full, "Field required", "missing");
-    }
-    let field = if path == "." { String::new() } else { path };
-    ApiError::validation(location, &field, message, "value_error")
+    let (message, kind) = match message.strip_prefix("missing field `") {
+        Some(rest) => {
+            path.push(rest.trim_end_matches('`').to_owned());
+            ("Field required".to_owned(), "missing")
+        }
+        None => (message, "value_error"),
+    };
+    let mut loc = vec![location.to_owned()];
+    loc.extend(path);
+    ApiError::Validation(vec![FieldError {
+        loc,
+        msg: message,
+        kind: kind.to_owned(),
+    }])
 }
 
 fn malformed_json(err: &serde_json::Error) -> ApiError {
@@ -95,7 +113,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
-        let path = err.path().to_string();
+        let path = path_segments(err.path());
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => data_error("body", path, inner.to_string()),
@@ -110,7 +128,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
 pub(crate) fn parse_form<T: DeserializeOwned>(location: &str, raw: &[u8]) -> Result<T, ApiError> {
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
     serde_path_to_error::deserialize::<_, T>(de).map_err(|err| {
-        let path = err.path().to_string();
+        let path = path_segments(err.path());
         data_error(location, path, err.into_inner().to_string())
     })
 }

@@ -11,8 +11,8 @@ use crate::MemoryStore;
 impl AuditRepository for MemoryStore {
     async fn list(&self, q: AuditQuery) -> RepoResult<Vec<AuditEvent>> {
         let state = self.lock();
-        let from = q.from.map(stored);
-        let to = q.to.map(stored);
+        // Bounds are compared exactly, even when finer than the stored microseconds.
+        let (from, to) = (q.from, q.to);
         let mut events: Vec<&AuditEvent> = state
             .audit
             .iter()

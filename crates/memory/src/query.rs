@@ -10,7 +10,7 @@ use tessera_domain::directory::{
 use tessera_domain::model::{User, UserListQuery, UserState};
 use time::OffsetDateTime;
 
-use crate::state::{stored, State};
+use crate::state::State;
 
 fn text_matches(value: Option<&str>, op: FilterOp, operand: &str) -> bool {
     let Some(value) = value else {
@@ -29,7 +29,7 @@ fn time_matches(value: Option<OffsetDateTime>, op: FilterOp, operand: OffsetDate
     let Some(value) = value else {
         return false;
     };
-    let operand = stored(operand);
+    // Stored times are whole microseconds; the bound is compared exactly, even when finer.
     match op {
         FilterOp::Eq => value == operand,
         FilterOp::Le => value <= operand,

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::map;
 use crate::schema::audit_events;
+use crate::users::{ceil_micros, floor_micros};
 use crate::PgStore;
 
 /// Writes an audit event on `conn` — inside the caller's transaction.
@@ -88,11 +89,12 @@ impl AuditRepository for PgStore {
         if let Some(action) = q.action {
             query = query.filter(audit_events::action.eq(action.as_str()));
         }
+        // Bounds finer than the stored microseconds stay exact.
         if let Some(from) = q.from {
-            query = query.filter(audit_events::at.ge(from));
+            query = query.filter(audit_events::at.ge(ceil_micros(from)));
         }
         if let Some(to) = q.to {
-            query = query.filter(audit_events::at.le(to));
+            query = query.filter(audit_events::at.le(floor_micros(to)));
         }
         if let Some((at, id)) = q.after {
             // Row comparison: strictly older than the cursor, ties by id.

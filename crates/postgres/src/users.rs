@@ -125,15 +125,36 @@ fn text_compare(column: &'static str, op: FilterOp, operand: &str) -> BoolSql {
     )
 }
 
+/// `t` rounded down to whole microseconds, PostgreSQL's precision. (Binding `t` as it is would
+/// truncate toward 2000-01-01, which rounds earlier times up.)
+pub(crate) fn floor_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let nanos = t.nanosecond();
+    t.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(t)
+}
+
+/// `t` rounded up to whole microseconds.
+pub(crate) fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let floor = floor_micros(t);
+    if floor == t {
+        t
+    } else {
+        floor + time::Duration::microseconds(1)
+    }
+}
+
+/// A comparison with a bound that may be finer than the stored microseconds, kept exact:
+/// `<= t` is `<= floor(t)`, `>= t` is `>= ceil(t)`, and `== t` matches nothing when `t` has a
+/// fraction of a microsecond.
 fn time_compare(column: &'static str, op: FilterOp, at: OffsetDateTime) -> BoolSql {
-    let sql_op = match op {
-        FilterOp::Le => "<=",
-        FilterOp::Ge => ">=",
-        _ => "=",
+    let (sql_op, bound) = match op {
+        FilterOp::Le => ("<=", floor_micros(at)),
+        FilterOp::Ge => (">=", ceil_micros(at)),
+        _ if floor_micros(at) != at => return Box::new(sql::<Nullable<Bool>>("false")),
+        _ => ("=", at),
     };
     Box::new(
         sql::<Nullable<Bool>>(&format!("{column} {sql_op} "))
-            .bind::<diesel::sql_types::Timestamptz, _>(at),
+            .bind::<diesel::sql_types::Timestamptz, _>(bound),
     )
 }
 

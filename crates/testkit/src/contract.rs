@@ -160,6 +160,7 @@ macro_rules! contract_tests {
             audit_filters_by_actor_target_action_and_time,
             audit_cursor_pages_are_stable_over_equal_times,
             failed_changes_record_no_audit_event,
+            date_bounds_compare_at_full_precision,
         }
     };
 }

@@ -96,7 +96,8 @@ pub struct GrowthPoint {
     pub cumulative: u64,
 }
 
-/// Days of history `GET /stats/growth` returns at most.
+/// Days of history `GET /stats/growth` returns by default, and at most.
+pub const DEFAULT_GROWTH_DAYS: u32 = 30;
 pub const MAX_GROWTH_DAYS: u32 = 366;
 
 /// A page of users and how it relates to the whole.
@@ -554,8 +555,10 @@ impl UserService {
     }
 
     /// Users created per UTC day, newest first, with the running total up to each day.
-    pub async fn growth(&self, days: u32) -> Result<Vec<GrowthPoint>, UserError> {
-        let days = days.clamp(1, MAX_GROWTH_DAYS);
+    pub async fn growth(&self, days: Option<u32>) -> Result<Vec<GrowthPoint>, UserError> {
+        let days = days
+            .unwrap_or(DEFAULT_GROWTH_DAYS)
+            .clamp(1, MAX_GROWTH_DAYS);
         let daily: Vec<DailyCount> = self.deps.ports.users.growth(days).await?;
         let mut everyone = UserListQuery::all(None, 1);
         everyone.include_deleted = true;

@@ -168,8 +168,7 @@ async fn growth(
     state: web::Data<ApiState>,
     ApiQuery(q): ApiQuery<GrowthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let days = q.days.unwrap_or(30);
-    let points = state.tessera.users.growth(days).await?;
+    let points = state.tessera.users.growth(q.days).await?;
     let items: Vec<_> = points
         .into_iter()
         .map(|p| json!({"date": p.day.to_string(), "count": p.created, "cumulative": p.cumulative}))

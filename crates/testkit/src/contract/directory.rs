@@ -2226,3 +2226,81 @@ pub async fn failed_changes_record_no_audit_event(s: Stores) {
         .unwrap();
     assert_eq!(audit(&s, audit_query()).await, vec![ok]);
 }
+
+/// Bounds finer than a microsecond (RFC 3339 allows nanoseconds) compare exactly against the
+/// stored microseconds, before and after PostgreSQL's 2000-01-01 epoch alike.
+pub async fn date_bounds_compare_at_full_precision(s: Stores) {
+    let epoch = datetime!(2000-01-01 00:00:00 UTC);
+    let before = create(
+        &s,
+        NewUser {
+            now: epoch - Duration::microseconds(1),
+            ..new_user()
+        },
+    )
+    .await;
+    let on = create(
+        &s,
+        NewUser {
+            now: epoch,
+            ..new_user()
+        },
+    )
+    .await;
+    let b = create(&s, named("b-user", 10)).await;
+    start_session_at(&s, b.id, at(10), at(100_000)).await;
+    let half = Duration::nanoseconds(500);
+    let f = |field: &str, op: &str, t: OffsetDateTime| format!("{field}{op}{}", rfc(t));
+
+    // Half a microsecond before the epoch: between `before` and `on`.
+    let mid = epoch - half;
+    assert_filter(&s, &f("creationTime", "<=", mid), &[&before]).await;
+    assert_filter(&s, &f("creationTime", ">=", mid), &[&on, &b]).await;
+    assert_filter(&s, &f("creationTime", "==", mid), &[]).await;
+    // Around a recent instant.
+    for field in ["creationTime", "lastUpdated", "lastLogin"] {
+        assert_filter(&s, &f(field, ">=", at(10) + half), &[]).await;
+        assert_filter(&s, &f(field, ">=", at(10) - half), &[&b]).await;
+        assert_filter(&s, &f(field, "==", at(10) + half), &[]).await;
+        assert_filter(&s, &f(field, "==", at(10) - half), &[]).await;
+        assert_filter(&s, &f(field, "==", at(10)), &[&b]).await;
+    }
+    assert_filter(&s, &f("creationTime", "<=", at(10) - half), &[&before, &on]).await;
+    assert_filter(
+        &s,
+        &f("creationTime", "<=", at(10) + half),
+        &[&before, &on, &b],
+    )
+    .await;
+    assert_filter(&s, &f("lastLogin", "<=", at(10) - half), &[]).await;
+    assert_filter(&s, &f("lastLogin", "<=", at(10) + half), &[&b]).await;
+
+    // The audit trail's time range likewise.
+    let old = event(
+        None,
+        Some(on.id),
+        AuditAction::UserUpdated,
+        epoch - Duration::microseconds(1),
+    );
+    let new = event(None, Some(on.id), AuditAction::UserUpdated, at(20));
+    record_via_update(&s, on.id, &old).await;
+    record_via_update(&s, on.id, &new).await;
+    let range = |from: Option<OffsetDateTime>, to: Option<OffsetDateTime>| AuditQuery {
+        from,
+        to,
+        ..audit_query()
+    };
+    assert_eq!(audit_ids(&s, range(Some(mid), None)).await, vec![new.id]);
+    assert_eq!(audit_ids(&s, range(None, Some(mid))).await, vec![old.id]);
+    assert!(audit_ids(&s, range(Some(at(20) + half), None))
+        .await
+        .is_empty());
+    assert_eq!(
+        audit_ids(&s, range(None, Some(at(20) - half))).await,
+        vec![old.id]
+    );
+    assert_eq!(
+        audit_ids(&s, range(Some(at(20) - half), Some(at(20) + half))).await,
+        vec![new.id]
+    );
+}
