@@ -58,6 +58,8 @@ fn tessera() -> Tessera {
         users: store.users(),
         sessions: store.sessions(),
         wallets: store.wallets(),
+        tiers: Arc::new(store.clone()),
+        audit: Arc::new(store.clone()),
         hasher: Arc::new(PlainHasher),
         tokens: Arc::new(NoTokens),
         secrets: Arc::new(Secrets),

@@ -1,15 +1,15 @@
 //! Entities of the domain.
 
-mod money;
 mod audit;
+mod money;
 mod permissions;
 mod session;
 mod tier;
 mod user;
 mod wallet;
 
-pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
+pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};
 pub use session::{AccessClaims, NewSession, RefreshOutcome, Session, SessionCheck, TokenPair};
 pub use tier::{RateLimit, ResourceId, Tier, TierSpec};

@@ -739,7 +739,7 @@ pub async fn purge_removes_wallets_and_ledger(s: Stores) {
         .unwrap();
     let by_doomed = apply(&s, keyed(change(kw.id, 3, Some(doomed.id)), doomed.id, "d")).await;
 
-    s.users.purge(doomed.id).await.unwrap();
+    s.users.purge(doomed.id, None).await.unwrap();
 
     for id in [dw.id, extra.id] {
         assert_eq!(err(s.wallets.get(id).await), RepoError::NotFound);
