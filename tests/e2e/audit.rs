@@ -601,3 +601,141 @@ async fn audit_events_never_contain_passwords() {
     assert!(!dump.contains("$argon2"), "an audit event contains a hash");
     assert!(!dump.to_lowercase().contains("temp_password"));
 }
+
+/// Money is audited like every other change: adjustments (canonical and LNbits), transfers and
+/// wallet administration, each once, with the actor, the wallet's owner as target and the
+/// wallet in `changes`; replays and refusals add nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn money_changes_are_audited_with_the_owner_as_target() {
+    use crate::money::{adjust, member, storm_client};
+
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    let root_id = id_of(&assert_token_works(&app, &root).await);
+    let (ops_id, ops) = admin_with_token(&app, "ops").await;
+    let alice = member(&app, "alice").await;
+    let bob = member(&app, "bob").await;
+    let client = storm_client();
+
+    // One adjustment, replayed twice under its key; a refused debit.
+    for _ in 0..3 {
+        let (status, entry) = adjust(&app, &client, &root, &alice.wallet, 1_500, Some("k1")).await;
+        assert_eq!(status, 201, "{entry}");
+    }
+    let (status, _) = adjust(&app, &client, &root, &alice.wallet, -9_999, None).await;
+    assert_eq!(status, 409);
+    let (status, _) = adjust(&app, &client, &root, &alice.wallet, 7, Some("k1")).await;
+    assert_eq!(status, 409);
+
+    let adjusted = all_events(&app, &root, &[("action", "wallet.adjusted")], 500).await;
+    assert_eq!(adjusted.len(), 1, "{adjusted:?}");
+    let event = &adjusted[0];
+    assert_eq!(event["actor_id"], root_id.as_str());
+    assert_eq!(event["target_id"], alice.id.as_str());
+    let after = |e: &Value, field: &str| e["changes"][field]["after"].clone();
+    assert_eq!(after(event, "wallet_id"), alice.wallet.as_str());
+    assert_eq!(after(event, "amount"), "1500");
+    assert_eq!(after(event, "balance_after"), "1500");
+    assert_eq!(after(event, "reason"), "adjust 1500");
+    assert_eq!(after(event, "currency"), "usd");
+    assert!(after(event, "entry_id").is_string(), "{event}");
+
+    // The LNbits balance endpoint, by a plain administrator, on a wallet it opens.
+    let (status, body) = send(
+        app.put(&format!("/users/api/v1/user/{}/balance", bob.id))
+            .bearer_auth(&ops)
+            .json(&json!({"amount": 21})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = send(
+        app.put(&format!("/users/api/v1/user/{}/balance", bob.id))
+            .bearer_auth(&ops)
+            .json(&json!({"amount": -1000})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let by_ops = all_events(&app, &root, &[("actor", &ops_id)], 500).await;
+    assert_eq!(actions(&by_ops), ["wallet.adjusted"]);
+    assert_eq!(by_ops[0]["target_id"], bob.id.as_str());
+    assert_eq!(after(&by_ops[0], "currency"), "sat");
+    assert_eq!(after(&by_ops[0], "amount"), "21000");
+    assert_eq!(after(&by_ops[0], "balance_after"), "21000");
+    assert_ne!(after(&by_ops[0], "wallet_id"), bob.wallet.as_str());
+
+    // A transfer by the owner, recorded on the source's owner; replays add nothing.
+    for _ in 0..2 {
+        let (status, t) = send(
+            app.post("/api/v1/transfers")
+                .bearer_auth(&alice.token)
+                .header("Idempotency-Key", "t1")
+                .json(&json!({
+                    "from_wallet": alice.wallet,
+                    "to_wallet": bob.wallet,
+                    "amount": 500,
+                    "reason": "rent",
+                })),
+        )
+        .await;
+        assert_eq!(status, 201, "{t}");
+    }
+    let transfers = all_events(&app, &root, &[("action", "wallet.transferred")], 500).await;
+    assert_eq!(transfers.len(), 1, "{transfers:?}");
+    let t = &transfers[0];
+    assert_eq!(t["actor_id"], alice.id.as_str());
+    assert_eq!(t["target_id"], alice.id.as_str());
+    assert_eq!(after(t, "from_wallet"), alice.wallet.as_str());
+    assert_eq!(after(t, "to_wallet"), bob.wallet.as_str());
+    assert_eq!(after(t, "to_user_id"), bob.id.as_str());
+    assert_eq!(after(t, "amount"), "500");
+    assert_eq!(after(t, "from_balance_after"), "1000");
+    assert_eq!(after(t, "to_balance_after"), "500");
+
+    // Opening, deleting and restoring a wallet.
+    let (status, spare) = send(
+        app.post(&format!("/api/v1/users/{}/wallets", alice.id))
+            .bearer_auth(&alice.token)
+            .json(&json!({"name": "Spare", "currency": "usd"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{spare}");
+    let spare_id = id_of(&spare);
+    for _ in 0..2 {
+        let (status, _) = send(
+            app.delete(&format!("/api/v1/wallets/{spare_id}"))
+                .bearer_auth(&alice.token),
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    let (status, _) = send(
+        app.post(&format!("/api/v1/wallets/{spare_id}/restore"))
+            .bearer_auth(&root),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Everything on alice, newest first; the user events are still there.
+    let on_alice = all_events(&app, &root, &[("target", &alice.id)], 500).await;
+    assert_eq!(
+        actions(&on_alice),
+        [
+            "wallet.restored",
+            "wallet.deleted",
+            "wallet.created",
+            "wallet.transferred",
+            "wallet.adjusted",
+            "user.created",
+        ]
+    );
+    for e in &on_alice[..3] {
+        assert_eq!(after(e, "wallet_id"), spare_id.as_str(), "{e}");
+    }
+    assert_eq!(on_alice[0]["actor_id"], root_id.as_str());
+    assert_eq!(on_alice[1]["actor_id"], alice.id.as_str());
+    assert_eq!(
+        on_alice[1]["changes"]["state"],
+        json!({"before": "active", "after": "deleted"})
+    );
+    assert_eq!(after(&on_alice[2], "name"), "Spare");
+}

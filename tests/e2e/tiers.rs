@@ -470,3 +470,118 @@ async fn tiers_of_users_are_read_by_who_sees_them_and_set_by_superusers() {
     let (status, _) = send(app.get("/api/v1/users/alice/tier")).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_created_with_a_tier_by_superusers_only() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    let (_, ops) = admin_with_token(&app, "ops").await;
+    let (_, alice) = app.user_with_token("alice").await;
+    let gold = new_tier(&app, &root, json!({"name": "Gold", "quotas": {"*": 10}})).await;
+    let gold_id = gold["id"].as_str().unwrap();
+
+    // A superuser gives the tier at creation; it is stored and recorded.
+    let (status, created) = post_user(
+        &app,
+        &root,
+        json!({"username": "bob", "password": "bob-password", "tier_id": gold_id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["tier_id"], gold_id);
+    let bob_id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = user_tier(&app, &root, "bob").await;
+    assert_eq!((status, &body), (200, &gold));
+    assert_eq!(read_back(&app, "bob").await["tier_id"], gold_id);
+    let (status, audit) = send(
+        app.get("/api/v1/audit")
+            .bearer_auth(&root)
+            .query(&[("target", bob_id.as_str()), ("action", "user.created")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(
+        audit["data"][0]["changes"]["tier_id"],
+        json!({"before": null, "after": gold_id}),
+        "{audit}"
+    );
+    // The tier is in use now.
+    let (status, body) = delete_tier(&app, &root, "gold").await;
+    assert_error(status, &body, 409, "tier_in_use");
+    // Managed users too, and null means no tier.
+    let (status, managed) = post_user(
+        &app,
+        &root,
+        json!({"first_name": "Kid", "tier_id": gold_id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{managed}");
+    assert_eq!(managed["tier_id"], gold_id);
+    let (status, plain) = post_user(
+        &app,
+        &root,
+        json!({"username": "dora", "password": "dora-password", "tier_id": null}),
+    )
+    .await;
+    assert_eq!(status, 201, "{plain}");
+    assert!(plain["tier_id"].is_null(), "{plain}");
+
+    // An administrator who is not a superuser may not; nor may a plain user for a managed one.
+    let (status, body) = post_user(
+        &app,
+        &ops,
+        json!({"username": "carol", "password": "carol-password", "tier_id": gold_id}),
+    )
+    .await;
+    assert_error(status, &body, 403, "forbidden");
+    assert_absent(&app, "carol").await;
+    let (status, body) = post_user(
+        &app,
+        &alice,
+        json!({"first_name": "Kid", "tier_id": gold_id}),
+    )
+    .await;
+    assert_error(status, &body, 403, "forbidden");
+    // Without a tier, both still work.
+    let (status, _) = post_user(
+        &app,
+        &ops,
+        json!({"username": "carol", "password": "carol-password"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // An unknown tier is 404 and creates nobody; a malformed one is 422.
+    let (status, body) = post_user(
+        &app,
+        &root,
+        json!({
+            "username": "erin",
+            "password": "erin-password",
+            "tier_id": "0191f1a2-0000-7000-8000-0000000000ff",
+        }),
+    )
+    .await;
+    assert_eq!((status, body), (404, tier_not_found()));
+    assert_absent(&app, "erin").await;
+    let (status, body) = post_user(
+        &app,
+        &root,
+        json!({"first_name": "Ghost", "tier_id": "0191f1a2-0000-7000-8000-0000000000ff"}),
+    )
+    .await;
+    assert_eq!((status, body), (404, tier_not_found()));
+    for bad in [json!("gold"), json!(5)] {
+        let (status, body) = post_user(
+            &app,
+            &root,
+            json!({"username": "erin", "password": "erin-password", "tier_id": bad}),
+        )
+        .await;
+        assert_invalid(status, &body, &["body", "tier_id"]);
+    }
+    assert_absent(&app, "erin").await;
+    // Nobody but root, ops, alice, bob, root's managed kid, dora and carol exists.
+    let (status, count) = send(app.get("/api/v1/users/count").bearer_auth(&root)).await;
+    assert_eq!((status, count), (200, json!({"count": 7})));
+}

@@ -102,6 +102,9 @@ pub enum UserError {
     /// The user does not exist, or the caller may not see it.
     #[error("user not found")]
     NotFound,
+    /// A `tier_id` given to create a user names no tier.
+    #[error("tier not found")]
+    TierNotFound,
     /// The caller can see the user but may not do this.
     #[error("{message}")]
     Forbidden {
@@ -185,6 +188,8 @@ impl From<UserError> for WalletError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::NotFound => Self::UserNotFound,
+            // No wallet use case names a tier.
+            UserError::TierNotFound => Self::Internal("tier look-up in a wallet operation".into()),
             UserError::Forbidden { code, message } => Self::Forbidden { code, message },
             UserError::Conflict(c) => Self::Conflict(c),
             UserError::Validation(v) => Self::Validation(v),
@@ -232,6 +237,7 @@ impl From<UserError> for TierError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::NotFound => Self::UserNotFound,
+            UserError::TierNotFound => Self::NotFound,
             UserError::Forbidden { code, message } => Self::Forbidden { code, message },
             UserError::Conflict(c) => Self::Conflict(c),
             UserError::Validation(v) => Self::Validation(v),

@@ -160,6 +160,16 @@ pub fn ensure_superuser(actor: &Actor) -> Result<(), UserError> {
     }
 }
 
+/// Only a superuser gives a user a tier, when creating the user too (`PATCH /users/{u}/tier`
+/// is superuser-only for the same reason).
+pub fn ensure_can_assign_tier(actor: &Actor) -> Result<(), UserError> {
+    if actor.is_superuser() {
+        Ok(())
+    } else {
+        Err(UserError::forbidden("only a superuser may assign a tier"))
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Wallets. The owner's manager acts as the owner (PRODUCT.md §3: a manager acts for their
 // managed users). A wallet the caller may not read is `NotFound`.

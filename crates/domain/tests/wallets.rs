@@ -22,7 +22,7 @@ impl PasswordHasher for PlainHasher {
     async fn hash(&self, password: &str) -> Result<String, String> {
         Ok(format!("plain:{password}"))
     }
-    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, String> {
+    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, String> {
         Ok(hash == Some(format!("plain:{password}").as_str()))
     }
 }
@@ -361,4 +361,200 @@ async fn major_units_are_scaled_exactly_and_transfers_need_one_currency() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+/// Every wallet use case records one audit event with the change: actor, the owner as
+/// target, the wallet ids and amounts in `changes`. Replays, refusals and no-ops record none.
+#[tokio::test]
+async fn money_changes_are_audited_once_and_refusals_not_at_all() {
+    use std::collections::BTreeMap;
+
+    use tessera_domain::model::{AuditAction, AuditEvent, AuditQuery, FieldChange};
+
+    async fn trail(t: &Tessera, root: &Actor) -> Vec<AuditEvent> {
+        let page = t
+            .audit
+            .list(
+                root,
+                AuditQuery {
+                    limit: 500,
+                    ..AuditQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        page.events
+            .into_iter()
+            .filter(|e| e.action.as_str().starts_with("wallet."))
+            .collect()
+    }
+    fn after(e: &AuditEvent, field: &str) -> Option<String> {
+        e.changes.get(field).and_then(|f| f.after.clone())
+    }
+
+    let t = tessera();
+    let root = root(&t).await;
+    let alice = user(&t, &root, "alice", Permissions::NONE).await;
+    let bob = user(&t, &root, "bob", Permissions::NONE).await;
+    let w = main_wallet(&t, &alice).await;
+    let bob_wallet = main_wallet(&t, &bob).await;
+    assert!(trail(&t, &root).await.is_empty());
+
+    // An adjustment, then two replays of it.
+    let posted = t
+        .wallets
+        .adjust(&root, w, input(1_000, "top-up"), key("once"))
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let again = t
+            .wallets
+            .adjust(&root, w, input(1_000, "top-up"), key("once"))
+            .await
+            .unwrap();
+        assert!(again.replayed);
+    }
+    let events = trail(&t, &root).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let adjusted = &events[0];
+    assert_eq!(adjusted.action, AuditAction::WalletAdjusted);
+    assert_eq!(adjusted.actor_id, Some(root.id()));
+    assert_eq!(adjusted.target_id, Some(alice.id()));
+    let new = |v: &str| FieldChange {
+        before: None,
+        after: Some(v.to_owned()),
+    };
+    assert_eq!(
+        adjusted.changes,
+        BTreeMap::from([
+            ("amount".to_owned(), new("1000")),
+            ("balance_after".to_owned(), new("1000")),
+            ("currency".to_owned(), new("usd")),
+            ("entry_id".to_owned(), new(&posted.entry.id.to_string())),
+            ("reason".to_owned(), new("top-up")),
+            ("wallet_id".to_owned(), new(&w.to_string())),
+        ])
+    );
+
+    // Refusals record nothing.
+    assert!(matches!(
+        t.wallets
+            .adjust(&root, w, input(-5_000, "too much"), None)
+            .await,
+        Err(WalletError::Conflict(Conflict::InsufficientFunds))
+    ));
+    assert!(matches!(
+        t.wallets
+            .adjust(&root, w, input(7, "other"), key("once"))
+            .await,
+        Err(WalletError::Conflict(Conflict::IdempotencyMismatch))
+    ));
+    let overdraft = TransferInput {
+        from_wallet: w,
+        to_wallet: bob_wallet,
+        amount: 5_000,
+        reason: "rent".into(),
+    };
+    assert!(matches!(
+        t.wallets.transfer(&alice, overdraft, None).await,
+        Err(WalletError::Conflict(Conflict::InsufficientFunds))
+    ));
+    assert!(matches!(
+        t.wallets
+            .adjust_default_in_major_units(&root, &UserRef::Id(bob.id()), "sat", -1, "x", None)
+            .await,
+        Err(WalletError::Conflict(Conflict::InsufficientFunds))
+    ));
+    assert_eq!(trail(&t, &root).await.len(), 1);
+
+    // A transfer by the owner: one event on the source's owner, naming the destination.
+    let rent = TransferInput {
+        from_wallet: w,
+        to_wallet: bob_wallet,
+        amount: 300,
+        reason: "rent".into(),
+    };
+    let moved = t.wallets.transfer(&alice, rent, None).await.unwrap();
+    let events = trail(&t, &root).await;
+    let transferred = &events[0];
+    assert_eq!(transferred.action, AuditAction::WalletTransferred);
+    assert_eq!(transferred.actor_id, Some(alice.id()));
+    assert_eq!(transferred.target_id, Some(alice.id()));
+    for (field, value) in [
+        ("transfer_id", moved.transfer_id.to_string()),
+        ("from_wallet", w.to_string()),
+        ("to_wallet", bob_wallet.to_string()),
+        ("to_user_id", bob.id().to_string()),
+        ("amount", "300".into()),
+        ("currency", "usd".into()),
+        ("reason", "rent".into()),
+        ("from_balance_after", "700".into()),
+        ("to_balance_after", "300".into()),
+    ] {
+        assert_eq!(after(transferred, field), Some(value), "{field}");
+    }
+
+    // LNbits-style: the default sat wallet is opened by the change and named in its event.
+    let sats = t
+        .wallets
+        .adjust_default_in_major_units(
+            &root,
+            &UserRef::Id(bob.id()),
+            "sat",
+            2,
+            "Admin credit",
+            None,
+        )
+        .await
+        .unwrap();
+    let events = trail(&t, &root).await;
+    assert_eq!(events[0].action, AuditAction::WalletAdjusted);
+    assert_eq!(events[0].target_id, Some(bob.id()));
+    assert_eq!(
+        after(&events[0], "wallet_id"),
+        Some(sats.entry.wallet_id.to_string())
+    );
+    assert_eq!(after(&events[0], "amount"), Some("2000".into()));
+    assert_eq!(after(&events[0], "currency"), Some("sat".into()));
+
+    // Opening, deleting (twice: the second changes nothing) and restoring a wallet.
+    let spare = t
+        .wallets
+        .create(&alice, &UserRef::Id(alice.id()), "Spare", "usd")
+        .await
+        .unwrap();
+    t.wallets.delete(&alice, spare.id).await.unwrap();
+    t.wallets.delete(&alice, spare.id).await.unwrap();
+    t.wallets.restore(&root, spare.id).await.unwrap();
+    assert!(matches!(
+        t.wallets.restore(&root, spare.id).await,
+        Err(WalletError::Conflict(Conflict::WalletState))
+    ));
+    let events = trail(&t, &root).await;
+    let actions: Vec<AuditAction> = events.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            AuditAction::WalletRestored,
+            AuditAction::WalletDeleted,
+            AuditAction::WalletCreated,
+            AuditAction::WalletAdjusted,
+            AuditAction::WalletTransferred,
+            AuditAction::WalletAdjusted,
+        ]
+    );
+    for e in &events[..3] {
+        assert_eq!(e.target_id, Some(alice.id()));
+        assert_eq!(after(e, "wallet_id"), Some(spare.id.to_string()));
+    }
+    assert_eq!(events[0].actor_id, Some(root.id()));
+    assert_eq!(events[1].actor_id, Some(alice.id()));
+    assert_eq!(
+        events[1].changes["state"],
+        FieldChange {
+            before: Some("active".into()),
+            after: Some("deleted".into()),
+        }
+    );
+    assert_eq!(after(&events[2], "name"), Some("Spare".into()));
 }

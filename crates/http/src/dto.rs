@@ -138,6 +138,8 @@ pub struct CreateUserBody {
     pub name: Option<String>,
     pub is_admin: Option<bool>,
     pub is_superuser: Option<bool>,
+    /// Superusers only.
+    pub tier_id: Option<Uuid>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -140,6 +140,7 @@ impl From<UserError> for ApiError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::NotFound => Self::NotFound("User not found"),
+            UserError::TierNotFound => Self::NotFound("Tier not found"),
             UserError::Forbidden { code, message } => Self::Forbidden {
                 code,
                 detail: message.to_owned(),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use tessera_domain::model::{
-    BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor, LedgerEntry,
-    NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
+    AuditEvent, BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor,
+    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
 };
 use tessera_domain::ports::{RepoError, RepoResult, WalletRepository};
 use tessera_domain::Conflict;
@@ -112,10 +112,11 @@ fn claim_row(state: &mut State, claim: Option<IdempotencyClaim>, entry_id: Uuid)
 
 #[async_trait]
 impl WalletRepository for MemoryStore {
-    async fn create(&self, wallet: NewWallet) -> RepoResult<Wallet> {
+    async fn create(&self, wallet: NewWallet, audit: Option<AuditEvent>) -> RepoResult<Wallet> {
         let mut state = self.lock();
         let wallet = new_wallet(&state, wallet)?;
         state.wallets.insert(wallet.id, wallet.clone());
+        state.record(audit);
         Ok(wallet)
     }
 
@@ -157,18 +158,32 @@ impl WalletRepository for MemoryStore {
         Ok(out)
     }
 
-    async fn delete(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet> {
+    async fn delete(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<Wallet> {
         let mut state = self.lock();
         let wallet = state.wallets.get_mut(&id).ok_or(RepoError::NotFound)?;
-        if wallet.deleted_at.is_none() {
-            let now = stored(now);
-            wallet.deleted_at = Some(now);
-            wallet.updated_at = now;
+        if wallet.deleted_at.is_some() {
+            // Already deleted: nothing changes, nothing is recorded.
+            return Ok(wallet.clone());
         }
-        Ok(wallet.clone())
+        let now = stored(now);
+        wallet.deleted_at = Some(now);
+        wallet.updated_at = now;
+        let wallet = wallet.clone();
+        state.record(audit);
+        Ok(wallet)
     }
 
-    async fn restore(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet> {
+    async fn restore(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<Wallet> {
         let mut state = self.lock();
         let current = state.wallets.get(&id).ok_or(RepoError::NotFound)?;
         if current.deleted_at.is_none() {
@@ -182,7 +197,9 @@ impl WalletRepository for MemoryStore {
         wallet.deleted_at = None;
         wallet.updated_at = now;
         wallet.is_default = wallet.is_default && !other_default;
-        Ok(wallet.clone())
+        let wallet = wallet.clone();
+        state.record(audit);
+        Ok(wallet)
     }
 
     async fn apply(&self, change: BalanceChange) -> RepoResult<Posted> {
@@ -196,14 +213,14 @@ impl WalletRepository for MemoryStore {
         check_claim_scope(&state, change.idempotency.as_ref())?;
         actor_reference(&state, change.actor_id)?;
         // A default wallet created here is only stored if the change is applied.
-        let mut wallet = match change.target {
+        let mut wallet = match &change.target {
             ChangeTarget::Wallet(id) => {
-                state.wallets.get(&id).cloned().ok_or(RepoError::NotFound)?
+                state.wallets.get(id).cloned().ok_or(RepoError::NotFound)?
             }
             ChangeTarget::DefaultOf(template) => {
                 match state.live_default(template.user_id, &template.currency, None) {
                     Some(id) => state.wallets.get(&id).cloned().ok_or(RepoError::NotFound)?,
-                    None => new_wallet(&state, template)?,
+                    None => new_wallet(&state, template.clone())?,
                 }
             }
         };
@@ -216,7 +233,7 @@ impl WalletRepository for MemoryStore {
             amount: change.amount,
             balance_after: wallet.balance,
             kind: change.kind,
-            reason: change.reason,
+            reason: change.reason.clone(),
             actor_id: change.actor_id,
             transfer_id: None,
             idempotency_key: change.idempotency.as_ref().map(|c| c.key.clone()),
@@ -226,9 +243,11 @@ impl WalletRepository for MemoryStore {
         if state.ledger.contains_key(&entry.id) {
             return Err(RepoError::Internal("duplicate ledger entry id".into()));
         }
+        let event = change.audit_with(&entry);
         claim_row(&mut state, change.idempotency, entry.id);
         state.wallets.insert(wallet.id, wallet);
         state.ledger.insert(entry.id, entry.clone());
+        state.record(event);
         Ok(Posted {
             entry,
             replayed: false,
@@ -313,11 +332,13 @@ impl WalletRepository for MemoryStore {
         {
             return Err(RepoError::Internal("duplicate ledger entry id".into()));
         }
+        let event = t.audit_with(&debit, &credit);
         claim_row(&mut state, t.idempotency, debit.id);
         state.wallets.insert(from.id, from);
         state.wallets.insert(to.id, to);
         state.ledger.insert(debit.id, debit.clone());
         state.ledger.insert(credit.id, credit.clone());
+        state.record(event);
         Ok(Transfer {
             transfer_id: t.transfer_id,
             debit,

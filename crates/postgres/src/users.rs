@@ -48,6 +48,11 @@ fn is_superuser_sql() -> diesel::expression::SqlLiteral<Bool> {
 /// Locks every active superuser row and refuses when `target` is the only one and would stop
 /// being one. Run inside the transaction that makes the change, so two concurrent demotions
 /// cannot both pass.
+///
+/// `FOR NO KEY UPDATE` is enough: it conflicts with itself (so concurrent guards serialise, and
+/// the second re-reads rows the first changed) and with deletes, but not with the `FOR KEY
+/// SHARE` that foreign-key checks take, so sessions and ledger entries referencing a superuser
+/// are never held up by a demotion elsewhere.
 async fn guard_last_superuser(
     conn: &mut AsyncPgConnection,
     target: Uuid,
@@ -60,7 +65,7 @@ async fn guard_last_superuser(
         .filter(users::state.eq(UserState::Active.as_str()))
         .filter(is_superuser_sql())
         .select(users::id)
-        .for_update()
+        .for_no_key_update()
         .load(conn)
         .await
         .map_err(map)?;

@@ -21,8 +21,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
-    BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor, LedgerEntry,
-    NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
+    AuditEvent, BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor,
+    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
 };
 use tessera_domain::ports::{RepoError, RepoResult, WalletRepository};
 use time::OffsetDateTime;
@@ -203,11 +203,15 @@ async fn refusal(conn: &mut AsyncPgConnection, wallet_id: Uuid) -> TxError {
 
 #[async_trait]
 impl WalletRepository for PgStore {
-    async fn create(&self, wallet: NewWallet) -> RepoResult<Wallet> {
+    async fn create(&self, wallet: NewWallet, audit: Option<AuditEvent>) -> RepoResult<Wallet> {
         let mut conn = self.conn().await?;
-        conn.transaction(async |conn| insert_wallet(conn, wallet).await)
-            .await
-            .map_err(RepoError::from)
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let wallet = insert_wallet(conn, wallet).await?;
+            crate::audit::record(conn, audit.as_ref()).await?;
+            Ok(wallet)
+        })
+        .await
+        .map_err(RepoError::from)
     }
 
     async fn get(&self, id: Uuid) -> RepoResult<Wallet> {
@@ -263,19 +267,34 @@ impl WalletRepository for PgStore {
         Ok(out)
     }
 
-    async fn delete(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet> {
+    async fn delete(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<Wallet> {
         let mut conn = self.conn().await?;
-        let deleted: Option<WalletRow> = diesel::update(
-            wallets::table
-                .find(id)
-                .filter(wallets::deleted_at.is_null()),
-        )
-        .set((wallets::deleted_at.eq(now), wallets::updated_at.eq(now)))
-        .returning(WalletRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()
-        .map_err(map)?;
+        let deleted: Option<WalletRow> = conn
+            .transaction(async |conn| -> Result<_, TxError> {
+                let deleted: Option<WalletRow> = diesel::update(
+                    wallets::table
+                        .find(id)
+                        .filter(wallets::deleted_at.is_null()),
+                )
+                .set((wallets::deleted_at.eq(now), wallets::updated_at.eq(now)))
+                .returning(WalletRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()
+                .map_err(map)?;
+                // Only a wallet this statement deleted gets an event.
+                if deleted.is_some() {
+                    crate::audit::record(conn, audit.as_ref()).await?;
+                }
+                Ok(deleted)
+            })
+            .await
+            .map_err(RepoError::from)?;
         match deleted {
             Some(row) => Ok(row.into()),
             // Already deleted (or missing): report it as it is.
@@ -283,7 +302,12 @@ impl WalletRepository for PgStore {
         }
     }
 
-    async fn restore(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet> {
+    async fn restore(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<Wallet> {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| -> Result<_, TxError> {
             let user_id: Uuid = wallets::table
@@ -317,6 +341,7 @@ impl WalletRepository for PgStore {
                 .get_result(conn)
                 .await
                 .map_err(map)?;
+            crate::audit::record(conn, audit.as_ref()).await?;
             Ok(Wallet::from(row))
         })
         .await
@@ -362,8 +387,10 @@ impl WalletRepository for PgStore {
                 idempotency_key: change.idempotency.as_ref().map(|c| c.key.clone()),
                 created_at: change.now,
             };
+            let entry = insert_entry(conn, &entry).await?;
+            crate::audit::record(conn, change.audit_with(&entry).as_ref()).await?;
             Ok(Posted {
-                entry: insert_entry(conn, &entry).await?,
+                entry,
                 replayed: false,
             })
         })
@@ -454,10 +481,13 @@ impl WalletRepository for PgStore {
                 to_after,
                 EntryKind::TransferIn,
             );
+            let debit = insert_entry(conn, &debit).await?;
+            let credit = insert_entry(conn, &credit).await?;
+            crate::audit::record(conn, t.audit_with(&debit, &credit).as_ref()).await?;
             Ok(Transfer {
                 transfer_id: t.transfer_id,
-                debit: insert_entry(conn, &debit).await?,
-                credit: insert_entry(conn, &credit).await?,
+                debit,
+                credit,
                 replayed: false,
             })
         })

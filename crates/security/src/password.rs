@@ -91,7 +91,7 @@ impl PasswordHasher for Argon2Hasher {
         .await?
     }
 
-    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, String> {
+    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, String> {
         let password = password.to_owned();
         let (stored, real) = match hash {
             Some(h) => (h.to_owned(), true),

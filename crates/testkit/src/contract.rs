@@ -134,6 +134,8 @@ macro_rules! contract_tests {
             ledger_is_newest_first_and_pages_by_cursor,
             purge_removes_wallets_and_ledger,
             summaries_show_default_balances_and_counts,
+            wallet_changes_record_their_audit_event,
+            replays_and_refusals_record_no_wallet_event,
             concurrent_adjustments_keep_the_balance_exact,
             concurrent_replays_create_one_entry,
             concurrent_opposite_transfers_conserve,

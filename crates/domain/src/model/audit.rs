@@ -5,6 +5,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// What an administrative change did.
+///
+/// Targets: `user.*` events name the user, `tier.*` events the tier, and `wallet.*` events the
+/// wallet's owner (the source wallet's owner for a transfer); the wallet ids are in `changes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum AuditAction {
     UserCreated,
@@ -22,10 +25,15 @@ pub enum AuditAction {
     TierCreated,
     TierUpdated,
     TierDeleted,
+    WalletCreated,
+    WalletDeleted,
+    WalletRestored,
+    WalletAdjusted,
+    WalletTransferred,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 20] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -41,6 +49,11 @@ impl AuditAction {
         Self::TierCreated,
         Self::TierUpdated,
         Self::TierDeleted,
+        Self::WalletCreated,
+        Self::WalletDeleted,
+        Self::WalletRestored,
+        Self::WalletAdjusted,
+        Self::WalletTransferred,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +73,11 @@ impl AuditAction {
             Self::TierCreated => "tier.created",
             Self::TierUpdated => "tier.updated",
             Self::TierDeleted => "tier.deleted",
+            Self::WalletCreated => "wallet.created",
+            Self::WalletDeleted => "wallet.deleted",
+            Self::WalletRestored => "wallet.restored",
+            Self::WalletAdjusted => "wallet.adjusted",
+            Self::WalletTransferred => "wallet.transferred",
         }
     }
 
@@ -99,4 +117,55 @@ pub struct AuditQuery {
     /// The `(at, id)` of the last event of the previous page.
     pub after: Option<(OffsetDateTime, Uuid)>,
     pub limit: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// `ALL`, `as_str` and `parse` agree: every action is listed once, has its own name, and
+    /// parses back from it; the match below stops compiling when a variant is added without
+    /// being counted.
+    #[test]
+    fn actions_round_trip_and_all_lists_every_variant() {
+        let variants = |a: AuditAction| match a {
+            AuditAction::UserCreated
+            | AuditAction::UserUpdated
+            | AuditAction::PermissionsChanged
+            | AuditAction::PasswordChanged
+            | AuditAction::PasswordReset
+            | AuditAction::UserDeleted
+            | AuditAction::UserRestored
+            | AuditAction::UserPurged
+            | AuditAction::UserDeactivated
+            | AuditAction::UserReactivated
+            | AuditAction::ForcedLogout
+            | AuditAction::TierAssigned
+            | AuditAction::TierCreated
+            | AuditAction::TierUpdated
+            | AuditAction::TierDeleted
+            | AuditAction::WalletCreated
+            | AuditAction::WalletDeleted
+            | AuditAction::WalletRestored
+            | AuditAction::WalletAdjusted
+            | AuditAction::WalletTransferred => 20,
+        };
+        assert_eq!(AuditAction::ALL.len(), variants(AuditAction::UserCreated));
+        let listed: HashSet<AuditAction> = AuditAction::ALL.into_iter().collect();
+        assert_eq!(listed.len(), AuditAction::ALL.len(), "listed twice");
+        let names: HashSet<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), AuditAction::ALL.len(), "a name used twice");
+        for action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+            assert!(action.as_str().len() <= 64, "the column's CHECK");
+        }
+        assert_eq!(
+            AuditAction::parse("wallet.adjusted"),
+            Some(AuditAction::WalletAdjusted)
+        );
+        assert_eq!(AuditAction::parse("wallet.transfer"), None);
+        assert_eq!(AuditAction::parse("WALLET.ADJUSTED"), None);
+    }
 }

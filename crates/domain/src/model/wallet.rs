@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::{AuditEvent, FieldChange};
+
 /// The name given to the wallet every user gets with their account.
 pub const DEFAULT_WALLET_NAME: &str = "Main";
 
@@ -145,6 +147,33 @@ pub struct BalanceChange {
     pub actor_id: Option<Uuid>,
     pub idempotency: Option<IdempotencyClaim>,
     pub now: OffsetDateTime,
+    /// The event the store writes with the change, in the same transaction, completed by
+    /// [`BalanceChange::audit_with`]. Nothing is written on a replay or a refusal.
+    pub audit: Option<AuditEvent>,
+}
+
+/// Sets `field` of an event's changes to a value that only exists after the change.
+fn note(event: &mut AuditEvent, field: &str, after: String) {
+    event.changes.insert(
+        field.to_owned(),
+        FieldChange {
+            before: None,
+            after: Some(after),
+        },
+    );
+}
+
+impl BalanceChange {
+    /// The audit event to write together with `entry`: `audit` with what only the store knows
+    /// added to its changes — `wallet_id` (a `DefaultOf` change may open the wallet) and
+    /// `balance_after`.
+    pub fn audit_with(&self, entry: &LedgerEntry) -> Option<AuditEvent> {
+        self.audit.clone().map(|mut event| {
+            note(&mut event, "wallet_id", entry.wallet_id.to_string());
+            note(&mut event, "balance_after", entry.balance_after.to_string());
+            event
+        })
+    }
 }
 
 /// A balance change as applied, or as first applied when this was a replay.
@@ -170,6 +199,29 @@ pub struct NewTransfer {
     pub actor_id: Option<Uuid>,
     pub idempotency: Option<IdempotencyClaim>,
     pub now: OffsetDateTime,
+    /// The event the store writes with the transfer, in the same transaction, completed by
+    /// [`NewTransfer::audit_with`]. Nothing is written on a replay or a refusal.
+    pub audit: Option<AuditEvent>,
+}
+
+impl NewTransfer {
+    /// The audit event to write together with the two entries: `audit` with the balances after
+    /// the transfer (`from_balance_after`, `to_balance_after`) added to its changes.
+    pub fn audit_with(&self, debit: &LedgerEntry, credit: &LedgerEntry) -> Option<AuditEvent> {
+        self.audit.clone().map(|mut event| {
+            note(
+                &mut event,
+                "from_balance_after",
+                debit.balance_after.to_string(),
+            );
+            note(
+                &mut event,
+                "to_balance_after",
+                credit.balance_after.to_string(),
+            );
+            event
+        })
+    }
 }
 
 /// Both halves of a transfer.

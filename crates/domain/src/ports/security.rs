@@ -13,7 +13,7 @@ pub trait PasswordHasher: Send + Sync {
     /// Whether `password` matches `hash`. With no hash (unknown user, or a user without a
     /// password) it still performs one full verification against a dummy hash and answers
     /// `false`, so the two cases cannot be told apart by timing.
-    async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, String>;
+    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, String>;
 }
 
 /// Encoding and checking of access tokens.

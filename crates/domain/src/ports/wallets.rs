@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::RepoResult;
 use crate::model::{
-    BalanceChange, LedgerCursor, LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, Wallet,
-    WalletSummary,
+    AuditEvent, BalanceChange, LedgerCursor, LedgerEntry, NewTransfer, NewWallet, Posted, Transfer,
+    Wallet, WalletSummary,
 };
 
 /// Storage of wallets and their ledger.
@@ -22,6 +22,10 @@ use crate::model::{
 ///   the first result (`replayed`) and changes nothing; with another fingerprint it is
 ///   `Conflict(IdempotencyMismatch)`. A change that fails leaves no claim behind.
 ///
+/// Every method that changes something takes the audit event of the change and writes it in
+/// the same transaction, only when the change happens: a refusal, a replay and a no-op (deleting
+/// a deleted wallet) write none.
+///
 /// Purging a user (`UserRepository::purge`) removes its wallets, their ledger and the
 /// idempotency keys it used.
 #[cfg_attr(feature = "mock", mockall::automock)]
@@ -29,8 +33,9 @@ use crate::model::{
 pub trait WalletRepository: Send + Sync {
     /// Inserts a wallet for an existing user. It becomes the user's default in its currency when
     /// the user has no live default there; `allow_negative` is copied from the user's
-    /// `invoicing` flag. Errors: `NotFound` (no such user), `Unavailable`.
-    async fn create(&self, wallet: NewWallet) -> RepoResult<Wallet>;
+    /// `invoicing` flag. Records `audit` with it. Errors: `NotFound` (no such user),
+    /// `Unavailable`.
+    async fn create(&self, wallet: NewWallet, audit: Option<AuditEvent>) -> RepoResult<Wallet>;
 
     /// A wallet, deleted or not. Errors: `NotFound`, `Unavailable`.
     async fn get(&self, id: Uuid) -> RepoResult<Wallet>;
@@ -43,26 +48,38 @@ pub trait WalletRepository: Send + Sync {
     /// each live default wallet. One round trip. Errors: `Unavailable`.
     async fn summaries(&self, user_ids: &[Uuid]) -> RepoResult<HashMap<Uuid, WalletSummary>>;
 
-    /// Soft-deletes a live wallet (idempotent on a deleted one). The balance and ledger stay.
-    /// Errors: `NotFound`, `Unavailable`.
-    async fn delete(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet>;
+    /// Soft-deletes a live wallet and records `audit` (idempotent on a deleted one, which
+    /// records nothing). The balance and ledger stay. Errors: `NotFound`, `Unavailable`.
+    async fn delete(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<Wallet>;
 
-    /// Restores a soft-deleted wallet. It stays the default only if the user has no other live
-    /// default in its currency by now. Errors: `NotFound`, `Conflict(WalletState)` (it is not
-    /// deleted), `Unavailable`.
-    async fn restore(&self, id: Uuid, now: OffsetDateTime) -> RepoResult<Wallet>;
+    /// Restores a soft-deleted wallet and records `audit`. It stays the default only if the
+    /// user has no other live default in its currency by now. Errors: `NotFound`,
+    /// `Conflict(WalletState)` (it is not deleted), `Unavailable`.
+    async fn restore(
+        &self,
+        id: Uuid,
+        now: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<Wallet>;
 
     /// Applies one balance change and writes its ledger entry, atomically: the balance moves by
     /// `amount` only if the wallet is live and the result is not below zero (or the wallet may
     /// go negative). With `ChangeTarget::DefaultOf`, a missing default wallet is created in the
     /// same transaction (and not at all if the change is refused). With an idempotency claim,
-    /// a repeat returns the first entry.
+    /// a repeat returns the first entry. Writes `change.audit_with(&entry)` with the entry (not on
+    /// a replay).
     /// Errors: `NotFound` (wallet, or user for `DefaultOf`), `Conflict(WalletDeleted |
     /// InsufficientFunds | IdempotencyMismatch | BalanceOverflow)`, `Unavailable`.
     async fn apply(&self, change: BalanceChange) -> RepoResult<Posted>;
 
     /// Moves `amount` between two live wallets of one currency in one transaction, locking
-    /// them in id order, and writes a debit and a credit entry sharing `transfer_id`.
+    /// them in id order, and writes a debit and a credit entry sharing `transfer_id`, and
+    /// `transfer.audit_with(&debit, &credit)` (not on a replay).
     /// Errors: `NotFound` (either wallet), `Conflict(WalletDeleted | CurrencyMismatch |
     /// InsufficientFunds | BalanceOverflow | IdempotencyMismatch)`, `Unavailable`.
     async fn transfer(&self, transfer: NewTransfer) -> RepoResult<Transfer>;

@@ -38,6 +38,16 @@ fn change(before: Option<String>, after: Option<String>) -> FieldChange {
     FieldChange { before, after }
 }
 
+/// Builds the `changes` of an event from `(field, before, after)` triples.
+pub(crate) fn changes<const N: usize>(
+    fields: [(&str, Option<String>, Option<String>); N],
+) -> BTreeMap<String, FieldChange> {
+    fields
+        .into_iter()
+        .map(|(field, before, after)| (field.to_owned(), change(before, after)))
+        .collect()
+}
+
 /// What a user change does, field by field, for the audit trail. Secrets appear only as
 /// "(changed)".
 pub(crate) fn user_changes(before: &User, c: &UserChanges) -> BTreeMap<String, FieldChange> {

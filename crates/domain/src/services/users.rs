@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
+use uuid::Uuid;
+
 use crate::actor::Actor;
 use crate::app::Deps;
 use crate::directory::{SearchTerm, Sort, UserFilter};
@@ -14,6 +16,7 @@ use crate::model::{
     RevokeSessions, User, UserChanges, UserListQuery, UserState, DEFAULT_WALLET_NAME,
 };
 use crate::policy;
+use crate::ports::RepoError;
 use crate::services::audit;
 use crate::values::{Email, Paging, Password, PersonName, PresentedSecret, UserRef, Username};
 
@@ -30,6 +33,8 @@ pub struct CreateUserInput {
     pub name: Option<String>,
     pub is_admin: Option<bool>,
     pub is_superuser: Option<bool>,
+    /// The user's tier; only superusers may give one (as with `PATCH /users/{u}/tier`).
+    pub tier_id: Option<Uuid>,
 }
 
 /// A created user; `temp_password` is set, once, when Tessera generated the password.
@@ -253,6 +258,15 @@ impl UserService {
                 after: Some(new.permissions.names().join(",")),
             },
         );
+        if let Some(tier) = new.tier_id {
+            details.insert(
+                "tier_id".to_owned(),
+                FieldChange {
+                    before: None,
+                    after: Some(tier.to_string()),
+                },
+            );
+        }
         if let Some(manager) = new.manager_id {
             details.insert(
                 "manager_id".to_owned(),
@@ -273,7 +287,17 @@ impl UserService {
 
     async fn insert(&self, actor: Option<&Actor>, mut new: NewUser) -> Result<User, UserError> {
         new.audit = Some(self.creation_audit(actor, &new));
-        Ok(self.deps.ports.users.create(new).await?)
+        let with_tier = new.tier_id.is_some();
+        self.deps
+            .ports
+            .users
+            .create(new)
+            .await
+            .map_err(|e| match e {
+                // The store's only `NotFound` on create: the tier does not exist.
+                RepoError::NotFound if with_tier => UserError::TierNotFound,
+                other => other.into(),
+            })
     }
 
     /// Looks a user up and checks the actor may see it.
@@ -308,10 +332,13 @@ impl UserService {
         }
         let first_name = optional_name("first_name", first_name)?;
         let last_name = optional_name("last_name", last_name)?;
+        if input.tier_id.is_some() {
+            policy::ensure_can_assign_tier(actor)?;
+        }
 
         if input.username.is_none() && input.email.is_none() {
             return self
-                .create_managed(actor, input.password, first_name, last_name)
+                .create_managed(actor, input.password, first_name, last_name, input.tier_id)
                 .await;
         }
         policy::ensure_can_create_login_user(actor)?;
@@ -363,7 +390,7 @@ impl UserService {
             last_name,
             password_hash: Some(password_hash),
             permissions,
-            tier_id: None,
+            tier_id: input.tier_id,
             manager_id: None,
             must_change_password: temp_password.is_some(),
             created_by: Some(actor.id()),
@@ -384,6 +411,7 @@ impl UserService {
         password: Option<String>,
         first_name: Option<String>,
         last_name: Option<String>,
+        tier_id: Option<Uuid>,
     ) -> Result<CreatedUser, UserError> {
         policy::ensure_can_create_managed_user(actor)?;
         if password.is_some() {
@@ -408,7 +436,7 @@ impl UserService {
             last_name,
             password_hash: None,
             permissions: Permissions::NONE,
-            tier_id: None,
+            tier_id,
             manager_id: Some(actor.id()),
             must_change_password: false,
             created_by: Some(actor.id()),
@@ -485,8 +513,10 @@ impl UserService {
     }
 
     /// The caller's own record. Allowed even while a password change is pending.
+    ///
+    /// Authentication loaded the caller's row in this very request; it is not read again.
     pub async fn me(&self, actor: &Actor) -> Result<User, UserError> {
-        Ok(self.deps.ports.users.get(actor.id()).await?)
+        Ok(actor.user.clone())
     }
 
     pub async fn get(&self, actor: &Actor, user: &UserRef) -> Result<User, UserError> {
@@ -545,7 +575,7 @@ impl UserService {
         }
         let available = match self.deps.ports.users.find_by_username(username).await {
             Ok(_) => false,
-            Err(crate::ports::RepoError::NotFound) => true,
+            Err(RepoError::NotFound) => true,
             Err(other) => return Err(other.into()),
         };
         Ok(NameCheck {

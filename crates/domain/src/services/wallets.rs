@@ -11,10 +11,12 @@ use crate::actor::Actor;
 use crate::app::Deps;
 use crate::error::{ValidationError, WalletError};
 use crate::model::{
-    BalanceChange, ChangeTarget, Currencies, EntryKind, IdempotencyClaim, LedgerCursor, LedgerPage,
-    Money, NewTransfer, NewWallet, Posted, Transfer, User, Wallet, WalletSummary,
+    AuditAction, AuditEvent, BalanceChange, ChangeTarget, Currencies, EntryKind, IdempotencyClaim,
+    LedgerCursor, LedgerPage, Money, NewTransfer, NewWallet, Posted, Transfer, User, Wallet,
+    WalletSummary,
 };
 use crate::policy;
+use crate::services::audit;
 use crate::values::{IdempotencyKey, Reason, UserRef, WalletName};
 
 /// Ledger page size when the caller gives none.
@@ -58,6 +60,11 @@ impl Default for LedgerInput {
 #[derive(Clone)]
 pub struct WalletService {
     deps: Arc<Deps>,
+}
+
+/// A value for the `after` side of an audit field.
+fn shown(v: impl ToString) -> Option<String> {
+    Some(v.to_string())
 }
 
 fn non_zero(field: &'static str, amount: i64) -> Result<i64, ValidationError> {
@@ -105,6 +112,17 @@ impl WalletService {
         // wallet nobody can see.
         let owner = self.deps.ports.users.get(wallet.user_id).await?;
         Ok((wallet, owner))
+    }
+
+    /// An audit event on a wallet of `owner`; the owner is the event's target.
+    fn event(
+        &self,
+        actor: &Actor,
+        owner: Uuid,
+        action: AuditAction,
+        changes: std::collections::BTreeMap<String, crate::model::FieldChange>,
+    ) -> AuditEvent {
+        audit::event(&self.deps, Some(actor), Some(owner), action, changes)
     }
 
     fn claim(
@@ -158,10 +176,20 @@ impl WalletService {
             currency: currency.as_str().to_owned(),
             now: self.deps.ports.clock.now(),
         };
+        let event = self.event(
+            actor,
+            owner.id,
+            AuditAction::WalletCreated,
+            audit::changes([
+                ("wallet_id", None, shown(wallet.id)),
+                ("name", None, shown(&wallet.name)),
+                ("currency", None, shown(&wallet.currency)),
+            ]),
+        );
         self.deps
             .ports
             .wallets
-            .create(wallet)
+            .create(wallet, Some(event))
             .await
             .map_err(|e| match e {
                 crate::ports::RepoError::NotFound => WalletError::UserNotFound,
@@ -185,8 +213,17 @@ impl WalletService {
         if wallet.is_deleted() {
             return Ok(wallet);
         }
+        let event = self.event(
+            actor,
+            owner.id,
+            AuditAction::WalletDeleted,
+            audit::changes([
+                ("wallet_id", None, shown(id)),
+                ("state", shown("active"), shown("deleted")),
+            ]),
+        );
         let now = self.deps.ports.clock.now();
-        Ok(self.deps.ports.wallets.delete(id, now).await?)
+        Ok(self.deps.ports.wallets.delete(id, now, Some(event)).await?)
     }
 
     /// Undoes a soft delete.
@@ -194,8 +231,45 @@ impl WalletService {
         Self::gate(actor)?;
         let (_, owner) = self.wallet_and_owner(id).await?;
         policy::ensure_can_manage_wallet(actor, &owner)?;
+        let event = self.event(
+            actor,
+            owner.id,
+            AuditAction::WalletRestored,
+            audit::changes([
+                ("wallet_id", None, shown(id)),
+                ("state", shown("deleted"), shown("active")),
+            ]),
+        );
         let now = self.deps.ports.clock.now();
-        Ok(self.deps.ports.wallets.restore(id, now).await?)
+        Ok(self
+            .deps
+            .ports
+            .wallets
+            .restore(id, now, Some(event))
+            .await?)
+    }
+
+    /// The event of a balance adjustment; the store adds `wallet_id` and `balance_after`.
+    fn adjustment_event(
+        &self,
+        actor: &Actor,
+        owner: Uuid,
+        entry_id: Uuid,
+        currency: &str,
+        amount: i64,
+        reason: &Reason,
+    ) -> AuditEvent {
+        self.event(
+            actor,
+            owner,
+            AuditAction::WalletAdjusted,
+            audit::changes([
+                ("entry_id", None, shown(entry_id)),
+                ("currency", None, shown(currency)),
+                ("amount", None, shown(amount)),
+                ("reason", None, shown(reason.as_str())),
+            ]),
+        )
     }
 
     /// Credits (positive) or debits (negative) a wallet by `amount` minor units, as a billing
@@ -211,7 +285,7 @@ impl WalletService {
         Self::gate(actor)?;
         let amount = non_zero("amount", input.amount)?;
         let reason = Reason::parse("reason", &input.reason)?;
-        let (_, owner) = self.wallet_and_owner(wallet_id).await?;
+        let (wallet, owner) = self.wallet_and_owner(wallet_id).await?;
         policy::ensure_can_adjust(actor, &owner)?;
         let idempotency = Self::claim(actor, key, || {
             format!(
@@ -219,8 +293,11 @@ impl WalletService {
                 reason.as_str()
             )
         });
+        let entry_id = self.deps.ports.ids.new_id();
+        let event =
+            self.adjustment_event(actor, owner.id, entry_id, &wallet.currency, amount, &reason);
         let change = BalanceChange {
-            entry_id: self.deps.ports.ids.new_id(),
+            entry_id,
             target: ChangeTarget::Wallet(wallet_id),
             amount,
             kind: EntryKind::Adjustment,
@@ -228,6 +305,7 @@ impl WalletService {
             actor_id: Some(actor.id()),
             idempotency,
             now: self.deps.ports.clock.now(),
+            audit: Some(event),
         };
         Ok(self.deps.ports.wallets.apply(change).await?)
     }
@@ -263,8 +341,10 @@ impl WalletService {
             )
         });
         let now = self.deps.ports.clock.now();
+        let entry_id = self.deps.ports.ids.new_id();
+        let event = self.adjustment_event(actor, owner.id, entry_id, &currency, amount, &reason);
         let change = BalanceChange {
-            entry_id: self.deps.ports.ids.new_id(),
+            entry_id,
             target: ChangeTarget::DefaultOf(NewWallet {
                 id: self.deps.ports.ids.new_id(),
                 user_id: owner.id,
@@ -278,6 +358,7 @@ impl WalletService {
             actor_id: Some(actor.id()),
             idempotency,
             now,
+            audit: Some(event),
         };
         self.deps
             .ports
@@ -329,8 +410,23 @@ impl WalletService {
                 reason.as_str()
             )
         });
+        let transfer_id = self.deps.ports.ids.new_id();
+        let event = self.event(
+            actor,
+            owner.id,
+            AuditAction::WalletTransferred,
+            audit::changes([
+                ("transfer_id", None, shown(transfer_id)),
+                ("from_wallet", None, shown(from)),
+                ("to_wallet", None, shown(to)),
+                ("to_user_id", None, shown(destination.user_id)),
+                ("currency", None, shown(&source.currency)),
+                ("amount", None, shown(amount)),
+                ("reason", None, shown(reason.as_str())),
+            ]),
+        );
         let transfer = NewTransfer {
-            transfer_id: self.deps.ports.ids.new_id(),
+            transfer_id,
             debit_entry_id: self.deps.ports.ids.new_id(),
             credit_entry_id: self.deps.ports.ids.new_id(),
             from_wallet: from,
@@ -340,6 +436,7 @@ impl WalletService {
             actor_id: Some(actor.id()),
             idempotency,
             now: self.deps.ports.clock.now(),
+            audit: Some(event),
         };
         Ok(self.deps.ports.wallets.transfer(transfer).await?)
     }

@@ -255,6 +255,7 @@ async fn create(
         name: b.name,
         is_admin: b.is_admin,
         is_superuser: b.is_superuser,
+        tier_id: b.tier_id,
     };
     let created = state.tessera.users.create(&actor, input).await?;
     Ok(HttpResponse::Created()

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use tessera_domain::model::{
-    BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor, LedgerEntry,
-    NewTransfer, NewWallet, Posted, Wallet,
+    AuditAction, AuditEvent, AuditQuery, BalanceChange, ChangeTarget, EntryKind, FieldChange,
+    IdempotencyClaim, LedgerCursor, LedgerEntry, NewTransfer, NewWallet, Posted, Wallet,
 };
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
@@ -43,6 +43,7 @@ pub fn change(wallet_id: Uuid, amount: i64, actor: Option<Uuid>) -> BalanceChang
         actor_id: actor,
         idempotency: None,
         now: now(),
+        audit: None,
     }
 }
 
@@ -68,6 +69,7 @@ pub fn transfer(from: Uuid, to: Uuid, amount: i64, actor: Option<Uuid>) -> NewTr
         actor_id: actor,
         idempotency: None,
         now: now(),
+        audit: None,
     }
 }
 
@@ -119,6 +121,67 @@ fn conflict(c: Conflict) -> RepoError {
     RepoError::Conflict(c)
 }
 
+/// An audit event of a wallet change by `actor` on a wallet of `owner`, with one field the
+/// caller set (the store adds the rest).
+pub fn money_event(actor: Option<Uuid>, owner: Uuid, action: AuditAction) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::now_v7(),
+        at: now(),
+        actor_id: actor,
+        target_id: Some(owner),
+        action,
+        changes: BTreeMap::from([(
+            "reason".to_owned(),
+            FieldChange {
+                before: None,
+                after: Some(format!("{} by the caller", action.as_str())),
+            },
+        )]),
+    }
+}
+
+/// `event` with `fields` set to new values, as the store completes it.
+pub fn completed(mut event: AuditEvent, fields: &[(&str, String)]) -> AuditEvent {
+    for (field, after) in fields {
+        event.changes.insert(
+            (*field).to_owned(),
+            FieldChange {
+                before: None,
+                after: Some(after.clone()),
+            },
+        );
+    }
+    event
+}
+
+/// `c` carrying `event`.
+pub fn audited(c: BalanceChange, event: &AuditEvent) -> BalanceChange {
+    BalanceChange {
+        audit: Some(event.clone()),
+        ..c
+    }
+}
+
+/// Every audit event in the store, newest first.
+pub async fn audit_trail(s: &Stores) -> Vec<AuditEvent> {
+    s.audit
+        .list(AuditQuery {
+            limit: 10_000,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("list audit events")
+}
+
+/// The stored audit event with this id.
+async fn stored_event(s: &Stores, id: Uuid) -> AuditEvent {
+    audit_trail(s)
+        .await
+        .into_iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("no audit event {id}"))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Default wallets and creation
 
@@ -164,10 +227,18 @@ pub async fn default_wallet_is_created_with_the_user(s: Stores) {
 pub async fn wallets_open_as_default_only_when_none(s: Stores) {
     let user = create(&s, new_user()).await;
     let main = only_wallet(&s, user.id).await;
-    let second = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
+    let second = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
     assert!(!second.is_default);
     assert_eq!(second.balance, 0);
-    let sats = s.wallets.create(new_wallet(user.id, "sat")).await.unwrap();
+    let sats = s
+        .wallets
+        .create(new_wallet(user.id, "sat"), None)
+        .await
+        .unwrap();
     assert!(sats.is_default);
     assert!(!sats.allow_negative);
     let all = s.wallets.list_for_user(user.id, false).await.unwrap();
@@ -176,7 +247,10 @@ pub async fn wallets_open_as_default_only_when_none(s: Stores) {
         vec![main.id, second.id, sats.id]
     );
     assert_eq!(
-        err(s.wallets.create(new_wallet(Uuid::now_v7(), "usd")).await),
+        err(s
+            .wallets
+            .create(new_wallet(Uuid::now_v7(), "usd"), None)
+            .await),
         RepoError::NotFound
     );
     assert!(s
@@ -191,7 +265,11 @@ pub async fn wallets_open_as_default_only_when_none(s: Stores) {
         .set_invoicing(user.id, true, false, now())
         .await
         .unwrap();
-    let later = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
+    let later = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
     assert!(later.allow_negative);
     assert!(wallet(&s, main.id).await.allow_negative);
 }
@@ -308,7 +386,11 @@ pub async fn overflow_is_refused(s: Stores) {
         .set_invoicing(user.id, true, false, now())
         .await
         .unwrap();
-    let neg = s.wallets.create(new_wallet(user.id, "sat")).await.unwrap();
+    let neg = s
+        .wallets
+        .create(new_wallet(user.id, "sat"), None)
+        .await
+        .unwrap();
     apply(&s, change(neg.id, i64::MIN, None)).await;
     assert_eq!(
         err(s.wallets.apply(change(neg.id, -1, None)).await),
@@ -317,7 +399,11 @@ pub async fn overflow_is_refused(s: Stores) {
     assert_eq!(wallet(&s, neg.id).await.balance, i64::MIN);
 
     // The credit side of a transfer overflows too; nothing moves.
-    let other = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
+    let other = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
     apply(&s, change(other.id, 5, None)).await;
     assert_eq!(
         err(s.wallets.transfer(transfer(other.id, w.id, 1, None)).await),
@@ -332,23 +418,27 @@ pub async fn overflow_is_refused(s: Stores) {
 pub async fn soft_deleted_wallet_refuses_changes(s: Stores) {
     let user = create(&s, new_user()).await;
     let w = only_wallet(&s, user.id).await;
-    let spare = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
+    let spare = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
     apply(&s, change(w.id, 40, None)).await;
     apply(&s, change(spare.id, 40, None)).await;
 
     let t = now() + Duration::seconds(1);
-    let deleted = s.wallets.delete(w.id, t).await.unwrap();
+    let deleted = s.wallets.delete(w.id, t, None).await.unwrap();
     assert_eq!(deleted.deleted_at, Some(t));
     assert_eq!(deleted.balance, 40);
     // Deleting again changes nothing.
     let again = s
         .wallets
-        .delete(w.id, t + Duration::seconds(1))
+        .delete(w.id, t + Duration::seconds(1), None)
         .await
         .unwrap();
     assert_eq!(again, deleted);
     assert_eq!(
-        err(s.wallets.delete(Uuid::now_v7(), t).await),
+        err(s.wallets.delete(Uuid::now_v7(), t, None).await),
         RepoError::NotFound
     );
 
@@ -381,16 +471,16 @@ pub async fn soft_deleted_wallet_refuses_changes(s: Stores) {
     assert_eq!(all.len(), 2);
 
     let t2 = t + Duration::seconds(5);
-    let restored = s.wallets.restore(w.id, t2).await.unwrap();
+    let restored = s.wallets.restore(w.id, t2, None).await.unwrap();
     assert_eq!(restored.deleted_at, None);
     assert_eq!(restored.updated_at, t2);
     assert!(restored.is_default);
     assert_eq!(
-        err(s.wallets.restore(w.id, t2).await),
+        err(s.wallets.restore(w.id, t2, None).await),
         conflict(Conflict::WalletState)
     );
     assert_eq!(
-        err(s.wallets.restore(Uuid::now_v7(), t2).await),
+        err(s.wallets.restore(Uuid::now_v7(), t2, None).await),
         RepoError::NotFound
     );
     apply(&s, change(w.id, -40, None)).await;
@@ -403,10 +493,14 @@ pub async fn soft_deleted_wallet_refuses_changes(s: Stores) {
 pub async fn restore_keeps_one_default(s: Stores) {
     let user = create(&s, new_user()).await;
     let first = only_wallet(&s, user.id).await;
-    s.wallets.delete(first.id, now()).await.unwrap();
-    let second = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
+    s.wallets.delete(first.id, now(), None).await.unwrap();
+    let second = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
     assert!(second.is_default);
-    let restored = s.wallets.restore(first.id, now()).await.unwrap();
+    let restored = s.wallets.restore(first.id, now(), None).await.unwrap();
     assert!(!restored.is_default);
     let defaults: Vec<_> = s
         .wallets
@@ -469,7 +563,11 @@ pub async fn idempotent_replay_returns_the_same_entry(s: Stores) {
     assert!(!retried.replayed);
 
     // Transfers replay both halves.
-    let spare = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
+    let spare = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
     let mut t = transfer(w.id, spare.id, 15, Some(admin.id));
     t.idempotency = Some(IdempotencyClaim {
         scope: admin.id,
@@ -507,7 +605,7 @@ pub async fn idempotency_mismatch_is_detected(s: Stores) {
     let mut t = transfer(w.id, w.id, 1, None);
     t.to_wallet = s
         .wallets
-        .create(new_wallet(user.id, "usd"))
+        .create(new_wallet(user.id, "usd"), None)
         .await
         .unwrap()
         .id;
@@ -662,7 +760,11 @@ pub async fn transfer_moves_both_and_conserves(s: Stores) {
 pub async fn transfer_across_currencies_is_refused(s: Stores) {
     let user = create(&s, new_user()).await;
     let usd = only_wallet(&s, user.id).await;
-    let sat = s.wallets.create(new_wallet(user.id, "sat")).await.unwrap();
+    let sat = s
+        .wallets
+        .create(new_wallet(user.id, "sat"), None)
+        .await
+        .unwrap();
     apply(&s, change(usd.id, 100, None)).await;
     apply(&s, change(sat.id, 100, None)).await;
     assert_eq!(
@@ -681,7 +783,11 @@ pub async fn transfer_across_currencies_is_refused(s: Stores) {
 pub async fn ledger_is_newest_first_and_pages_by_cursor(s: Stores) {
     let user = create(&s, new_user()).await;
     let w = only_wallet(&s, user.id).await;
-    let other = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
+    let other = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
     let t0 = now();
     let mut expected = Vec::new();
     for i in 0..7i64 {
@@ -725,7 +831,7 @@ pub async fn purge_removes_wallets_and_ledger(s: Stores) {
     let kw = only_wallet(&s, keeper.id).await;
     let extra = s
         .wallets
-        .create(new_wallet(doomed.id, "sat"))
+        .create(new_wallet(doomed.id, "sat"), None)
         .await
         .unwrap();
     apply(&s, change(dw.id, 500, Some(doomed.id))).await;
@@ -772,13 +878,25 @@ pub async fn summaries_show_default_balances_and_counts(s: Stores) {
     let user = create(&s, new_user()).await;
     let other = create(&s, new_user()).await;
     let main = only_wallet(&s, user.id).await;
-    let spare = s.wallets.create(new_wallet(user.id, "usd")).await.unwrap();
-    let sats = s.wallets.create(new_wallet(user.id, "sat")).await.unwrap();
-    let gone = s.wallets.create(new_wallet(user.id, "sat")).await.unwrap();
+    let spare = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
+    let sats = s
+        .wallets
+        .create(new_wallet(user.id, "sat"), None)
+        .await
+        .unwrap();
+    let gone = s
+        .wallets
+        .create(new_wallet(user.id, "sat"), None)
+        .await
+        .unwrap();
     apply(&s, change(main.id, 12_500_000, None)).await;
     apply(&s, change(spare.id, 7, None)).await;
     apply(&s, change(sats.id, 60_000, None)).await;
-    s.wallets.delete(gone.id, now()).await.unwrap();
+    s.wallets.delete(gone.id, now(), None).await.unwrap();
 
     let summaries = s
         .wallets
@@ -798,6 +916,342 @@ pub async fn summaries_show_default_balances_and_counts(s: Stores) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Audit events of wallet changes
+
+/// Each wallet change writes the event it carries, with the change: creation, soft delete,
+/// restore, adjustments (completed with the wallet and the balance after, also when the change
+/// opened a default wallet) and transfers (completed with both balances after).
+pub async fn wallet_changes_record_their_audit_event(s: Stores) {
+    let admin = create(&s, new_user()).await;
+    let user = create(&s, new_user()).await;
+    let other = create(&s, new_user()).await;
+    let w = only_wallet(&s, user.id).await;
+    assert_eq!(audit_trail(&s).await, vec![]);
+    let by_admin = |owner, action| money_event(Some(admin.id), owner, action);
+
+    // Creation, soft delete, restore.
+    let created = by_admin(user.id, AuditAction::WalletCreated);
+    let spare = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), Some(created.clone()))
+        .await
+        .unwrap();
+    assert_eq!(audit_trail(&s).await, vec![created.clone()]);
+    let deleted = by_admin(user.id, AuditAction::WalletDeleted);
+    s.wallets
+        .delete(spare.id, now(), Some(deleted.clone()))
+        .await
+        .unwrap();
+    assert_eq!(stored_event(&s, deleted.id).await, deleted);
+    let restored = by_admin(user.id, AuditAction::WalletRestored);
+    s.wallets
+        .restore(spare.id, now(), Some(restored.clone()))
+        .await
+        .unwrap();
+    assert_eq!(stored_event(&s, restored.id).await, restored);
+
+    // An adjustment: the event gets the wallet and the balance after.
+    let credit = by_admin(user.id, AuditAction::WalletAdjusted);
+    let posted = apply(&s, audited(change(w.id, 700, Some(admin.id)), &credit)).await;
+    assert_eq!(
+        stored_event(&s, credit.id).await,
+        completed(
+            credit.clone(),
+            &[
+                ("wallet_id", w.id.to_string()),
+                ("balance_after", "700".into())
+            ]
+        )
+    );
+    assert_eq!(posted.entry.balance_after, 700);
+    let debit = by_admin(user.id, AuditAction::WalletAdjusted);
+    apply(&s, audited(change(w.id, -200, Some(admin.id)), &debit)).await;
+    assert_eq!(
+        stored_event(&s, debit.id).await.changes["balance_after"].after,
+        Some("500".into())
+    );
+
+    // A change to a default wallet that does not exist yet names the wallet it opened.
+    let template = new_wallet(user.id, "sat");
+    let opening = by_admin(user.id, AuditAction::WalletAdjusted);
+    apply(
+        &s,
+        audited(
+            BalanceChange {
+                target: ChangeTarget::DefaultOf(template.clone()),
+                ..change(Uuid::nil(), 3_000, Some(admin.id))
+            },
+            &opening,
+        ),
+    )
+    .await;
+    assert_eq!(
+        stored_event(&s, opening.id).await,
+        completed(
+            opening.clone(),
+            &[
+                ("wallet_id", template.id.to_string()),
+                ("balance_after", "3000".into())
+            ]
+        )
+    );
+    // And the existing default once it exists.
+    let topped = by_admin(user.id, AuditAction::WalletAdjusted);
+    apply(
+        &s,
+        audited(
+            BalanceChange {
+                target: ChangeTarget::DefaultOf(new_wallet(user.id, "sat")),
+                ..change(Uuid::nil(), 1_000, Some(admin.id))
+            },
+            &topped,
+        ),
+    )
+    .await;
+    let topped_stored = stored_event(&s, topped.id).await;
+    assert_eq!(
+        topped_stored.changes["wallet_id"].after,
+        Some(template.id.to_string())
+    );
+    assert_eq!(
+        topped_stored.changes["balance_after"].after,
+        Some("4000".into())
+    );
+
+    // A transfer to another user's wallet: one event, both balances after.
+    let theirs = only_wallet(&s, other.id).await;
+    let moved = by_admin(user.id, AuditAction::WalletTransferred);
+    let t = NewTransfer {
+        audit: Some(moved.clone()),
+        ..transfer(w.id, theirs.id, 150, Some(admin.id))
+    };
+    s.wallets.transfer(t).await.unwrap();
+    assert_eq!(
+        stored_event(&s, moved.id).await,
+        completed(
+            moved.clone(),
+            &[
+                ("from_balance_after", "350".into()),
+                ("to_balance_after", "150".into())
+            ]
+        )
+    );
+
+    // Exactly these events, each once; times and ids as given.
+    let trail = audit_trail(&s).await;
+    let mut ids: Vec<Uuid> = trail.iter().map(|e| e.id).collect();
+    ids.sort();
+    let mut want = vec![
+        created.id,
+        deleted.id,
+        restored.id,
+        credit.id,
+        debit.id,
+        opening.id,
+        topped.id,
+        moved.id,
+    ];
+    want.sort();
+    assert_eq!(ids, want);
+    for id in [w.id, spare.id, template.id, theirs.id] {
+        assert_ledger_matches(&s, id).await;
+    }
+}
+
+/// An idempotent replay writes no second event, and a refused or no-op change writes none.
+pub async fn replays_and_refusals_record_no_wallet_event(s: Stores) {
+    let admin = create(&s, new_user()).await;
+    let user = create(&s, new_user()).await;
+    let w = only_wallet(&s, user.id).await;
+    let spare = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
+    let sats = s
+        .wallets
+        .create(new_wallet(user.id, "sat"), None)
+        .await
+        .unwrap();
+    let gone = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
+    s.wallets.delete(gone.id, now(), None).await.unwrap();
+    apply(&s, change(w.id, 100, None)).await;
+    assert_eq!(audit_trail(&s).await, vec![]);
+    let e = |action| money_event(Some(admin.id), user.id, action);
+
+    // Replays: the first keyed change writes its event, the repeats (with new events) none.
+    let first = e(AuditAction::WalletAdjusted);
+    let original = apply(
+        &s,
+        audited(
+            keyed(change(w.id, 10, Some(admin.id)), admin.id, "k"),
+            &first,
+        ),
+    )
+    .await;
+    assert!(!original.replayed);
+    for _ in 0..2 {
+        let again = keyed(change(w.id, 10, Some(admin.id)), admin.id, "k");
+        let replay = apply(&s, audited(again, &e(AuditAction::WalletAdjusted))).await;
+        assert!(replay.replayed);
+    }
+    let moved = e(AuditAction::WalletTransferred);
+    let claim = IdempotencyClaim {
+        scope: admin.id,
+        key: "t".into(),
+        fingerprint: "transfer 5".into(),
+    };
+    let keyed_transfer = |event: &AuditEvent| NewTransfer {
+        idempotency: Some(claim.clone()),
+        audit: Some(event.clone()),
+        ..transfer(w.id, spare.id, 5, Some(admin.id))
+    };
+    assert!(
+        !s.wallets
+            .transfer(keyed_transfer(&moved))
+            .await
+            .unwrap()
+            .replayed
+    );
+    let replayed = s
+        .wallets
+        .transfer(keyed_transfer(&e(AuditAction::WalletTransferred)))
+        .await
+        .unwrap();
+    assert!(replayed.replayed);
+    let trail: Vec<Uuid> = audit_trail(&s).await.iter().map(|e| e.id).collect();
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert!(trail.contains(&first.id) && trail.contains(&moved.id));
+
+    // Refusals, each carrying an event.
+    let adjusted = || e(AuditAction::WalletAdjusted);
+    let refused_changes: Vec<(BalanceChange, RepoError)> = vec![
+        (
+            change(w.id, -1_000, None),
+            conflict(Conflict::InsufficientFunds),
+        ),
+        (
+            keyed(change(w.id, 11, None), admin.id, "k"),
+            conflict(Conflict::IdempotencyMismatch),
+        ),
+        (change(gone.id, 5, None), conflict(Conflict::WalletDeleted)),
+        (change(Uuid::now_v7(), 5, None), RepoError::NotFound),
+        (
+            change(w.id, i64::MAX, None),
+            conflict(Conflict::BalanceOverflow),
+        ),
+        (
+            BalanceChange {
+                target: ChangeTarget::DefaultOf(new_wallet(user.id, "eur")),
+                ..change(Uuid::nil(), -5, None)
+            },
+            conflict(Conflict::InsufficientFunds),
+        ),
+        (
+            BalanceChange {
+                target: ChangeTarget::DefaultOf(new_wallet(Uuid::now_v7(), "usd")),
+                ..change(Uuid::nil(), 5, None)
+            },
+            RepoError::NotFound,
+        ),
+    ];
+    for (c, want) in refused_changes {
+        let what = format!("{c:?}");
+        assert_eq!(
+            err(s.wallets.apply(audited(c, &adjusted())).await),
+            want,
+            "{what}"
+        );
+    }
+    let transferred = || Some(e(AuditAction::WalletTransferred));
+    let refused_transfers: Vec<(NewTransfer, RepoError)> = vec![
+        (
+            transfer(w.id, spare.id, 1_000, None),
+            conflict(Conflict::InsufficientFunds),
+        ),
+        (
+            transfer(w.id, sats.id, 1, None),
+            conflict(Conflict::CurrencyMismatch),
+        ),
+        (
+            transfer(w.id, gone.id, 1, None),
+            conflict(Conflict::WalletDeleted),
+        ),
+        (transfer(w.id, Uuid::now_v7(), 1, None), RepoError::NotFound),
+        (
+            NewTransfer {
+                idempotency: Some(IdempotencyClaim {
+                    fingerprint: "another transfer".into(),
+                    ..claim.clone()
+                }),
+                ..transfer(w.id, spare.id, 1, None)
+            },
+            conflict(Conflict::IdempotencyMismatch),
+        ),
+    ];
+    for (t, want) in refused_transfers {
+        let t = NewTransfer {
+            audit: transferred(),
+            ..t
+        };
+        let what = format!("{t:?}");
+        assert_eq!(err(s.wallets.transfer(t).await), want, "{what}");
+    }
+    assert_eq!(
+        err(s
+            .wallets
+            .create(
+                new_wallet(Uuid::now_v7(), "usd"),
+                Some(e(AuditAction::WalletCreated))
+            )
+            .await),
+        RepoError::NotFound
+    );
+    // Deleting a deleted wallet changes nothing and records nothing; so do failed restores.
+    s.wallets
+        .delete(gone.id, now(), Some(e(AuditAction::WalletDeleted)))
+        .await
+        .unwrap();
+    assert_eq!(
+        err(s
+            .wallets
+            .delete(Uuid::now_v7(), now(), Some(e(AuditAction::WalletDeleted)))
+            .await),
+        RepoError::NotFound
+    );
+    assert_eq!(
+        err(s
+            .wallets
+            .restore(w.id, now(), Some(e(AuditAction::WalletRestored)))
+            .await),
+        conflict(Conflict::WalletState)
+    );
+    assert_eq!(
+        err(s
+            .wallets
+            .restore(Uuid::now_v7(), now(), Some(e(AuditAction::WalletRestored)))
+            .await),
+        RepoError::NotFound
+    );
+
+    // Still just the two events, and nothing moved.
+    assert_eq!(audit_trail(&s).await.len(), 2);
+    assert_eq!(wallet(&s, w.id).await.balance, 105);
+    assert_eq!(wallet(&s, spare.id).await.balance, 5);
+    assert_eq!(
+        s.wallets.list_for_user(user.id, true).await.unwrap().len(),
+        4
+    );
+    for id in [w.id, spare.id, sats.id, gone.id] {
+        assert_ledger_matches(&s, id).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Concurrency
 
 /// Sixty concurrent adjustments, credits and debits, on one wallet: the balance is exactly the
@@ -810,7 +1264,13 @@ pub async fn concurrent_adjustments_keep_the_balance_exact(s: Stores) {
         .map(|i| {
             let amount = if i % 3 == 0 { 40 } else { -25 - i % 7 };
             let s = s.clone();
-            tokio::spawn(async move { (amount, s.wallets.apply(change(w.id, amount, None)).await) })
+            // Each change carries an event whose id is its entry's.
+            let mut c = change(w.id, amount, None);
+            c.audit = Some(AuditEvent {
+                id: c.entry_id,
+                ..money_event(None, user.id, AuditAction::WalletAdjusted)
+            });
+            tokio::spawn(async move { (amount, s.wallets.apply(c).await) })
         })
         .collect();
     let mut accepted = vec![50i64];
@@ -834,6 +1294,19 @@ pub async fn concurrent_adjustments_keep_the_balance_exact(s: Stores) {
     assert_eq!(entries.len(), accepted.len());
     assert!(entries.iter().all(|e| e.balance_after >= 0));
     assert!(ids.iter().all(|id| entries.iter().any(|e| e.id == *id)));
+    // One event per accepted change, none for a refused one, each with its entry's balance.
+    let trail = audit_trail(&s).await;
+    assert_eq!(trail.len(), ids.len());
+    for event in trail {
+        let entry = entries
+            .iter()
+            .find(|e| e.id == event.id)
+            .expect("an event for an applied change");
+        assert_eq!(
+            event.changes["balance_after"].after,
+            Some(entry.balance_after.to_string())
+        );
+    }
 }
 
 /// Twenty concurrent replays of one keyed request: one entry, every caller gets it.
@@ -845,6 +1318,10 @@ pub async fn concurrent_replays_create_one_entry(s: Stores) {
         .map(|_| {
             let s = s.clone();
             let c = keyed(change(w.id, 25, Some(admin.id)), admin.id, "once");
+            let c = audited(
+                c,
+                &money_event(Some(admin.id), user.id, AuditAction::WalletAdjusted),
+            );
             tokio::spawn(async move { s.wallets.apply(c).await })
         })
         .collect();
@@ -857,6 +1334,8 @@ pub async fn concurrent_replays_create_one_entry(s: Stores) {
     assert!(results.iter().all(|p| p.entry == results[0].entry));
     assert_eq!(wallet(&s, w.id).await.balance, 25);
     assert_eq!(assert_ledger_matches(&s, w.id).await.len(), 1);
+    // One audit event, too.
+    assert_eq!(audit_trail(&s).await.len(), 1);
 }
 
 /// Forty concurrent transfers back and forth between two wallets: the total is conserved and

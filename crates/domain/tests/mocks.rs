@@ -1,0 +1,223 @@
+#![cfg(feature = "mock")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The services over mockall mocks of the ports (the `mock` feature): store failures the memory
+//! adapter cannot produce, and exactly what a service hands to a port.
+//!
+//! Run with `cargo test -p tessera-domain --features mock`. A mock without expectations panics
+//! when called, so each test also shows which ports a use case touches.
+
+use std::sync::Arc;
+
+use tessera_domain::model::{
+    AuditAction, ChangeTarget, EntryKind, Permission, Permissions, User, UserState, Wallet,
+};
+use tessera_domain::ports::{
+    MockAuditRepository, MockPasswordHasher, MockSecretGenerator, MockSessionRepository,
+    MockTierRepository, MockTokenCodec, MockUserRepository, MockWalletRepository, RepoError,
+    SystemClock, UuidV7Generator,
+};
+use tessera_domain::services::{AdjustmentInput, CreateUserInput};
+use tessera_domain::values::UserRef;
+use tessera_domain::{Actor, Ports, Tessera, TesseraConfig, UserError, WalletError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The ports a test sets expectations on; every other port is a mock that must not be called.
+#[derive(Default)]
+struct Mocks {
+    users: MockUserRepository,
+    wallets: MockWalletRepository,
+    hasher: MockPasswordHasher,
+}
+
+fn tessera(m: Mocks) -> Tessera {
+    let ports = Ports {
+        users: Arc::new(m.users),
+        sessions: Arc::new(MockSessionRepository::new()),
+        wallets: Arc::new(m.wallets),
+        tiers: Arc::new(MockTierRepository::new()),
+        audit: Arc::new(MockAuditRepository::new()),
+        hasher: Arc::new(m.hasher),
+        tokens: Arc::new(MockTokenCodec::new()),
+        secrets: Arc::new(MockSecretGenerator::new()),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidV7Generator),
+    };
+    Tessera::new(ports, TesseraConfig::default())
+}
+
+fn user(name: &str, permissions: Permissions) -> User {
+    let now = OffsetDateTime::now_utc();
+    User {
+        id: Uuid::now_v7(),
+        username: Some(name.to_owned()),
+        email: None,
+        first_name: None,
+        last_name: None,
+        logo_id: None,
+        hotkey: None,
+        coldkey: None,
+        payment_address: None,
+        permissions,
+        tier_id: None,
+        invoicing: false,
+        unlimited: false,
+        squad_enabled: false,
+        manager_id: None,
+        state: UserState::Active,
+        has_password: true,
+        must_change_password: false,
+        tokens_valid_after: now,
+        created_by: None,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        deleted_at: None,
+    }
+}
+
+fn superuser() -> Actor {
+    Actor {
+        user: user("root", Permissions::NONE.with(Permission::Superuser)),
+        session_id: None,
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_is_unavailable_to_the_users_service() {
+    let mut m = Mocks::default();
+    m.users
+        .expect_get()
+        .times(1)
+        .returning(|_| Err(RepoError::Unavailable));
+    m.users
+        .expect_find_by_username()
+        .times(1)
+        .returning(|_| Err(RepoError::Unavailable));
+    let t = tessera(m);
+    let root = superuser();
+    let by_id = t.users.get(&root, &UserRef::Id(Uuid::now_v7())).await;
+    assert!(matches!(by_id, Err(UserError::Unavailable)), "{by_id:?}");
+    let by_name = t.users.get(&root, &UserRef::Username("alice".into())).await;
+    assert!(
+        matches!(by_name, Err(UserError::Unavailable)),
+        "{by_name:?}"
+    );
+}
+
+/// `UserRepository::create` answers `NotFound` only for an unknown tier; the service names it.
+#[tokio::test]
+async fn creating_a_user_with_an_unknown_tier_is_tier_not_found() {
+    let tier = Uuid::now_v7();
+    let mut m = Mocks::default();
+    m.hasher
+        .expect_hash()
+        .returning(|p| Ok(format!("hashed:{p}")));
+    m.users
+        .expect_create()
+        .withf(move |new| {
+            new.tier_id == Some(tier)
+                && new.audit.as_ref().is_some_and(|e| {
+                    e.action == AuditAction::UserCreated
+                        && e.changes["tier_id"].after == Some(tier.to_string())
+                })
+        })
+        .times(1)
+        .returning(|_| Err(RepoError::NotFound));
+    m.users
+        .expect_create()
+        .withf(|new| new.tier_id.is_none())
+        .times(1)
+        .returning(|_| Err(RepoError::Unavailable));
+    let t = tessera(m);
+    let input = |tier_id| CreateUserInput {
+        username: Some("alice".into()),
+        password: Some("alice-password".into()),
+        tier_id,
+        ..CreateUserInput::default()
+    };
+    let root = superuser();
+    let unknown = t.users.create(&root, input(Some(tier))).await;
+    assert!(
+        matches!(unknown, Err(UserError::TierNotFound)),
+        "{unknown:?}"
+    );
+    let outage = t.users.create(&root, input(None)).await;
+    assert!(matches!(outage, Err(UserError::Unavailable)), "{outage:?}");
+
+    // Only a superuser gives a tier; nothing reaches the store otherwise.
+    let admin = Actor {
+        user: user("ops", Permissions::NONE.with(Permission::Admin)),
+        session_id: None,
+    };
+    let refused = t.users.create(&admin, input(Some(tier))).await;
+    assert!(
+        matches!(refused, Err(UserError::Forbidden { .. })),
+        "{refused:?}"
+    );
+}
+
+/// An adjustment hands the store one change carrying its audit event: the actor, the wallet's
+/// owner as target, and the amount, currency, reason and entry id (the store adds the wallet
+/// and the balance after). A store outage is `Unavailable`.
+#[tokio::test]
+async fn an_adjustment_hands_its_audit_event_to_the_store() {
+    let root = superuser();
+    let root_id = root.id();
+    let owner = user("alice", Permissions::NONE);
+    let owner_id = owner.id;
+    let now = OffsetDateTime::now_utc();
+    let wallet = Wallet {
+        id: Uuid::now_v7(),
+        user_id: owner_id,
+        name: "Main".into(),
+        currency: "usd".into(),
+        is_default: true,
+        balance: 0,
+        allow_negative: false,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    let wallet_id = wallet.id;
+    let mut m = Mocks::default();
+    m.wallets
+        .expect_get()
+        .returning(move |_| Ok(wallet.clone()));
+    m.users.expect_get().returning(move |_| Ok(owner.clone()));
+    m.wallets
+        .expect_apply()
+        .withf(move |c| {
+            let Some(e) = &c.audit else { return false };
+            let field = |k: &str| e.changes.get(k).and_then(|f| f.after.clone());
+            c.target == ChangeTarget::Wallet(wallet_id)
+                && c.kind == EntryKind::Adjustment
+                && e.action == AuditAction::WalletAdjusted
+                && e.actor_id == Some(root_id)
+                && e.target_id == Some(owner_id)
+                && field("amount").as_deref() == Some("-250")
+                && field("currency").as_deref() == Some("usd")
+                && field("reason").as_deref() == Some("refund")
+                && field("entry_id") == Some(c.entry_id.to_string())
+                && e.changes.values().all(|f| f.before.is_none())
+        })
+        .times(1)
+        .returning(|_| Err(RepoError::Unavailable));
+    let t = tessera(m);
+    let result = t
+        .wallets
+        .adjust(
+            &root,
+            wallet_id,
+            AdjustmentInput {
+                amount: -250,
+                reason: "refund".into(),
+            },
+            None,
+        )
+        .await;
+    assert!(
+        matches!(result, Err(WalletError::Unavailable)),
+        "{result:?}"
+    );
+}
