@@ -7,6 +7,15 @@ mod users;
 mod wallets;
 
 use actix_web::web;
+use tessera_domain::values::UserRef;
+
+use crate::error::ApiError;
+
+/// A `{user}` path segment: an id or a username. One that cannot name a user names nobody the
+/// caller can see, so it is a 404 like any other invisible user.
+fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
+    UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -4,10 +4,10 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use tessera_domain::model::Tier;
 use tessera_domain::services::{RateLimitInput, TierInput, TierRef};
-use tessera_domain::values::UserRef;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::user_ref;
 use crate::dto::double_option;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
@@ -167,10 +167,6 @@ async fn delete(
         .delete(&actor, &TierRef::parse(&path))
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
-    UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
 /// The user's tier, or `null`.

@@ -6,6 +6,7 @@ use tessera_domain::services::{CreateUserInput, ListUsersInput, UpdateUserInput}
 use tessera_domain::values::{Paging, UserRef};
 use tessera_domain::{Actor, ValidationError};
 
+use super::user_ref;
 use crate::dto::{
     ChangePasswordBody, CountView, CreateUserBody, CreatedUserView, GrowthQuery, ListUsersQuery,
     NameCheckQuery, TempPasswordView, UpdateUserBody, UserListView, UserView,
@@ -45,11 +46,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/users/{user}/logout", web::post().to(force_logout))
     .route("/users/{user}/deactivate", web::post().to(deactivate))
     .route("/users/{user}/reactivate", web::post().to(reactivate));
-}
-
-fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
-    // A reference that cannot name a user names nobody the caller can see.
-    UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
 /// User views with their wallet counts and default-wallet balances: one extra store round trip

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpResponse};
 use tessera_domain::model::LedgerCursor;
 use tessera_domain::services::{AdjustmentInput, LedgerInput, TransferInput, DEFAULT_LEDGER_LIMIT};
-use tessera_domain::values::UserRef;
 use uuid::Uuid;
 
+use super::user_ref;
 use crate::dto::{
     AdjustmentBody, CreateWalletBody, LedgerEntryView, LedgerPageView, LedgerQuery,
     ListWalletsQuery, TransferBody, TransferView, WalletListView, WalletView,
@@ -33,10 +33,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 fn wallet_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("Wallet not found"))
-}
-
-fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
-    UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
 /// 201 for a new entry; a replay answers the same, marked `Idempotent-Replayed: true`.
