@@ -1,0 +1,206 @@
+//! Two real `tessera serve` processes on one database: nothing but PostgreSQL is shared, so
+//! money stays exact and a forced logout on one process is effective on the other at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+use tessera_testkit::TestDatabase;
+
+const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
+const ADMIN_PASSWORD: &str = "process-admin-password";
+
+/// A `tessera serve` child process; killed when dropped.
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Process {
+    /// Starts the binary on a free port with the test configuration (cheap argon2, the shared
+    /// JWT key) and waits for it to say where it listens.
+    fn start(database_url: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("serve")
+            .env("TESSERA_ENV", "test")
+            .env("TESSERA_CONFIG_DIR", CONFIG_DIR)
+            .env("TESSERA__DATABASE__URL", database_url)
+            .env("TESSERA__SERVER__PORT", "0")
+            .env("TESSERA__BOOTSTRAP__ADMIN_USERNAME", "admin")
+            .env("TESSERA__BOOTSTRAP__ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tessera");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = match lines.next() {
+                Some(Ok(line)) => line,
+                _ => panic!("tessera exited before listening"),
+            };
+            if let Some(addr) = line.strip_prefix("Tessera listening on ") {
+                break addr.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(client: &reqwest::Client, p: &Process, username: &str, password: &str) -> Value {
+    let r = client
+        .post(p.url("/api/v1/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_keep_money_exact_and_share_every_logout() {
+    let db = TestDatabase::new().await;
+    let a = Process::start(&db.url);
+    let b = Process::start(&db.url);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    // The bootstrap raced on two processes; exactly one superuser came out of it.
+    let admin = login(&client, &a, "admin", ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let users = json_of(client.get(b.url("/api/v1/users")).bearer_auth(&admin)).await;
+    assert_eq!(users["total_count"], 1, "{users}");
+
+    let created = client
+        .post(a.url("/api/v1/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"username": "carol", "password": "carol-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let wallets = json_of(
+        client
+            .get(b.url("/api/v1/users/carol/wallets"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    let wallet = wallets["data"][0]["id"].as_str().unwrap().to_owned();
+
+    // Credits of 3 and debits of 5 from a balance of 100, alternating between the processes:
+    // a debit is refused exactly when it would take the balance below zero.
+    let seed = client
+        .post(a.url(&format!("/api/v1/wallets/{wallet}/adjustments")))
+        .bearer_auth(&admin)
+        .json(&json!({"amount": 100, "reason": "seed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seed.status(), 201);
+    let requests = (0..120).map(|i| {
+        let (client, admin, wallet) = (client.clone(), admin.clone(), wallet.clone());
+        let base = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        async move {
+            let amount: i64 = if i % 3 == 0 { 3 } else { -5 };
+            let r = client
+                .post(format!("{base}/api/v1/wallets/{wallet}/adjustments"))
+                .bearer_auth(&admin)
+                .json(&json!({"amount": amount, "reason": format!("storm {i}")}))
+                .send()
+                .await
+                .unwrap();
+            (amount, r.status().as_u16())
+        }
+    });
+    let outcomes = join_all(requests).await;
+    let mut expected = 100i64;
+    for (amount, status) in &outcomes {
+        match status {
+            201 => expected += amount,
+            409 => assert!(*amount < 0, "a credit was refused"),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        outcomes.iter().any(|(_, s)| *s == 409),
+        "the storm never ran out of money"
+    );
+    let ledger = json_of(
+        client
+            .get(b.url(&format!("/api/v1/wallets/{wallet}/ledger?limit=500")))
+            .bearer_auth(&admin),
+    )
+    .await;
+    let entries = ledger["data"].as_array().unwrap();
+    let accepted = outcomes.iter().filter(|(_, s)| *s == 201).count();
+    assert_eq!(entries.len(), accepted + 1, "{ledger}");
+    let sum: i64 = entries.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+    assert_eq!(sum, expected);
+    assert!(entries
+        .iter()
+        .all(|e| e["balance_after"].as_i64().unwrap() >= 0));
+    let wallet_now = json_of(
+        client
+            .get(a.url(&format!("/api/v1/wallets/{wallet}")))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(wallet_now["balance"], expected, "{wallet_now}");
+
+    // Carol's session works on both processes until an admin on A forces her out.
+    let carol = login(&client, &b, "carol", "carol-password").await;
+    let token = carol["access_token"].as_str().unwrap().to_owned();
+    let refresh = carol["refresh_token"].as_str().unwrap().to_owned();
+    for p in [&a, &b] {
+        let me = client.get(p.url("/api/v1/users/me")).bearer_auth(&token);
+        assert_eq!(status_of(me).await, 200);
+    }
+    let forced = client
+        .post(a.url("/api/v1/users/carol/logout"))
+        .bearer_auth(&admin);
+    assert_eq!(status_of(forced).await, 204);
+    for p in [&a, &b] {
+        let me = client.get(p.url("/api/v1/users/me")).bearer_auth(&token);
+        assert_eq!(status_of(me).await, 401);
+    }
+    let refreshed = client
+        .post(b.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}));
+    assert_eq!(status_of(refreshed).await, 401);
+    drop((a, b));
+}
