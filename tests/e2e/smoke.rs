@@ -24,3 +24,32 @@ async fn admin_logs_in_creates_a_user_who_reads_themselves() {
     assert_eq!(me["is_admin"], false);
     println!("{me:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_a_request_id() {
+    let app = TestApp::spawn().await;
+    let generated = app.get("/healthz").send().await.unwrap();
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    let other = app.get("/healthz").send().await.unwrap();
+    assert_ne!(other.headers()["x-request-id"].to_str().unwrap(), id);
+    // A client's own short id is kept (also on errors); anything else is replaced.
+    let echoed = app
+        .get("/api/v1/users/me")
+        .header("x-request-id", "client-42.retry_1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), 401);
+    assert_eq!(echoed.headers()["x-request-id"], "client-42.retry_1");
+    let replaced = app
+        .get("/healthz")
+        .header("x-request-id", "x".repeat(65))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.headers()["x-request-id"].len(), 32);
+}

@@ -230,6 +230,9 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .wrap(actix_web::middleware::from_fn(
+                tessera_http::request_id::assign,
+            ))
             .configure(tessera_http::configure(state.clone(), limits))
     })
     .shutdown_timeout(settings.server.shutdown_timeout_secs);
