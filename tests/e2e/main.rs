@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod auth;
 mod directory;
+mod faults;
 mod lnbits;
 mod money;
 mod smoke;

@@ -63,6 +63,11 @@ impl TestApp {
         Self::start(test_settings(&url, &[]), None).await
     }
 
+    /// Tessera on a database the caller provides (and owns), with extra settings.
+    pub async fn spawn_on(database_url: &str, extra: &[(&str, String)]) -> Self {
+        Self::start(test_settings(database_url, extra), None).await
+    }
+
     /// Tessera on the in-memory adapter.
     pub async fn spawn_memory() -> Self {
         Self::start(test_settings("memory://", &[]), None).await
