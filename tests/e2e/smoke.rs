@@ -53,3 +53,55 @@ async fn every_response_carries_a_request_id() {
         .unwrap();
     assert_eq!(replaced.headers()["x-request-id"].len(), 32);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_template_logins_and_the_pool() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let refused = app
+        .post("/api/v1/auth/login")
+        .json(&json!({"username": "nobody", "password": "wrong-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    for _ in 0..3 {
+        let r = app
+            .get("/api/v1/users/root")
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Labelled by the route template, not the raw path.
+    assert!(
+        text.contains(r#"tessera_http_requests_total{method="GET",route="/api/v1/users/{user}",status="200"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tessera_logins_total{outcome="failure"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tessera_logins_total{outcome="success"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("tessera_db_pool_max_size 8"), "{text}");
+    assert!(
+        !text.contains("/api/v1/users/root"),
+        "raw paths must not become labels"
+    );
+}

@@ -7,7 +7,8 @@ use crate::state::ApiState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
 }
 
 async fn healthz() -> HttpResponse {
@@ -24,4 +25,11 @@ async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
                 .json(json!({"status": "unavailable", "detail": reason}))
         }
     }
+}
+
+/// Prometheus text exposition.
+async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod lnbits;
+pub mod metrics;
 pub mod request_id;
 mod state;
 

@@ -8,7 +8,9 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{web, Error};
+
+use crate::state::ApiState;
 use tracing::Instrument;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,17 +37,26 @@ pub async fn assign(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let span = tracing::info_span!("request", request_id = %id, method = %req.method());
+    let method = req.method().as_str().to_owned();
+    let state = req.app_data::<web::Data<ApiState>>().cloned();
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let route = response
         .request()
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".to_owned());
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if let Some(state) = state {
+        state
+            .metrics
+            .observe_request(&method, &route, status, elapsed.as_secs_f64());
+    }
     tracing::info!(
         parent: &span,
         route = %route,
-        status = response.status().as_u16(),
-        elapsed_us = started.elapsed().as_micros() as u64,
+        status,
+        elapsed_us = elapsed.as_micros() as u64,
         "handled"
     );
     if let Ok(value) = HeaderValue::from_str(&id) {

@@ -10,8 +10,9 @@ pub trait Readiness: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
-/// What every handler receives: the domain services and the readiness probe.
+/// What every handler receives: the domain services, the readiness probe and the metrics.
 pub struct ApiState {
     pub tessera: Tessera,
     pub readiness: Arc<dyn Readiness>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -20,6 +20,7 @@ use tessera_domain::ports::{
 use tessera_domain::services::CreatedUser;
 use tessera_domain::values::PasswordPolicy;
 use tessera_domain::{Ports, Tessera, TesseraConfig};
+use tessera_http::metrics::{Metrics, PoolStats, PoolStatus};
 use tessera_http::{ApiState, HttpLimits, Readiness};
 use tessera_memory::MemoryStore;
 use tessera_postgres::{PgStore, PoolSettings};
@@ -35,6 +36,8 @@ pub enum StartupError {
     Database(String),
     #[error("{0}")]
     Security(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
     #[error("bootstrap: {0}")]
     Bootstrap(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -74,6 +77,25 @@ impl Storage {
             Self::Postgres(_) => tessera_postgres::run_migrations(settings.database_url())
                 .await
                 .map_err(|e| StartupError::Database(e.to_string())),
+        }
+    }
+}
+
+struct StoragePool(Storage);
+
+impl PoolStats for StoragePool {
+    fn status(&self) -> Option<PoolStatus> {
+        match &self.0 {
+            Storage::Memory(_) => None,
+            Storage::Postgres(store) => {
+                let s = store.pool().status();
+                Some(PoolStatus {
+                    max_size: s.max_size,
+                    size: s.size,
+                    available: s.available,
+                    waiting: s.waiting,
+                })
+            }
         }
     }
 }
@@ -219,9 +241,12 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     let tessera = build_tessera(settings, &storage)?;
     let bootstrapped = bootstrap(settings, &tessera).await?;
 
+    let metrics =
+        Metrics::new(Arc::new(StoragePool(storage.clone()))).map_err(StartupError::Metrics)?;
     let state = web::Data::new(ApiState {
         tessera: tessera.clone(),
         readiness: Arc::new(StorageReadiness(storage)),
+        metrics: Arc::new(metrics),
     });
     let limits = HttpLimits {
         max_body_bytes: settings.server.max_body_bytes,

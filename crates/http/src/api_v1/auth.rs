@@ -27,11 +27,17 @@ async fn login(
             ));
         }
     }
-    let pair = state
+    let outcome = state
         .tessera
         .auth
         .login(body.username.trim(), &body.password)
-        .await?;
+        .await;
+    match &outcome {
+        Ok(_) => state.metrics.login(true),
+        Err(tessera_domain::AuthError::InvalidCredentials) => state.metrics.login(false),
+        Err(_) => {}
+    }
+    let pair = outcome?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(TokenView::from(pair)))
