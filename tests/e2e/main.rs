@@ -9,6 +9,8 @@ mod auth;
 mod directory;
 mod lnbits;
 mod money;
+mod policy_matrix;
+mod sharing;
 mod smoke;
 mod support;
 mod tiers;

@@ -22,10 +22,13 @@ pub enum AuditAction {
     TierCreated,
     TierUpdated,
     TierDeleted,
+    ShareGranted,
+    ShareChanged,
+    ShareRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 18] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -41,6 +44,9 @@ impl AuditAction {
         Self::TierCreated,
         Self::TierUpdated,
         Self::TierDeleted,
+        Self::ShareGranted,
+        Self::ShareChanged,
+        Self::ShareRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,9 @@ impl AuditAction {
             Self::TierCreated => "tier.created",
             Self::TierUpdated => "tier.updated",
             Self::TierDeleted => "tier.deleted",
+            Self::ShareGranted => "share.granted",
+            Self::ShareChanged => "share.changed",
+            Self::ShareRevoked => "share.revoked",
         }
     }
 
