@@ -303,6 +303,25 @@ async fn delegated_tokens_act_as_the_subject_within_their_scopes() {
     assert_error(status, &body, 403, "forbidden");
     let (status, body) = share(&app, &kid_token, "bob", &["data:read"]).await;
     assert_error(status, &body, 403, "forbidden");
+    let (status, body) = send(
+        app.post("/api/v1/me/password")
+            .bearer_auth(&kid_token)
+            .json(&json!({"current_password": "x", "new_password": "whatever-password"})),
+    )
+    .await;
+    assert_error(status, &body, 403, "forbidden");
+    // The managed user's peers stay invisible to it.
+    let peer = managed(&app, &alice, "Peer").await;
+    let (status, _) = get_user(&app, &kid_token, &peer).await;
+    assert_eq!(status, 404);
+    // With every scope it may open a wallet for its subject.
+    let (status, body) = send(
+        app.post(&format!("/api/v1/users/{kid}/wallets"))
+            .bearer_auth(&kid_token)
+            .json(&json!({"name": "Savings", "currency": "usd"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
 
     // A grantee gets at most the share's scopes.
     share(&app, &bob, "alice", &["data:read"]).await;
@@ -316,6 +335,21 @@ async fn delegated_tokens_act_as_the_subject_within_their_scopes() {
         app.patch("/api/v1/users/me")
             .bearer_auth(&read_only)
             .json(&json!({"first_name": "Nope"})),
+    )
+    .await;
+    assert_error(status, &body, 403, "forbidden");
+    // Reading the subject's wallets is fine; opening one needs data:write.
+    let bob_id = me(&app, &bob).await.1["id"].as_str().unwrap().to_owned();
+    let (status, body) = send(
+        app.get(&format!("/api/v1/users/{bob_id}/wallets"))
+            .bearer_auth(&read_only),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        app.post(&format!("/api/v1/users/{bob_id}/wallets"))
+            .bearer_auth(&read_only)
+            .json(&json!({"name": "Nope", "currency": "usd"})),
     )
     .await;
     assert_error(status, &body, 403, "forbidden");
@@ -377,4 +411,33 @@ async fn deleting_either_party_stops_delegated_tokens() {
     let (status, _) = send(app.delete("/api/v1/users/me").bearer_auth(&alice)).await;
     assert_eq!(status, 204);
     assert_token_dead(&app, &as_carol).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_a_soft_deleted_manager_gives_back_its_managed_users() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    let (alice_id, alice) = app.user_with_token("alice").await;
+    let kid = managed(&app, &alice, "Kid").await;
+    let as_kid = delegated_token(&app, &alice, &kid, None).await;
+
+    let (status, _) = send(app.delete("/api/v1/users/me").bearer_auth(&alice)).await;
+    assert_eq!(status, 204);
+    assert_token_dead(&app, &as_kid).await;
+    // The managed user is kept (an administrator still reads it).
+    let (status, body) = get_user(&app, &root, &kid).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = send(
+        app.post(&format!("/api/v1/users/{alice_id}/restore"))
+            .bearer_auth(&root),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let alice = app.token("alice", "alice-password").await;
+    let (status, body) = get_user(&app, &alice, &kid).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_managed"], true);
+    let as_kid = delegated_token(&app, &alice, &kid, None).await;
+    assert_eq!(me(&app, &as_kid).await.0, 200);
 }

@@ -81,7 +81,7 @@ impl ShareService {
     /// The grantee named in a share request: any live user with a login, other than the caller.
     async fn grantee(&self, actor: &Actor, grantee: &UserRef) -> Result<User, UserError> {
         let user = resolve_user(&self.deps, grantee).await?;
-        if user.state == crate::model::UserState::Deleted && !actor.is_admin() {
+        if user.state == crate::model::UserState::Deleted {
             return Err(UserError::NotFound);
         }
         if user.id == actor.id() {
