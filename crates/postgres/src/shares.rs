@@ -1,7 +1,9 @@
 //! [`ShareRepository`] over the `shares` table.
 
 use async_trait::async_trait;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use tessera_domain::model::{AuditEvent, NewShare, ScopeSet, Share};
 use tessera_domain::ports::{RepoError, RepoResult, ShareRepository};
@@ -44,13 +46,9 @@ impl ShareRepository for PgStore {
     async fn put(&self, new: NewShare) -> RepoResult<(Share, bool)> {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| -> Result<_, TxError> {
-            let existed: bool = diesel::select(diesel::dsl::exists(
-                shares::table.find((new.owner_id, new.grantee_id)),
-            ))
-            .get_result(conn)
-            .await
-            .map_err(map)?;
-            let row: ShareRow = diesel::insert_into(shares::table)
+            // `xmax = 0` holds for a freshly inserted row, not for one the upsert updated: the
+            // answer comes from the statement itself, so concurrent puts cannot both claim it.
+            let (row, inserted): (ShareRow, bool) = diesel::insert_into(shares::table)
                 .values((
                     shares::owner_id.eq(new.owner_id),
                     shares::grantee_id.eq(new.grantee_id),
@@ -64,7 +62,7 @@ impl ShareRepository for PgStore {
                     shares::scopes.eq(new.scopes.bits()),
                     shares::updated_at.eq(new.now),
                 ))
-                .returning(SHARE_COLUMNS)
+                .returning((SHARE_COLUMNS, sql::<Bool>("xmax = 0")))
                 .get_result(conn)
                 .await
                 .map_err(|e| {
@@ -75,7 +73,7 @@ impl ShareRepository for PgStore {
                     }
                 })?;
             record(conn, new.audit.as_ref()).await?;
-            Ok((share(row), !existed))
+            Ok((share(row), inserted))
         })
         .await
         .map_err(RepoError::from)

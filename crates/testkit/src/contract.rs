@@ -172,6 +172,7 @@ macro_rules! contract_tests {
             shares_go_with_a_purged_user,
             list_visible_to_includes_users_who_shared,
             check_delegated_reads_both_parties_and_the_share,
+            concurrent_puts_of_one_share_create_it_once,
         }
     };
 }

@@ -290,3 +290,27 @@ pub async fn check_delegated_reads_both_parties_and_the_share(s: Stores) {
         RepoError::NotFound
     );
 }
+
+pub async fn concurrent_puts_of_one_share_create_it_once(s: Stores) {
+    let owner = create(&s, new_user()).await;
+    let grantee = create(&s, new_user()).await;
+    let puts: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            let set = if i % 2 == 0 {
+                scopes(&[Scope::DataRead])
+            } else {
+                scopes(&[Scope::DataWrite])
+            };
+            tokio::spawn(async move { s.shares.put(share(owner.id, grantee.id, set)).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in puts {
+        if task.await.unwrap().unwrap().1 {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "exactly one put creates the share");
+    assert_eq!(s.shares.granted_by(owner.id).await.unwrap().len(), 1);
+}
