@@ -10,6 +10,8 @@ mod directory;
 mod faults;
 mod lnbits;
 mod money;
+mod policy_matrix;
+mod sharing;
 mod smoke;
 mod support;
 mod tiers;

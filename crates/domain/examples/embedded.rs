@@ -34,6 +34,7 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
             sessions: store_port.clone(),
             tiers: store_port.clone(),
             audit: store_port.clone(),
+            shares: store_port.clone(),
             wallets: store_port,
             hasher: Arc::new(Argon2Hasher::new(Argon2Settings {
                 memory_kib: 64,

@@ -2,30 +2,75 @@
 
 use uuid::Uuid;
 
-use crate::model::{Permission, User};
+use crate::model::{Permission, ScopeSet, User};
 
 /// Who is making a request, as established by authentication.
 #[derive(Debug, Clone)]
 pub struct Actor {
+    /// The user the request acts as: the caller, or, with a delegated token, its subject.
     pub user: User,
-    /// The session the credential belongs to, when it has one (password sessions).
+    /// The session the credential belongs to, when it has one (password sessions). `None` for
+    /// delegated tokens: their session is the principal's, in [`Delegation`], and logging out
+    /// or changing a password through one never touches it.
     pub session_id: Option<Uuid>,
+    /// Set when the request carries a delegated token.
+    pub delegation: Option<Delegation>,
+}
+
+/// A delegated token's principal: the user acting on the subject's behalf, and within what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delegation {
+    /// The user who obtained the token (the manager, or the grantee of a share).
+    pub principal_id: Uuid,
+    /// The principal's session: ending it ends the token.
+    pub session_id: Uuid,
+    pub scopes: ScopeSet,
 }
 
 impl Actor {
+    /// A caller acting as themselves.
+    pub fn direct(user: User, session_id: Option<Uuid>) -> Self {
+        Self {
+            user,
+            session_id,
+            delegation: None,
+        }
+    }
+
+    /// The user the request acts as (the subject of a delegated token).
     pub fn id(&self) -> Uuid {
         self.user.id
     }
 
+    /// The user actually making the request (recorded in the audit trail).
+    pub fn principal_id(&self) -> Uuid {
+        self.delegation.map_or(self.user.id, |d| d.principal_id)
+    }
+
+    pub fn is_delegated(&self) -> bool {
+        self.delegation.is_some()
+    }
+
+    /// Whether the credential may read the subject's data (always, without delegation).
+    pub fn may_read(&self) -> bool {
+        self.delegation.is_none_or(|d| d.scopes.may_read())
+    }
+
+    /// Whether the credential may change the subject's data (always, without delegation).
+    pub fn may_write(&self) -> bool {
+        self.delegation.is_none_or(|d| d.scopes.may_write())
+    }
+
+    /// Permissions are never delegated: a delegated token holds none of its subject's.
     pub fn has(&self, p: Permission) -> bool {
-        self.user.permissions.has(p)
+        self.delegation.is_none() && self.user.permissions.has(p)
     }
 
     pub fn is_admin(&self) -> bool {
-        self.user.permissions.is_admin()
+        self.delegation.is_none() && self.user.permissions.is_admin()
     }
 
     pub fn is_superuser(&self) -> bool {
-        self.user.permissions.is_superuser()
+        self.delegation.is_none() && self.user.permissions.is_superuser()
     }
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 use crate::model::Currencies;
 use crate::ports::{
     AuditRepository, Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository,
-    TierRepository, TokenCodec, UserRepository, WalletRepository,
+    ShareRepository, TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
-use crate::services::{AuditService, AuthService, TierService, UserService, WalletService};
+use crate::services::{
+    AuditService, AuthService, ShareService, TierService, UserService, WalletService,
+};
 use crate::values::PasswordPolicy;
 
 /// Every port the domain needs. Build it from adapters (see `tessera-memory`,
@@ -19,6 +21,7 @@ pub struct Ports {
     pub sessions: Arc<dyn SessionRepository>,
     pub wallets: Arc<dyn WalletRepository>,
     pub tiers: Arc<dyn TierRepository>,
+    pub shares: Arc<dyn ShareRepository>,
     pub audit: Arc<dyn AuditRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
@@ -62,6 +65,7 @@ pub struct Tessera {
     pub auth: AuthService,
     pub wallets: WalletService,
     pub tiers: TierService,
+    pub shares: ShareService,
     pub audit: AuditService,
 }
 
@@ -73,6 +77,7 @@ impl Tessera {
             auth: AuthService::new(deps.clone()),
             wallets: WalletService::new(deps.clone()),
             tiers: TierService::new(deps.clone()),
+            shares: ShareService::new(deps.clone()),
             audit: AuditService::new(deps),
         }
     }

@@ -6,14 +6,58 @@
 
 use crate::actor::Actor;
 use crate::error::{UserError, WalletError};
-use crate::model::{Permission, Permissions, User, UserState};
+use crate::model::{Permission, Permissions, ScopeSet, User, UserState};
 
-/// Whether the actor may know this user exists.
+/// Whether the actor may know this user exists (without looking at shares).
 pub fn can_view(actor: &Actor, target: &User) -> bool {
     if target.state == UserState::Deleted {
         return actor.is_admin();
     }
     actor.id() == target.id || actor.is_admin() || manages(actor, target)
+}
+
+/// Whether the actor may know this user exists, given the scopes of the target's share with
+/// the actor (`None`: no share). A grantee sees the sharer whatever the scopes (the listing
+/// shows every sharer too); what the grantee may *do* is bounded by the scopes, through a
+/// delegated token. A delegated token does not carry its principal's shares: it sees what its
+/// subject sees.
+pub fn can_view_shared(actor: &Actor, target: &User, share: Option<ScopeSet>) -> bool {
+    can_view(actor, target)
+        || (target.state != UserState::Deleted && !actor.is_delegated() && share.is_some())
+}
+
+/// `NotFound` unless the actor may see the target, shares considered.
+pub fn ensure_visible_shared(
+    actor: &Actor,
+    target: &User,
+    share: Option<ScopeSet>,
+) -> Result<(), UserError> {
+    if can_view_shared(actor, target, share) {
+        Ok(())
+    } else {
+        Err(UserError::NotFound)
+    }
+}
+
+/// Delegated tokens change nothing without `data:write` (or `admin`).
+fn ensure_may_write(actor: &Actor) -> Result<(), UserError> {
+    if actor.may_write() {
+        Ok(())
+    } else {
+        Err(UserError::forbidden(
+            "this delegated token may only read (it lacks the data:write scope)",
+        ))
+    }
+}
+
+/// What a delegated token may never do: credentials, permissions, deleting accounts,
+/// minting further tokens, creating managed users, listing the directory.
+pub fn ensure_not_delegated(actor: &Actor, what: &'static str) -> Result<(), UserError> {
+    if actor.is_delegated() {
+        Err(UserError::forbidden(what))
+    } else {
+        Ok(())
+    }
 }
 
 /// The actor manages the target (a managed user created by the actor).
@@ -40,16 +84,29 @@ fn ensure_may_touch(actor: &Actor, target: &User) -> Result<(), UserError> {
     Ok(())
 }
 
-pub fn ensure_can_update(actor: &Actor, target: &User) -> Result<(), UserError> {
-    ensure_visible(actor, target)?;
+/// Self, manager and administrators update a user; a grantee who can see the sharer may not
+/// (403). A delegated token needs `data:write`.
+pub fn ensure_can_update(
+    actor: &Actor,
+    target: &User,
+    share: Option<ScopeSet>,
+) -> Result<(), UserError> {
+    ensure_visible_shared(actor, target, share)?;
+    ensure_may_write(actor)?;
     if actor.id() == target.id || manages(actor, target) || actor.has(Permission::UpdateUser) {
         return ensure_may_touch(actor, target);
     }
     Err(UserError::forbidden("you may not update this user"))
 }
 
-pub fn ensure_can_delete(actor: &Actor, target: &User) -> Result<(), UserError> {
-    ensure_visible(actor, target)?;
+/// Self, manager and `delete_user` holders; never through a delegated token.
+pub fn ensure_can_delete(
+    actor: &Actor,
+    target: &User,
+    share: Option<ScopeSet>,
+) -> Result<(), UserError> {
+    ensure_visible_shared(actor, target, share)?;
+    ensure_not_delegated(actor, "a delegated token cannot delete users")?;
     if actor.id() == target.id || manages(actor, target) || actor.has(Permission::DeleteUser) {
         return ensure_may_touch(actor, target);
     }
@@ -87,6 +144,7 @@ pub fn ensure_can_create_login_user(actor: &Actor) -> Result<(), UserError> {
 
 /// Managed users may not have managed users of their own (no chains).
 pub fn ensure_can_create_managed_user(actor: &Actor) -> Result<(), UserError> {
+    ensure_not_delegated(actor, "a delegated token cannot create managed users")?;
     if actor.user.is_managed() {
         return Err(UserError::forbidden(
             "managed users cannot create managed users",
@@ -105,6 +163,7 @@ pub fn ensure_can_set_permissions(
     if before == after {
         return Ok(());
     }
+    ensure_not_delegated(actor, "a delegated token cannot change permissions")?;
     let privileged = |p: Permissions| p.granted(Permission::Admin) || p.is_superuser();
     if (privileged(before) || privileged(after)) && !actor.is_superuser() {
         return Err(UserError::forbidden(
@@ -122,6 +181,7 @@ pub fn ensure_can_set_permissions(
 /// Setting another user's password outright is an administrator's act; for oneself it needs the
 /// current password (checked by the service).
 pub fn ensure_can_set_password(actor: &Actor, target: &User) -> Result<(), UserError> {
+    ensure_not_delegated(actor, "a delegated token cannot change credentials")?;
     if target.is_managed() {
         return Err(UserError::Validation(crate::ValidationError::new(
             "password",
@@ -179,6 +239,11 @@ pub fn acts_as_owner(actor: &Actor, owner: &User) -> bool {
     actor.id() == owner.id || manages(actor, owner)
 }
 
+/// Like [`acts_as_owner`], for changes: a delegated token also needs `data:write`.
+pub fn writes_as_owner(actor: &Actor, owner: &User) -> bool {
+    acts_as_owner(actor, owner) && actor.may_write()
+}
+
 /// Reading a wallet and its ledger: the owner (or their manager), administrators and billing
 /// administrators.
 pub fn can_view_wallet(actor: &Actor, owner: &User) -> bool {
@@ -196,7 +261,7 @@ pub fn ensure_can_view_wallet(actor: &Actor, owner: &User) -> Result<(), WalletE
 /// Soft-deleting and restoring a wallet: the owner (or their manager) and administrators.
 pub fn ensure_can_manage_wallet(actor: &Actor, owner: &User) -> Result<(), WalletError> {
     ensure_can_view_wallet(actor, owner)?;
-    if acts_as_owner(actor, owner) || actor.is_admin() {
+    if writes_as_owner(actor, owner) || actor.is_admin() {
         Ok(())
     } else {
         Err(WalletError::forbidden(
@@ -218,7 +283,7 @@ pub fn ensure_can_list_wallets_of(actor: &Actor, user: &User) -> Result<(), Wall
 /// Opening a wallet for a user: the user (or their manager) and administrators.
 pub fn ensure_can_create_wallet_for(actor: &Actor, user: &User) -> Result<(), WalletError> {
     ensure_can_list_wallets_of(actor, user)?;
-    if acts_as_owner(actor, user) || actor.is_admin() {
+    if writes_as_owner(actor, user) || actor.is_admin() {
         Ok(())
     } else {
         Err(WalletError::forbidden(
@@ -240,7 +305,7 @@ pub fn ensure_can_adjust(actor: &Actor, owner: &User) -> Result<(), WalletError>
 
 /// Moving money out of a wallet: its owner (or their manager), or a billing administrator.
 pub fn ensure_can_transfer_from(actor: &Actor, owner: &User) -> Result<(), WalletError> {
-    if acts_as_owner(actor, owner) || actor.has(Permission::BillingAdmin) {
+    if writes_as_owner(actor, owner) || actor.has(Permission::BillingAdmin) {
         return Ok(());
     }
     ensure_can_view_wallet(actor, owner)?;
@@ -286,10 +351,7 @@ mod tests {
     }
 
     fn actor(u: &User) -> Actor {
-        Actor {
-            user: u.clone(),
-            session_id: None,
-        }
+        Actor::direct(u.clone(), None)
     }
 
     #[test]
@@ -298,11 +360,11 @@ mod tests {
         let bob = user(Permissions::NONE);
         let admin = user(Permissions::NONE.with(Permission::Admin));
         assert!(matches!(
-            ensure_can_update(&actor(&alice), &bob),
+            ensure_can_update(&actor(&alice), &bob, None),
             Err(UserError::NotFound)
         ));
-        assert!(ensure_can_update(&actor(&alice), &alice).is_ok());
-        assert!(ensure_can_update(&actor(&admin), &bob).is_ok());
+        assert!(ensure_can_update(&actor(&alice), &alice, None).is_ok());
+        assert!(ensure_can_update(&actor(&admin), &bob, None).is_ok());
         assert!(matches!(
             ensure_can_purge(&actor(&admin), &bob),
             Err(UserError::Forbidden { .. })
@@ -314,7 +376,7 @@ mod tests {
         let coach = user(Permissions::NONE);
         let mut athlete = user(Permissions::NONE);
         athlete.manager_id = Some(coach.id);
-        assert!(ensure_can_delete(&actor(&coach), &athlete).is_ok());
+        assert!(ensure_can_delete(&actor(&coach), &athlete, None).is_ok());
         let stranger = user(Permissions::NONE);
         assert!(matches!(
             ensure_visible(&actor(&stranger), &athlete),
@@ -326,8 +388,8 @@ mod tests {
     fn only_superusers_touch_superusers_and_privileged_bits() {
         let admin = user(Permissions::NONE.with(Permission::Admin));
         let root = user(Permissions::NONE.with(Permission::Superuser));
-        assert!(ensure_can_update(&actor(&admin), &root).is_err());
-        assert!(ensure_can_update(&actor(&root), &admin).is_ok());
+        assert!(ensure_can_update(&actor(&admin), &root, None).is_err());
+        assert!(ensure_can_update(&actor(&root), &admin, None).is_ok());
         let plain = Permissions::NONE;
         let promoted = plain.with(Permission::Admin);
         assert!(ensure_can_set_permissions(&actor(&admin), plain, promoted).is_err());
@@ -389,6 +451,62 @@ mod tests {
             Err(WalletError::UserNotFound)
         ));
         assert!(ensure_can_create_wallet_for(&actor(&admin), &owner).is_ok());
+    }
+
+    #[test]
+    fn grantees_see_the_sharer_but_may_not_change_it() {
+        use crate::model::{Scope, ScopeSet};
+        let sharer = user(Permissions::NONE);
+        let grantee = user(Permissions::NONE);
+        let read = ScopeSet::EMPTY.with(Scope::DataRead);
+        assert!(!can_view_shared(&actor(&grantee), &sharer, None));
+        assert!(can_view_shared(&actor(&grantee), &sharer, Some(read)));
+        assert!(matches!(
+            ensure_can_update(&actor(&grantee), &sharer, Some(ScopeSet::ALL)),
+            Err(UserError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            ensure_can_delete(&actor(&grantee), &sharer, Some(read)),
+            Err(UserError::Forbidden { .. })
+        ));
+        let mut gone = sharer.clone();
+        gone.state = UserState::Deleted;
+        assert!(!can_view_shared(&actor(&grantee), &gone, Some(read)));
+    }
+
+    #[test]
+    fn delegated_actors_hold_no_permissions_and_write_only_with_write_scopes() {
+        use crate::actor::Delegation;
+        use crate::model::{Scope, ScopeSet};
+        let admin_subject = user(Permissions::NONE.with(Permission::Superuser));
+        let other = user(Permissions::NONE);
+        let delegated = |scopes: ScopeSet| Actor {
+            user: admin_subject.clone(),
+            session_id: None,
+            delegation: Some(Delegation {
+                principal_id: Uuid::now_v7(),
+                session_id: Uuid::now_v7(),
+                scopes,
+            }),
+        };
+        let read = delegated(ScopeSet::EMPTY.with(Scope::DataRead));
+        assert!(!read.is_admin() && !read.is_superuser());
+        assert!(matches!(
+            ensure_visible(&read, &other),
+            Err(UserError::NotFound)
+        ));
+        assert!(ensure_visible(&read, &admin_subject).is_ok());
+        assert!(matches!(
+            ensure_can_update(&read, &admin_subject, None),
+            Err(UserError::Forbidden { .. })
+        ));
+        let write = delegated(ScopeSet::EMPTY.with(Scope::DataWrite));
+        assert!(ensure_can_update(&write, &admin_subject, None).is_ok());
+        assert!(ensure_can_delete(&write, &admin_subject, None).is_err());
+        assert!(ensure_can_create_managed_user(&write).is_err());
+        assert!(ensure_can_set_password(&write, &admin_subject).is_err());
+        assert!(writes_as_owner(&write, &admin_subject));
+        assert!(!writes_as_owner(&read, &admin_subject));
     }
 
     #[test]

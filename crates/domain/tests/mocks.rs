@@ -13,8 +13,8 @@ use tessera_domain::model::{
 };
 use tessera_domain::ports::{
     MockAuditRepository, MockPasswordHasher, MockSecretGenerator, MockSessionRepository,
-    MockTierRepository, MockTokenCodec, MockUserRepository, MockWalletRepository, RepoError,
-    SystemClock, UuidV7Generator,
+    MockShareRepository, MockTierRepository, MockTokenCodec, MockUserRepository,
+    MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
 };
 use tessera_domain::services::{AdjustmentInput, CreateUserInput};
 use tessera_domain::values::UserRef;
@@ -37,6 +37,7 @@ fn tessera(m: Mocks) -> Tessera {
         wallets: Arc::new(m.wallets),
         tiers: Arc::new(MockTierRepository::new()),
         audit: Arc::new(MockAuditRepository::new()),
+        shares: Arc::new(MockShareRepository::new()),
         hasher: Arc::new(m.hasher),
         tokens: Arc::new(MockTokenCodec::new()),
         secrets: Arc::new(MockSecretGenerator::new()),
@@ -80,6 +81,7 @@ fn superuser() -> Actor {
     Actor {
         user: user("root", Permissions::NONE.with(Permission::Superuser)),
         session_id: None,
+        delegation: None,
     }
 }
 
@@ -149,6 +151,7 @@ async fn creating_a_user_with_an_unknown_tier_is_tier_not_found() {
     let admin = Actor {
         user: user("ops", Permissions::NONE.with(Permission::Admin)),
         session_id: None,
+        delegation: None,
     };
     let refused = t.users.create(&admin, input(Some(tier))).await;
     assert!(

@@ -59,6 +59,7 @@ fn tessera() -> Tessera {
         sessions: store.sessions(),
         wallets: store.wallets(),
         tiers: Arc::new(store.clone()),
+        shares: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
         hasher: Arc::new(PlainHasher),
         tokens: Arc::new(NoTokens),
@@ -70,10 +71,7 @@ fn tessera() -> Tessera {
 }
 
 fn actor(user: User) -> Actor {
-    Actor {
-        user,
-        session_id: None,
-    }
+    Actor::direct(user, None)
 }
 
 async fn root(t: &Tessera) -> Actor {

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use tessera_domain::model::{LedgerEntry, TokenPair, Transfer, User, Wallet, WalletSummary};
+use tessera_domain::model::{
+    LedgerEntry, ScopeSet, TokenPair, Transfer, User, Wallet, WalletSummary,
+};
+use tessera_domain::services::{DelegatedToken, SharedUser};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -64,6 +67,10 @@ pub struct UserView {
     pub balances: BTreeMap<String, i64>,
     /// Live (not deleted) wallets.
     pub wallet_count: u64,
+    /// In listings: the caller's scopes on this user (all of them on themselves and on their
+    /// managed users; a share's on a user who shared with the caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<&'static str>>,
 }
 
 impl UserView {
@@ -115,6 +122,7 @@ impl From<User> for UserView {
             deleted_at: u.deleted_at,
             balances: BTreeMap::new(),
             wallet_count: 0,
+            scopes: None,
         }
     }
 }
@@ -170,6 +178,7 @@ pub struct ListUsersQuery {
     #[serde(default)]
     pub include_deleted: bool,
     pub include_managed: Option<bool>,
+    pub include_shared: Option<bool>,
     #[serde(rename = "filterBy", alias = "filter_by")]
     pub filter_by: Option<String>,
     pub search: Option<String>,
@@ -398,4 +407,92 @@ pub struct GrowthQuery {
 #[derive(Debug, Serialize)]
 pub struct CountView {
     pub count: u64,
+}
+
+/// `POST /me/shares`: the grantee (id or username) and the scopes to grant.
+#[derive(Debug, Deserialize)]
+pub struct ShareBody {
+    pub grantee: String,
+    pub scopes: Vec<String>,
+}
+
+/// `PATCH /me/shares/{grantee}`: the new scopes.
+#[derive(Debug, Deserialize)]
+pub struct ShareScopesBody {
+    pub scopes: Vec<String>,
+}
+
+/// A share as the API shows it, with the other party's id and names.
+#[derive(Debug, Serialize)]
+pub struct ShareView {
+    pub owner_id: Uuid,
+    pub grantee_id: Uuid,
+    /// The other party: the grantee in `/me/shares`, the owner in `/me/shared-with-me`.
+    pub user: ShareUserView,
+    pub scopes: Vec<&'static str>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShareUserView {
+    pub id: Uuid,
+    pub username: Option<String>,
+    pub display_name: String,
+}
+
+impl From<SharedUser> for ShareView {
+    fn from(s: SharedUser) -> Self {
+        Self {
+            owner_id: s.share.owner_id,
+            grantee_id: s.share.grantee_id,
+            user: ShareUserView {
+                id: s.user.id,
+                display_name: s.user.display_name(),
+                username: s.user.username,
+            },
+            scopes: s.share.scopes.names(),
+            created_at: s.share.created_at,
+            updated_at: s.share.updated_at,
+        }
+    }
+}
+
+/// `POST /auth/delegated-token`: the subject (id or username) and, optionally, the scopes.
+#[derive(Debug, Deserialize)]
+pub struct DelegatedTokenBody {
+    /// SweatStack names it `sub`.
+    #[serde(alias = "sub")]
+    pub user: String,
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DelegatedTokenView {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub user_id: Uuid,
+    pub scope: String,
+    pub scopes: Vec<&'static str>,
+}
+
+impl From<DelegatedToken> for DelegatedTokenView {
+    fn from(t: DelegatedToken) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: t.token_type,
+            expires_in: t.expires_in,
+            user_id: t.subject_id,
+            scope: t.scopes.to_claim(),
+            scopes: t.scopes.names(),
+        }
+    }
+}
+
+/// The names of a scope set, for views.
+pub fn scope_names(scopes: ScopeSet) -> Vec<&'static str> {
+    scopes.names()
 }

@@ -14,6 +14,7 @@
 mod audit;
 mod query;
 mod sessions;
+mod shares;
 mod state;
 mod tiers;
 mod users;

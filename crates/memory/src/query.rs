@@ -85,7 +85,9 @@ impl State {
         let covered = match q.visible_to {
             None => true,
             Some(viewer) => {
-                user.id == viewer || (q.include_managed && user.manager_id == Some(viewer))
+                user.id == viewer
+                    || (q.include_managed && user.manager_id == Some(viewer))
+                    || (q.include_shared && self.shares.contains_key(&(user.id, viewer)))
             }
         };
         if !covered || (!q.include_deleted && user.state == UserState::Deleted) {

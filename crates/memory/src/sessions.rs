@@ -1,7 +1,7 @@
 //! [`SessionRepository`] over the in-memory tables.
 
 use async_trait::async_trait;
-use tessera_domain::model::{NewSession, RefreshOutcome, Session, SessionCheck};
+use tessera_domain::model::{DelegatedCheck, NewSession, RefreshOutcome, Session, SessionCheck};
 use tessera_domain::ports::{RepoError, RepoResult, SessionRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -66,6 +66,31 @@ impl SessionRepository for MemoryStore {
         Ok(SessionCheck {
             user: user.user.clone(),
             session: session.clone(),
+        })
+    }
+
+    async fn check_delegated(
+        &self,
+        session_id: Uuid,
+        principal_id: Uuid,
+        subject_id: Uuid,
+    ) -> RepoResult<DelegatedCheck> {
+        let state = self.lock();
+        let session = state
+            .sessions
+            .get(&session_id)
+            .filter(|session| session.user_id == principal_id)
+            .ok_or(RepoError::NotFound)?;
+        let principal = state.users.get(&principal_id).ok_or(RepoError::NotFound)?;
+        let subject = state.users.get(&subject_id).ok_or(RepoError::NotFound)?;
+        Ok(DelegatedCheck {
+            session: session.clone(),
+            principal: principal.user.clone(),
+            subject: subject.user.clone(),
+            share: state
+                .shares
+                .get(&(subject_id, principal_id))
+                .map(|share| share.scopes),
         })
     }
 

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use tessera_domain::model::{
-    is_currency_code, AuditEvent, LedgerEntry, Session, Tier, User, UserState, Wallet,
+    is_currency_code, AuditEvent, LedgerEntry, Session, Share, Tier, User, UserState, Wallet,
 };
 use tessera_domain::ports::RepoError;
 use time::{OffsetDateTime, UtcOffset};
@@ -40,6 +40,8 @@ pub(crate) struct State {
     pub ledger: HashMap<Uuid, LedgerEntry>,
     pub idempotency: HashMap<(Uuid, String), IdempotencyRow>,
     pub tiers: HashMap<Uuid, Tier>,
+    /// Shares by `(owner_id, grantee_id)`.
+    pub shares: HashMap<(Uuid, Uuid), Share>,
     /// Append-only, in insertion order.
     pub audit: Vec<AuditEvent>,
 }

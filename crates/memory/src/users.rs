@@ -350,6 +350,7 @@ impl UserRepository for MemoryStore {
             wallets,
             ledger,
             idempotency,
+            shares,
             ..
         } = &mut *state;
         users.retain(|user_id, _| !doomed.contains(user_id));
@@ -373,6 +374,8 @@ impl UserRepository for MemoryStore {
         }
         sessions.retain(|_, session| !doomed.contains(&session.user_id));
         refresh_tokens.retain(|_, token| sessions.contains_key(&token.session_id));
+        // Shares of either party go by ON DELETE CASCADE.
+        shares.retain(|(owner, grantee), _| !doomed.contains(owner) && !doomed.contains(grantee));
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ mod models;
 mod pool;
 pub mod schema;
 mod sessions;
+mod shares;
 mod tiers;
 mod users;
 mod wallets;

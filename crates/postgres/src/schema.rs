@@ -56,6 +56,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    shares (owner_id, grantee_id) {
+        owner_id -> Uuid,
+        grantee_id -> Uuid,
+        scopes -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     tier_quotas (tier_id, resource_id) {
         tier_id -> Uuid,
         resource_id -> Text,
@@ -143,6 +153,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger_entries,
     refresh_tokens,
     sessions,
+    shares,
     tier_quotas,
     tier_rate_limits,
     tiers,

@@ -1,14 +1,16 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use tessera_domain::model::{NewSession, RefreshOutcome, Session, SessionCheck, User};
+use tessera_domain::model::{
+    DelegatedCheck, NewSession, RefreshOutcome, ScopeSet, Session, SessionCheck, User,
+};
 use tessera_domain::ports::{RepoError, RepoResult, SessionRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{map, TxError};
 use crate::models::{SessionRow, UserRow};
-use crate::schema::{refresh_tokens, sessions, users};
+use crate::schema::{refresh_tokens, sessions, shares, users};
 use crate::users::revoke_sessions;
 use crate::PgStore;
 
@@ -63,6 +65,41 @@ impl SessionRepository for PgStore {
         Ok(SessionCheck {
             user: user.try_into()?,
             session: session.into(),
+        })
+    }
+
+    async fn check_delegated(
+        &self,
+        session_id: Uuid,
+        principal_id: Uuid,
+        subject_id: Uuid,
+    ) -> RepoResult<DelegatedCheck> {
+        let mut conn = self.conn().await?;
+        let (session, principal): (SessionRow, UserRow) = sessions::table
+            .inner_join(users::table)
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::user_id.eq(principal_id))
+            .select((SessionRow::as_select(), UserRow::as_select()))
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        // The subject and its share with the principal, in one statement.
+        let (subject, share): (UserRow, Option<i32>) = users::table
+            .left_join(
+                shares::table.on(shares::owner_id
+                    .eq(users::id)
+                    .and(shares::grantee_id.eq(principal_id))),
+            )
+            .filter(users::id.eq(subject_id))
+            .select((UserRow::as_select(), shares::scopes.nullable()))
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok(DelegatedCheck {
+            session: session.into(),
+            principal: principal.try_into()?,
+            subject: subject.try_into()?,
+            share: share.map(ScopeSet::from_bits),
         })
     }
 

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::audit::record;
 use crate::error::{is_foreign_key_violation, map, TxError};
 use crate::models::{NewUserRow, UserChangeset, UserRow, WalletRow};
-use crate::schema::{sessions, users, wallets};
+use crate::schema::{sessions, shares, users, wallets};
 use crate::PgStore;
 
 diesel::define_sql_function!(fn lower(x: Nullable<Text>) -> Nullable<Text>);
@@ -244,10 +244,23 @@ fn condition_sql(c: &Condition) -> BoolSql {
 fn list_filter(query: &UserListQuery) -> BoxedUsers<'static> {
     let mut q = users::table.into_boxed();
     if let Some(viewer) = query.visible_to {
-        q = if query.include_managed {
-            q.filter(users::id.eq(viewer).or(users::manager_id.eq(viewer)))
-        } else {
-            q.filter(users::id.eq(viewer))
+        let shared_with_viewer = shares::table
+            .filter(shares::grantee_id.eq(viewer))
+            .select(shares::owner_id);
+        q = match (query.include_managed, query.include_shared) {
+            (true, true) => q.filter(
+                users::id
+                    .eq(viewer)
+                    .or(users::manager_id.eq(viewer))
+                    .or(users::id.eq_any(shared_with_viewer)),
+            ),
+            (true, false) => q.filter(users::id.eq(viewer).or(users::manager_id.eq(viewer))),
+            (false, true) => q.filter(
+                users::id
+                    .eq(viewer)
+                    .or(users::id.eq_any(shared_with_viewer)),
+            ),
+            (false, false) => q.filter(users::id.eq(viewer)),
         };
     }
     if !query.include_deleted {

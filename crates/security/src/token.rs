@@ -23,6 +23,9 @@ struct Claims {
     iat: i64,
     exp: i64,
     scope: String,
+    /// Delegated tokens: the acting principal (RFC 8693 names the claim `act`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    act: Option<Uuid>,
 }
 
 impl JwtCodec {
@@ -52,6 +55,7 @@ impl TokenCodec for JwtCodec {
             iat: claims.issued_at.unix_timestamp(),
             exp: claims.expires_at.unix_timestamp(),
             scope: claims.scope.clone(),
+            act: claims.actor,
         };
         encode(&Header::new(Algorithm::HS256), &body, &self.encoding)
             .map_err(|e| format!("cannot sign access token: {e}"))
@@ -70,6 +74,7 @@ impl TokenCodec for JwtCodec {
             issued_at: OffsetDateTime::from_unix_timestamp(c.iat).ok()?,
             expires_at: OffsetDateTime::from_unix_timestamp(c.exp).ok()?,
             scope: c.scope,
+            actor: c.act,
         })
     }
 }
@@ -87,6 +92,7 @@ mod tests {
             issued_at: now,
             expires_at: now + time::Duration::seconds(exp_in),
             scope: "full".into(),
+            actor: None,
         }
     }
 
@@ -100,6 +106,13 @@ mod tests {
         let back = codec.decode(&token).unwrap();
         assert_eq!(back.subject, c.subject);
         assert_eq!(back.session_id, c.session_id);
+        assert_eq!(back.actor, None);
+        let delegated = AccessClaims {
+            actor: Some(Uuid::now_v7()),
+            ..c.clone()
+        };
+        let back = codec.decode(&codec.encode(&delegated).unwrap()).unwrap();
+        assert_eq!(back.actor, delegated.actor);
         let other = JwtCodec::new(b"another-secret-another-secret-xx").unwrap();
         assert!(other.decode(&token).is_none());
         let expired = codec.encode(&claims(-60)).unwrap();

@@ -14,8 +14,8 @@ use actix_web::{web, App, HttpServer};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use tessera_domain::ports::{
-    AuditRepository, SessionRepository, SystemClock, TierRepository, UserRepository,
-    UuidV7Generator, WalletRepository,
+    AuditRepository, SessionRepository, ShareRepository, SystemClock, TierRepository,
+    UserRepository, UuidV7Generator, WalletRepository,
 };
 use tessera_domain::services::CreatedUser;
 use tessera_domain::values::PasswordPolicy;
@@ -132,6 +132,7 @@ type StoragePorts = (
     Arc<dyn TierRepository>,
     Arc<dyn AuditRepository>,
     Arc<dyn WalletRepository>,
+    Arc<dyn ShareRepository>,
 );
 
 /// Builds the domain over the configured adapters.
@@ -144,6 +145,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             + TierRepository
             + AuditRepository
             + WalletRepository
+            + ShareRepository
             + Clone
             + 'static,
     {
@@ -153,10 +155,11 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             shared.clone(),
             shared.clone(),
             shared.clone(),
+            shared.clone(),
             shared,
         )
     }
-    let (users, sessions, tiers, audit, wallets) = match storage {
+    let (users, sessions, tiers, audit, wallets, shares) = match storage {
         Storage::Postgres(store) => storage_ports(store),
         Storage::Memory(store) => storage_ports(store),
     };
@@ -185,6 +188,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         sessions,
         wallets,
         tiers,
+        shares,
         audit,
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),

@@ -22,8 +22,8 @@ use tessera_domain::model::{
     Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
-    AuditRepository, RepoError, RepoResult, SessionRepository, TierRepository, UserRepository,
-    WalletRepository,
+    AuditRepository, RepoError, RepoResult, SessionRepository, ShareRepository, TierRepository,
+    UserRepository, WalletRepository,
 };
 use tessera_domain::Conflict;
 use time::{Duration, OffsetDateTime};
@@ -38,6 +38,9 @@ pub use tokio as __tokio;
 mod directory;
 pub use directory::*;
 
+mod shares;
+pub use shares::*;
+
 /// The storage ports under test, backed by one fresh, isolated store.
 #[derive(Clone)]
 pub struct Stores {
@@ -46,6 +49,7 @@ pub struct Stores {
     pub tiers: Arc<dyn TierRepository>,
     pub audit: Arc<dyn AuditRepository>,
     pub wallets: Arc<dyn WalletRepository>,
+    pub shares: Arc<dyn ShareRepository>,
 }
 
 impl Stores {
@@ -57,6 +61,7 @@ impl Stores {
             + TierRepository
             + AuditRepository
             + WalletRepository
+            + ShareRepository
             + 'static,
     {
         let store = Arc::new(store);
@@ -65,7 +70,8 @@ impl Stores {
             sessions: store.clone(),
             tiers: store.clone(),
             audit: store.clone(),
-            wallets: store,
+            wallets: store.clone(),
+            shares: store,
         }
     }
 
@@ -163,6 +169,12 @@ macro_rules! contract_tests {
             audit_cursor_pages_are_stable_over_equal_times,
             failed_changes_record_no_audit_event,
             date_bounds_compare_at_full_precision,
+            shares_upsert_change_list_and_revoke,
+            shares_need_existing_users,
+            shares_go_with_a_purged_user,
+            list_visible_to_includes_users_who_shared,
+            check_delegated_reads_both_parties_and_the_share,
+            concurrent_puts_of_one_share_create_it_once,
         }
     };
 }

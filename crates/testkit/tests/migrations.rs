@@ -99,3 +99,60 @@ async fn wallets_migration_backfills_default_wallets_and_is_reversible() {
     );
     drop(conn);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shares_migration_enforces_its_rules_and_is_reversible() {
+    let db = TestDatabase::empty().await;
+    let mut conn = AsyncPgConnection::establish(&db.url).await.unwrap();
+    for prefix in [
+        "2026-11-22-000001",
+        "2026-11-22-000002",
+        "2026-11-23-000001",
+    ] {
+        conn.batch_execute(&migration_sql(prefix, "up.sql"))
+            .await
+            .unwrap();
+    }
+    let up = migration_sql("2026-11-24-000001", "up.sql");
+    let down = migration_sql("2026-11-24-000001", "down.sql");
+    conn.batch_execute(&up).await.unwrap();
+    conn.batch_execute(
+        "INSERT INTO users (id, username) VALUES \
+         ('00000000-0000-0000-0000-00000000000a', 'owner'), \
+         ('00000000-0000-0000-0000-00000000000b', 'grantee')",
+    )
+    .await
+    .unwrap();
+    let insert = |owner: &str, grantee: &str, scopes: i32| {
+        format!("INSERT INTO shares VALUES ('{owner}', '{grantee}', {scopes}, now(), now())")
+    };
+    let a = "00000000-0000-0000-0000-00000000000a";
+    let b = "00000000-0000-0000-0000-00000000000b";
+    conn.batch_execute(&insert(a, b, 1)).await.unwrap();
+    for (sql, constraint) in [
+        (insert(a, a, 1), "shares_not_self"),
+        (insert(b, a, 0), "shares_scopes_check"),
+        (insert(b, a, 64), "shares_scopes_check"),
+        (insert(a, b, 2), "shares_pkey"),
+    ] {
+        let message = conn.batch_execute(&sql).await.unwrap_err().to_string();
+        assert!(message.contains(constraint), "{sql}: {message}");
+    }
+    // Purging either user removes the share.
+    conn.batch_execute(&format!("DELETE FROM users WHERE id = '{b}'"))
+        .await
+        .unwrap();
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count: Count = diesel::sql_query("SELECT count(*) AS n FROM shares")
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count.n, 0);
+    conn.batch_execute(&down).await.unwrap();
+    conn.batch_execute(&up).await.unwrap();
+    drop(conn);
+}

@@ -30,10 +30,13 @@ pub enum AuditAction {
     WalletRestored,
     WalletAdjusted,
     WalletTransferred,
+    ShareGranted,
+    ShareChanged,
+    ShareRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 23] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -54,6 +57,9 @@ impl AuditAction {
         Self::WalletRestored,
         Self::WalletAdjusted,
         Self::WalletTransferred,
+        Self::ShareGranted,
+        Self::ShareChanged,
+        Self::ShareRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +84,9 @@ impl AuditAction {
             Self::WalletRestored => "wallet.restored",
             Self::WalletAdjusted => "wallet.adjusted",
             Self::WalletTransferred => "wallet.transferred",
+            Self::ShareGranted => "share.granted",
+            Self::ShareChanged => "share.changed",
+            Self::ShareRevoked => "share.revoked",
         }
     }
 
@@ -150,7 +159,10 @@ mod tests {
             | AuditAction::WalletDeleted
             | AuditAction::WalletRestored
             | AuditAction::WalletAdjusted
-            | AuditAction::WalletTransferred => 20,
+            | AuditAction::WalletTransferred
+            | AuditAction::ShareGranted
+            | AuditAction::ShareChanged
+            | AuditAction::ShareRevoked => 23,
         };
         assert_eq!(AuditAction::ALL.len(), variants(AuditAction::UserCreated));
         let listed: HashSet<AuditAction> = AuditAction::ALL.into_iter().collect();

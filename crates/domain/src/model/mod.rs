@@ -4,6 +4,7 @@ mod audit;
 mod money;
 mod permissions;
 mod session;
+mod share;
 mod tier;
 mod user;
 mod wallet;
@@ -11,7 +12,10 @@ mod wallet;
 pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};
-pub use session::{AccessClaims, NewSession, RefreshOutcome, Session, SessionCheck, TokenPair};
+pub use session::{
+    AccessClaims, DelegatedCheck, NewSession, RefreshOutcome, Session, SessionCheck, TokenPair,
+};
+pub use share::{NewShare, Scope, ScopeSet, Share};
 pub use tier::{RateLimit, ResourceId, Tier, TierSpec};
 pub use user::{
     display_name, DailyCount, NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage,

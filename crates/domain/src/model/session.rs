@@ -31,6 +31,17 @@ pub struct SessionCheck {
     pub session: Session,
 }
 
+/// What checking a delegated token needs, from one store call: the acting principal's session
+/// and user, the subject, and the share the subject granted the principal (if any).
+#[derive(Debug, Clone)]
+pub struct DelegatedCheck {
+    pub session: Session,
+    pub principal: User,
+    pub subject: User,
+    /// The scopes of the subject's share with the principal; `None` when there is no share.
+    pub share: Option<super::ScopeSet>,
+}
+
 /// The outcome of presenting a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
@@ -50,6 +61,9 @@ pub struct AccessClaims {
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub scope: String,
+    /// For delegated tokens: the user acting on the subject's behalf (`act` claim). The
+    /// session (`sid`) is then the actor's.
+    pub actor: Option<Uuid>,
 }
 
 /// What a successful login or refresh hands back. The refresh token is shown only here.

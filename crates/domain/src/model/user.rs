@@ -192,9 +192,11 @@ impl UserChanges {
 /// Which users a listing covers, as decided by policy, plus filters, sort and paging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserListQuery {
-    /// `None`: the whole directory (admins). `Some(id)`: that user and the users it manages.
+    /// `None`: the whole directory (admins). `Some(id)`: that user, the users it manages
+    /// (`include_managed`) and the users who shared with it (`include_shared`).
     pub visible_to: Option<Uuid>,
     pub include_managed: bool,
+    pub include_shared: bool,
     pub include_deleted: bool,
     /// Every condition must hold.
     pub filter: UserFilter,
@@ -214,6 +216,7 @@ impl UserListQuery {
         Self {
             visible_to,
             include_managed: true,
+            include_shared: true,
             include_deleted: false,
             filter: UserFilter::default(),
             search: None,

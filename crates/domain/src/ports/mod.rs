@@ -8,6 +8,7 @@ mod audit;
 mod clock;
 mod security;
 mod sessions;
+mod shares;
 mod tiers;
 mod users;
 mod wallets;
@@ -16,6 +17,7 @@ pub use audit::AuditRepository;
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use security::{PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
+pub use shares::ShareRepository;
 pub use tiers::TierRepository;
 pub use users::UserRepository;
 pub use wallets::WalletRepository;
@@ -28,6 +30,8 @@ pub use clock::{MockClock, MockIdGenerator};
 pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
 #[cfg(feature = "mock")]
 pub use sessions::MockSessionRepository;
+#[cfg(feature = "mock")]
+pub use shares::MockShareRepository;
 #[cfg(feature = "mock")]
 pub use tiers::MockTierRepository;
 #[cfg(feature = "mock")]

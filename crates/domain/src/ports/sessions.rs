@@ -3,7 +3,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::RepoResult;
-use crate::model::{NewSession, RefreshOutcome, SessionCheck};
+use crate::model::{DelegatedCheck, NewSession, RefreshOutcome, SessionCheck};
 
 /// Storage of login sessions and their refresh tokens. Sessions live in the store, so every
 /// server process agrees on them.
@@ -17,6 +17,16 @@ pub trait SessionRepository: Send + Sync {
     /// The session and its user, in one look-up, for checking an access token.
     /// Errors: `NotFound` (no such session for that user), `Unavailable`.
     async fn check(&self, session_id: Uuid, user_id: Uuid) -> RepoResult<SessionCheck>;
+
+    /// For a delegated token, in one call: the principal's session and user, the subject, and
+    /// the scopes of the subject's share with the principal (if any).
+    /// Errors: `NotFound` (no such session for the principal, or no such subject), `Unavailable`.
+    async fn check_delegated(
+        &self,
+        session_id: Uuid,
+        principal_id: Uuid,
+        subject_id: Uuid,
+    ) -> RepoResult<DelegatedCheck>;
 
     /// Spends the refresh token whose digest is `presented` and makes `next` the session's
     /// current one, atomically. A token that was already spent revokes its whole session.

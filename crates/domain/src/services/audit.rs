@@ -27,7 +27,7 @@ pub(crate) fn event(
     AuditEvent {
         id: deps.ports.ids.new_id(),
         at: deps.ports.clock.now(),
-        actor_id: actor.map(Actor::id),
+        actor_id: actor.map(Actor::principal_id),
         target_id: target,
         action,
         changes,

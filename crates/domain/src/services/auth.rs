@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use crate::actor::Actor;
+use crate::actor::{Actor, Delegation};
 use crate::app::Deps;
 use crate::error::AuthError;
-use crate::model::{AccessClaims, NewSession, RefreshOutcome, Session, TokenPair, User};
+use crate::model::{AccessClaims, NewSession, RefreshOutcome, ScopeSet, Session, TokenPair, User};
 use crate::ports::RepoError;
 use crate::values::{may_name_a_user, PresentedSecret};
 
@@ -94,6 +94,7 @@ impl AuthService {
             issued_at: now,
             expires_at: now + ttl,
             scope: FULL_SCOPE.to_owned(),
+            actor: None,
         };
         let access_token = self
             .deps
@@ -149,13 +150,16 @@ impl AuthService {
     }
 
     /// Checks an access token and returns who is calling. One store look-up: the session and
-    /// its user together.
+    /// its user together (for a delegated token, also the subject and the subject's share).
     pub async fn authenticate(&self, token: &str) -> Result<Actor, AuthError> {
         let ports = &self.deps.ports;
         let claims = ports.tokens.decode(token).ok_or(AuthError::InvalidToken)?;
         let now = ports.clock.now();
         if claims.expires_at <= now {
             return Err(AuthError::InvalidToken);
+        }
+        if let Some(principal) = claims.actor {
+            return self.authenticate_delegated(&claims, principal, now).await;
         }
         let check = match ports
             .sessions
@@ -173,9 +177,53 @@ impl AuthService {
         {
             return Err(AuthError::InvalidToken);
         }
+        Ok(Actor::direct(check.user, Some(check.session.id)))
+    }
+
+    /// A delegated token works while the principal's session is live and the principal active,
+    /// the subject exists and is active, and the principal still manages the subject or the
+    /// subject's share still grants every scope of the token. All read in one store call, on
+    /// every request: revocation or deletion of either party stops the token at once.
+    async fn authenticate_delegated(
+        &self,
+        claims: &AccessClaims,
+        principal: uuid::Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Actor, AuthError> {
+        let scopes = ScopeSet::parse_claim(&claims.scope).ok_or(AuthError::InvalidToken)?;
+        let check = match self
+            .deps
+            .ports
+            .sessions
+            .check_delegated(claims.session_id, principal, claims.subject)
+            .await
+        {
+            Ok(check) => check,
+            Err(RepoError::NotFound) => return Err(AuthError::InvalidToken),
+            Err(other) => return Err(other.into()),
+        };
+        let principal_ok = session_usable(&check.session, now)
+            && check.principal.is_active()
+            && !check.principal.is_managed()
+            && !issued_before(claims.issued_at, check.principal.tokens_valid_after);
+        let subject_ok = check.subject.is_active()
+            && !issued_before(claims.issued_at, check.subject.tokens_valid_after);
+        let relation_ok = if check.subject.manager_id == Some(principal) {
+            true
+        } else {
+            check.share.is_some_and(|held| held.contains(scopes))
+        };
+        if !(principal_ok && subject_ok && relation_ok) || scopes.is_empty() {
+            return Err(AuthError::InvalidToken);
+        }
         Ok(Actor {
-            user: check.user,
-            session_id: Some(check.session.id),
+            user: check.subject,
+            session_id: None,
+            delegation: Some(Delegation {
+                principal_id: principal,
+                session_id: check.session.id,
+                scopes,
+            }),
         })
     }
 }

@@ -3,12 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod shares;
 pub mod tiers;
 pub mod users;
 pub mod wallets;
 
 pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
+pub use shares::{DelegatedToken, ShareService, SharedUser};
 pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{
     CreateUserInput, CreatedUser, GrowthPoint, ListUsersInput, NameCheck, UpdateUserInput,

@@ -13,7 +13,7 @@ use crate::directory::{SearchTerm, Sort, UserFilter};
 use crate::error::{AuthError, Conflict, UserError, ValidationError};
 use crate::model::{
     AuditAction, DailyCount, DefaultWallet, FieldChange, NewUser, Permission, Permissions,
-    RevokeSessions, User, UserChanges, UserListQuery, UserState, DEFAULT_WALLET_NAME,
+    RevokeSessions, ScopeSet, User, UserChanges, UserListQuery, UserState, DEFAULT_WALLET_NAME,
 };
 use crate::policy;
 use crate::ports::RepoError;
@@ -65,6 +65,7 @@ pub struct ListUsersInput {
     pub paging: Paging,
     pub include_deleted: bool,
     pub include_managed: bool,
+    pub include_shared: bool,
     pub filter: UserFilter,
     pub search: Option<SearchTerm>,
     pub name: Option<SearchTerm>,
@@ -78,6 +79,7 @@ impl ListUsersInput {
             paging,
             include_deleted: false,
             include_managed: true,
+            include_shared: true,
             filter: UserFilter::default(),
             search: None,
             name: None,
@@ -122,6 +124,27 @@ impl UsersPage {
 #[derive(Clone)]
 pub struct UserService {
     deps: Arc<Deps>,
+}
+
+/// The scopes of `target`'s share with the actor, read from the store on every call (a revoked
+/// share stops working at once). Not looked up when policy decides without it.
+pub(crate) async fn share_with(
+    deps: &Deps,
+    actor: &Actor,
+    target: &User,
+) -> Result<Option<ScopeSet>, UserError> {
+    if actor.is_delegated()
+        || target.state == UserState::Deleted
+        || target.is_managed()
+        || policy::can_view(actor, target)
+    {
+        return Ok(None);
+    }
+    match deps.ports.shares.get(target.id, actor.id()).await {
+        Ok(share) => Ok(Some(share.scopes)),
+        Err(crate::ports::RepoError::NotFound) => Ok(None),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// Looks a user up by id or username (no policy).
@@ -300,10 +323,11 @@ impl UserService {
             })
     }
 
-    /// Looks a user up and checks the actor may see it.
+    /// Looks a user up and checks the actor may see it (shares considered).
     async fn visible(&self, actor: &Actor, user: &UserRef) -> Result<User, UserError> {
         let target = self.resolve(user).await?;
-        policy::ensure_visible(actor, &target)?;
+        let share = share_with(&self.deps, actor, &target).await?;
+        policy::ensure_visible_shared(actor, &target, share)?;
         Ok(target)
     }
 
@@ -528,6 +552,7 @@ impl UserService {
     /// users they manage.
     pub async fn list(&self, actor: &Actor, input: ListUsersInput) -> Result<UsersPage, UserError> {
         Self::gate(actor)?;
+        policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
         let paging = input.paging;
         let query = Self::query(actor, input);
         let page = self.deps.ports.users.list(query).await?;
@@ -543,6 +568,7 @@ impl UserService {
         UserListQuery {
             visible_to: (!admin).then(|| actor.id()),
             include_managed: input.include_managed,
+            include_shared: input.include_shared,
             include_deleted: admin && input.include_deleted,
             filter: input.filter,
             search: input.search,
@@ -556,6 +582,7 @@ impl UserService {
     /// `GET /users/count`: how many users the same filters cover.
     pub async fn count(&self, actor: &Actor, input: ListUsersInput) -> Result<u64, UserError> {
         Self::gate(actor)?;
+        policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
         Ok(self
             .deps
             .ports
@@ -633,7 +660,8 @@ impl UserService {
         if !only_own_password {
             Self::gate(actor)?;
         }
-        policy::ensure_can_update(actor, &target)?;
+        let share = share_with(&self.deps, actor, &target).await?;
+        policy::ensure_can_update(actor, &target, share)?;
         let now = self.deps.ports.clock.now();
         let mut changes = UserChanges::default();
 
@@ -775,7 +803,8 @@ impl UserService {
     pub async fn delete(&self, actor: &Actor, user: &UserRef) -> Result<(), UserError> {
         Self::gate(actor)?;
         let target = self.resolve(user).await?;
-        policy::ensure_can_delete(actor, &target)?;
+        let share = share_with(&self.deps, actor, &target).await?;
+        policy::ensure_can_delete(actor, &target, share)?;
         if target.is_managed() {
             return self.purge_unchecked(actor, &target).await;
         }
@@ -918,6 +947,7 @@ impl UserService {
         current_password: Option<String>,
         new_password: &str,
     ) -> Result<User, UserError> {
+        policy::ensure_not_delegated(actor, "a delegated token cannot change credentials")?;
         let target = self.deps.ports.users.get(actor.id()).await?;
         let new_password = Password::parse(
             "new_password",

@@ -8,8 +8,8 @@ use tessera_domain::{Actor, ValidationError};
 
 use super::user_ref;
 use crate::dto::{
-    ChangePasswordBody, CountView, CreateUserBody, CreatedUserView, GrowthQuery, ListUsersQuery,
-    NameCheckQuery, TempPasswordView, UpdateUserBody, UserListView, UserView,
+    scope_names, ChangePasswordBody, CountView, CreateUserBody, CreatedUserView, GrowthQuery,
+    ListUsersQuery, NameCheckQuery, TempPasswordView, UpdateUserBody, UserListView, UserView,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Authenticated, JsonOrForm};
@@ -136,6 +136,7 @@ fn list_input(q: ListUsersQuery) -> Result<ListUsersInput, ApiError> {
         paging,
         include_deleted: q.include_deleted,
         include_managed: q.include_managed.unwrap_or(true),
+        include_shared: q.include_shared.unwrap_or(true),
         filter,
         search: term("search", q.search)?,
         name: term("name", q.name)?,
@@ -226,8 +227,15 @@ async fn list(
     let has_more = page.has_more();
     let limit = page.paging.limit;
     let offset = page.paging.offset;
+    let scopes = state.tessera.shares.scopes_on(&actor, &page.users).await?;
+    let mut data = views(&state, &actor, page.users).await?;
+    for view in &mut data {
+        view.scopes = Some(scope_names(
+            scopes.get(&view.id).copied().unwrap_or_default(),
+        ));
+    }
     Ok(HttpResponse::Ok().json(UserListView {
-        data: views(&state, &actor, page.users).await?,
+        data,
         total_count: page.total,
         has_more,
         offset,
