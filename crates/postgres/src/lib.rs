@@ -67,7 +67,8 @@ impl PgStore {
             #[diesel(sql_type = BigInt)]
             count: i64,
         }
-        let expected = migrate::embedded_versions();
+        // Never "current" by default: an unreadable list is an error, not an empty one.
+        let expected = migrate::embedded_versions().map_err(RepoError::Internal)?;
         let mut conn = self.conn().await?;
         let applied: Applied = diesel::sql_query(
             "SELECT count(*) AS count FROM __diesel_schema_migrations WHERE version = ANY($1)",

@@ -51,9 +51,9 @@ pub async fn pending_migrations(database_url: &str) -> Result<Vec<String>, Migra
 
 /// The versions of the embedded migrations (the leading timestamp of each folder name, as
 /// diesel records them).
-pub(crate) fn embedded_versions() -> Vec<String> {
+pub(crate) fn embedded_versions() -> Result<Vec<String>, String> {
     use diesel::migration::MigrationSource;
     MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .map(|all| all.iter().map(|m| m.name().version().to_string()).collect())
-        .unwrap_or_default()
+        .map_err(|e| format!("cannot read the embedded migrations: {e}"))
 }
