@@ -71,6 +71,20 @@ impl ApiError {
         }
     }
 
+    /// The `detail` text the canonical body carries (internal causes are never shown).
+    pub fn public_detail(&self) -> String {
+        match self {
+            Self::Validation(_) => "Validation failed".to_owned(),
+            Self::BadRequest(m) => m.clone(),
+            Self::Unauthorized { detail, .. } => (*detail).to_owned(),
+            Self::Forbidden { detail, .. } | Self::Conflict { detail, .. } => detail.clone(),
+            Self::NotFound(what) => (*what).to_owned(),
+            Self::PayloadTooLarge => "Request body too large".to_owned(),
+            Self::Unavailable => "Service temporarily unavailable".to_owned(),
+            Self::Internal(_) => "Internal server error".to_owned(),
+        }
+    }
+
     fn from_validation(v: ValidationError) -> Self {
         Self::validation("body", &v.field, v.reason.into_owned(), "value_error")
     }

@@ -5,6 +5,7 @@
 //! This crate never names a storage adapter: it receives a ready [`ApiState`].
 
 mod api_v1;
+pub mod chutes;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -45,6 +46,8 @@ pub fn configure(
             .configure(health::configure)
             .configure(api_v1::configure)
             .configure(lnbits::configure)
+            // After LNbits: its `/users/api/v1` scope must win over Chutes' `/users`.
+            .configure(chutes::configure)
             .default_service(web::to(not_found));
     }
 }

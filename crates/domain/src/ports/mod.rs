@@ -9,6 +9,7 @@ mod clock;
 mod security;
 mod sessions;
 mod shares;
+mod signatures;
 mod tiers;
 mod users;
 mod wallets;
@@ -18,6 +19,7 @@ pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use security::{PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
 pub use shares::ShareRepository;
+pub use signatures::{SignatureCheck, SignatureVerifier};
 pub use tiers::TierRepository;
 pub use users::UserRepository;
 pub use wallets::WalletRepository;
@@ -32,6 +34,8 @@ pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
 pub use sessions::MockSessionRepository;
 #[cfg(feature = "mock")]
 pub use shares::MockShareRepository;
+#[cfg(feature = "mock")]
+pub use signatures::MockSignatureVerifier;
 #[cfg(feature = "mock")]
 pub use tiers::MockTierRepository;
 #[cfg(feature = "mock")]
