@@ -82,6 +82,7 @@ fn superuser() -> Actor {
         user: user("root", Permissions::NONE.with(Permission::Superuser)),
         session_id: None,
         delegation: None,
+        credential: tessera_domain::actor::Credential::Full,
     }
 }
 
@@ -152,6 +153,7 @@ async fn creating_a_user_with_an_unknown_tier_is_tier_not_found() {
         user: user("ops", Permissions::NONE.with(Permission::Admin)),
         session_id: None,
         delegation: None,
+        credential: tessera_domain::actor::Credential::Full,
     };
     let refused = t.users.create(&admin, input(Some(tier))).await;
     assert!(
