@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::model::Currencies;
 use crate::ports::{
-    ApiKeyRepository, AuditRepository, Clock, ExternalTokenVerifier, GuardRepository,
-    IdGenerator, PasswordHasher, SecretGenerator, SessionRepository, ShareRepository,
-    SignatureVerifier, TierRepository, TokenCodec, UserRepository, WalletRepository,
+    ApiKeyRepository, AuditRepository, Clock, ExternalTokenVerifier, GuardRepository, IdGenerator,
+    PasswordHasher, SecretGenerator, SessionRepository, ShareRepository, SignatureVerifier,
+    TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
 use crate::services::{
     AuditService, AuthService, IdentityService, ShareService, TierService, UserService,

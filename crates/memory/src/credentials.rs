@@ -19,7 +19,9 @@ impl ApiKeyRepository for MemoryStore {
         if !state.users.contains_key(&new.user_id) {
             return Err(RepoError::NotFound);
         }
-        if state.api_keys.contains_key(&new.id) || state.api_keys.values().any(|r| r.digest == new.digest) {
+        if state.api_keys.contains_key(&new.id)
+            || state.api_keys.values().any(|r| r.digest == new.digest)
+        {
             return Err(RepoError::Internal(
                 "duplicate key value violates unique constraint \"api_keys_pkey\"".into(),
             ));

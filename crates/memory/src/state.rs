@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use tessera_domain::model::{
     is_currency_code, AuditEvent, LedgerEntry, Session, Share, Tier, User, UserState, Wallet,
 };
-use tessera_domain::Conflict;
 use tessera_domain::ports::RepoError;
+use tessera_domain::Conflict;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
@@ -249,7 +249,11 @@ impl State {
 
     /// The unique hotkey and fingerprint indexes.
     pub fn check_credentials(&self, row: &UserRow, except: Option<Uuid>) -> Result<(), RepoError> {
-        let others = || self.users.values().filter(move |r| Some(r.user.id) != except);
+        let others = || {
+            self.users
+                .values()
+                .filter(move |r| Some(r.user.id) != except)
+        };
         if let Some(hotkey) = row.user.hotkey.as_deref() {
             if others().any(|r| r.user.hotkey.as_deref() == Some(hotkey)) {
                 return Err(RepoError::Conflict(Conflict::DuplicateHotkey));

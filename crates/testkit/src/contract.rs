@@ -868,11 +868,20 @@ pub async fn update_applies_every_field(s: Stores) {
         tier_id: None,
         state: Some(UserState::Deactivated),
         deleted_at: None,
+        hotkey: Some(Some("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into())),
+        coldkey: Some(Some("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into())),
+        logo_id: Some(Some(Uuid::nil())),
+        squad_enabled: Some(true),
+        fingerprint_digest: Some("f".repeat(128)),
         tokens_valid_after: Some(t1),
         revoke_sessions: RevokeSessions::None,
         audit: None,
     };
     let expected = User {
+        hotkey: Some("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into()),
+        coldkey: Some("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into()),
+        logo_id: Some(Uuid::nil()),
+        squad_enabled: true,
         username: Some(username.clone()),
         email: Some(format!("{username}@example.net")),
         first_name: Some("First".into()),
@@ -897,6 +906,17 @@ pub async fn update_applies_every_field(s: Stores) {
     assert_eq!(
         s.users.find_login(&username).await.unwrap(),
         (expected.clone(), Some(hash))
+    );
+    assert_eq!(
+        s.users
+            .find_by_hotkey("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty")
+            .await
+            .unwrap(),
+        expected
+    );
+    assert_eq!(
+        s.users.find_by_fingerprint(&"f".repeat(128)).await.unwrap(),
+        expected
     );
 
     let delete = UserChanges {

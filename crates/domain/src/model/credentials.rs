@@ -52,7 +52,9 @@ impl ApiKeyScopes {
     }
 
     pub fn iter(self) -> impl Iterator<Item = ApiKeyScope> {
-        ApiKeyScope::ALL.into_iter().filter(move |s| self.contains(*s))
+        ApiKeyScope::ALL
+            .into_iter()
+            .filter(move |s| self.contains(*s))
     }
 
     pub fn names(self) -> Vec<&'static str> {

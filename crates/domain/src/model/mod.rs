@@ -12,8 +12,8 @@ mod wallet;
 
 pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use credentials::{
-    ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey, NewApiKey,
-    Registration, SignedPayload, SignedRequest, API_KEY_TOUCH_INTERVAL,
+    ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey,
+    NewApiKey, Registration, SignedPayload, SignedRequest, API_KEY_TOUCH_INTERVAL,
 };
 pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};

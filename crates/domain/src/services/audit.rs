@@ -88,7 +88,10 @@ pub(crate) fn user_changes(before: &User, c: &UserChanges) -> BTreeMap<String, F
     if let Some(v) = c.logo_id {
         out.insert(
             "logo_id".into(),
-            change(before.logo_id.map(|l| l.to_string()), v.map(|l| l.to_string())),
+            change(
+                before.logo_id.map(|l| l.to_string()),
+                v.map(|l| l.to_string()),
+            ),
         );
     }
     if let Some(v) = c.squad_enabled {

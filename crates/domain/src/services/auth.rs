@@ -146,7 +146,13 @@ impl AuthService {
                     ports.sessions.revoke(session.id, now).await?;
                     return Err(AuthError::InvalidToken);
                 }
-                self.token_pair(&user, session.id, now, next, self.deps.config.access_token_ttl)
+                self.token_pair(
+                    &user,
+                    session.id,
+                    now,
+                    next,
+                    self.deps.config.access_token_ttl,
+                )
             }
             RefreshOutcome::Reused { .. } | RefreshOutcome::Invalid => Err(AuthError::InvalidToken),
         }

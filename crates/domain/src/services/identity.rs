@@ -114,7 +114,12 @@ impl IdentityService {
 
     /// Records a state-changing request's signature until its nonce window closes, so a second
     /// use is refused on every server process.
-    async fn claim_once(&self, signature: &str, nonce: i64, window: i64) -> Result<(), IdentityError> {
+    async fn claim_once(
+        &self,
+        signature: &str,
+        nonce: i64,
+        window: i64,
+    ) -> Result<(), IdentityError> {
         let normalized = signature
             .trim_start_matches("0x")
             .trim_start_matches("0X")
@@ -138,7 +143,10 @@ impl IdentityService {
     /// looking up its user. State-changing requests can be used once.
     pub async fn verify_signed(&self, request: &SignedRequest) -> Result<(), IdentityError> {
         let window = self.deps.config.identity.signature_window_secs;
-        let nonce = request.nonce.as_deref().ok_or(IdentityError::InvalidNonce)?;
+        let nonce = request
+            .nonce
+            .as_deref()
+            .ok_or(IdentityError::InvalidNonce)?;
         let nonce_value = self.check_nonce(nonce, window, false)?;
         let payload = match &request.payload {
             SignedPayload::Purpose(p) | SignedPayload::BodyDigest(p) => p,
@@ -157,7 +165,10 @@ impl IdentityService {
     }
 
     /// Authenticates a hotkey-signed request: a valid signature by the hotkey of a live user.
-    pub async fn authenticate_signed(&self, request: &SignedRequest) -> Result<Actor, IdentityError> {
+    pub async fn authenticate_signed(
+        &self,
+        request: &SignedRequest,
+    ) -> Result<Actor, IdentityError> {
         self.verify_signed(request).await?;
         let user = match self.deps.ports.users.find_by_hotkey(&request.hotkey).await {
             Ok(user) if user.is_active() && !user.is_managed() => user,
@@ -282,8 +293,9 @@ impl IdentityService {
         }
         // Also Tessera's own rule (starts with a letter or digit, not reserved), so the name
         // works on every surface.
-        let name = Username::parse("username", raw)
-            .map_err(|_| IdentityError::from(ValidationError::new("username", CHUTES_USERNAME_RULE)))?;
+        let name = Username::parse("username", raw).map_err(|_| {
+            IdentityError::from(ValidationError::new("username", CHUTES_USERNAME_RULE))
+        })?;
         Ok(name.into_inner())
     }
 
@@ -380,7 +392,9 @@ impl IdentityService {
             });
         }
         let username = self.chutes_username(username)?;
-        let (user, fingerprint) = self.create_account(Some(actor), username, None, None).await?;
+        let (user, fingerprint) = self
+            .create_account(Some(actor), username, None, None)
+            .await?;
         let key = self
             .issue_key(
                 &user,
@@ -415,7 +429,10 @@ impl IdentityService {
     /// `POST /users/change_fingerprint`: a hotkey or coldkey signature over
     /// `{key}:{fingerprint}:{nonce}` replaces the fingerprint. Each key is verified against
     /// itself; the coldkey is tried first. Tokens issued before stop working.
-    pub async fn rotate_fingerprint(&self, rotation: FingerprintRotation) -> Result<(), IdentityError> {
+    pub async fn rotate_fingerprint(
+        &self,
+        rotation: FingerprintRotation,
+    ) -> Result<(), IdentityError> {
         let window = self.deps.config.identity.rotation_window_secs;
         if rotation.signature.len() > 256
             || hex_body(&rotation.signature).is_none_or(|h| h.is_empty())
@@ -492,7 +509,11 @@ impl IdentityService {
     /// `POST /users/change_bt_auth`: the fingerprint sets a coldkey and/or hotkey. Invalid
     /// values of one key are ignored when the other changes (as in Chutes); a hotkey held by
     /// another user is a conflict.
-    pub async fn change_keys(&self, fingerprint: &str, change: KeyChange) -> Result<User, IdentityError> {
+    pub async fn change_keys(
+        &self,
+        fingerprint: &str,
+        change: KeyChange,
+    ) -> Result<User, IdentityError> {
         let user = self.user_by_fingerprint(fingerprint).await?;
         let mut changes = UserChanges::default();
         let mut first_error: Option<IdentityError> = None;
@@ -542,20 +563,30 @@ impl IdentityService {
 
     /// `GET /users/set_logo`: the caller's logo.
     pub async fn set_logo(&self, actor: &Actor, logo_id: Uuid) -> Result<User, IdentityError> {
-        self.change_own(actor, UserChanges {
-            logo_id: Some(Some(logo_id)),
-            ..UserChanges::default()
-        })
+        self.change_own(
+            actor,
+            UserChanges {
+                logo_id: Some(Some(logo_id)),
+                ..UserChanges::default()
+            },
+        )
         .await
     }
 
     /// `PUT /users/squad_access`: whether tokens of the trusted external issuer may read the
     /// caller's data.
-    pub async fn set_squad_access(&self, actor: &Actor, enabled: bool) -> Result<User, IdentityError> {
-        self.change_own(actor, UserChanges {
-            squad_enabled: Some(enabled),
-            ..UserChanges::default()
-        })
+    pub async fn set_squad_access(
+        &self,
+        actor: &Actor,
+        enabled: bool,
+    ) -> Result<User, IdentityError> {
+        self.change_own(
+            actor,
+            UserChanges {
+                squad_enabled: Some(enabled),
+                ..UserChanges::default()
+            },
+        )
         .await
     }
 
@@ -570,7 +601,11 @@ impl IdentityService {
     }
 
     /// `GET /users/user_id_lookup`: a user id by exact username, for billing administrators.
-    pub async fn user_id_lookup(&self, actor: &Actor, username: &str) -> Result<Uuid, IdentityError> {
+    pub async fn user_id_lookup(
+        &self,
+        actor: &Actor,
+        username: &str,
+    ) -> Result<Uuid, IdentityError> {
         UserService::gate(actor)?;
         if !(actor.has(Permission::BillingAdmin) || actor.is_admin()) {
             return Err(IdentityError::Forbidden {
@@ -591,9 +626,16 @@ impl IdentityService {
 
     // ---- API keys -------------------------------------------------------------------------
 
-    async fn issue_key(&self, owner: &User, input: ApiKeyInput) -> Result<IssuedApiKey, IdentityError> {
+    async fn issue_key(
+        &self,
+        owner: &User,
+        input: ApiKeyInput,
+    ) -> Result<IssuedApiKey, IdentityError> {
         let name = input.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > MAX_KEY_NAME || name.chars().any(char::is_control) {
+        if name.is_empty()
+            || name.chars().count() > MAX_KEY_NAME
+            || name.chars().any(char::is_control)
+        {
             return Err(ValidationError::new(
                 "name",
                 format!("name must be 1 to {MAX_KEY_NAME} printable characters"),
@@ -650,7 +692,11 @@ impl IdentityService {
     }
 
     /// `POST /api/v1/me/api-keys`: a new key for the caller; its secret is shown once.
-    pub async fn create_api_key(&self, actor: &Actor, input: ApiKeyInput) -> Result<IssuedApiKey, IdentityError> {
+    pub async fn create_api_key(
+        &self,
+        actor: &Actor,
+        input: ApiKeyInput,
+    ) -> Result<IssuedApiKey, IdentityError> {
         UserService::gate(actor)?;
         ensure_own_write(actor)?;
         self.issue_key(&actor.user, input).await
@@ -697,7 +743,6 @@ fn hex_body(signature: &str) -> Option<&str> {
         .unwrap_or(signature);
     body.bytes().all(|b| b.is_ascii_hexdigit()).then_some(body)
 }
-
 
 #[cfg(test)]
 mod tests {

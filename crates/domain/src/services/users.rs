@@ -308,7 +308,11 @@ impl UserService {
         )
     }
 
-    pub(crate) async fn insert(&self, actor: Option<&Actor>, mut new: NewUser) -> Result<User, UserError> {
+    pub(crate) async fn insert(
+        &self,
+        actor: Option<&Actor>,
+        mut new: NewUser,
+    ) -> Result<User, UserError> {
         new.audit = Some(self.creation_audit(actor, &new));
         let with_tier = new.tier_id.is_some();
         self.deps
@@ -833,7 +837,11 @@ impl UserService {
         Ok(())
     }
 
-    pub(crate) async fn purge_unchecked(&self, actor: &Actor, target: &User) -> Result<(), UserError> {
+    pub(crate) async fn purge_unchecked(
+        &self,
+        actor: &Actor,
+        target: &User,
+    ) -> Result<(), UserError> {
         let mut details = BTreeMap::new();
         details.insert(
             "username".to_owned(),

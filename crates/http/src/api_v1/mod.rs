@@ -1,5 +1,6 @@
 //! The canonical REST API under `/api/v1`.
 
+mod api_keys;
 mod audit;
 mod auth;
 mod shares;
@@ -21,8 +22,12 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(
+                crate::auth::hash_signed_bodies,
+            ))
             .configure(auth::configure)
             .configure(shares::configure)
+            .configure(api_keys::configure)
             .configure(audit::configure)
             // Before the users routes: `/users/{user}/tier` is more specific than
             // `/users/{user}`, and both are registered as resources.

@@ -28,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/me/password", web::post().to(change_own_password))
     .service(
         web::resource("/users/me")
+            // Hotkey-signed `GET /users/me` signs `{hotkey}:{nonce}:me`, as on Chutes.
+            .app_data(crate::auth::SigningPurpose("me"))
             .route(web::get().to(get_me))
             .route(web::patch().to(update_me))
             .route(web::put().to(update_me))

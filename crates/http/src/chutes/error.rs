@@ -11,6 +11,8 @@ use crate::error::ApiError;
 pub enum ChutesError {
     /// Any status with Chutes' own message.
     Status(StatusCode, Value),
+    /// 429 with `Retry-After`.
+    Throttled(String, u64),
     /// Errors shared with the other surfaces (validation 422s, 503s, 500s) keep their status
     /// and detail; only the body shape changes.
     Api(ApiError),
@@ -40,12 +42,17 @@ impl ChutesError {
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, detail)
     }
+
+    pub fn throttled(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::Throttled(detail.into(), retry_after_secs)
+    }
 }
 
 impl std::fmt::Display for ChutesError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Status(status, detail) => write!(f, "{status}: {detail}"),
+            Self::Throttled(detail, _) => write!(f, "429: {detail}"),
             Self::Api(err) => err.fmt(f),
         }
     }
@@ -61,6 +68,7 @@ impl ResponseError for ChutesError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Status(status, _) => *status,
+            Self::Throttled(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Api(err) => err.status_code(),
         }
     }
@@ -70,6 +78,9 @@ impl ResponseError for ChutesError {
             Self::Status(status, detail) => {
                 HttpResponse::build(*status).json(serde_json::json!({ "detail": detail }))
             }
+            Self::Throttled(detail, retry_after) => HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, retry_after.to_string()))
+                .json(serde_json::json!({ "detail": detail })),
             Self::Api(err) => {
                 // Keep the status and headers (Retry-After, WWW-Authenticate) of the shared
                 // mapping, but drop the canonical `code` field from the body.

@@ -11,5 +11,11 @@ mod users;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/users/api/v1").configure(users::configure));
+    cfg.service(
+        web::scope("/users/api/v1")
+            .wrap(actix_web::middleware::from_fn(
+                crate::auth::hash_signed_bodies,
+            ))
+            .configure(users::configure),
+    );
 }
