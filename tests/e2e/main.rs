@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod chutes;
 mod directory;
 mod faults;
 mod lnbits;

@@ -868,8 +868,12 @@ pub async fn update_applies_every_field(s: Stores) {
         tier_id: None,
         state: Some(UserState::Deactivated),
         deleted_at: None,
-        hotkey: Some(Some("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into())),
-        coldkey: Some(Some("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into())),
+        hotkey: Some(Some(
+            "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into(),
+        )),
+        coldkey: Some(Some(
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
+        )),
         logo_id: Some(Some(Uuid::nil())),
         squad_enabled: Some(true),
         fingerprint_digest: Some("f".repeat(128)),

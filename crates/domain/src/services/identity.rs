@@ -362,6 +362,13 @@ impl IdentityService {
         let hotkey = self.ss58("hotkey", &signed.hotkey)?;
         let username = self.chutes_username(&input.username)?;
         let coldkey = self.ss58("coldkey", &input.coldkey)?;
+        // Taken names are refused before the attempt counts against the throttle (the insert
+        // still settles races through the unique index).
+        match self.deps.ports.users.find_by_username(&username).await {
+            Ok(_) => return Err(IdentityError::Conflict(Conflict::DuplicateUsername)),
+            Err(RepoError::NotFound) => {}
+            Err(other) => return Err(other.into()),
+        }
         let limit = self.deps.config.identity.registrations_per_ip_per_day;
         self.throttle("register", &input.client_ip, limit).await?;
         let (user, fingerprint) = self
