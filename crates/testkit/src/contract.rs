@@ -22,8 +22,8 @@ use tessera_domain::model::{
     Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
-    AuditRepository, RepoError, RepoResult, SessionRepository, ShareRepository, TierRepository,
-    UserRepository, WalletRepository,
+    ApiKeyRepository, AuditRepository, GuardRepository, RepoError, RepoResult, SessionRepository,
+    ShareRepository, TierRepository, UserRepository, WalletRepository,
 };
 use tessera_domain::Conflict;
 use time::{Duration, OffsetDateTime};
@@ -41,6 +41,9 @@ pub use directory::*;
 mod shares;
 pub use shares::*;
 
+mod credentials;
+pub use credentials::*;
+
 /// The storage ports under test, backed by one fresh, isolated store.
 #[derive(Clone)]
 pub struct Stores {
@@ -50,6 +53,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditRepository>,
     pub wallets: Arc<dyn WalletRepository>,
     pub shares: Arc<dyn ShareRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    pub guards: Arc<dyn GuardRepository>,
 }
 
 impl Stores {
@@ -62,6 +67,8 @@ impl Stores {
             + AuditRepository
             + WalletRepository
             + ShareRepository
+            + ApiKeyRepository
+            + GuardRepository
             + 'static,
     {
         let store = Arc::new(store);
@@ -71,7 +78,9 @@ impl Stores {
             tiers: store.clone(),
             audit: store.clone(),
             wallets: store.clone(),
-            shares: store,
+            shares: store.clone(),
+            api_keys: store.clone(),
+            guards: store,
         }
     }
 
@@ -175,6 +184,11 @@ macro_rules! contract_tests {
             list_visible_to_includes_users_who_shared,
             check_delegated_reads_both_parties_and_the_share,
             concurrent_puts_of_one_share_create_it_once,
+            api_keys_round_trip_find_touch_and_revoke,
+            api_keys_go_with_a_purged_user,
+            signatures_are_claimed_once_even_concurrently,
+            hits_count_per_key_and_window_atomically,
+            hotkeys_and_fingerprints_are_unique,
         }
     };
 }
