@@ -146,17 +146,17 @@ pub fn signed_request_with(req: &HttpRequest, hotkey: &str, signature: &str) -> 
     }
 }
 
-/// The `Authorization` credential: `(is_bearer, last space-separated token)`.
+/// The `Authorization` credential: `(is_bearer, last space-separated token)`. A scheme with no
+/// token (`Bearer`) is no credential at all.
 fn authorization(req: &HttpRequest) -> Option<(bool, String)> {
-    let value = header_str(req, header::AUTHORIZATION.as_str())?.trim_start();
-    if value.is_empty() {
+    let value = header_str(req, header::AUTHORIZATION.as_str())?.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or(("", value));
+    let is_bearer = scheme.eq_ignore_ascii_case("bearer");
+    let token = rest.rsplit(' ').next().unwrap_or(rest).trim();
+    if token.is_empty() || (!is_bearer && value.eq_ignore_ascii_case("bearer")) {
         return None;
     }
-    let is_bearer = value
-        .get(..7)
-        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "));
-    let token = value.rsplit(' ').next().unwrap_or(value).trim();
-    (!token.is_empty()).then(|| (is_bearer, token.to_owned()))
+    Some((is_bearer, token.to_owned()))
 }
 
 /// Authenticates a request with whichever credential it carries.
@@ -173,7 +173,12 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
             .map_err(AuthFailure::Identity);
     }
     let (is_bearer, token) = authorization(req).ok_or(AuthFailure::Missing)?;
-    if token.starts_with(API_KEY_PREFIX) || !is_bearer {
+    // Keys are recognised by their prefix, bare or as a bearer value (as Chutes does); any
+    // other scheme (`Basic …`, `Token …`) carries nothing Tessera accepts.
+    if !is_bearer && !token.starts_with(API_KEY_PREFIX) {
+        return Err(AuthFailure::Missing);
+    }
+    if token.starts_with(API_KEY_PREFIX) {
         return identity
             .authenticate_api_key(&token)
             .await

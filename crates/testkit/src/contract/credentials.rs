@@ -143,7 +143,7 @@ pub async fn hits_count_per_key_and_window_atomically(s: Stores) {
 }
 
 pub async fn hotkeys_and_fingerprints_are_unique(s: Stores) {
-    let hotkey = format!("5{}", &Uuid::now_v7().simple().to_string()[..40]);
+    let hotkey = format!("5{}", Uuid::now_v7().simple());
     let first = create(
         &s,
         NewUser {
