@@ -1,16 +1,16 @@
 //! The canonical REST API under `/api/v1`.
 
-mod audit;
-mod auth;
-mod shares;
-mod tiers;
-mod users;
-mod wallets;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod shares;
+pub(crate) mod tiers;
+pub(crate) mod users;
+pub(crate) mod wallets;
 
-use actix_web::web;
 use tessera_domain::values::UserRef;
 
 use crate::error::ApiError;
+use crate::routes::Routes;
 
 /// A `{user}` path segment: an id or a username. One that cannot name a user names nobody the
 /// caller can see, so it is a 404 like any other invisible user.
@@ -18,16 +18,15 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
     UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .configure(auth::configure)
-            .configure(shares::configure)
-            .configure(audit::configure)
-            // Before the users routes: `/users/{user}/tier` is more specific than
-            // `/users/{user}`, and both are registered as resources.
-            .configure(tiers::configure)
-            .configure(users::configure)
-            .configure(wallets::configure),
-    );
+pub fn configure(routes: &mut Routes) {
+    routes.scope("/api/v1", |routes| {
+        auth::configure(routes);
+        shares::configure(routes);
+        audit::configure(routes);
+        // Before the users routes: `/users/{user}/tier` is more specific than
+        // `/users/{user}`, and both are registered as resources.
+        tiers::configure(routes);
+        users::configure(routes);
+        wallets::configure(routes);
+    });
 }

@@ -3,9 +3,18 @@
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
+
+/// The Chutes surface's error body: `detail` is a message, or the list of failing fields of a
+/// 422 (FastAPI's shape, without the canonical `code`).
+#[derive(Serialize, ToSchema)]
+pub struct ChutesErrorBody {
+    pub detail: Value,
+}
 
 #[derive(Debug)]
 pub enum ChutesError {

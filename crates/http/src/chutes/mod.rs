@@ -8,10 +8,10 @@
 
 mod error;
 
-pub use error::ChutesError;
+pub use error::{ChutesError, ChutesErrorBody};
 
-use actix_web::web;
+use crate::routes::Routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/users"));
+pub fn configure(routes: &mut Routes) {
+    routes.scope("/users", |_routes| {});
 }

@@ -6,10 +6,10 @@
 //! soft-deletes a user's wallets before it checks who is asking; Tessera does not). The work is
 //! done by the same domain services as the canonical API.
 
-mod users;
+pub(crate) mod users;
 
-use actix_web::web;
+use crate::routes::Routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/users/api/v1").configure(users::configure));
+pub fn configure(routes: &mut Routes) {
+    routes.scope("/users/api/v1", users::configure);
 }
