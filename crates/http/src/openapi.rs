@@ -50,8 +50,8 @@ use crate::{docs, health, lnbits};
         health::readyz,
         health::metrics,
         docs::openapi_json,
-        docs::docs_redirect,
-        docs::docs_file,
+        docs::docs_page,
+        docs::docs_asset,
         // /api/v1 auth
         auth::login,
         auth::refresh,

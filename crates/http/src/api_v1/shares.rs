@@ -151,8 +151,7 @@ pub(crate) async fn shared_with_me(
     Ok(HttpResponse::Ok().json(views))
 }
 
-/// `POST /auth/delegated-token`: `{user, scopes?}` → `{access_token, token_type, expires_in,
-/// user_id, scope, scopes}`.
+/// A token acting as another user: a managed user, or a sharer within the share's scopes.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/delegated-token",

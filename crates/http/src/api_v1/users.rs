@@ -411,7 +411,7 @@ pub(crate) async fn update_me(
     Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
-/// `PUT /users/me`: the same partial update as `PATCH`.
+/// Updates the caller (the same partial update as `PATCH`).
 #[utoipa::path(
     put,
     path = "/api/v1/users/me",
@@ -507,7 +507,7 @@ pub(crate) async fn update(
     Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
-/// `PUT /users/{user}`: the same partial update as `PATCH`.
+/// Updates a user (the same partial update as `PATCH`).
 #[utoipa::path(
     put,
     path = "/api/v1/users/{user}",
