@@ -7,6 +7,7 @@ mod admin;
 mod api_description;
 mod audit;
 mod auth;
+mod chutes;
 mod directory;
 mod faults;
 mod lnbits;

@@ -35,6 +35,8 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
             tiers: store_port.clone(),
             audit: store_port.clone(),
             shares: store_port.clone(),
+            api_keys: store_port.clone(),
+            guards: store_port.clone(),
             wallets: store_port,
             hasher: Arc::new(Argon2Hasher::new(Argon2Settings {
                 memory_kib: 64,
@@ -44,6 +46,8 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
             })?),
             tokens: Arc::new(JwtCodec::new(b"an embedding demo key, 32+ bytes long")?),
             secrets: Arc::new(RandomSecrets),
+            signatures: Arc::new(tessera_sr25519::Sr25519Verifier::new()),
+            external_tokens: None,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Generator),
         },

@@ -2,7 +2,20 @@
 
 use uuid::Uuid;
 
-use crate::model::{Permission, ScopeSet, User};
+use crate::model::{ApiKeyScope, ApiKeyScopes, Permission, ScopeSet, User};
+
+/// How the caller proved who they are, where that limits what the request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A password or fingerprint session, a hotkey signature, or an admin API key: everything
+    /// the user may do.
+    Full,
+    /// An API key without the admin flag: only what its scopes name, never the user's
+    /// permissions.
+    ScopedKey { key_id: Uuid, scopes: ApiKeyScopes },
+    /// A token from the trusted external issuer (Chutes "squad"): read-only, no permissions.
+    ExternalIssuer,
+}
 
 /// Who is making a request, as established by authentication.
 #[derive(Debug, Clone)]
@@ -15,6 +28,7 @@ pub struct Actor {
     pub session_id: Option<Uuid>,
     /// Set when the request carries a delegated token.
     pub delegation: Option<Delegation>,
+    pub credential: Credential,
 }
 
 /// A delegated token's principal: the user acting on the subject's behalf, and within what.
@@ -34,7 +48,22 @@ impl Actor {
             user,
             session_id,
             delegation: None,
+            credential: Credential::Full,
         }
+    }
+
+    /// A caller whose credential limits the request (a scoped API key, an external token).
+    pub fn limited(user: User, credential: Credential) -> Self {
+        Self {
+            user,
+            session_id: None,
+            delegation: None,
+            credential,
+        }
+    }
+
+    fn full_rights(&self) -> bool {
+        self.delegation.is_none() && self.credential == Credential::Full
     }
 
     /// The user the request acts as (the subject of a delegated token).
@@ -53,24 +82,34 @@ impl Actor {
 
     /// Whether the credential may read the subject's data (always, without delegation).
     pub fn may_read(&self) -> bool {
-        self.delegation.is_none_or(|d| d.scopes.may_read())
+        let credential_reads = match self.credential {
+            Credential::Full | Credential::ExternalIssuer => true,
+            Credential::ScopedKey { scopes, .. } => scopes.may_read(),
+        };
+        credential_reads && self.delegation.is_none_or(|d| d.scopes.may_read())
     }
 
     /// Whether the credential may change the subject's data (always, without delegation).
     pub fn may_write(&self) -> bool {
-        self.delegation.is_none_or(|d| d.scopes.may_write())
+        self.credential == Credential::Full && self.delegation.is_none_or(|d| d.scopes.may_write())
     }
 
-    /// Permissions are never delegated: a delegated token holds none of its subject's.
+    /// Permissions are never delegated: a delegated token holds none of its subject's, nor do
+    /// scoped API keys and external tokens.
     pub fn has(&self, p: Permission) -> bool {
-        self.delegation.is_none() && self.user.permissions.has(p)
+        self.full_rights() && self.user.permissions.has(p)
     }
 
     pub fn is_admin(&self) -> bool {
-        self.delegation.is_none() && self.user.permissions.is_admin()
+        self.full_rights() && self.user.permissions.is_admin()
     }
 
     pub fn is_superuser(&self) -> bool {
-        self.delegation.is_none() && self.user.permissions.is_superuser()
+        self.full_rights() && self.user.permissions.is_superuser()
+    }
+
+    /// Whether the credential is a scoped API key carrying `scope`.
+    pub fn key_has_scope(&self, scope: ApiKeyScope) -> bool {
+        matches!(self.credential, Credential::ScopedKey { scopes, .. } if scopes.contains(scope))
     }
 }

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use crate::model::Currencies;
 use crate::ports::{
-    AuditRepository, Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository,
-    ShareRepository, TierRepository, TokenCodec, UserRepository, WalletRepository,
+    ApiKeyRepository, AuditRepository, Clock, ExternalTokenVerifier, GuardRepository, IdGenerator,
+    PasswordHasher, SecretGenerator, SessionRepository, ShareRepository, SignatureVerifier,
+    TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
 use crate::services::{
-    AuditService, AuthService, ShareService, TierService, UserService, WalletService,
+    AuditService, AuthService, IdentityService, ShareService, TierService, UserService,
+    WalletService,
 };
 use crate::values::PasswordPolicy;
 
@@ -23,9 +25,15 @@ pub struct Ports {
     pub tiers: Arc<dyn TierRepository>,
     pub shares: Arc<dyn ShareRepository>,
     pub audit: Arc<dyn AuditRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    pub guards: Arc<dyn GuardRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
+    /// sr25519 verification of Bittensor hotkey and coldkey signatures.
+    pub signatures: Arc<dyn SignatureVerifier>,
+    /// The trusted external issuer (Chutes "squad" tokens), when one is configured.
+    pub external_tokens: Option<Arc<dyn ExternalTokenVerifier>>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
 }
@@ -40,6 +48,41 @@ pub struct TesseraConfig {
     pub password_policy: PasswordPolicy,
     /// The configured currencies, their scales, and the currency of every user's first wallet.
     pub currencies: Currencies,
+    pub identity: IdentityConfig,
+}
+
+/// Bittensor signatures, fingerprints and Chutes-style registration.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// How far a signed request's nonce may be from now, in seconds (Chutes: 600).
+    pub signature_window_secs: i64,
+    /// The same for fingerprint rotations (Chutes: 300, inclusive).
+    pub rotation_window_secs: i64,
+    /// Lifetime of the token `POST /users/login` issues for a fingerprint (Chutes: 7 days).
+    /// It is still checked against its session and the user on every request.
+    pub fingerprint_token_ttl: Duration,
+    /// Registrations (`POST /users/register`) allowed per client IP per day (Chutes: 3).
+    pub registrations_per_ip_per_day: u64,
+    /// Admin-created accounts (`POST /users/create_user`) per client IP per day (Chutes: 2).
+    pub created_accounts_per_ip_per_day: u64,
+    /// Every new Chutes account gets `free_account` (Chutes' `ALL_ACCOUNTS_FREE`).
+    pub all_accounts_free: bool,
+    /// API keys a user may hold at once.
+    pub max_api_keys_per_user: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            signature_window_secs: 600,
+            rotation_window_secs: 300,
+            fingerprint_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            registrations_per_ip_per_day: 3,
+            created_accounts_per_ip_per_day: 2,
+            all_accounts_free: false,
+            max_api_keys_per_user: 100,
+        }
+    }
 }
 
 impl Default for TesseraConfig {
@@ -49,6 +92,7 @@ impl Default for TesseraConfig {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             password_policy: PasswordPolicy::default(),
             currencies: Currencies::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -67,6 +111,7 @@ pub struct Tessera {
     pub tiers: TierService,
     pub shares: ShareService,
     pub audit: AuditService,
+    pub identity: IdentityService,
 }
 
 impl Tessera {
@@ -78,7 +123,8 @@ impl Tessera {
             wallets: WalletService::new(deps.clone()),
             tiers: TierService::new(deps.clone()),
             shares: ShareService::new(deps.clone()),
-            audit: AuditService::new(deps),
+            audit: AuditService::new(deps.clone()),
+            identity: IdentityService::new(deps),
         }
     }
 }

@@ -54,6 +54,10 @@ pub enum Conflict {
     DuplicateTierName,
     /// The tier is still assigned to users.
     TierInUse,
+    /// Another user holds this Bittensor hotkey.
+    DuplicateHotkey,
+    /// The fingerprint cannot be used (another account's secret would collide).
+    FingerprintTaken,
 }
 
 impl Conflict {
@@ -72,6 +76,8 @@ impl Conflict {
             Self::CurrencyMismatch => "currency_mismatch",
             Self::DuplicateTierName => "duplicate_tier_name",
             Self::TierInUse => "tier_in_use",
+            Self::DuplicateHotkey => "duplicate_hotkey",
+            Self::FingerprintTaken => "fingerprint_taken",
         }
     }
 
@@ -92,6 +98,8 @@ impl Conflict {
             Self::CurrencyMismatch => "the wallets hold different currencies",
             Self::DuplicateTierName => "a tier with this name already exists",
             Self::TierInUse => "the tier is still assigned to users",
+            Self::DuplicateHotkey => "this hotkey is already registered to a user",
+            Self::FingerprintTaken => "this fingerprint cannot be used; choose another",
         }
     }
 }
@@ -302,6 +310,102 @@ impl From<AuthError> for UserError {
                 code: "password_change_required",
                 message: "you must change your password first",
             },
+        }
+    }
+}
+
+/// Errors of Bittensor identities, fingerprints and API keys. Each authentication failure is
+/// its own variant so the Chutes surface can answer with Chutes' own messages.
+#[derive(Debug, Error)]
+pub enum IdentityError {
+    /// The nonce is missing, not digits, or outside the window.
+    #[error("invalid nonce")]
+    InvalidNonce,
+    /// The signature is not 64 bytes of hex.
+    #[error("invalid signature encoding")]
+    MalformedSignature,
+    /// A key header is not a valid SS58 address.
+    #[error("invalid SS58 address")]
+    MalformedAddress,
+    /// The signature does not verify for the key over the message.
+    #[error("invalid request signature for hotkey {hotkey}")]
+    SignatureMismatch { hotkey: String, message: String },
+    /// A GET or DELETE of a route without a purpose: nothing to sign.
+    #[error("either payload_str or purpose must be provided")]
+    MissingPayload,
+    /// The signature of a state-changing request was already used.
+    #[error("signature already used")]
+    Replayed,
+    /// No live user holds the hotkey.
+    #[error("no user with hotkey {0}")]
+    UnknownHotkey(String),
+    /// No key header was given for a fingerprint rotation.
+    #[error("no key given")]
+    MissingKey,
+    /// No live user holds the signing hotkey or coldkey.
+    #[error("no user with this hotkey or coldkey")]
+    UnknownKey,
+    /// Missing, empty or unknown fingerprint.
+    #[error("invalid fingerprint")]
+    InvalidFingerprint,
+    /// Malformed, unknown or revoked API key.
+    #[error("invalid api key")]
+    InvalidApiKey,
+    /// Too many attempts from this client; retry after the given number of seconds.
+    #[error("too many requests")]
+    Throttled { retry_after_secs: u64 },
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("not found")]
+    NotFound,
+    #[error("{}", .0.message())]
+    Conflict(Conflict),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<RepoError> for IdentityError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::NotFound,
+            RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<UserError> for IdentityError {
+    fn from(err: UserError) -> Self {
+        match err {
+            UserError::NotFound | UserError::TierNotFound => Self::NotFound,
+            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
+            UserError::Conflict(c) => Self::Conflict(c),
+            UserError::Validation(v) => Self::Validation(v),
+            UserError::Unavailable => Self::Unavailable,
+            UserError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<AuthError> for IdentityError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials | AuthError::InvalidToken => Self::InvalidFingerprint,
+            AuthError::PasswordChangeRequired => Self::Forbidden {
+                code: "password_change_required",
+                message: "You must change your password first",
+            },
+            AuthError::Validation(v) => Self::Validation(v),
+            AuthError::Unavailable => Self::Unavailable,
+            AuthError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

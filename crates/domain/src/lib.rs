@@ -17,6 +17,6 @@ pub mod ports;
 pub mod services;
 pub mod values;
 
-pub use actor::Actor;
-pub use app::{Ports, Tessera, TesseraConfig};
-pub use error::{AuthError, Conflict, UserError, ValidationError, WalletError};
+pub use actor::{Actor, Credential};
+pub use app::{IdentityConfig, Ports, Tessera, TesseraConfig};
+pub use error::{AuthError, Conflict, IdentityError, UserError, ValidationError, WalletError};

@@ -488,6 +488,7 @@ mod tests {
                 session_id: Uuid::now_v7(),
                 scopes,
             }),
+            credential: crate::actor::Credential::Full,
         };
         let read = delegated(ScopeSet::EMPTY.with(Scope::DataRead));
         assert!(!read.is_admin() && !read.is_superuser());

@@ -12,9 +12,10 @@ use tessera_domain::model::{
     AuditAction, ChangeTarget, EntryKind, Permission, Permissions, User, UserState, Wallet,
 };
 use tessera_domain::ports::{
-    MockAuditRepository, MockPasswordHasher, MockSecretGenerator, MockSessionRepository,
-    MockShareRepository, MockTierRepository, MockTokenCodec, MockUserRepository,
-    MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
+    MockApiKeyRepository, MockAuditRepository, MockGuardRepository, MockPasswordHasher,
+    MockSecretGenerator, MockSessionRepository, MockShareRepository, MockSignatureVerifier,
+    MockTierRepository, MockTokenCodec, MockUserRepository, MockWalletRepository, RepoError,
+    SystemClock, UuidV7Generator,
 };
 use tessera_domain::services::{AdjustmentInput, CreateUserInput};
 use tessera_domain::values::UserRef;
@@ -38,9 +39,13 @@ fn tessera(m: Mocks) -> Tessera {
         tiers: Arc::new(MockTierRepository::new()),
         audit: Arc::new(MockAuditRepository::new()),
         shares: Arc::new(MockShareRepository::new()),
+        api_keys: Arc::new(MockApiKeyRepository::new()),
+        guards: Arc::new(MockGuardRepository::new()),
         hasher: Arc::new(m.hasher),
         tokens: Arc::new(MockTokenCodec::new()),
         secrets: Arc::new(MockSecretGenerator::new()),
+        signatures: Arc::new(MockSignatureVerifier::new()),
+        external_tokens: None,
         clock: Arc::new(SystemClock),
         ids: Arc::new(UuidV7Generator),
     };
@@ -82,6 +87,7 @@ fn superuser() -> Actor {
         user: user("root", Permissions::NONE.with(Permission::Superuser)),
         session_id: None,
         delegation: None,
+        credential: tessera_domain::actor::Credential::Full,
     }
 }
 
@@ -152,6 +158,7 @@ async fn creating_a_user_with_an_unknown_tier_is_tier_not_found() {
         user: user("ops", Permissions::NONE.with(Permission::Admin)),
         session_id: None,
         delegation: None,
+        credential: tessera_domain::actor::Credential::Full,
     };
     let refused = t.users.create(&admin, input(Some(tier))).await;
     assert!(

@@ -50,6 +50,12 @@ impl SecretGenerator for Secrets {
     fn digest(&self, token: &str) -> String {
         token.to_owned()
     }
+    fn new_fingerprint(&self) -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+    fn fingerprint_digest(&self, fingerprint: &str) -> String {
+        fingerprint.to_owned()
+    }
 }
 
 fn tessera() -> Tessera {
@@ -61,9 +67,13 @@ fn tessera() -> Tessera {
         tiers: Arc::new(store.clone()),
         shares: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
+        api_keys: Arc::new(store.clone()),
+        guards: Arc::new(store.clone()),
         hasher: Arc::new(PlainHasher),
         tokens: Arc::new(NoTokens),
         secrets: Arc::new(Secrets),
+        signatures: Arc::new(tessera_sr25519::Sr25519Verifier::new()),
+        external_tokens: None,
         clock: Arc::new(SystemClock),
         ids: Arc::new(UuidV7Generator),
     };

@@ -5,7 +5,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use tessera_domain::error::{AuthError, TierError, UserError, ValidationError, WalletError};
+use tessera_domain::error::{
+    AuthError, IdentityError, TierError, UserError, ValidationError, WalletError,
+};
 use utoipa::ToSchema;
 
 /// One entry of a FastAPI-shaped validation error.
@@ -38,6 +40,11 @@ pub enum ApiError {
         detail: String,
     },
     PayloadTooLarge,
+    /// 429 with `Retry-After`.
+    TooManyRequests {
+        retry_after_secs: u64,
+        detail: &'static str,
+    },
     /// 422 in FastAPI's shape.
     Validation(Vec<FieldError>),
     Unavailable,
@@ -90,6 +97,7 @@ impl ApiError {
             Self::Forbidden { detail, .. } | Self::Conflict { detail, .. } => detail.clone(),
             Self::NotFound(what) => (*what).to_owned(),
             Self::PayloadTooLarge => "Request body too large".to_owned(),
+            Self::TooManyRequests { detail, .. } => (*detail).to_owned(),
             Self::Unavailable => "Service temporarily unavailable".to_owned(),
             Self::Internal(_) => "Internal server error".to_owned(),
         }
@@ -109,6 +117,7 @@ impl std::fmt::Display for ApiError {
             Self::NotFound(what) => write!(f, "not found: {what}"),
             Self::Conflict { detail, .. } => write!(f, "conflict: {detail}"),
             Self::PayloadTooLarge => f.write_str("payload too large"),
+            Self::TooManyRequests { detail, .. } => write!(f, "too many requests: {detail}"),
             Self::Validation(errors) => write!(f, "validation failed: {errors:?}"),
             Self::Unavailable => f.write_str("service unavailable"),
             Self::Internal(cause) => write!(f, "internal error: {cause}"),
@@ -125,6 +134,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -147,6 +157,13 @@ impl ResponseError for ApiError {
             Self::NotFound(what) => (what, "not_found"),
             Self::Conflict { code, detail } => (detail, code),
             Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
+            Self::TooManyRequests {
+                retry_after_secs,
+                detail,
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+                (detail, "too_many_requests")
+            }
             Self::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
                 ("Service temporarily unavailable", "unavailable")
@@ -373,6 +390,61 @@ pub mod responses {
                     ),
                 ),
             ])
+        }
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(err: IdentityError) -> Self {
+        let unauthorized = |code, detail| Self::Unauthorized { code, detail };
+        match err {
+            IdentityError::InvalidNonce => unauthorized("invalid_nonce", "Invalid nonce"),
+            IdentityError::MalformedSignature => {
+                unauthorized("invalid_signature", "Invalid signature encoding")
+            }
+            IdentityError::MalformedAddress => {
+                unauthorized("invalid_signature", "Invalid SS58 address")
+            }
+            IdentityError::SignatureMismatch { .. } => {
+                unauthorized("invalid_signature", "Invalid request signature")
+            }
+            IdentityError::MissingPayload => unauthorized(
+                "invalid_signature",
+                "Either payload_str or purpose must be provided",
+            ),
+            IdentityError::Replayed => {
+                unauthorized("signature_replayed", "This signature was already used")
+            }
+            IdentityError::UnknownHotkey(_) | IdentityError::UnknownKey => {
+                unauthorized("unknown_key", "No user holds this key")
+            }
+            IdentityError::MissingKey => unauthorized(
+                "invalid_signature",
+                "You must provide either coldkey or hotkey along with a signature and nonce.",
+            ),
+            IdentityError::InvalidFingerprint => unauthorized(
+                "invalid_fingerprint",
+                "Missing or invalid fingerprint provided.",
+            ),
+            IdentityError::InvalidApiKey => {
+                unauthorized("invalid_token", "Invalid or expired token")
+            }
+            IdentityError::Throttled { retry_after_secs } => Self::TooManyRequests {
+                retry_after_secs,
+                detail: "Too many requests",
+            },
+            IdentityError::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            IdentityError::NotFound => Self::NotFound("Not found"),
+            IdentityError::Conflict(c) => Self::Conflict {
+                code: c.code(),
+                detail: c.message().to_owned(),
+            },
+            IdentityError::Validation(v) => Self::from_validation(v),
+            IdentityError::Unavailable => Self::Unavailable,
+            IdentityError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

@@ -12,34 +12,20 @@ use tessera_domain::values::IdempotencyKey;
 use tessera_domain::Actor;
 
 use crate::error::{ApiError, FieldError};
-use crate::state::ApiState;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
-/// The caller, authenticated by an access token in `Authorization: Bearer …`.
+/// The caller, authenticated by any credential (see [`crate::auth`]).
 pub struct Authenticated(pub Actor);
-
-fn bearer_token(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = token.trim();
-    (!token.is_empty()).then(|| token.to_owned())
-}
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = BoxFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<ApiState>>().cloned();
-        let token = bearer_token(req);
+        let req = req.clone();
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Internal("API state missing".into()))?;
-            let token = token.ok_or_else(ApiError::not_authenticated)?;
-            let actor = state.tessera.auth.authenticate(&token).await?;
+            let actor = crate::auth::authenticate(&req).await?;
             Ok(Authenticated(actor))
         })
     }

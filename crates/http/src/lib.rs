@@ -5,6 +5,7 @@
 //! This crate never names a storage adapter: it receives a ready [`ApiState`].
 
 mod api_v1;
+pub mod auth;
 pub mod chutes;
 mod docs;
 pub mod dto;
@@ -29,12 +30,15 @@ pub use state::{ApiState, Readiness};
 pub struct HttpLimits {
     /// Largest accepted request body, in bytes (default 64 KiB).
     pub max_body_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -47,6 +51,7 @@ pub fn configure(
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state)
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+            .app_data(web::Data::new(limits))
             .default_service(web::to(not_found));
         // The log is only read by `registered_routes`; serving discards it.
         let log = RouteLog::default();

@@ -28,10 +28,10 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api_v1::{audit, auth, shares, tiers, users, wallets};
+use crate::api_v1::{api_keys, audit, auth, shares, tiers, users, wallets};
 use crate::chutes::ChutesErrorBody;
 use crate::error::{ErrorBody, FieldError, ValidationBody};
-use crate::{docs, health, lnbits};
+use crate::{chutes, docs, health, lnbits};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -57,6 +57,9 @@ use crate::{docs, health, lnbits};
         auth::refresh,
         auth::logout,
         shares::delegated_token,
+        api_keys::list,
+        api_keys::create,
+        api_keys::revoke,
         // /api/v1 users
         users::list,
         users::create,
@@ -103,6 +106,19 @@ use crate::{docs, health, lnbits};
         wallets::transfer,
         // /api/v1 audit
         audit::list,
+        // Chutes
+        chutes::account::growth,
+        chutes::account::name_check,
+        chutes::account::user_id_lookup,
+        chutes::account::register,
+        chutes::account::create_user,
+        chutes::account::login,
+        chutes::account::change_fingerprint,
+        chutes::account::change_bt_auth,
+        chutes::account::set_logo,
+        chutes::account::squad_access,
+        chutes::account::me,
+        chutes::account::delete_me,
         // LNbits
         lnbits::users::list,
         lnbits::users::create,
@@ -116,7 +132,7 @@ use crate::{docs, health, lnbits};
     components(schemas(ErrorBody, ValidationBody, FieldError, ChutesErrorBody)),
     modifiers(&SecuritySchemes, &PackageVersion),
     tags(
-        (name = "auth", description = "Canonical API (`/api/v1`): login, refresh, logout, delegated tokens"),
+        (name = "auth", description = "Canonical API (`/api/v1`): login, refresh, logout, delegated tokens, API keys"),
         (name = "users", description = "Canonical API (`/api/v1`): users"),
         (name = "tiers", description = "Canonical API (`/api/v1`): tiers and their assignment"),
         (name = "shares", description = "Canonical API (`/api/v1`): sharing with other users"),
@@ -347,6 +363,64 @@ mod tests {
                 assert!(matches!(response, RefOr::T(_)));
             }
         }
+    }
+
+    #[test]
+    fn chutes_operations_use_chutes_error_bodies_and_document_their_credentials() {
+        let json = serde_json::to_value(document()).unwrap_or_default();
+        let chutes = "#/components/schemas/ChutesErrorBody";
+        for path in ["/users/register", "/users/create_user"] {
+            let post = &json["paths"][path]["post"];
+            assert_eq!(
+                post["responses"]["429"]["content"]["application/json"]["schema"]["$ref"], chutes,
+                "{path}"
+            );
+            assert!(post["responses"]["429"]["headers"]["Retry-After"].is_object());
+            assert_eq!(
+                post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"], chutes,
+                "{path}"
+            );
+        }
+        let schemes = |path: &str, method: &str| {
+            json["paths"][path][method]["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r.as_object().into_iter().flat_map(|o| o.keys().cloned()))
+                .collect::<BTreeSet<String>>()
+        };
+        let any: BTreeSet<String> = [
+            "bearer",
+            "api_key",
+            "hotkey",
+            "hotkey_signature",
+            "hotkey_nonce",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        assert_eq!(schemes("/users/me", "get"), any);
+        assert_eq!(schemes("/api/v1/wallets/{id}", "get"), any);
+        assert_eq!(schemes("/api/v1/me/api-keys", "post"), any);
+        assert!(!schemes("/users/register", "post").contains("bearer"));
+        for (path, method) in [
+            ("/users/login", "post"),
+            ("/users/growth", "get"),
+            ("/users/name_check", "get"),
+        ] {
+            assert!(
+                schemes(path, method).is_empty(),
+                "{method} {path} is public"
+            );
+        }
+        let delete_me = json["paths"]["/users/me"]["delete"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(delete_me
+            .iter()
+            .any(|p| p["name"] == "Authorization" && p["in"] == "header"));
+        assert!(json["paths"]["/api/v1/me/api-keys"]["post"]["responses"]["201"].is_object());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 
 use std::cell::RefCell;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, Responder};
 
@@ -95,6 +97,15 @@ impl<'a> Routes<'a> {
         self.route(Method::PUT, path, handler)
     }
 
+    pub fn delete<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.route(Method::DELETE, path, handler)
+    }
+
     /// One path with several methods, like `web::resource(path).route(..)…`: a method the
     /// resource lacks is a 405 from it, not a fall-through.
     pub fn resource(
@@ -115,10 +126,32 @@ impl<'a> Routes<'a> {
 
     /// A `web::scope(prefix)` whose routes are recorded with the prefix.
     pub fn scope(&mut self, prefix: &str, build: impl FnOnce(&mut Routes<'_>)) -> &mut Self {
+        self.scope_with(prefix, |scope| scope, build)
+    }
+
+    /// [`Routes::scope`] with the scope itself customised first (`.wrap(..)`, `.app_data(..)`):
+    /// `customize` receives the bare `web::scope(prefix)` and returns it configured; the routes
+    /// `build` registers inside are recorded as with [`Routes::scope`].
+    pub fn scope_with<T, B>(
+        &mut self,
+        prefix: &str,
+        customize: impl FnOnce(actix_web::Scope) -> actix_web::Scope<T>,
+        build: impl FnOnce(&mut Routes<'_>),
+    ) -> &mut Self
+    where
+        T: ServiceFactory<
+                ServiceRequest,
+                Config = (),
+                Response = ServiceResponse<B>,
+                Error = actix_web::Error,
+                InitError = (),
+            > + 'static,
+        B: MessageBody + 'static,
+    {
         let full_prefix = format!("{}{prefix}", self.prefix);
         let log = self.log;
         // `Scope::configure` runs the closure at once, so the log can be borrowed into it.
-        let scope = web::scope(prefix).configure(|config| {
+        let scope = customize(web::scope(prefix)).configure(|config| {
             build(&mut Routes {
                 config,
                 prefix: full_prefix,
@@ -142,6 +175,12 @@ pub struct MethodRoutes {
 }
 
 impl MethodRoutes {
+    /// Data for this resource's handlers only, like `Resource::app_data`.
+    pub fn app_data<U: 'static>(mut self, data: U) -> Self {
+        self.resource = self.resource.app_data(data);
+        self
+    }
+
     pub fn on<F, Args>(mut self, method: Method, handler: F) -> Self
     where
         F: Handler<Args>,

@@ -6,6 +6,7 @@ use tessera_domain::model::{
     is_currency_code, AuditEvent, LedgerEntry, Session, Share, Tier, User, UserState, Wallet,
 };
 use tessera_domain::ports::RepoError;
+use tessera_domain::Conflict;
 use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
@@ -14,6 +15,14 @@ use uuid::Uuid;
 pub(crate) struct UserRow {
     pub user: User,
     pub password_hash: Option<String>,
+    pub fingerprint_digest: Option<String>,
+}
+
+/// An API key row: the key and the digest of its secret.
+#[derive(Clone)]
+pub(crate) struct ApiKeyRow {
+    pub key: tessera_domain::model::ApiKey,
+    pub digest: String,
 }
 
 /// A refresh-token row, keyed by its digest.
@@ -44,6 +53,11 @@ pub(crate) struct State {
     pub shares: HashMap<(Uuid, Uuid), Share>,
     /// Append-only, in insertion order.
     pub audit: Vec<AuditEvent>,
+    pub api_keys: HashMap<Uuid, ApiKeyRow>,
+    /// Used signatures and when their record may go.
+    pub used_signatures: HashMap<String, OffsetDateTime>,
+    /// Fixed-window counters by `(key, window start)`.
+    pub counters: HashMap<(String, OffsetDateTime), (u64, OffsetDateTime)>,
 }
 
 /// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to
@@ -88,8 +102,18 @@ pub(crate) fn check_row(row: &UserRow) -> Result<(), RepoError> {
     if chars(&user.last_name) > 400 {
         return violated("users_last_name_check");
     }
+    if chars(&user.hotkey) > 64 {
+        return violated("users_hotkey_check");
+    }
+    if chars(&user.coldkey) > 64 {
+        return violated("users_coldkey_check");
+    }
     if user.manager_id.is_some()
-        && (user.username.is_some() || user.email.is_some() || row.password_hash.is_some())
+        && (user.username.is_some()
+            || user.email.is_some()
+            || row.password_hash.is_some()
+            || user.hotkey.is_some()
+            || row.fingerprint_digest.is_some())
     {
         return violated("users_managed_without_credentials");
     }
@@ -221,6 +245,26 @@ impl State {
                     .as_deref()
                     .is_some_and(|e| same_name(e, email))
         })
+    }
+
+    /// The unique hotkey and fingerprint indexes.
+    pub fn check_credentials(&self, row: &UserRow, except: Option<Uuid>) -> Result<(), RepoError> {
+        let others = || {
+            self.users
+                .values()
+                .filter(move |r| Some(r.user.id) != except)
+        };
+        if let Some(hotkey) = row.user.hotkey.as_deref() {
+            if others().any(|r| r.user.hotkey.as_deref() == Some(hotkey)) {
+                return Err(RepoError::Conflict(Conflict::DuplicateHotkey));
+            }
+        }
+        if let Some(digest) = row.fingerprint_digest.as_deref() {
+            if others().any(|r| r.fingerprint_digest.as_deref() == Some(digest)) {
+                return Err(RepoError::Conflict(Conflict::FingerprintTaken));
+            }
+        }
+        Ok(())
     }
 
     pub fn active_superusers(&self) -> usize {

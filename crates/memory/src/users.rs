@@ -39,8 +39,8 @@ fn user_from(new: NewUser) -> (UserRow, Wallet) {
         first_name: new.first_name,
         last_name: new.last_name,
         logo_id: None,
-        hotkey: None,
-        coldkey: None,
+        hotkey: new.hotkey,
+        coldkey: new.coldkey,
         payment_address: None,
         permissions: new.permissions,
         tier_id: new.tier_id,
@@ -62,6 +62,7 @@ fn user_from(new: NewUser) -> (UserRow, Wallet) {
         UserRow {
             user,
             password_hash: new.password_hash,
+            fingerprint_digest: new.fingerprint_digest,
         },
         wallet,
     )
@@ -102,6 +103,21 @@ fn changed(current: &UserRow, changes: &UserChanges, now: OffsetDateTime) -> Use
     if let Some(deleted_at) = changes.deleted_at {
         user.deleted_at = deleted_at.map(stored);
     }
+    if let Some(hotkey) = &changes.hotkey {
+        user.hotkey.clone_from(hotkey);
+    }
+    if let Some(coldkey) = &changes.coldkey {
+        user.coldkey.clone_from(coldkey);
+    }
+    if let Some(logo_id) = changes.logo_id {
+        user.logo_id = logo_id;
+    }
+    if let Some(squad_enabled) = changes.squad_enabled {
+        user.squad_enabled = squad_enabled;
+    }
+    if let Some(digest) = &changes.fingerprint_digest {
+        row.fingerprint_digest = Some(digest.clone());
+    }
     if let Some(valid_after) = changes.tokens_valid_after {
         user.tokens_valid_after = stored(valid_after);
     }
@@ -139,6 +155,7 @@ impl UserRepository for MemoryStore {
                 return Err(RepoError::Conflict(Conflict::DuplicateEmail));
             }
         }
+        state.check_credentials(&row, None)?;
         state.check_references(&row.user)?;
         state.check_tier(row.user.tier_id)?;
         let created = row.user.clone();
@@ -168,6 +185,39 @@ impl UserRepository for MemoryStore {
                     .as_deref()
                     .is_some_and(|u| same_name(u, username))
             })
+            .map(|row| row.user.clone())
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn find_by_hotkey(&self, hotkey: &str) -> RepoResult<User> {
+        let state = self.lock();
+        state
+            .users
+            .values()
+            .find(|row| row.user.hotkey.as_deref() == Some(hotkey))
+            .map(|row| row.user.clone())
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn find_by_coldkey(&self, coldkey: &str, limit: u32) -> RepoResult<Vec<User>> {
+        let state = self.lock();
+        let mut found: Vec<User> = state
+            .users
+            .values()
+            .filter(|row| row.user.coldkey.as_deref() == Some(coldkey))
+            .map(|row| row.user.clone())
+            .collect();
+        found.sort_by_key(|u| u.id);
+        found.truncate(limit as usize);
+        Ok(found)
+    }
+
+    async fn find_by_fingerprint(&self, digest: &str) -> RepoResult<User> {
+        let state = self.lock();
+        state
+            .users
+            .values()
+            .find(|row| row.fingerprint_digest.as_deref() == Some(digest))
             .map(|row| row.user.clone())
             .ok_or(RepoError::NotFound)
     }
@@ -234,6 +284,7 @@ impl UserRepository for MemoryStore {
             }
         }
 
+        state.check_credentials(&next, Some(id))?;
         if let Some(tier) = changes.tier_id {
             state.check_tier(tier)?;
         }
@@ -351,9 +402,11 @@ impl UserRepository for MemoryStore {
             ledger,
             idempotency,
             shares,
+            api_keys,
             ..
         } = &mut *state;
         users.retain(|user_id, _| !doomed.contains(user_id));
+        api_keys.retain(|_, row| !doomed.contains(&row.key.user_id));
         // Wallets, their ledger and the keys the users claimed go by ON DELETE CASCADE; entries
         // they made in other wallets stay, without the actor (ON DELETE SET NULL).
         wallets.retain(|_, wallet| !doomed.contains(&wallet.user_id));

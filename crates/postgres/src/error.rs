@@ -16,6 +16,10 @@ pub(crate) fn map(err: Error) -> RepoError {
                 Some("wallets_one_default_key") => {
                     RepoError::Internal("concurrent default wallet creation".into())
                 }
+                Some("users_hotkey_key") => RepoError::Conflict(Conflict::DuplicateHotkey),
+                Some("users_fingerprint_hash_key") => {
+                    RepoError::Conflict(Conflict::FingerprintTaken)
+                }
                 Some("tiers_name_key") => RepoError::Conflict(Conflict::DuplicateTierName),
                 other => RepoError::Internal(format!("unexpected unique violation on {other:?}")),
             }

@@ -6,6 +6,7 @@
 //! `RepoError::Unavailable` so HTTP can answer 503.
 
 mod audit;
+mod credentials;
 mod error;
 mod migrate;
 mod models;

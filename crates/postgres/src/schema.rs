@@ -1,6 +1,19 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        admin -> Bool,
+        scopes -> Text,
+        digest -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     audit_events (id) {
         id -> Uuid,
         at -> Timestamptz,
@@ -33,6 +46,15 @@ diesel::table! {
         transfer_id -> Nullable<Uuid>,
         idempotency_key -> Nullable<Text>,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    rate_counters (key, window_start) {
+        key -> Text,
+        window_start -> Timestamptz,
+        expires_at -> Timestamptz,
+        hits -> Int8,
     }
 }
 
@@ -136,6 +158,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    used_signatures (signature) {
+        signature -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(idempotency_keys -> ledger_entries (entry_id));
 diesel::joinable!(idempotency_keys -> users (scope));
 diesel::joinable!(ledger_entries -> users (actor_id));
@@ -148,15 +178,18 @@ diesel::joinable!(users -> tiers (tier_id));
 diesel::joinable!(wallets -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
     audit_events,
     idempotency_keys,
     ledger_entries,
+    rate_counters,
     refresh_tokens,
     sessions,
     shares,
     tier_quotas,
     tier_rate_limits,
     tiers,
+    used_signatures,
     users,
     wallets,
 );

@@ -377,6 +377,41 @@ impl UserRepository for PgStore {
         row.try_into()
     }
 
+    async fn find_by_hotkey(&self, hotkey: &str) -> RepoResult<User> {
+        let mut conn = self.conn().await?;
+        let row: UserRow = users::table
+            .filter(users::hotkey.eq(hotkey))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        row.try_into()
+    }
+
+    async fn find_by_coldkey(&self, coldkey: &str, limit: u32) -> RepoResult<Vec<User>> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<UserRow> = users::table
+            .filter(users::coldkey.eq(coldkey))
+            .order(users::id)
+            .limit(i64::from(limit))
+            .select(UserRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(map)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn find_by_fingerprint(&self, digest: &str) -> RepoResult<User> {
+        let mut conn = self.conn().await?;
+        let row: UserRow = users::table
+            .filter(users::fingerprint_hash.eq(digest))
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        row.try_into()
+    }
+
     async fn find_by_username(&self, username: &str) -> RepoResult<User> {
         let mut conn = self.conn().await?;
         let row: UserRow = users::table

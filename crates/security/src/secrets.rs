@@ -1,3 +1,4 @@
+use blake2::Blake2b512;
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
@@ -10,6 +11,10 @@ pub struct RandomSecrets;
 /// Letters and digits without the look-alikes (0/O, 1/l/I), for passwords people type.
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 const PASSWORD_LEN: usize = 20;
+
+const FINGERPRINT_ALPHABET: &[u8] =
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const FINGERPRINT_LEN: usize = 32;
 
 impl SecretGenerator for RandomSecrets {
     fn new_token(&self) -> String {
@@ -32,11 +37,41 @@ impl SecretGenerator for RandomSecrets {
     fn digest(&self, token: &str) -> String {
         hex::encode(Sha256::digest(token.as_bytes()))
     }
+
+    /// 32 draws from 62 symbols, with replacement (about 190 bits): Chutes' shape, without its
+    /// no-repeat rule, which only removed entropy.
+    fn new_fingerprint(&self) -> String {
+        (0..FINGERPRINT_LEN)
+            .map(|_| {
+                let i = OsRng.gen_range(0..FINGERPRINT_ALPHABET.len());
+                char::from(FINGERPRINT_ALPHABET[i])
+            })
+            .collect()
+    }
+
+    fn fingerprint_digest(&self, fingerprint: &str) -> String {
+        hex::encode(Blake2b512::digest(fingerprint.as_bytes()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_32_alphanumerics_and_hash_like_chutes() {
+        let s = RandomSecrets;
+        let fp = s.new_fingerprint();
+        assert_eq!(fp.len(), 32);
+        assert!(fp.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(fp, s.new_fingerprint());
+        // BLAKE2b-512 of "abc" (RFC 7693, appendix A), lowercase hex, 128 characters.
+        let digest = s.fingerprint_digest("abc");
+        assert_eq!(digest.len(), 128);
+        assert!(
+            digest.starts_with("ba80a53f981c4d0d6a2797b69f12f6e94c212f14685ac4b74b12bb6fdbffa2d1")
+        );
+    }
 
     #[test]
     fn tokens_and_passwords_are_fresh_and_well_formed() {

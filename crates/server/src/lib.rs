@@ -14,17 +14,19 @@ use actix_web::{web, App, HttpServer};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use tessera_domain::ports::{
-    AuditRepository, SessionRepository, ShareRepository, SystemClock, TierRepository,
-    UserRepository, UuidV7Generator, WalletRepository,
+    ApiKeyRepository, AuditRepository, ExternalTokenVerifier, GuardRepository, SessionRepository,
+    ShareRepository, SystemClock, TierRepository, UserRepository, UuidV7Generator,
+    WalletRepository,
 };
 use tessera_domain::services::CreatedUser;
 use tessera_domain::values::PasswordPolicy;
-use tessera_domain::{Ports, Tessera, TesseraConfig};
+use tessera_domain::{IdentityConfig, Ports, Tessera, TesseraConfig};
 use tessera_http::metrics::{Metrics, PoolStats, PoolStatus};
 use tessera_http::{ApiState, HttpLimits, Readiness};
 use tessera_memory::MemoryStore;
 use tessera_postgres::{PgStore, PoolSettings};
-use tessera_security::{Argon2Hasher, Argon2Settings, JwtCodec, RandomSecrets};
+use tessera_security::{Argon2Hasher, Argon2Settings, ExternalIssuer, JwtCodec, RandomSecrets};
+use tessera_sr25519::Sr25519Verifier;
 
 pub use settings::Settings;
 
@@ -133,6 +135,8 @@ type StoragePorts = (
     Arc<dyn AuditRepository>,
     Arc<dyn WalletRepository>,
     Arc<dyn ShareRepository>,
+    Arc<dyn ApiKeyRepository>,
+    Arc<dyn GuardRepository>,
 );
 
 /// Builds the domain over the configured adapters.
@@ -146,6 +150,8 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             + AuditRepository
             + WalletRepository
             + ShareRepository
+            + ApiKeyRepository
+            + GuardRepository
             + Clone
             + 'static,
     {
@@ -156,10 +162,12 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             shared.clone(),
             shared.clone(),
             shared.clone(),
+            shared.clone(),
+            shared.clone(),
             shared,
         )
     }
-    let (users, sessions, tiers, audit, wallets, shares) = match storage {
+    let (users, sessions, tiers, audit, wallets, shares, api_keys, guards) = match storage {
         Storage::Postgres(store) => storage_ports(store),
         Storage::Memory(store) => storage_ports(store),
     };
@@ -183,6 +191,18 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         JwtCodec::new(secret.as_bytes())
     }
     .map_err(StartupError::Security)?;
+    let identity = &settings.identity;
+    let external_tokens: Option<Arc<dyn ExternalTokenVerifier>> =
+        if identity.external_issuer_public_key.trim().is_empty() {
+            None
+        } else {
+            let issuer = ExternalIssuer::from_pem(
+                &identity.external_issuer,
+                &identity.external_issuer_public_key,
+            )
+            .map_err(StartupError::Security)?;
+            Some(Arc::new(issuer))
+        };
     let ports = Ports {
         users,
         sessions,
@@ -190,9 +210,13 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         tiers,
         shares,
         audit,
+        api_keys,
+        guards,
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
         secrets: Arc::new(RandomSecrets),
+        signatures: Arc::new(Sr25519Verifier::new()),
+        external_tokens,
         clock: Arc::new(SystemClock),
         ids: Arc::new(UuidV7Generator),
     };
@@ -204,6 +228,15 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             max_len: settings.auth.password_max_length,
         },
         currencies: settings.currencies()?,
+        identity: IdentityConfig {
+            signature_window_secs: identity.signature_window_secs.clamp(1, 86_400),
+            rotation_window_secs: identity.rotation_window_secs.clamp(1, 86_400),
+            fingerprint_token_ttl: Duration::from_secs(identity.fingerprint_token_ttl_secs),
+            registrations_per_ip_per_day: identity.registrations_per_ip_per_day,
+            created_accounts_per_ip_per_day: identity.created_accounts_per_ip_per_day,
+            all_accounts_free: identity.all_accounts_free,
+            max_api_keys_per_user: identity.max_api_keys_per_user,
+        },
     };
     Ok(Tessera::new(ports, config))
 }
@@ -254,6 +287,7 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     });
     let limits = HttpLimits {
         max_body_bytes: settings.server.max_body_bytes,
+        trust_forwarded_for: settings.identity.trust_forwarded_for,
     };
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let mut server = HttpServer::new(move || {

@@ -22,6 +22,7 @@ pub struct Settings {
     pub currencies: BTreeMap<String, u32>,
     pub wallets: WalletSettings,
     pub bootstrap: BootstrapSettings,
+    pub identity: IdentitySettings,
     pub log: LogSettings,
 }
 
@@ -69,6 +70,23 @@ pub struct WalletSettings {
 pub struct BootstrapSettings {
     pub admin_username: String,
     pub admin_password: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdentitySettings {
+    pub signature_window_secs: i64,
+    pub rotation_window_secs: i64,
+    pub fingerprint_token_ttl_secs: u64,
+    pub registrations_per_ip_per_day: u64,
+    pub created_accounts_per_ip_per_day: u64,
+    pub all_accounts_free: bool,
+    pub max_api_keys_per_user: usize,
+    /// Use the first `X-Forwarded-For` entry as the client address (only behind a proxy that
+    /// sets it).
+    pub trust_forwarded_for: bool,
+    pub external_issuer: String,
+    /// PEM public key of the trusted external issuer; empty: external tokens are refused.
+    pub external_issuer_public_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -22,8 +22,8 @@ use tessera_domain::model::{
     Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
-    AuditRepository, RepoError, RepoResult, SessionRepository, ShareRepository, TierRepository,
-    UserRepository, WalletRepository,
+    ApiKeyRepository, AuditRepository, GuardRepository, RepoError, RepoResult, SessionRepository,
+    ShareRepository, TierRepository, UserRepository, WalletRepository,
 };
 use tessera_domain::Conflict;
 use time::{Duration, OffsetDateTime};
@@ -41,6 +41,9 @@ pub use directory::*;
 mod shares;
 pub use shares::*;
 
+mod credentials;
+pub use credentials::*;
+
 /// The storage ports under test, backed by one fresh, isolated store.
 #[derive(Clone)]
 pub struct Stores {
@@ -50,6 +53,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditRepository>,
     pub wallets: Arc<dyn WalletRepository>,
     pub shares: Arc<dyn ShareRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    pub guards: Arc<dyn GuardRepository>,
 }
 
 impl Stores {
@@ -62,6 +67,8 @@ impl Stores {
             + AuditRepository
             + WalletRepository
             + ShareRepository
+            + ApiKeyRepository
+            + GuardRepository
             + 'static,
     {
         let store = Arc::new(store);
@@ -71,7 +78,9 @@ impl Stores {
             tiers: store.clone(),
             audit: store.clone(),
             wallets: store.clone(),
-            shares: store,
+            shares: store.clone(),
+            api_keys: store.clone(),
+            guards: store,
         }
     }
 
@@ -175,6 +184,11 @@ macro_rules! contract_tests {
             list_visible_to_includes_users_who_shared,
             check_delegated_reads_both_parties_and_the_share,
             concurrent_puts_of_one_share_create_it_once,
+            api_keys_round_trip_find_touch_and_revoke,
+            api_keys_go_with_a_purged_user,
+            signatures_are_claimed_once_even_concurrently,
+            hits_count_per_key_and_window_atomically,
+            hotkeys_and_fingerprints_are_unique,
         }
     };
 }
@@ -264,6 +278,9 @@ pub fn new_user() -> NewUser {
         first_name: None,
         last_name: None,
         password_hash: Some(fake_hash()),
+        hotkey: None,
+        coldkey: None,
+        fingerprint_digest: None,
         permissions: Permissions::NONE,
         tier_id: None,
         manager_id: None,
@@ -291,6 +308,9 @@ pub fn new_managed_user(manager: Uuid) -> NewUser {
         first_name: Some("Managed".into()),
         last_name: None,
         password_hash: None,
+        hotkey: None,
+        coldkey: None,
+        fingerprint_digest: None,
         permissions: Permissions::NONE,
         tier_id: None,
         manager_id: Some(manager),
@@ -408,6 +428,9 @@ pub async fn create_and_get_roundtrip(s: Stores) {
         first_name: Some("Ada".into()),
         last_name: Some("Lovelace".into()),
         password_hash: Some(hash.clone()),
+        hotkey: None,
+        coldkey: None,
+        fingerprint_digest: None,
         permissions,
         tier_id: None,
         manager_id: None,
@@ -859,11 +882,24 @@ pub async fn update_applies_every_field(s: Stores) {
         tier_id: None,
         state: Some(UserState::Deactivated),
         deleted_at: None,
+        hotkey: Some(Some(
+            "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into(),
+        )),
+        coldkey: Some(Some(
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into(),
+        )),
+        logo_id: Some(Some(Uuid::nil())),
+        squad_enabled: Some(true),
+        fingerprint_digest: Some("f".repeat(128)),
         tokens_valid_after: Some(t1),
         revoke_sessions: RevokeSessions::None,
         audit: None,
     };
     let expected = User {
+        hotkey: Some("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into()),
+        coldkey: Some("5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY".into()),
+        logo_id: Some(Uuid::nil()),
+        squad_enabled: true,
         username: Some(username.clone()),
         email: Some(format!("{username}@example.net")),
         first_name: Some("First".into()),
@@ -888,6 +924,17 @@ pub async fn update_applies_every_field(s: Stores) {
     assert_eq!(
         s.users.find_login(&username).await.unwrap(),
         (expected.clone(), Some(hash))
+    );
+    assert_eq!(
+        s.users
+            .find_by_hotkey("5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty")
+            .await
+            .unwrap(),
+        expected
+    );
+    assert_eq!(
+        s.users.find_by_fingerprint(&"f".repeat(128)).await.unwrap(),
+        expected
     );
 
     let delete = UserChanges {

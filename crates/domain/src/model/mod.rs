@@ -1,6 +1,7 @@
 //! Entities of the domain.
 
 mod audit;
+mod credentials;
 mod money;
 mod permissions;
 mod session;
@@ -10,6 +11,10 @@ mod user;
 mod wallet;
 
 pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
+pub use credentials::{
+    ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey,
+    NewApiKey, Registration, SignedPayload, SignedRequest, API_KEY_TOUCH_INTERVAL,
+};
 pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};
 pub use session::{

@@ -123,6 +123,10 @@ pub struct NewUser {
     pub last_name: Option<String>,
     /// An argon2id PHC string, never a plaintext.
     pub password_hash: Option<String>,
+    /// Bittensor keys (SS58) and the fingerprint digest of Chutes-style accounts.
+    pub hotkey: Option<String>,
+    pub coldkey: Option<String>,
+    pub fingerprint_digest: Option<String>,
     pub permissions: Permissions,
     pub tier_id: Option<Uuid>,
     pub manager_id: Option<Uuid>,
@@ -148,6 +152,12 @@ pub struct UserChanges {
     pub tier_id: Option<Option<Uuid>>,
     pub state: Option<UserState>,
     pub deleted_at: Option<Option<OffsetDateTime>>,
+    pub hotkey: Option<Option<String>>,
+    pub coldkey: Option<Option<String>>,
+    pub logo_id: Option<Option<Uuid>>,
+    pub squad_enabled: Option<bool>,
+    /// A new fingerprint, as its digest.
+    pub fingerprint_digest: Option<String>,
     /// Moves `tokens_valid_after` forward: every token issued before is refused.
     pub tokens_valid_after: Option<OffsetDateTime>,
     /// Which stored sessions of the user to revoke in the same transaction.
@@ -178,6 +188,11 @@ impl UserChanges {
             && self.tier_id.is_none()
             && self.state.is_none()
             && self.deleted_at.is_none()
+            && self.hotkey.is_none()
+            && self.coldkey.is_none()
+            && self.logo_id.is_none()
+            && self.squad_enabled.is_none()
+            && self.fingerprint_digest.is_none()
             && self.tokens_valid_after.is_none()
             && self.revoke_sessions == RevokeSessions::None
     }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod clock;
+mod credentials;
 mod security;
 mod sessions;
 mod shares;
@@ -16,7 +17,8 @@ mod wallets;
 
 pub use audit::AuditRepository;
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
-pub use security::{PasswordHasher, SecretGenerator, TokenCodec};
+pub use credentials::{ApiKeyRepository, GuardRepository};
+pub use security::{ExternalTokenVerifier, PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
 pub use shares::ShareRepository;
 pub use signatures::{SignatureCheck, SignatureVerifier};
@@ -29,7 +31,11 @@ pub use audit::MockAuditRepository;
 #[cfg(feature = "mock")]
 pub use clock::{MockClock, MockIdGenerator};
 #[cfg(feature = "mock")]
-pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
+pub use credentials::{MockApiKeyRepository, MockGuardRepository};
+#[cfg(feature = "mock")]
+pub use security::{
+    MockExternalTokenVerifier, MockPasswordHasher, MockSecretGenerator, MockTokenCodec,
+};
 #[cfg(feature = "mock")]
 pub use sessions::MockSessionRepository;
 #[cfg(feature = "mock")]

@@ -33,4 +33,18 @@ pub trait SecretGenerator: Send + Sync {
     fn new_password(&self) -> String;
     /// The digest under which a high-entropy token is stored and looked up.
     fn digest(&self, token: &str) -> String;
+    /// A Chutes fingerprint: 32 characters of `[A-Za-z0-9]` from a CSPRNG.
+    fn new_fingerprint(&self) -> String;
+    /// How fingerprints are stored: lowercase hex BLAKE2b-512 of the UTF-8 string (Chutes'
+    /// `fingerprint_hash`, so existing hashes stay valid).
+    fn fingerprint_digest(&self, fingerprint: &str) -> String;
+}
+
+/// Tokens minted by a trusted external issuer (Chutes' "squad" platform), verified with the
+/// issuer's public key.
+#[cfg_attr(feature = "mock", mockall::automock)]
+pub trait ExternalTokenVerifier: Send + Sync {
+    /// The user id the token speaks for, when it verifies (signature, algorithm, issuer,
+    /// `exp` and `iat` present and valid). `None` otherwise.
+    fn verify(&self, token: &str) -> Option<uuid::Uuid>;
 }

@@ -29,6 +29,15 @@ pub trait UserRepository: Send + Sync {
     /// The user whose username or email equals `login` case-insensitively, with its password
     /// hash if it has one. When one user's username and another's email both match (usernames
     /// may be email addresses), the username match wins. Errors: `NotFound`, `Unavailable`.
+    /// The user holding this hotkey (exact match), in any state. `NotFound` when none does.
+    async fn find_by_hotkey(&self, hotkey: &str) -> RepoResult<User>;
+
+    /// Up to `limit` users holding this coldkey (exact match), in any state.
+    async fn find_by_coldkey(&self, coldkey: &str, limit: u32) -> RepoResult<Vec<User>>;
+
+    /// The user whose fingerprint hashes to `digest`, in any state. `NotFound` when none does.
+    async fn find_by_fingerprint(&self, digest: &str) -> RepoResult<User>;
+
     async fn find_login(&self, login: &str) -> RepoResult<(User, Option<String>)>;
 
     /// The stored password hash of a user (`None` when it has no password).

@@ -76,6 +76,30 @@ pub(crate) fn user_changes(before: &User, c: &UserChanges) -> BTreeMap<String, F
     if c.password_hash.is_some() {
         out.insert("password".into(), change(None, Some("(changed)".into())));
     }
+    if c.fingerprint_digest.is_some() {
+        out.insert("fingerprint".into(), change(None, Some("(changed)".into())));
+    }
+    if let Some(v) = &c.hotkey {
+        out.insert("hotkey".into(), change(before.hotkey.clone(), v.clone()));
+    }
+    if let Some(v) = &c.coldkey {
+        out.insert("coldkey".into(), change(before.coldkey.clone(), v.clone()));
+    }
+    if let Some(v) = c.logo_id {
+        out.insert(
+            "logo_id".into(),
+            change(
+                before.logo_id.map(|l| l.to_string()),
+                v.map(|l| l.to_string()),
+            ),
+        );
+    }
+    if let Some(v) = c.squad_enabled {
+        out.insert(
+            "squad_enabled".into(),
+            change(Some(before.squad_enabled.to_string()), Some(v.to_string())),
+        );
+    }
     if let Some(v) = c.must_change_password {
         out.insert(
             "must_change_password".into(),

@@ -65,6 +65,17 @@ impl AuthService {
     }
 
     async fn start_session(&self, user: &User) -> Result<TokenPair, AuthError> {
+        self.start_session_with_ttl(user, self.deps.config.access_token_ttl)
+            .await
+    }
+
+    /// Starts a session whose access token lives `access_ttl` (fingerprint logins use Chutes'
+    /// week-long tokens; they are still checked against the session on every request).
+    pub(crate) async fn start_session_with_ttl(
+        &self,
+        user: &User,
+        access_ttl: std::time::Duration,
+    ) -> Result<TokenPair, AuthError> {
         let ports = &self.deps.ports;
         let now = ports.clock.now();
         let refresh_token = ports.secrets.new_token();
@@ -77,7 +88,7 @@ impl AuthService {
         };
         let session_id = session.id;
         ports.sessions.start(session).await?;
-        self.token_pair(user, session_id, now, refresh_token)
+        self.token_pair(user, session_id, now, refresh_token, access_ttl)
     }
 
     fn token_pair(
@@ -86,8 +97,9 @@ impl AuthService {
         session_id: uuid::Uuid,
         now: OffsetDateTime,
         refresh_token: String,
+        access_ttl: std::time::Duration,
     ) -> Result<TokenPair, AuthError> {
-        let ttl = duration(self.deps.config.access_token_ttl);
+        let ttl = duration(access_ttl);
         let claims = AccessClaims {
             subject: user.id,
             session_id,
@@ -134,7 +146,13 @@ impl AuthService {
                     ports.sessions.revoke(session.id, now).await?;
                     return Err(AuthError::InvalidToken);
                 }
-                self.token_pair(&user, session.id, now, next)
+                self.token_pair(
+                    &user,
+                    session.id,
+                    now,
+                    next,
+                    self.deps.config.access_token_ttl,
+                )
             }
             RefreshOutcome::Reused { .. } | RefreshOutcome::Invalid => Err(AuthError::InvalidToken),
         }
@@ -224,6 +242,7 @@ impl AuthService {
                 session_id: check.session.id,
                 scopes,
             }),
+            credential: crate::actor::Credential::Full,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod identity;
 pub mod shares;
 pub mod tiers;
 pub mod users;
@@ -10,6 +11,7 @@ pub mod wallets;
 
 pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
+pub use identity::{ApiKeyInput, IdentityService, KeyChange};
 pub use shares::{DelegatedToken, ShareService, SharedUser};
 pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{

@@ -202,7 +202,7 @@ impl UserService {
     }
 
     /// Refuses everything but the few calls allowed while a password change is pending.
-    fn gate(actor: &Actor) -> Result<(), UserError> {
+    pub(crate) fn gate(actor: &Actor) -> Result<(), UserError> {
         if actor.user.must_change_password {
             return Err(AuthError::PasswordChangeRequired.into());
         }
@@ -210,7 +210,7 @@ impl UserService {
     }
 
     /// The wallet every new user gets, in the configured default currency.
-    fn default_wallet(&self) -> DefaultWallet {
+    pub(crate) fn default_wallet(&self) -> DefaultWallet {
         DefaultWallet {
             id: self.deps.ports.ids.new_id(),
             name: DEFAULT_WALLET_NAME.to_owned(),
@@ -242,7 +242,7 @@ impl UserService {
     }
 
     /// Applies a change with its audit event.
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
         actor: Option<&Actor>,
         target: &User,
@@ -308,7 +308,11 @@ impl UserService {
         )
     }
 
-    async fn insert(&self, actor: Option<&Actor>, mut new: NewUser) -> Result<User, UserError> {
+    pub(crate) async fn insert(
+        &self,
+        actor: Option<&Actor>,
+        mut new: NewUser,
+    ) -> Result<User, UserError> {
         new.audit = Some(self.creation_audit(actor, &new));
         let with_tier = new.tier_id.is_some();
         self.deps
@@ -413,6 +417,9 @@ impl UserService {
             first_name,
             last_name,
             password_hash: Some(password_hash),
+            hotkey: None,
+            coldkey: None,
+            fingerprint_digest: None,
             permissions,
             tier_id: input.tier_id,
             manager_id: None,
@@ -459,6 +466,9 @@ impl UserService {
             first_name,
             last_name,
             password_hash: None,
+            hotkey: None,
+            coldkey: None,
+            fingerprint_digest: None,
             permissions: Permissions::NONE,
             tier_id,
             manager_id: Some(actor.id()),
@@ -503,6 +513,9 @@ impl UserService {
             first_name: None,
             last_name: None,
             password_hash: Some(password_hash),
+            hotkey: None,
+            coldkey: None,
+            fingerprint_digest: None,
             permissions: Permissions::NONE.with(Permission::Superuser),
             tier_id: None,
             manager_id: None,
@@ -824,7 +837,11 @@ impl UserService {
         Ok(())
     }
 
-    async fn purge_unchecked(&self, actor: &Actor, target: &User) -> Result<(), UserError> {
+    pub(crate) async fn purge_unchecked(
+        &self,
+        actor: &Actor,
+        target: &User,
+    ) -> Result<(), UserError> {
         let mut details = BTreeMap::new();
         details.insert(
             "username".to_owned(),

@@ -84,7 +84,11 @@ fn time_param(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, 
     operation_id = "list_audit_events",
     tag = "audit",
     params(AuditParams),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "A page of events", body = AuditPageView),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,

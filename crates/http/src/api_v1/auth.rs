@@ -88,7 +88,11 @@ pub(crate) async fn refresh(
     path = "/api/v1/auth/logout",
     operation_id = "logout",
     tag = "auth",
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "The session is revoked"),
         Unauthenticated, ServerErrors,

@@ -1,5 +1,6 @@
 //! The canonical REST API under `/api/v1`.
 
+pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod shares;
@@ -19,14 +20,23 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
 }
 
 pub fn configure(routes: &mut Routes) {
-    routes.scope("/api/v1", |routes| {
-        auth::configure(routes);
-        shares::configure(routes);
-        audit::configure(routes);
-        // Before the users routes: `/users/{user}/tier` is more specific than
-        // `/users/{user}`, and both are registered as resources.
-        tiers::configure(routes);
-        users::configure(routes);
-        wallets::configure(routes);
-    });
+    routes.scope_with(
+        "/api/v1",
+        |scope| {
+            scope.wrap(actix_web::middleware::from_fn(
+                crate::auth::hash_signed_bodies,
+            ))
+        },
+        |routes| {
+            auth::configure(routes);
+            shares::configure(routes);
+            api_keys::configure(routes);
+            audit::configure(routes);
+            // Before the users routes: `/users/{user}/tier` is more specific than
+            // `/users/{user}`, and both are registered as resources.
+            tiers::configure(routes);
+            users::configure(routes);
+            wallets::configure(routes);
+        },
+    );
 }

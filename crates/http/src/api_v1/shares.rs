@@ -31,7 +31,11 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
     path = "/api/v1/me/shares",
     operation_id = "list_my_shares",
     tag = "shares",
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The caller's shares; `user` is the grantee", body = [ShareView]),
         Unauthenticated, Forbidden, ServerErrors,
@@ -54,7 +58,11 @@ pub(crate) async fn list(
     operation_id = "grant_share",
     tag = "shares",
     request_body = ShareBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 201, description = "A new share", body = ShareView),
         (status = 200, description = "An existing share's scopes were replaced", body = ShareView),
@@ -86,7 +94,11 @@ pub(crate) async fn grant(
     tag = "shares",
     params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
     request_body = ShareScopesBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The share with its new scopes", body = ShareView),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
@@ -112,7 +124,11 @@ pub(crate) async fn change(
     operation_id = "revoke_share",
     tag = "shares",
     params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "Revoked"),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -136,7 +152,11 @@ pub(crate) async fn revoke(
     path = "/api/v1/me/shared-with-me",
     operation_id = "list_shared_with_me",
     tag = "shares",
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "Shares granted to the caller; `user` is the owner", body = [ShareView]),
         Unauthenticated, Forbidden, ServerErrors,
@@ -158,7 +178,11 @@ pub(crate) async fn shared_with_me(
     operation_id = "delegated_token",
     tag = "auth",
     request_body = DelegatedTokenBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "An access token acting as the subject within the scopes", body = DelegatedTokenView),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,

@@ -113,7 +113,11 @@ pub(crate) struct AssignBody {
     path = "/api/v1/tiers",
     operation_id = "list_tiers",
     tag = "tiers",
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "Every tier", body = [TierView]),
         Unauthenticated, Forbidden, ServerErrors,
@@ -134,7 +138,11 @@ pub(crate) async fn list(
     operation_id = "create_tier",
     tag = "tiers",
     request_body = TierBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 201, description = "The new tier", body = TierView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -155,7 +163,11 @@ pub(crate) async fn create(
     operation_id = "get_tier",
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The tier", body = TierView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -181,7 +193,11 @@ pub(crate) async fn get(
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
     request_body = TierBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The updated tier", body = TierView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -207,7 +223,11 @@ pub(crate) async fn update(
     operation_id = "delete_tier",
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "Deleted"),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -233,7 +253,11 @@ pub(crate) async fn delete(
     operation_id = "get_user_tier",
     tag = "tiers",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The user's tier, or `null`", body = Option<TierView>),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -260,7 +284,11 @@ pub(crate) async fn user_tier(
     tag = "tiers",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = AssignBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The tier now assigned, or `null`", body = Option<TierView>),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,

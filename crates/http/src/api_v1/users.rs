@@ -28,7 +28,9 @@ pub fn configure(routes: &mut Routes) {
         .get("/stats/growth", growth)
         .post("/me/password", change_own_password)
         .resource("/users/me", |r| {
-            r.get(get_me)
+            // Hotkey-signed `GET /users/me` signs `{hotkey}:{nonce}:me`, as on Chutes.
+            r.app_data(crate::auth::SigningPurpose("me"))
+                .get(get_me)
                 .patch(update_me)
                 .put(replace_me)
                 .delete(delete_me)
@@ -146,7 +148,11 @@ fn list_input(q: ListUsersQuery) -> Result<ListUsersInput, ApiError> {
     operation_id = "count_users",
     tag = "users",
     params(ListUsersQuery),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "How many users the listing would show", body = CountView),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,
@@ -216,7 +222,11 @@ pub(crate) async fn growth(
     operation_id = "reset_user_password",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "A temporary password, shown once; the user's sessions are revoked", body = TempPasswordView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -246,7 +256,11 @@ pub(crate) async fn reset_password(
     operation_id = "force_logout_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "Every session and token of the user is revoked"),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -271,7 +285,11 @@ pub(crate) async fn force_logout(
     operation_id = "change_own_password",
     tag = "users",
     request_body = ChangePasswordBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "Changed; the caller's other sessions are revoked"),
         Unauthenticated, Forbidden, InvalidBody, ServerErrors,
@@ -296,7 +314,11 @@ pub(crate) async fn change_own_password(
     operation_id = "list_users",
     tag = "users",
     params(ListUsersQuery),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "A page of the users the caller can see", body = UserListView),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,
@@ -336,7 +358,11 @@ pub(crate) async fn list(
     operation_id = "create_user",
     tag = "users",
     request_body = CreateUserBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 201, description = "The new user, with `temp_password` when one was generated", body = CreatedUserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -372,7 +398,11 @@ pub(crate) async fn create(
     path = "/api/v1/users/me",
     operation_id = "get_me",
     tag = "users",
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The caller", body = UserView),
         Unauthenticated, ServerErrors,
@@ -395,7 +425,11 @@ pub(crate) async fn get_me(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The updated caller", body = UserView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -421,7 +455,11 @@ pub(crate) async fn update_me(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The updated caller", body = UserView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -440,7 +478,11 @@ pub(crate) async fn replace_me(
     path = "/api/v1/users/me",
     operation_id = "delete_me",
     tag = "users",
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "The caller's account is soft-deleted"),
         Unauthenticated, Forbidden, Conflict, ServerErrors,
@@ -461,7 +503,11 @@ pub(crate) async fn delete_me(
     operation_id = "get_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The user", body = UserView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -486,7 +532,11 @@ pub(crate) async fn get(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The updated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -518,7 +568,11 @@ pub(crate) async fn update(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The updated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -539,7 +593,11 @@ pub(crate) async fn replace(
     operation_id = "delete_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "Soft-deleted (a managed user is purged)"),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -564,7 +622,11 @@ pub(crate) async fn delete(
     operation_id = "purge_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "The user and all their data are gone"),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -585,7 +647,11 @@ pub(crate) async fn purge(
     operation_id = "restore_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The restored user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -610,7 +676,11 @@ pub(crate) async fn restore(
     operation_id = "deactivate_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The deactivated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -635,7 +705,11 @@ pub(crate) async fn deactivate(
     operation_id = "reactivate_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The reactivated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,

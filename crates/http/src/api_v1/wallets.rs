@@ -47,7 +47,11 @@ fn created(replayed: bool) -> actix_web::HttpResponseBuilder {
     operation_id = "list_wallets",
     tag = "wallets",
     params(("user" = String, Path, description = "A user id (UUID) or a username"), ListWalletsQuery),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The user's wallets with their balances", body = WalletListView),
         Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,
@@ -76,7 +80,11 @@ pub(crate) async fn list(
     tag = "wallets",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = CreateWalletBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 201, description = "The new wallet", body = WalletView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -102,7 +110,11 @@ pub(crate) async fn create(
     operation_id = "get_wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The wallet", body = WalletView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -123,7 +135,11 @@ pub(crate) async fn get(
     operation_id = "delete_wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 204, description = "Soft-deleted"),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -148,7 +164,11 @@ pub(crate) async fn delete(
     operation_id = "restore_wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The restored wallet", body = WalletView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -174,7 +194,11 @@ pub(crate) async fn restore(
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = AdjustmentBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 201, description = "The ledger entry, with `balance_after`", body = LedgerEntryView, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -209,7 +233,11 @@ pub(crate) async fn adjust(
     tag = "wallets",
     params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = TransferBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 201, description = "Both ledger entries of the transfer", body = TransferView, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -240,7 +268,11 @@ pub(crate) async fn transfer(
     operation_id = "wallet_ledger",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)"), LedgerQuery),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "Ledger entries, newest first", body = LedgerPageView),
         Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,

@@ -20,6 +20,8 @@ pub struct ChutesErrorBody {
 pub enum ChutesError {
     /// Any status with Chutes' own message.
     Status(StatusCode, Value),
+    /// 429 with `Retry-After`.
+    Throttled(String, u64),
     /// Errors shared with the other surfaces (validation 422s, 503s, 500s) keep their status
     /// and detail; only the body shape changes.
     Api(ApiError),
@@ -49,12 +51,17 @@ impl ChutesError {
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, detail)
     }
+
+    pub fn throttled(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::Throttled(detail.into(), retry_after_secs)
+    }
 }
 
 impl std::fmt::Display for ChutesError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Status(status, detail) => write!(f, "{status}: {detail}"),
+            Self::Throttled(detail, _) => write!(f, "429: {detail}"),
             Self::Api(err) => err.fmt(f),
         }
     }
@@ -70,6 +77,7 @@ impl ResponseError for ChutesError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Status(status, _) => *status,
+            Self::Throttled(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Api(err) => err.status_code(),
         }
     }
@@ -79,6 +87,9 @@ impl ResponseError for ChutesError {
             Self::Status(status, detail) => {
                 HttpResponse::build(*status).json(serde_json::json!({ "detail": detail }))
             }
+            Self::Throttled(detail, retry_after) => HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, retry_after.to_string()))
+                .json(serde_json::json!({ "detail": detail })),
             Self::Api(err) => {
                 // Keep the status and headers (Retry-After, WWW-Authenticate) of the shared
                 // mapping, but drop the canonical `code` field from the body.
@@ -97,6 +108,84 @@ impl ResponseError for ChutesError {
                 };
                 response.json(serde_json::json!({ "detail": detail }))
             }
+        }
+    }
+}
+
+/// The error responses Chutes operations share, as reusable sets for `responses(...)` in
+/// `#[utoipa::path]`, with [`ChutesErrorBody`] bodies (the canonical sets of
+/// [`crate::error::responses`] describe `ErrorBody`).
+pub mod responses {
+    use std::collections::BTreeMap;
+
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+    use utoipa::IntoResponses;
+
+    fn chutes(description: &str) -> ResponseBuilder {
+        ResponseBuilder::new().description(description).content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ChutesErrorBody"))),
+        )
+    }
+
+    fn set(entries: Vec<(&str, ResponseBuilder)>) -> BTreeMap<String, RefOr<Response>> {
+        entries
+            .into_iter()
+            .map(|(status, response)| (status.to_owned(), RefOr::T(response.build())))
+            .collect()
+    }
+
+    const VALIDATION: &str =
+        "Validation failed: `detail` lists each failing field (FastAPI's shape, no `code`)";
+
+    /// 400, 413 and 422 of a Chutes operation that reads a JSON body.
+    pub struct ChutesInvalidBody;
+    impl IntoResponses for ChutesInvalidBody {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![
+                (
+                    "400",
+                    chutes(
+                        "Malformed request (bad JSON, unsupported content type) or a value Chutes \
+                         rejects, with its message",
+                    ),
+                ),
+                ("413", chutes("Request body too large")),
+                ("422", chutes(VALIDATION)),
+            ])
+        }
+    }
+
+    /// 422 of a Chutes operation whose only checked input is its query string or headers.
+    pub struct ChutesInvalidInput;
+    impl IntoResponses for ChutesInvalidInput {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![("422", chutes(VALIDATION))])
+        }
+    }
+
+    /// 500 and 503 of every Chutes operation.
+    pub struct ChutesServerErrors;
+    impl IntoResponses for ChutesServerErrors {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![
+                (
+                    "500",
+                    chutes("A bug: the body carries no detail; the cause is logged"),
+                ),
+                (
+                    "503",
+                    chutes("The database is unavailable; retry later").header(
+                        "Retry-After",
+                        HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(Type::String))
+                            .description(Some("Seconds to wait before retrying"))
+                            .build(),
+                    ),
+                ),
+            ])
         }
     }
 }

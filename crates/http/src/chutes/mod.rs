@@ -6,12 +6,100 @@
 //! before any `{user_id}` parameter, so `/users/me/discounts` can never be shadowed by an admin
 //! route (a bug of the original).
 
-mod error;
+pub(crate) mod account;
+pub(crate) mod error;
 
+pub use account::{self_response, SelfResponse};
 pub use error::{ChutesError, ChutesErrorBody};
 
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use tessera_domain::{Actor, AuthError, IdentityError};
+
+use crate::auth::{authenticate, AuthFailure};
 use crate::routes::Routes;
 
 pub fn configure(routes: &mut Routes) {
-    routes.scope("/users", |_routes| {});
+    routes.scope_with(
+        "/users",
+        |scope| {
+            scope.wrap(actix_web::middleware::from_fn(
+                crate::auth::hash_signed_bodies,
+            ))
+        },
+        account::configure,
+    );
+}
+
+/// The caller, authenticated by any credential, with Chutes' error messages.
+pub struct ChutesAuth(pub Actor);
+
+impl FromRequest for ChutesAuth {
+    type Error = ChutesError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ChutesError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match authenticate(&req).await {
+                Ok(actor) => Ok(ChutesAuth(actor)),
+                Err(AuthFailure::Missing) => Err(ChutesError::unauthorized(
+                    "Can't find a user with that api key in our db :(",
+                )),
+                Err(AuthFailure::Token(
+                    AuthError::InvalidToken | AuthError::InvalidCredentials,
+                )) => Err(ChutesError::unauthorized("Invalid token.")),
+                Err(AuthFailure::Token(other)) => Err(other.into()),
+                Err(AuthFailure::Identity(e)) => Err(identity_error(e)),
+                Err(AuthFailure::ExternalWrite) => Err(ChutesError::unauthorized(
+                    "Only invocations and read/GET requests are allowed with squad auth (for now).",
+                )),
+                Err(AuthFailure::Internal(cause)) => {
+                    Err(crate::error::ApiError::Internal(cause).into())
+                }
+            }
+        })
+    }
+}
+
+/// Identity errors in Chutes' words.
+pub(crate) fn identity_error(e: IdentityError) -> ChutesError {
+    match e {
+        IdentityError::InvalidNonce => ChutesError::unauthorized("Invalid nonce!"),
+        IdentityError::MalformedSignature => {
+            ChutesError::unauthorized("Invalid signature: not a hex-encoded sr25519 signature")
+        }
+        IdentityError::MalformedAddress => ChutesError::unauthorized("Invalid SS58 address"),
+        IdentityError::SignatureMismatch { hotkey, message } => ChutesError::unauthorized(format!(
+            "Invalid request signature for hotkey {hotkey}. Message: {message}"
+        )),
+        IdentityError::MissingPayload => {
+            ChutesError::unauthorized("Either payload_str or purpose must be provided")
+        }
+        IdentityError::Replayed => ChutesError::unauthorized("Signature already used"),
+        IdentityError::UnknownHotkey(hotkey) => {
+            ChutesError::unauthorized(format!("Could not find user with hotkey: {hotkey}"))
+        }
+        IdentityError::UnknownKey => {
+            ChutesError::unauthorized("No user found with the provided hotkey/coldkey")
+        }
+        IdentityError::MissingKey => ChutesError::unauthorized(
+            "You must provide either coldkey or hotkey along with a signature and nonce.",
+        ),
+        IdentityError::InvalidFingerprint => {
+            ChutesError::unauthorized("Missing or invalid fingerprint provided.")
+        }
+        IdentityError::InvalidApiKey => {
+            ChutesError::unauthorized("Invalid token or user not found")
+        }
+        IdentityError::Throttled { retry_after_secs } => {
+            ChutesError::throttled("Too many requests.", retry_after_secs)
+        }
+        IdentityError::Forbidden { message, .. } => ChutesError::forbidden(message),
+        IdentityError::NotFound => ChutesError::not_found("Not found"),
+        other => crate::error::ApiError::from(other).into(),
+    }
 }

@@ -11,5 +11,13 @@ pub(crate) mod users;
 use crate::routes::Routes;
 
 pub fn configure(routes: &mut Routes) {
-    routes.scope("/users/api/v1", users::configure);
+    routes.scope_with(
+        "/users/api/v1",
+        |scope| {
+            scope.wrap(actix_web::middleware::from_fn(
+                crate::auth::hash_signed_bodies,
+            ))
+        },
+        users::configure,
+    );
 }

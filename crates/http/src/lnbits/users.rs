@@ -134,7 +134,11 @@ async fn items(
     operation_id = "lnbits_list_users",
     tag = "lnbits",
     params(ListQuery),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "Users, oldest first (a plain array)", body = [UserItem]),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,
@@ -165,7 +169,11 @@ pub(crate) async fn list(
     operation_id = "lnbits_get_user",
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The user", body = UserItem),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -194,7 +202,11 @@ pub(crate) async fn get(
     operation_id = "lnbits_create_user",
     tag = "lnbits",
     request_body = CreateBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 201, description = "The new user (the password is not echoed)", body = CreatedItem),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -244,7 +256,11 @@ pub(crate) async fn create(
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id")),
     request_body = UpdateBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The updated user", body = UpdatedItem),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -286,7 +302,11 @@ pub(crate) async fn update(
     operation_id = "lnbits_delete_user",
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id")),
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "Purged with its wallets and their ledger", body = DetailView, example = json!({"detail": "User deleted"})),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -316,7 +336,11 @@ pub(crate) async fn delete(
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = BalanceBody,
-    security(("bearer" = [])),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
     responses(
         (status = 200, description = "The default `sat` wallet's new balance, in millisats", body = BalanceItem, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,

@@ -1,0 +1,774 @@
+//! Bittensor identities (hotkey-signed requests, fingerprints), API keys, the trusted external
+//! issuer, and the Chutes account use cases built on them.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::actor::{Actor, Credential};
+use crate::app::Deps;
+use crate::error::{Conflict, IdentityError, ValidationError};
+use crate::model::{
+    ApiKey, ApiKeyScope, ApiKeyScopes, AuditAction, CreatedAccount, FingerprintRotation,
+    IssuedApiKey, NewApiKey, NewUser, Permission, Permissions, Registration, SignedPayload,
+    SignedRequest, User, UserChanges, API_KEY_TOUCH_INTERVAL,
+};
+use crate::ports::{RepoError, SignatureCheck};
+use crate::services::users::UserService;
+use crate::values::Username;
+
+/// API keys look like Chutes': `cpk_` + key id (32 hex) + `.` + user id (32 hex) + `.` +
+/// 32 random alphanumerics.
+pub const API_KEY_PREFIX: &str = "cpk_";
+const MAX_PRESENTED_SECRET: usize = 256;
+const MAX_KEY_NAME: usize = 64;
+const MAX_FINGERPRINT: usize = 256;
+const MIN_FINGERPRINT: usize = 8;
+const DAY_SECS: i64 = 86_400;
+
+/// The name rule of Chutes accounts: 3–15 of `[A-Za-z0-9_-]`.
+pub fn is_chutes_username(raw: &str) -> bool {
+    (3..=15).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Chutes' message for a name that breaks [`is_chutes_username`].
+pub const CHUTES_USERNAME_RULE: &str =
+    "Username must be 3-15 characters and contain only alphanumeric/underscore/dash characters";
+
+/// What `POST /api/v1/me/api-keys` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeyInput {
+    pub name: String,
+    pub admin: bool,
+    pub scopes: Vec<String>,
+}
+
+/// New Bittensor keys for `POST /users/change_bt_auth`.
+#[derive(Debug, Clone, Default)]
+pub struct KeyChange {
+    pub coldkey: Option<String>,
+    pub hotkey: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct IdentityService {
+    deps: Arc<Deps>,
+    users: UserService,
+}
+
+impl IdentityService {
+    pub(crate) fn new(deps: Arc<Deps>) -> Self {
+        Self {
+            users: UserService::new(deps.clone()),
+            deps,
+        }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.deps.ports.clock.now()
+    }
+
+    // ---- authentication -------------------------------------------------------------------
+
+    /// Checks a nonce: Unix seconds, digits only, within `window` of now (`inclusive` for
+    /// fingerprint rotations, as in Chutes).
+    fn check_nonce(&self, nonce: &str, window: i64, inclusive: bool) -> Result<i64, IdentityError> {
+        if nonce.is_empty() || nonce.len() > 12 || !nonce.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdentityError::InvalidNonce);
+        }
+        let value: i64 = nonce.parse().map_err(|_| IdentityError::InvalidNonce)?;
+        let skew = (self.now().unix_timestamp() - value).abs();
+        let within = if inclusive {
+            skew <= window
+        } else {
+            skew < window
+        };
+        if !within {
+            return Err(IdentityError::InvalidNonce);
+        }
+        Ok(value)
+    }
+
+    /// Verifies `signature` by `key` over `message`, mapping failures to their errors.
+    fn verify(&self, key: &str, message: &str, signature: &str) -> Result<(), IdentityError> {
+        match self
+            .deps
+            .ports
+            .signatures
+            .verify(key, message.as_bytes(), signature)
+        {
+            SignatureCheck::Valid => Ok(()),
+            SignatureCheck::MalformedSignature => Err(IdentityError::MalformedSignature),
+            SignatureCheck::MalformedAddress | SignatureCheck::Mismatch => {
+                Err(IdentityError::SignatureMismatch {
+                    hotkey: key.to_owned(),
+                    message: message.to_owned(),
+                })
+            }
+        }
+    }
+
+    /// Records a state-changing request's signature until its nonce window closes, so a second
+    /// use is refused on every server process.
+    async fn claim_once(
+        &self,
+        signature: &str,
+        nonce: i64,
+        window: i64,
+    ) -> Result<(), IdentityError> {
+        let normalized = signature
+            .trim_start_matches("0x")
+            .trim_start_matches("0X")
+            .to_ascii_lowercase();
+        let expires_at = OffsetDateTime::from_unix_timestamp(nonce.saturating_add(window + 1))
+            .map_err(|_| IdentityError::InvalidNonce)?;
+        let first = self
+            .deps
+            .ports
+            .guards
+            .claim_signature(&normalized, expires_at, self.now())
+            .await?;
+        if first {
+            Ok(())
+        } else {
+            Err(IdentityError::Replayed)
+        }
+    }
+
+    /// Checks a hotkey-signed request (`{hotkey}:{nonce}:{purpose or body digest}`) without
+    /// looking up its user. State-changing requests can be used once.
+    pub async fn verify_signed(&self, request: &SignedRequest) -> Result<(), IdentityError> {
+        let window = self.deps.config.identity.signature_window_secs;
+        let nonce = request
+            .nonce
+            .as_deref()
+            .ok_or(IdentityError::InvalidNonce)?;
+        let nonce_value = self.check_nonce(nonce, window, false)?;
+        let payload = match &request.payload {
+            SignedPayload::Purpose(p) | SignedPayload::BodyDigest(p) => p,
+            SignedPayload::Missing => return Err(IdentityError::MissingPayload),
+        };
+        if request.hotkey.len() > 64 || request.signature.len() > 256 {
+            return Err(IdentityError::MalformedSignature);
+        }
+        let message = format!("{}:{}:{}", request.hotkey, nonce, payload);
+        self.verify(&request.hotkey, &message, &request.signature)?;
+        if request.state_changing {
+            self.claim_once(&request.signature, nonce_value, window)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Authenticates a hotkey-signed request: a valid signature by the hotkey of a live user.
+    pub async fn authenticate_signed(
+        &self,
+        request: &SignedRequest,
+    ) -> Result<Actor, IdentityError> {
+        self.verify_signed(request).await?;
+        let user = match self.deps.ports.users.find_by_hotkey(&request.hotkey).await {
+            Ok(user) if user.is_active() && !user.is_managed() => user,
+            Ok(_) | Err(RepoError::NotFound) => {
+                return Err(IdentityError::UnknownHotkey(request.hotkey.clone()))
+            }
+            Err(other) => return Err(other.into()),
+        };
+        Ok(Actor::direct(user, None))
+    }
+
+    /// Authenticates an API key: admin keys act with the owner's full rights, others only
+    /// within their scopes.
+    pub async fn authenticate_api_key(&self, presented: &str) -> Result<Actor, IdentityError> {
+        if !presented.starts_with(API_KEY_PREFIX) || presented.len() > MAX_PRESENTED_SECRET {
+            return Err(IdentityError::InvalidApiKey);
+        }
+        let digest = self.deps.ports.secrets.digest(presented);
+        let (key, user) = match self.deps.ports.api_keys.find(&digest).await {
+            Ok(found) => found,
+            Err(RepoError::NotFound) => return Err(IdentityError::InvalidApiKey),
+            Err(other) => return Err(other.into()),
+        };
+        if !user.is_active() || user.is_managed() {
+            return Err(IdentityError::InvalidApiKey);
+        }
+        let now = self.now();
+        if key
+            .last_used_at
+            .is_none_or(|at| now - at >= API_KEY_TOUCH_INTERVAL)
+        {
+            self.deps.ports.api_keys.touch(key.id, now).await?;
+        }
+        Ok(if key.admin {
+            Actor::direct(user, None)
+        } else {
+            Actor::limited(
+                user,
+                Credential::ScopedKey {
+                    key_id: key.id,
+                    scopes: key.scopes,
+                },
+            )
+        })
+    }
+
+    /// Authenticates a token of the trusted external issuer: read-only, for users who opted in
+    /// (`squad_enabled`).
+    pub async fn authenticate_external(&self, token: &str) -> Result<Actor, IdentityError> {
+        let verifier = self
+            .deps
+            .ports
+            .external_tokens
+            .as_ref()
+            .ok_or(IdentityError::InvalidApiKey)?;
+        let user_id = verifier.verify(token).ok_or(IdentityError::InvalidApiKey)?;
+        let user = match self.deps.ports.users.get(user_id).await {
+            Ok(user) => user,
+            Err(RepoError::NotFound) => return Err(IdentityError::InvalidApiKey),
+            Err(other) => return Err(other.into()),
+        };
+        if !user.is_active() || user.is_managed() || !user.squad_enabled {
+            return Err(IdentityError::InvalidApiKey);
+        }
+        Ok(Actor::limited(user, Credential::ExternalIssuer))
+    }
+
+    /// Whether a trusted external issuer is configured.
+    pub fn accepts_external_tokens(&self) -> bool {
+        self.deps.ports.external_tokens.is_some()
+    }
+
+    /// The live user a fingerprint belongs to.
+    async fn user_by_fingerprint(&self, fingerprint: &str) -> Result<User, IdentityError> {
+        if fingerprint.is_empty() || fingerprint.len() > MAX_FINGERPRINT {
+            return Err(IdentityError::InvalidFingerprint);
+        }
+        let digest = self.deps.ports.secrets.fingerprint_digest(fingerprint);
+        match self.deps.ports.users.find_by_fingerprint(&digest).await {
+            Ok(user) if user.is_active() && !user.is_managed() => Ok(user),
+            Ok(_) | Err(RepoError::NotFound) => Err(IdentityError::InvalidFingerprint),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// `POST /users/login`: a fingerprint for an access token. The token belongs to a new
+    /// session, so logout, forced logout, deletion and fingerprint rotation all end it.
+    pub async fn login_with_fingerprint(&self, fingerprint: &str) -> Result<String, IdentityError> {
+        let user = self.user_by_fingerprint(fingerprint).await?;
+        let ttl = self.deps.config.identity.fingerprint_token_ttl;
+        let auth = crate::services::AuthService::new(self.deps.clone());
+        Ok(auth.start_session_with_ttl(&user, ttl).await?.access_token)
+    }
+
+    // ---- registration ---------------------------------------------------------------------
+
+    /// Counts one attempt from `client_ip` against a daily limit.
+    async fn throttle(&self, what: &str, client_ip: &str, limit: u64) -> Result<(), IdentityError> {
+        let now = self.now();
+        let day_start = now.unix_timestamp() - now.unix_timestamp().rem_euclid(DAY_SECS);
+        let window_start = OffsetDateTime::from_unix_timestamp(day_start)
+            .map_err(|e| IdentityError::Internal(e.to_string()))?;
+        let ip: String = client_ip.chars().take(64).collect();
+        let count = self
+            .deps
+            .ports
+            .guards
+            .hit(&format!("{what}:{ip}"), window_start, DAY_SECS, now)
+            .await?;
+        if count > limit {
+            let retry = (day_start + DAY_SECS - now.unix_timestamp()).max(1);
+            return Err(IdentityError::Throttled {
+                retry_after_secs: u64::try_from(retry).unwrap_or(1),
+            });
+        }
+        Ok(())
+    }
+
+    fn chutes_username(&self, raw: &str) -> Result<String, IdentityError> {
+        if !is_chutes_username(raw) {
+            return Err(ValidationError::new("username", CHUTES_USERNAME_RULE).into());
+        }
+        // Also Tessera's own rule (starts with a letter or digit, not reserved), so the name
+        // works on every surface.
+        let name = Username::parse("username", raw).map_err(|_| {
+            IdentityError::from(ValidationError::new("username", CHUTES_USERNAME_RULE))
+        })?;
+        Ok(name.into_inner())
+    }
+
+    fn ss58(&self, field: &'static str, raw: &str) -> Result<String, IdentityError> {
+        let raw = raw.trim();
+        if raw.len() > 64 || !self.deps.ports.signatures.is_valid_address(raw) {
+            return Err(ValidationError::new(field, format!("Invalid {field}: {raw}")).into());
+        }
+        Ok(raw.to_owned())
+    }
+
+    fn account_permissions(&self) -> Permissions {
+        if self.deps.config.identity.all_accounts_free {
+            Permissions::NONE.with(Permission::FreeAccount)
+        } else {
+            Permissions::NONE
+        }
+    }
+
+    async fn create_account(
+        &self,
+        actor: Option<&Actor>,
+        username: String,
+        hotkey: Option<String>,
+        coldkey: Option<String>,
+    ) -> Result<(User, String), IdentityError> {
+        let fingerprint = self.deps.ports.secrets.new_fingerprint();
+        let new = NewUser {
+            id: self.deps.ports.ids.new_id(),
+            username: Some(username),
+            email: None,
+            first_name: None,
+            last_name: None,
+            password_hash: None,
+            hotkey,
+            coldkey,
+            fingerprint_digest: Some(self.deps.ports.secrets.fingerprint_digest(&fingerprint)),
+            permissions: self.account_permissions(),
+            tier_id: None,
+            manager_id: None,
+            must_change_password: false,
+            created_by: actor.map(Actor::principal_id),
+            now: self.now(),
+            default_wallet: self.users.default_wallet(),
+            audit: None,
+        };
+        let user = self.users.insert(actor, new).await?;
+        Ok((user, fingerprint))
+    }
+
+    /// `POST /users/register`: a Bittensor account whose hotkey signed the request. Returns
+    /// the fingerprint, shown once.
+    pub async fn register(
+        &self,
+        signed: &SignedRequest,
+        input: Registration,
+    ) -> Result<CreatedAccount, IdentityError> {
+        self.verify_signed(signed).await?;
+        match self.deps.ports.users.find_by_hotkey(&signed.hotkey).await {
+            Ok(_) => return Err(IdentityError::Conflict(Conflict::DuplicateHotkey)),
+            Err(RepoError::NotFound) => {}
+            Err(other) => return Err(other.into()),
+        }
+        let hotkey = self.ss58("hotkey", &signed.hotkey)?;
+        let username = self.chutes_username(&input.username)?;
+        let coldkey = self.ss58("coldkey", &input.coldkey)?;
+        // Taken names are refused before the attempt counts against the throttle (the insert
+        // still settles races through the unique index).
+        match self.deps.ports.users.find_by_username(&username).await {
+            Ok(_) => return Err(IdentityError::Conflict(Conflict::DuplicateUsername)),
+            Err(RepoError::NotFound) => {}
+            Err(other) => return Err(other.into()),
+        }
+        let limit = self.deps.config.identity.registrations_per_ip_per_day;
+        self.throttle("register", &input.client_ip, limit).await?;
+        let (user, fingerprint) = self
+            .create_account(None, username, Some(hotkey), Some(coldkey))
+            .await?;
+        Ok(CreatedAccount {
+            user,
+            fingerprint,
+            api_key: None,
+        })
+    }
+
+    /// `POST /users/create_user`: an account without Bittensor keys, made by a user with
+    /// `create_user`, with its fingerprint and an admin API key named "default", shown once.
+    pub async fn create_account_for(
+        &self,
+        actor: &Actor,
+        username: &str,
+        client_ip: &str,
+    ) -> Result<CreatedAccount, IdentityError> {
+        let limit = self.deps.config.identity.created_accounts_per_ip_per_day;
+        self.throttle("create_user", client_ip, limit).await?;
+        UserService::gate(actor)?;
+        if !(actor.has(Permission::CreateUser) || actor.is_admin()) {
+            return Err(IdentityError::Forbidden {
+                code: "forbidden",
+                message: "This action can only be performed by user admin accounts.",
+            });
+        }
+        let username = self.chutes_username(username)?;
+        let (user, fingerprint) = self
+            .create_account(Some(actor), username, None, None)
+            .await?;
+        let key = self
+            .issue_key(
+                &user,
+                ApiKeyInput {
+                    name: "default".to_owned(),
+                    admin: true,
+                    scopes: Vec::new(),
+                },
+            )
+            .await?;
+        Ok(CreatedAccount {
+            user,
+            fingerprint,
+            api_key: Some(key),
+        })
+    }
+
+    /// `GET /users/name_check`: Chutes' rule, availability compared case-insensitively.
+    pub async fn chutes_name_check(&self, username: &str) -> Result<(bool, bool), IdentityError> {
+        if self.chutes_username(username).is_err() {
+            return Ok((false, false));
+        }
+        match self.deps.ports.users.find_by_username(username).await {
+            Ok(_) => Ok((true, false)),
+            Err(RepoError::NotFound) => Ok((true, true)),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    // ---- fingerprints and keys ------------------------------------------------------------
+
+    /// `POST /users/change_fingerprint`: a hotkey or coldkey signature over
+    /// `{key}:{fingerprint}:{nonce}` replaces the fingerprint. Each key is verified against
+    /// itself; the coldkey is tried first. Tokens issued before stop working.
+    pub async fn rotate_fingerprint(
+        &self,
+        rotation: FingerprintRotation,
+    ) -> Result<(), IdentityError> {
+        let window = self.deps.config.identity.rotation_window_secs;
+        if rotation.signature.len() > 256
+            || hex_body(&rotation.signature).is_none_or(|h| h.is_empty())
+        {
+            return Err(IdentityError::MalformedSignature);
+        }
+        let nonce = self.check_nonce(&rotation.nonce, window, true)?;
+        if rotation.coldkey.is_none() && rotation.hotkey.is_none() {
+            return Err(IdentityError::MissingKey);
+        }
+        let fingerprint = rotation.fingerprint;
+        let len = fingerprint.chars().count();
+        if !(MIN_FINGERPRINT..=MAX_FINGERPRINT).contains(&len)
+            || fingerprint.chars().any(char::is_control)
+        {
+            return Err(ValidationError::new(
+                "fingerprint",
+                format!("fingerprint must be {MIN_FINGERPRINT} to {MAX_FINGERPRINT} printable characters"),
+            )
+            .into());
+        }
+        let mut target = None;
+        let mut last_error = IdentityError::UnknownKey;
+        let candidates = [(rotation.coldkey, true), (rotation.hotkey, false)];
+        for (key, is_coldkey) in candidates {
+            let Some(key) = key else { continue };
+            let message = format!("{key}:{fingerprint}:{}", rotation.nonce);
+            if let Err(e) = self.verify(&key, &message, &rotation.signature) {
+                last_error = e;
+                continue;
+            }
+            let found = if is_coldkey {
+                let mut holders = self.deps.ports.users.find_by_coldkey(&key, 2).await?;
+                holders.retain(|u| u.is_active() && !u.is_managed());
+                match holders.len() {
+                    1 => holders.pop(),
+                    0 => None,
+                    // One coldkey may fund several accounts; it cannot say which to change.
+                    _ => {
+                        last_error = IdentityError::Conflict(Conflict::DuplicateHotkey);
+                        None
+                    }
+                }
+            } else {
+                match self.deps.ports.users.find_by_hotkey(&key).await {
+                    Ok(u) if u.is_active() && !u.is_managed() => Some(u),
+                    Ok(_) | Err(RepoError::NotFound) => None,
+                    Err(other) => return Err(other.into()),
+                }
+            };
+            if let Some(user) = found {
+                target = Some(user);
+                break;
+            }
+            if !matches!(last_error, IdentityError::Conflict(_)) {
+                last_error = IdentityError::UnknownKey;
+            }
+        }
+        let user = target.ok_or(last_error)?;
+        self.claim_once(&rotation.signature, nonce, window).await?;
+        let now = self.now();
+        let changes = UserChanges {
+            fingerprint_digest: Some(self.deps.ports.secrets.fingerprint_digest(&fingerprint)),
+            tokens_valid_after: Some(now),
+            revoke_sessions: crate::model::RevokeSessions::All,
+            ..UserChanges::default()
+        };
+        self.users
+            .apply(None, &user, AuditAction::UserUpdated, changes)
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /users/change_bt_auth`: the fingerprint sets a coldkey and/or hotkey. Invalid
+    /// values of one key are ignored when the other changes (as in Chutes); a hotkey held by
+    /// another user is a conflict.
+    pub async fn change_keys(
+        &self,
+        fingerprint: &str,
+        change: KeyChange,
+    ) -> Result<User, IdentityError> {
+        let user = self.user_by_fingerprint(fingerprint).await?;
+        let mut changes = UserChanges::default();
+        let mut first_error: Option<IdentityError> = None;
+        if let Some(raw) = change.coldkey.as_deref() {
+            match self.ss58("coldkey", raw) {
+                Ok(coldkey) => changes.coldkey = Some(Some(coldkey)),
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        if let Some(raw) = change.hotkey.as_deref() {
+            match self.ss58("hotkey", raw) {
+                Ok(hotkey) => {
+                    match self.deps.ports.users.find_by_hotkey(&hotkey).await {
+                        Ok(holder) if holder.id != user.id => {
+                            return Err(IdentityError::Conflict(Conflict::DuplicateHotkey))
+                        }
+                        Ok(_) | Err(RepoError::NotFound) => {}
+                        Err(other) => return Err(other.into()),
+                    }
+                    changes.hotkey = Some(Some(hotkey));
+                }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        if changes.is_empty() {
+            return Err(first_error.unwrap_or_else(|| {
+                ValidationError::new(
+                    "body",
+                    "Invalid request, please provide a coldkey and/or hotkey",
+                )
+                .into()
+            }));
+        }
+        let actor = Actor::direct(user.clone(), None);
+        Ok(self
+            .users
+            .apply(Some(&actor), &user, AuditAction::UserUpdated, changes)
+            .await?)
+    }
+
+    /// `DELETE /users/me` on the Chutes surface: the fingerprint purges its own account.
+    pub async fn purge_by_fingerprint(&self, fingerprint: &str) -> Result<(), IdentityError> {
+        let user = self.user_by_fingerprint(fingerprint).await?;
+        let actor = Actor::direct(user.clone(), None);
+        Ok(self.users.purge_unchecked(&actor, &user).await?)
+    }
+
+    /// `GET /users/set_logo`: the caller's logo.
+    pub async fn set_logo(&self, actor: &Actor, logo_id: Uuid) -> Result<User, IdentityError> {
+        self.change_own(
+            actor,
+            UserChanges {
+                logo_id: Some(Some(logo_id)),
+                ..UserChanges::default()
+            },
+        )
+        .await
+    }
+
+    /// `PUT /users/squad_access`: whether tokens of the trusted external issuer may read the
+    /// caller's data.
+    pub async fn set_squad_access(
+        &self,
+        actor: &Actor,
+        enabled: bool,
+    ) -> Result<User, IdentityError> {
+        self.change_own(
+            actor,
+            UserChanges {
+                squad_enabled: Some(enabled),
+                ..UserChanges::default()
+            },
+        )
+        .await
+    }
+
+    async fn change_own(&self, actor: &Actor, changes: UserChanges) -> Result<User, IdentityError> {
+        UserService::gate(actor)?;
+        ensure_own_write(actor)?;
+        let user = actor.user.clone();
+        Ok(self
+            .users
+            .apply(Some(actor), &user, AuditAction::UserUpdated, changes)
+            .await?)
+    }
+
+    /// `GET /users/user_id_lookup`: a user id by exact username, for billing administrators.
+    pub async fn user_id_lookup(
+        &self,
+        actor: &Actor,
+        username: &str,
+    ) -> Result<Uuid, IdentityError> {
+        UserService::gate(actor)?;
+        if !(actor.has(Permission::BillingAdmin) || actor.is_admin()) {
+            return Err(IdentityError::Forbidden {
+                code: "forbidden",
+                message: "This action can only be performed by billing admin accounts.",
+            });
+        }
+        if username.is_empty() || username.len() > 254 {
+            return Err(IdentityError::NotFound);
+        }
+        let user = self.deps.ports.users.find_by_username(username).await?;
+        // Exact and case-sensitive, like Chutes; deleted users are not looked up.
+        if user.username.as_deref() != Some(username) || user.deleted_at.is_some() {
+            return Err(IdentityError::NotFound);
+        }
+        Ok(user.id)
+    }
+
+    // ---- API keys -------------------------------------------------------------------------
+
+    async fn issue_key(
+        &self,
+        owner: &User,
+        input: ApiKeyInput,
+    ) -> Result<IssuedApiKey, IdentityError> {
+        let name = input.name.trim().to_owned();
+        if name.is_empty()
+            || name.chars().count() > MAX_KEY_NAME
+            || name.chars().any(char::is_control)
+        {
+            return Err(ValidationError::new(
+                "name",
+                format!("name must be 1 to {MAX_KEY_NAME} printable characters"),
+            )
+            .into());
+        }
+        if input.scopes.len() > ApiKeyScope::ALL.len() * 4 {
+            return Err(ValidationError::new("scopes", "too many scopes").into());
+        }
+        let mut scopes = ApiKeyScopes::default();
+        for (i, raw) in input.scopes.iter().enumerate() {
+            let scope = ApiKeyScope::parse(raw).ok_or_else(|| {
+                ValidationError::new(
+                    format!("scopes.{i}"),
+                    "scope must be one of: read, metering",
+                )
+            })?;
+            scopes = scopes.with(scope);
+        }
+        if scopes.contains(ApiKeyScope::Metering)
+            && !(owner.permissions.has(Permission::BillingAdmin) || owner.permissions.is_admin())
+        {
+            return Err(IdentityError::Forbidden {
+                code: "forbidden",
+                message: "only billing administrators may hold metering keys",
+            });
+        }
+        let existing = self.deps.ports.api_keys.list(owner.id).await?;
+        if existing.len() >= self.deps.config.identity.max_api_keys_per_user {
+            return Err(ValidationError::new("name", "too many API keys; revoke one first").into());
+        }
+        let id = self.deps.ports.ids.new_id();
+        let secret = format!(
+            "{API_KEY_PREFIX}{}.{}.{}",
+            id.simple(),
+            owner.id.simple(),
+            self.deps.ports.secrets.new_fingerprint()
+        );
+        let key = self
+            .deps
+            .ports
+            .api_keys
+            .create(NewApiKey {
+                id,
+                user_id: owner.id,
+                name,
+                admin: input.admin,
+                scopes,
+                digest: self.deps.ports.secrets.digest(&secret),
+                now: self.now(),
+            })
+            .await?;
+        Ok(IssuedApiKey { key, secret })
+    }
+
+    /// `POST /api/v1/me/api-keys`: a new key for the caller; its secret is shown once.
+    pub async fn create_api_key(
+        &self,
+        actor: &Actor,
+        input: ApiKeyInput,
+    ) -> Result<IssuedApiKey, IdentityError> {
+        UserService::gate(actor)?;
+        ensure_own_write(actor)?;
+        self.issue_key(&actor.user, input).await
+    }
+
+    /// `GET /api/v1/me/api-keys`: the caller's keys, without secrets.
+    pub async fn list_api_keys(&self, actor: &Actor) -> Result<Vec<ApiKey>, IdentityError> {
+        UserService::gate(actor)?;
+        if !actor.may_read() || actor.is_delegated() {
+            return Err(not_for_this_credential());
+        }
+        Ok(self.deps.ports.api_keys.list(actor.id()).await?)
+    }
+
+    /// `DELETE /api/v1/me/api-keys/{id}`: the key stops working at once.
+    pub async fn revoke_api_key(&self, actor: &Actor, key_id: Uuid) -> Result<(), IdentityError> {
+        UserService::gate(actor)?;
+        ensure_own_write(actor)?;
+        Ok(self.deps.ports.api_keys.revoke(actor.id(), key_id).await?)
+    }
+}
+
+/// Credentials and key management are the user's own: never through a delegated token, a
+/// scoped key or an external token.
+fn ensure_own_write(actor: &Actor) -> Result<(), IdentityError> {
+    if actor.is_delegated() || !actor.may_write() {
+        return Err(not_for_this_credential());
+    }
+    Ok(())
+}
+
+fn not_for_this_credential() -> IdentityError {
+    IdentityError::Forbidden {
+        code: "credential_not_allowed",
+        message: "this credential cannot do that",
+    }
+}
+
+/// A hex signature without its optional `0x`, or `None` when it is not hex.
+fn hex_body(signature: &str) -> Option<&str> {
+    let body = signature
+        .strip_prefix("0x")
+        .or_else(|| signature.strip_prefix("0X"))
+        .unwrap_or(signature);
+    body.bytes().all(|b| b.is_ascii_hexdigit()).then_some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chutes_usernames_follow_the_3_to_15_rule() {
+        assert!(is_chutes_username("abc"));
+        assert!(is_chutes_username("a_b-c123456789X"));
+        assert!(!is_chutes_username("ab"));
+        assert!(!is_chutes_username("abcdefghijklmnop"));
+        assert!(!is_chutes_username("ab.c"));
+        assert!(!is_chutes_username("ab c"));
+        assert!(!is_chutes_username("äbc"));
+    }
+
+    #[test]
+    fn hex_bodies() {
+        assert_eq!(hex_body("0xAbC1"), Some("AbC1"));
+        assert_eq!(hex_body("zz"), None);
+    }
+}
