@@ -9,6 +9,7 @@ use tessera_domain::model::{
 };
 use tessera_domain::services::{DelegatedToken, SharedUser};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 /// `Some(None)` for an explicit `null`, `None` for an absent field.
@@ -21,7 +22,7 @@ where
 }
 
 /// A user as the canonical API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub username: Option<String>,
@@ -128,7 +129,7 @@ impl From<User> for UserView {
 }
 
 /// 201 body of `POST /users`: the user, plus the temporary password when one was generated.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedUserView {
     #[serde(flatten)]
     pub user: UserView,
@@ -136,7 +137,7 @@ pub struct CreatedUserView {
     pub temp_password: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateUserBody {
     pub username: Option<String>,
     pub email: Option<String>,
@@ -150,7 +151,7 @@ pub struct CreateUserBody {
     pub tier_id: Option<Uuid>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateUserBody {
     pub username: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
@@ -169,7 +170,8 @@ pub struct UpdateUserBody {
 }
 
 /// Paging and listing parameters of `GET /users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListUsersQuery {
     pub offset: Option<u64>,
     pub limit: Option<u64>,
@@ -189,7 +191,7 @@ pub struct ListUsersQuery {
     pub sort_order: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserListView {
     pub data: Vec<UserView>,
     pub total_count: u64,
@@ -201,7 +203,7 @@ pub struct UserListView {
 }
 
 /// Login by JSON or OAuth2 password form (`username`, `password`, optional `grant_type`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
     #[serde(alias = "email", alias = "login")]
     pub username: String,
@@ -209,12 +211,12 @@ pub struct LoginBody {
     pub grant_type: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     pub access_token: String,
     pub token_type: &'static str,
@@ -235,7 +237,7 @@ impl From<TokenPair> for TokenView {
 
 /// A wallet. Amounts are signed integers of the currency's minor unit (`usd`: micro-dollars,
 /// `sat`: millisatoshis).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WalletView {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -269,13 +271,13 @@ impl From<Wallet> for WalletView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WalletListView {
     pub data: Vec<WalletView>,
 }
 
 /// One ledger entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LedgerEntryView {
     pub id: Uuid,
     pub wallet_id: Uuid,
@@ -307,7 +309,7 @@ impl From<LedgerEntry> for LedgerEntryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LedgerPageView {
     pub data: Vec<LedgerEntryView>,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
@@ -316,7 +318,7 @@ pub struct LedgerPageView {
 }
 
 /// Both halves of a transfer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TransferView {
     pub transfer_id: Uuid,
     pub from_wallet: Uuid,
@@ -344,20 +346,20 @@ impl From<Transfer> for TransferView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateWalletBody {
     pub name: String,
     pub currency: String,
 }
 
 /// `amount` must be a JSON integer that fits in i64: `1.5`, `"10"` or `1e30` are 422.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AdjustmentBody {
     pub amount: i64,
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct TransferBody {
     pub from_wallet: Uuid,
     pub to_wallet: Uuid,
@@ -365,20 +367,22 @@ pub struct TransferBody {
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListWalletsQuery {
     #[serde(default)]
     pub include_deleted: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }
 
 /// `POST /me/password` (Run:ai's camelCase names accepted).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordBody {
     #[serde(alias = "currentPassword")]
     pub current_password: Option<String>,
@@ -386,7 +390,7 @@ pub struct ChangePasswordBody {
     pub new_password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TempPasswordView {
     pub temp_password: String,
     /// Run:ai's spelling.
@@ -394,36 +398,38 @@ pub struct TempPasswordView {
     pub temp_password_camel: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NameCheckQuery {
     pub username: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GrowthQuery {
     pub days: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CountView {
     pub count: u64,
 }
 
 /// `POST /me/shares`: the grantee (id or username) and the scopes to grant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ShareBody {
     pub grantee: String,
     pub scopes: Vec<String>,
 }
 
 /// `PATCH /me/shares/{grantee}`: the new scopes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ShareScopesBody {
     pub scopes: Vec<String>,
 }
 
 /// A share as the API shows it, with the other party's id and names.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShareView {
     pub owner_id: Uuid,
     pub grantee_id: Uuid,
@@ -436,7 +442,7 @@ pub struct ShareView {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShareUserView {
     pub id: Uuid,
     pub username: Option<String>,
@@ -461,7 +467,7 @@ impl From<SharedUser> for ShareView {
 }
 
 /// `POST /auth/delegated-token`: the subject (id or username) and, optionally, the scopes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DelegatedTokenBody {
     /// SweatStack names it `sub`.
     #[serde(alias = "sub")]
@@ -469,7 +475,7 @@ pub struct DelegatedTokenBody {
     pub scopes: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DelegatedTokenView {
     pub access_token: String,
     pub token_type: &'static str,
@@ -495,4 +501,41 @@ impl From<DelegatedToken> for DelegatedTokenView {
 /// The names of a scope set, for views.
 pub fn scope_names(scopes: ScopeSet) -> Vec<&'static str> {
     scopes.names()
+}
+
+/// `GET /users/name-check`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NameCheckView {
+    /// The name satisfies the username rules.
+    pub valid: bool,
+    /// No user has it.
+    pub available: bool,
+}
+
+/// One day of `GET /stats/growth`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrowthPointView {
+    /// `YYYY-MM-DD`.
+    #[schema(example = "2025-01-31")]
+    pub date: String,
+    /// Users created that day.
+    pub count: u64,
+    /// Users created up to and including that day.
+    pub cumulative: u64,
+}
+
+/// A probe's answer (`/healthz`, `/readyz`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeView {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: &'static str,
+    /// Why the service is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A bare message: `{"detail": "User deleted"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailView {
+    pub detail: &'static str,
 }

@@ -8,13 +8,17 @@ use serde::Serialize;
 use tessera_domain::error::{
     AuthError, IdentityError, TierError, UserError, ValidationError, WalletError,
 };
+use utoipa::ToSchema;
 
 /// One entry of a FastAPI-shaped validation error.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FieldError {
+    /// Where the failing input sits: `body`, `query` or `header`, then the field path.
+    #[schema(example = json!(["body", "username"]))]
     pub loc: Vec<String>,
     pub msg: String,
     #[serde(rename = "type")]
+    #[schema(example = "value_error")]
     pub kind: String,
 }
 
@@ -47,14 +51,20 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The error body of every canonical and LNbits response that is not a validation failure.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A human-readable message.
+    #[schema(example = "User not found")]
     detail: &'a str,
+    /// A stable snake_case code.
+    #[schema(example = "not_found")]
     code: &'a str,
 }
 
-#[derive(Serialize)]
-struct ValidationBody<'a> {
+/// A 422: every failing field, in FastAPI's shape.
+#[derive(Serialize, ToSchema)]
+pub struct ValidationBody<'a> {
     detail: &'a [FieldError],
 }
 
@@ -245,6 +255,141 @@ impl From<TierError> for ApiError {
             TierError::Validation(v) => Self::from_validation(v),
             TierError::Unavailable => Self::Unavailable,
             TierError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// The error responses operations document, as reusable sets for `responses(...)` in
+/// `#[utoipa::path]`: each set adds the statuses its name says, with the canonical bodies
+/// ([`ErrorBody`], [`ValidationBody`]) and headers.
+pub mod responses {
+    use std::collections::BTreeMap;
+
+    use utoipa::openapi::header::{Header, HeaderBuilder};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+    use utoipa::IntoResponses;
+
+    fn json(description: &str, schema: &str) -> ResponseBuilder {
+        ResponseBuilder::new().description(description).content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(schema))),
+        )
+    }
+
+    fn header(description: &str) -> Header {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(description))
+            .build()
+    }
+
+    fn error(description: &str) -> ResponseBuilder {
+        json(description, "ErrorBody")
+    }
+
+    fn set(entries: Vec<(&str, ResponseBuilder)>) -> BTreeMap<String, RefOr<Response>> {
+        entries
+            .into_iter()
+            .map(|(status, response)| (status.to_owned(), RefOr::T(response.build())))
+            .collect()
+    }
+
+    fn validation() -> ResponseBuilder {
+        json(
+            "Validation failed: `detail` lists each failing field (FastAPI's shape)",
+            "ValidationBody",
+        )
+    }
+
+    /// 401: no, or an invalid or expired, credential.
+    pub struct Unauthenticated;
+    impl IntoResponses for Unauthenticated {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![(
+                "401",
+                error("Not authenticated, or the credential is invalid or expired")
+                    .header("WWW-Authenticate", header("`Bearer`")),
+            )])
+        }
+    }
+
+    /// 403: authenticated but not allowed, or `password_change_required`.
+    pub struct Forbidden;
+    impl IntoResponses for Forbidden {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![(
+                "403",
+                error(
+                    "Not allowed (only where the target's existence is already known), or the \
+                     caller must change their password first (`password_change_required`)",
+                ),
+            )])
+        }
+    }
+
+    /// 404: absent or invisible to the caller.
+    pub struct NotFound;
+    impl IntoResponses for NotFound {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![("404", error("Absent, or not visible to the caller"))])
+        }
+    }
+
+    /// 409: a conflict (duplicate, state, insufficient funds, idempotency mismatch).
+    pub struct Conflict;
+    impl IntoResponses for Conflict {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![(
+                "409",
+                error(
+                    "Conflict: a duplicate, a state that forbids it, insufficient funds, or an \
+                     `Idempotency-Key` reused with a different body",
+                ),
+            )])
+        }
+    }
+
+    /// 400, 413 and 422 of an operation that reads a request body.
+    pub struct InvalidBody;
+    impl IntoResponses for InvalidBody {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![
+                (
+                    "400",
+                    error("Malformed request: bad JSON or an unsupported content type"),
+                ),
+                ("413", error("Request body too large")),
+                ("422", validation()),
+            ])
+        }
+    }
+
+    /// 422 of an operation whose only checked input is its query string or headers.
+    pub struct InvalidInput;
+    impl IntoResponses for InvalidInput {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![("422", validation())])
+        }
+    }
+
+    /// 500 and 503 of every operation that reaches the database.
+    pub struct ServerErrors;
+    impl IntoResponses for ServerErrors {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![
+                (
+                    "500",
+                    error("A bug: the body carries no detail; the cause is logged with the request id"),
+                ),
+                (
+                    "503",
+                    error("The database is unavailable; retry later").header(
+                        "Retry-After",
+                        header("Seconds to wait before retrying"),
+                    ),
+                ),
+            ])
         }
     }
 }

@@ -1,34 +1,73 @@
 //! Liveness and readiness probes, outside `/api/v1`.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 
+use crate::dto::ProbeView;
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .get("/healthz", healthz)
+        .get("/readyz", readyz)
+        .get("/metrics", metrics);
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = ProbeView, example = json!({"status": "ok"}))),
+)]
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(ProbeView {
+        status: "ok",
+        detail: None,
+    })
 }
 
-async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+/// Readiness: the database answers and its schema is current.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = ProbeView, example = json!({"status": "ready"})),
+        (status = 503, description = "Not ready: the database is unreachable or its schema is not current", body = ProbeView,
+            headers(("Retry-After" = String, description = "Seconds to wait before retrying")),
+            example = json!({"status": "unavailable", "detail": "database unreachable"})),
+    ),
+)]
+pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     match state.readiness.check().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Ok(()) => HttpResponse::Ok().json(ProbeView {
+            status: "ready",
+            detail: None,
+        }),
         Err(reason) => {
             tracing::warn!(%reason, "not ready");
             HttpResponse::ServiceUnavailable()
                 .insert_header(("Retry-After", "1"))
-                .json(json!({"status": "unavailable", "detail": reason}))
+                .json(ProbeView {
+                    status: "unavailable",
+                    detail: Some(reason),
+                })
         }
     }
 }
 
 /// Prometheus text exposition.
-async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)),
+)]
+pub(crate) async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

@@ -7,18 +7,22 @@
 mod api_v1;
 pub mod auth;
 pub mod chutes;
+mod docs;
 pub mod dto;
 pub mod error;
 pub mod extract;
 mod health;
 mod lnbits;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
+pub mod routes;
 mod state;
 
 use actix_web::{web, HttpResponse};
 
 pub use error::ApiError;
+use routes::{RegisteredRoute, RouteLog, Routes};
 pub use state::{ApiState, Readiness};
 
 /// Request-level limits.
@@ -48,13 +52,30 @@ pub fn configure(
         cfg.app_data(state)
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
             .app_data(web::Data::new(limits))
-            .configure(health::configure)
-            .configure(api_v1::configure)
-            .configure(lnbits::configure)
-            // After LNbits: its `/users/api/v1` scope must win over Chutes' `/users`.
-            .configure(chutes::configure)
             .default_service(web::to(not_found));
+        // The log is only read by `registered_routes`; serving discards it.
+        let log = RouteLog::default();
+        register_routes(&mut Routes::new(cfg, &log));
     }
+}
+
+/// Every route of every surface, in matching order. Each must be documented in
+/// [`openapi`] (the module doc there says how).
+fn register_routes(routes: &mut Routes) {
+    health::configure(routes);
+    docs::configure(routes);
+    api_v1::configure(routes);
+    lnbits::configure(routes);
+    // After LNbits: its `/users/api/v1` scope must win over Chutes' `/users`.
+    chutes::configure(routes);
+}
+
+/// The `(method, path template)` of every route [`configure`] registers, from the same
+/// registration code (no state is needed: actix runs the configuration eagerly).
+pub fn registered_routes() -> Vec<RegisteredRoute> {
+    let log = RouteLog::default();
+    let _app = actix_web::App::new().configure(|cfg| register_routes(&mut Routes::new(cfg, &log)));
+    log.routes()
 }
 
 async fn not_found() -> HttpResponse {

@@ -6,23 +6,24 @@ use tessera_domain::model::ApiKey;
 use tessera_domain::services::ApiKeyInput;
 use tessera_domain::IdentityError;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::error::responses::{Forbidden, InvalidBody, NotFound, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/me/api-keys")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .route("/me/api-keys/{id}", web::delete().to(revoke));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .resource("/me/api-keys", |r| r.get(list).post(create))
+        .delete("/me/api-keys/{id}", revoke);
 }
 
-#[derive(Serialize)]
-struct ApiKeyView {
+/// One of the caller's API keys (never its secret).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ApiKeyView {
     id: Uuid,
     name: String,
     admin: bool,
@@ -46,17 +47,44 @@ impl From<ApiKey> for ApiKeyView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CreateApiKeyBody)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
+    /// An admin key acts with all of the caller's permissions.
     #[serde(default)]
     admin: bool,
+    /// Scope names, at most 16.
     #[serde(default)]
     scopes: Vec<String>,
 }
 
-async fn list(
+/// A new API key with its secret, shown once: only its digest is stored.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CreatedApiKey {
+    #[serde(flatten)]
+    key: ApiKeyView,
+    /// Shown once: only its digest is stored.
+    secret_key: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/api-keys",
+    operation_id = "list_api_keys",
+    tag = "auth",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The caller's API keys, without secrets", body = [ApiKeyView]),
+        Unauthenticated, Forbidden, ServerErrors,
+    ),
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,7 +93,23 @@ async fn list(
     Ok(HttpResponse::Ok().json(views))
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/api-keys",
+    operation_id = "create_api_key",
+    tag = "auth",
+    request_body = CreateBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "The new key with its `secret_key`, shown only here", body = CreatedApiKey),
+        Unauthenticated, Forbidden, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn create(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiJson(body): ApiJson<CreateBody>,
@@ -90,20 +134,29 @@ async fn create(
             },
         )
         .await?;
-    #[derive(Serialize)]
-    struct Created {
-        #[serde(flatten)]
-        key: ApiKeyView,
-        /// Shown once: only its digest is stored.
-        secret_key: String,
-    }
-    Ok(HttpResponse::Created().json(Created {
+    Ok(HttpResponse::Created().json(CreatedApiKey {
         key: issued.key.into(),
         secret_key: issued.secret,
     }))
 }
 
-async fn revoke(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/api-keys/{id}",
+    operation_id = "revoke_api_key",
+    tag = "auth",
+    params(("id" = String, Path, description = "The API key's id (UUID)")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "The key is revoked"),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn revoke(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,

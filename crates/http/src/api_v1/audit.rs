@@ -1,30 +1,71 @@
+use std::collections::BTreeMap;
+
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tessera_domain::error::UserError;
 use tessera_domain::model::{AuditAction, AuditQuery};
 use tessera_domain::services::audit::decode_cursor;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::error::responses::{Forbidden, InvalidInput, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Authenticated};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/audit", web::get().to(list));
+pub fn configure(routes: &mut Routes) {
+    routes.get("/audit", list);
 }
 
-#[derive(Debug, Deserialize)]
-struct AuditParams {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditParams {
+    /// Only events by this actor.
     actor: Option<Uuid>,
+    /// Only events about this user.
     target: Option<Uuid>,
+    /// Only this action (e.g. `user.update`).
     action: Option<String>,
+    /// RFC 3339; events at or after.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// RFC 3339; events before.
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size (default 50).
     limit: Option<u64>,
+}
+
+/// One field's value before and after, as display strings (secrets as `"(changed)"`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FieldChangeView {
+    before: Option<String>,
+    after: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditEventView {
+    id: Uuid,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    at: String,
+    /// `null` for changes made by the system.
+    actor_id: Option<Uuid>,
+    target_id: Option<Uuid>,
+    action: &'static str,
+    changes: BTreeMap<String, FieldChangeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditPageView {
+    data: Vec<AuditEventView>,
+    /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 fn time_param(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
@@ -36,8 +77,24 @@ fn time_param(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, 
     .transpose()
 }
 
-/// `GET /audit` (admins): newest first; `next_cursor` continues the listing.
-async fn list(
+/// The audit trail (admins): newest first; `next_cursor` continues the listing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "list_audit_events",
+    tag = "audit",
+    params(AuditParams),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = AuditPageView),
+        Unauthenticated, Forbidden, InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiQuery(p): ApiQuery<AuditParams>,
@@ -80,19 +137,30 @@ async fn list(
             }
             other => other.into(),
         })?;
-    let data: Vec<_> = page
+    let data = page
         .events
         .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "at": e.at.format(&Rfc3339).unwrap_or_default(),
-                "actor_id": e.actor_id,
-                "target_id": e.target_id,
-                "action": e.action.as_str(),
-                "changes": e.changes,
-            })
+        .map(|e| AuditEventView {
+            id: e.id,
+            at: e.at.format(&Rfc3339).unwrap_or_default(),
+            actor_id: e.actor_id,
+            target_id: e.target_id,
+            action: e.action.as_str(),
+            changes: e
+                .changes
+                .into_iter()
+                .map(|(field, change)| {
+                    let view = FieldChangeView {
+                        before: change.before,
+                        after: change.after,
+                    };
+                    (field, view)
+                })
+                .collect(),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "next_cursor": page.next_cursor})))
+    Ok(HttpResponse::Ok().json(AuditPageView {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }

@@ -1,19 +1,36 @@
 use actix_web::{web, HttpResponse};
 
 use crate::dto::{LoginBody, RefreshBody, TokenView};
+use crate::error::responses::{InvalidBody, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated, JsonOrForm};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/login", web::post().to(login))
-        .route("/auth/refresh", web::post().to(refresh))
-        .route("/auth/logout", web::post().to(logout));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .post("/auth/login", login)
+        .post("/auth/refresh", refresh)
+        .post("/auth/logout", logout);
 }
 
-/// `POST /auth/login`: JSON `{username, password}` or the OAuth2 password form. The username
+/// Password login: JSON `{username, password}` or the OAuth2 password form. The username
 /// field also takes an email address.
-async fn login(
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    request_body(content(
+        (LoginBody = "application/json"),
+        (LoginBody = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "A new session's tokens", body = TokenView),
+        Unauthenticated, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn login(
     state: web::Data<ApiState>,
     JsonOrForm(body): JsonOrForm<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -43,8 +60,19 @@ async fn login(
         .json(TokenView::from(pair)))
 }
 
-/// `POST /auth/refresh`: a new token pair for a refresh token, which is spent.
-async fn refresh(
+/// A new token pair for a refresh token, which is spent (a spent one revokes the session).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    operation_id = "refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "The rotated tokens", body = TokenView),
+        Unauthenticated, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn refresh(
     state: web::Data<ApiState>,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -54,8 +82,23 @@ async fn refresh(
         .json(TokenView::from(pair)))
 }
 
-/// `POST /auth/logout`: ends the session of the presented token.
-async fn logout(
+/// Ends the session of the presented token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "The session is revoked"),
+        Unauthenticated, ServerErrors,
+    ),
+)]
+pub(crate) async fn logout(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {

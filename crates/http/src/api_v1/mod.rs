@@ -1,17 +1,17 @@
 //! The canonical REST API under `/api/v1`.
 
-mod api_keys;
-mod audit;
-mod auth;
-mod shares;
-mod tiers;
-mod users;
-mod wallets;
+pub(crate) mod api_keys;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod shares;
+pub(crate) mod tiers;
+pub(crate) mod users;
+pub(crate) mod wallets;
 
-use actix_web::web;
 use tessera_domain::values::UserRef;
 
 use crate::error::ApiError;
+use crate::routes::Routes;
 
 /// A `{user}` path segment: an id or a username. One that cannot name a user names nobody the
 /// caller can see, so it is a 404 like any other invisible user.
@@ -19,20 +19,24 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
     UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/v1")
-            .wrap(actix_web::middleware::from_fn(
+pub fn configure(routes: &mut Routes) {
+    routes.scope_with(
+        "/api/v1",
+        |scope| {
+            scope.wrap(actix_web::middleware::from_fn(
                 crate::auth::hash_signed_bodies,
             ))
-            .configure(auth::configure)
-            .configure(shares::configure)
-            .configure(api_keys::configure)
-            .configure(audit::configure)
+        },
+        |routes| {
+            auth::configure(routes);
+            shares::configure(routes);
+            api_keys::configure(routes);
+            audit::configure(routes);
             // Before the users routes: `/users/{user}/tier` is more specific than
             // `/users/{user}`, and both are registered as resources.
-            .configure(tiers::configure)
-            .configure(users::configure)
-            .configure(wallets::configure),
+            tiers::configure(routes);
+            users::configure(routes);
+            wallets::configure(routes);
+        },
     );
 }

@@ -5,23 +5,20 @@ use actix_web::{web, HttpResponse};
 use tessera_domain::values::UserRef;
 
 use crate::dto::{DelegatedTokenBody, DelegatedTokenView, ShareBody, ShareScopesBody, ShareView};
+use crate::error::responses::{
+    Conflict, Forbidden, InvalidBody, NotFound, ServerErrors, Unauthenticated,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/delegated-token", web::post().to(delegated_token))
-        .service(
-            web::resource("/me/shares")
-                .route(web::get().to(list))
-                .route(web::post().to(grant)),
-        )
-        .route("/me/shared-with-me", web::get().to(shared_with_me))
-        .service(
-            web::resource("/me/shares/{grantee}")
-                .route(web::patch().to(change))
-                .route(web::delete().to(revoke)),
-        );
+pub fn configure(routes: &mut Routes) {
+    routes
+        .post("/auth/delegated-token", delegated_token)
+        .resource("/me/shares", |r| r.get(list).post(grant))
+        .get("/me/shared-with-me", shared_with_me)
+        .resource("/me/shares/{grantee}", |r| r.patch(change).delete(revoke));
 }
 
 /// A reference that cannot name a user names nobody.
@@ -29,7 +26,22 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
     UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/shares",
+    operation_id = "list_my_shares",
+    tag = "shares",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The caller's shares; `user` is the grantee", body = [ShareView]),
+        Unauthenticated, Forbidden, ServerErrors,
+    ),
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -40,7 +52,24 @@ async fn list(
 
 /// `POST /me/shares`: 201 with the share when new, 200 when an existing share's scopes were
 /// replaced.
-async fn grant(
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/shares",
+    operation_id = "grant_share",
+    tag = "shares",
+    request_body = ShareBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "A new share", body = ShareView),
+        (status = 200, description = "An existing share's scopes were replaced", body = ShareView),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn grant(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiJson(body): ApiJson<ShareBody>,
@@ -58,7 +87,24 @@ async fn grant(
     })
 }
 
-async fn change(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me/shares/{grantee}",
+    operation_id = "change_share",
+    tag = "shares",
+    params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
+    request_body = ShareScopesBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The share with its new scopes", body = ShareView),
+        Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn change(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -72,7 +118,23 @@ async fn change(
     Ok(HttpResponse::Ok().json(ShareView::from(share)))
 }
 
-async fn revoke(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/shares/{grantee}",
+    operation_id = "revoke_share",
+    tag = "shares",
+    params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn revoke(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -85,7 +147,22 @@ async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn shared_with_me(
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/shared-with-me",
+    operation_id = "list_shared_with_me",
+    tag = "shares",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "Shares granted to the caller; `user` is the owner", body = [ShareView]),
+        Unauthenticated, Forbidden, ServerErrors,
+    ),
+)]
+pub(crate) async fn shared_with_me(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -94,9 +171,24 @@ async fn shared_with_me(
     Ok(HttpResponse::Ok().json(views))
 }
 
-/// `POST /auth/delegated-token`: `{user, scopes?}` → `{access_token, token_type, expires_in,
-/// user_id, scope, scopes}`.
-async fn delegated_token(
+/// A token acting as another user: a managed user, or a sharer within the share's scopes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/delegated-token",
+    operation_id = "delegated_token",
+    tag = "auth",
+    request_body = DelegatedTokenBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "An access token acting as the subject within the scopes", body = DelegatedTokenView),
+        Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn delegated_token(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiJson(body): ApiJson<DelegatedTokenBody>,

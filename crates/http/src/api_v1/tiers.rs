@@ -5,41 +5,35 @@ use serde::{Deserialize, Serialize};
 use tessera_domain::model::Tier;
 use tessera_domain::services::{RateLimitInput, TierInput, TierRef};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::user_ref;
 use crate::dto::double_option;
+use crate::error::responses::{
+    Conflict, Forbidden, InvalidBody, NotFound, ServerErrors, Unauthenticated,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/tiers")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/tiers/{tier}")
-            .route(web::get().to(get))
-            .route(web::patch().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .service(
-        web::resource("/users/{user}/tier")
-            .route(web::get().to(user_tier))
-            .route(web::patch().to(assign)),
-    );
+pub fn configure(routes: &mut Routes) {
+    routes
+        .resource("/tiers", |r| r.get(list).post(create))
+        .resource("/tiers/{tier}", |r| r.get(get).patch(update).delete(delete))
+        .resource("/users/{user}/tier", |r| r.get(user_tier).patch(assign));
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A rate limit on a path: at most `limit` requests per `period_secs`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RateLimitView {
     pub path: String,
     pub limit: u32,
     pub period_secs: u32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TierView {
     pub id: Uuid,
     /// FastAPI-boilerplate's spelling of `id`.
@@ -80,8 +74,9 @@ impl From<Tier> for TierView {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct TierBody {
+/// A tier's fields; on `PATCH`, absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct TierBody {
     name: Option<String>,
     quotas: Option<BTreeMap<String, u64>>,
     rate_limits: Option<Vec<RateLimitView>>,
@@ -105,13 +100,30 @@ impl From<TierBody> for TierInput {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct AssignBody {
+/// `{tier_id}`, or `{"tier_id": null}` to clear.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct AssignBody {
+    #[schema(required = true)]
     #[serde(default, deserialize_with = "double_option")]
     tier_id: Option<Option<Uuid>>,
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/tiers",
+    operation_id = "list_tiers",
+    tag = "tiers",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "Every tier", body = [TierView]),
+        Unauthenticated, Forbidden, ServerErrors,
+    ),
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -120,7 +132,23 @@ async fn list(
     Ok(HttpResponse::Ok().json(views))
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/tiers",
+    operation_id = "create_tier",
+    tag = "tiers",
+    request_body = TierBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "The new tier", body = TierView),
+        Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn create(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiJson(body): ApiJson<TierBody>,
@@ -129,7 +157,23 @@ async fn create(
     Ok(HttpResponse::Created().json(TierView::from(tier)))
 }
 
-async fn get(
+#[utoipa::path(
+    get,
+    path = "/api/v1/tiers/{tier}",
+    operation_id = "get_tier",
+    tag = "tiers",
+    params(("tier" = String, Path, description = "A tier id (UUID) or name")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The tier", body = TierView),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -142,7 +186,24 @@ async fn get(
     Ok(HttpResponse::Ok().json(TierView::from(tier)))
 }
 
-async fn update(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tiers/{tier}",
+    operation_id = "update_tier",
+    tag = "tiers",
+    params(("tier" = String, Path, description = "A tier id (UUID) or name")),
+    request_body = TierBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The updated tier", body = TierView),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn update(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -156,7 +217,23 @@ async fn update(
     Ok(HttpResponse::Ok().json(TierView::from(tier)))
 }
 
-async fn delete(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tiers/{tier}",
+    operation_id = "delete_tier",
+    tag = "tiers",
+    params(("tier" = String, Path, description = "A tier id (UUID) or name")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn delete(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -170,7 +247,23 @@ async fn delete(
 }
 
 /// The user's tier, or `null`.
-async fn user_tier(
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user}/tier",
+    operation_id = "get_user_tier",
+    tag = "tiers",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The user's tier, or `null`", body = Option<TierView>),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn user_tier(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -184,7 +277,24 @@ async fn user_tier(
 }
 
 /// `{tier_id}` (or `null` to clear); answers with the tier now assigned.
-async fn assign(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{user}/tier",
+    operation_id = "assign_user_tier",
+    tag = "tiers",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    request_body = AssignBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The tier now assigned, or `null`", body = Option<TierView>),
+        Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn assign(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,

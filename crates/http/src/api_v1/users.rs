@@ -1,5 +1,4 @@
 use actix_web::{web, HttpResponse};
-use serde_json::json;
 use tessera_domain::directory::{SearchTerm, Sort, SortField, SortOrder, UserFilter};
 use tessera_domain::model::User;
 use tessera_domain::services::{CreateUserInput, ListUsersInput, UpdateUserInput};
@@ -8,46 +7,43 @@ use tessera_domain::{Actor, ValidationError};
 
 use super::user_ref;
 use crate::dto::{
-    scope_names, ChangePasswordBody, CountView, CreateUserBody, CreatedUserView, GrowthQuery,
-    ListUsersQuery, NameCheckQuery, TempPasswordView, UpdateUserBody, UserListView, UserView,
+    scope_names, ChangePasswordBody, CountView, CreateUserBody, CreatedUserView, GrowthPointView,
+    GrowthQuery, ListUsersQuery, NameCheckQuery, NameCheckView, TempPasswordView, UpdateUserBody,
+    UserListView, UserView,
+};
+use crate::error::responses::{
+    Conflict, Forbidden, InvalidBody, InvalidInput, NotFound, ServerErrors, Unauthenticated,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Authenticated, JsonOrForm};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(routes: &mut Routes) {
     // Literal segments are registered before `{user}` so that `me` and `db_user` always win.
-    cfg.service(
-        web::resource("/users")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .route("/users/count", web::get().to(count))
-    .route("/users/name-check", web::get().to(name_check))
-    .route("/stats/growth", web::get().to(growth))
-    .route("/me/password", web::post().to(change_own_password))
-    .service(
-        web::resource("/users/me")
+    routes
+        .resource("/users", |r| r.get(list).post(create))
+        .get("/users/count", count)
+        .get("/users/name-check", name_check)
+        .get("/stats/growth", growth)
+        .post("/me/password", change_own_password)
+        .resource("/users/me", |r| {
             // Hotkey-signed `GET /users/me` signs `{hotkey}:{nonce}:me`, as on Chutes.
-            .app_data(crate::auth::SigningPurpose("me"))
-            .route(web::get().to(get_me))
-            .route(web::patch().to(update_me))
-            .route(web::put().to(update_me))
-            .route(web::delete().to(delete_me)),
-    )
-    .service(web::resource("/users/db_user/{user}").route(web::delete().to(purge)))
-    .service(
-        web::resource("/users/{user}")
-            .route(web::get().to(get))
-            .route(web::patch().to(update))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .route("/users/{user}/restore", web::post().to(restore))
-    .route("/users/{user}/password", web::post().to(reset_password))
-    .route("/users/{user}/logout", web::post().to(force_logout))
-    .route("/users/{user}/deactivate", web::post().to(deactivate))
-    .route("/users/{user}/reactivate", web::post().to(reactivate));
+            r.app_data(crate::auth::SigningPurpose("me"))
+                .get(get_me)
+                .patch(update_me)
+                .put(replace_me)
+                .delete(delete_me)
+        })
+        .resource("/users/db_user/{user}", |r| r.delete(purge))
+        .resource("/users/{user}", |r| {
+            r.get(get).patch(update).put(replace).delete(delete)
+        })
+        .post("/users/{user}/restore", restore)
+        .post("/users/{user}/password", reset_password)
+        .post("/users/{user}/logout", force_logout)
+        .post("/users/{user}/deactivate", deactivate)
+        .post("/users/{user}/reactivate", reactivate);
 }
 
 /// User views with their wallet counts and default-wallet balances: one extra store round trip
@@ -146,7 +142,23 @@ fn list_input(q: ListUsersQuery) -> Result<ListUsersInput, ApiError> {
     })
 }
 
-async fn count(
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/count",
+    operation_id = "count_users",
+    tag = "users",
+    params(ListUsersQuery),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "How many users the listing would show", body = CountView),
+        Unauthenticated, Forbidden, InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn count(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiQuery(q): ApiQuery<ListUsersQuery>,
@@ -155,27 +167,72 @@ async fn count(
     Ok(HttpResponse::Ok().json(CountView { count }))
 }
 
-async fn name_check(
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/name-check",
+    operation_id = "check_username",
+    tag = "users",
+    params(NameCheckQuery),
+    responses(
+        (status = 200, description = "Whether the name is valid and free", body = NameCheckView),
+        InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn name_check(
     state: web::Data<ApiState>,
     ApiQuery(q): ApiQuery<NameCheckQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let check = state.tessera.users.name_check(&q.username).await?;
-    Ok(HttpResponse::Ok().json(json!({"valid": check.valid, "available": check.available})))
+    Ok(HttpResponse::Ok().json(NameCheckView {
+        valid: check.valid,
+        available: check.available,
+    }))
 }
 
-async fn growth(
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/growth",
+    operation_id = "user_growth",
+    tag = "users",
+    params(GrowthQuery),
+    responses(
+        (status = 200, description = "Daily and cumulative user counts, oldest first", body = [GrowthPointView]),
+        InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn growth(
     state: web::Data<ApiState>,
     ApiQuery(q): ApiQuery<GrowthQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let points = state.tessera.users.growth(q.days).await?;
     let items: Vec<_> = points
         .into_iter()
-        .map(|p| json!({"date": p.day.to_string(), "count": p.created, "cumulative": p.cumulative}))
+        .map(|p| GrowthPointView {
+            date: p.day.to_string(),
+            count: p.created,
+            cumulative: p.cumulative,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(items))
 }
 
-async fn reset_password(
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user}/password",
+    operation_id = "reset_user_password",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "A temporary password, shown once; the user's sessions are revoked", body = TempPasswordView),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn reset_password(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -193,7 +250,23 @@ async fn reset_password(
         }))
 }
 
-async fn force_logout(
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user}/logout",
+    operation_id = "force_logout_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "Every session and token of the user is revoked"),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn force_logout(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -206,7 +279,23 @@ async fn force_logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn change_own_password(
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/password",
+    operation_id = "change_own_password",
+    tag = "users",
+    request_body = ChangePasswordBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "Changed; the caller's other sessions are revoked"),
+        Unauthenticated, Forbidden, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn change_own_password(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiJson(body): ApiJson<ChangePasswordBody>,
@@ -219,7 +308,23 @@ async fn change_own_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    operation_id = "list_users",
+    tag = "users",
+    params(ListUsersQuery),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "A page of the users the caller can see", body = UserListView),
+        Unauthenticated, Forbidden, InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiQuery(q): ApiQuery<ListUsersQuery>,
@@ -247,7 +352,23 @@ async fn list(
     }))
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    operation_id = "create_user",
+    tag = "users",
+    request_body = CreateUserBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "The new user, with `temp_password` when one was generated", body = CreatedUserView),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn create(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiJson(b): ApiJson<CreateUserBody>,
@@ -272,7 +393,22 @@ async fn create(
         }))
 }
 
-async fn get_me(
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/me",
+    operation_id = "get_me",
+    tag = "users",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The caller", body = UserView),
+        Unauthenticated, ServerErrors,
+    ),
+)]
+pub(crate) async fn get_me(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -280,7 +416,26 @@ async fn get_me(
     Ok(HttpResponse::Ok().json(view(&state, &actor, me).await?))
 }
 
-async fn update_me(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/me",
+    operation_id = "update_me",
+    tag = "users",
+    request_body(content(
+        (UpdateUserBody = "application/json"),
+        (UpdateUserBody = "application/x-www-form-urlencoded"),
+    )),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The updated caller", body = UserView),
+        Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn update_me(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     JsonOrForm(body): JsonOrForm<UpdateUserBody>,
@@ -290,7 +445,50 @@ async fn update_me(
     Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
-async fn delete_me(
+/// Updates the caller (the same partial update as `PATCH`).
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/me",
+    operation_id = "replace_me",
+    tag = "users",
+    request_body(content(
+        (UpdateUserBody = "application/json"),
+        (UpdateUserBody = "application/x-www-form-urlencoded"),
+    )),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The updated caller", body = UserView),
+        Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn replace_me(
+    state: web::Data<ApiState>,
+    actor: Authenticated,
+    body: JsonOrForm<UpdateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    update_me(state, actor, body).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/me",
+    operation_id = "delete_me",
+    tag = "users",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "The caller's account is soft-deleted"),
+        Unauthenticated, Forbidden, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn delete_me(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
@@ -299,7 +497,23 @@ async fn delete_me(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn get(
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user}",
+    operation_id = "get_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -308,7 +522,27 @@ async fn get(
     Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
-async fn update(
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{user}",
+    operation_id = "update_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    request_body(content(
+        (UpdateUserBody = "application/json"),
+        (UpdateUserBody = "application/x-www-form-urlencoded"),
+    )),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The updated user", body = UserView),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn update(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -323,7 +557,53 @@ async fn update(
     Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
-async fn delete(
+/// Updates a user (the same partial update as `PATCH`).
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{user}",
+    operation_id = "replace_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    request_body(content(
+        (UpdateUserBody = "application/json"),
+        (UpdateUserBody = "application/x-www-form-urlencoded"),
+    )),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The updated user", body = UserView),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn replace(
+    state: web::Data<ApiState>,
+    actor: Authenticated,
+    path: web::Path<String>,
+    body: JsonOrForm<UpdateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    update(state, actor, path, body).await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{user}",
+    operation_id = "delete_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "Soft-deleted (a managed user is purged)"),
+        Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn delete(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -336,7 +616,23 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn purge(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/db_user/{user}",
+    operation_id = "purge_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "The user and all their data are gone"),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn purge(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -345,7 +641,23 @@ async fn purge(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn restore(
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user}/restore",
+    operation_id = "restore_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The restored user", body = UserView),
+        Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn restore(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -358,7 +670,23 @@ async fn restore(
     Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
-async fn deactivate(
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user}/deactivate",
+    operation_id = "deactivate_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The deactivated user", body = UserView),
+        Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn deactivate(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -371,7 +699,23 @@ async fn deactivate(
     Ok(HttpResponse::Ok().json(view(&state, &actor, user).await?))
 }
 
-async fn reactivate(
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user}/reactivate",
+    operation_id = "reactivate_user",
+    tag = "users",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The reactivated user", body = UserView),
+        Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn reactivate(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,

@@ -10,25 +10,22 @@ use crate::dto::{
     AdjustmentBody, CreateWalletBody, LedgerEntryView, LedgerPageView, LedgerQuery,
     ListWalletsQuery, TransferBody, TransferView, WalletListView, WalletView,
 };
+use crate::error::responses::{
+    Conflict, Forbidden, InvalidBody, InvalidInput, NotFound, ServerErrors, Unauthenticated,
+};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Authenticated, Idempotency};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/users/{user}/wallets")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/wallets/{id}")
-            .route(web::get().to(get))
-            .route(web::delete().to(delete)),
-    )
-    .route("/wallets/{id}/restore", web::post().to(restore))
-    .route("/wallets/{id}/adjustments", web::post().to(adjust))
-    .route("/wallets/{id}/ledger", web::get().to(ledger))
-    .route("/transfers", web::post().to(transfer));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .resource("/users/{user}/wallets", |r| r.get(list).post(create))
+        .resource("/wallets/{id}", |r| r.get(get).delete(delete))
+        .post("/wallets/{id}/restore", restore)
+        .post("/wallets/{id}/adjustments", adjust)
+        .get("/wallets/{id}/ledger", ledger)
+        .post("/transfers", transfer);
 }
 
 fn wallet_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -44,7 +41,23 @@ fn created(replayed: bool) -> actix_web::HttpResponseBuilder {
     response
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user}/wallets",
+    operation_id = "list_wallets",
+    tag = "wallets",
+    params(("user" = String, Path, description = "A user id (UUID) or a username"), ListWalletsQuery),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The user's wallets with their balances", body = WalletListView),
+        Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -60,7 +73,24 @@ async fn list(
     }))
 }
 
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user}/wallets",
+    operation_id = "create_wallet",
+    tag = "wallets",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    request_body = CreateWalletBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "The new wallet", body = WalletView),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn create(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -74,7 +104,23 @@ async fn create(
     Ok(HttpResponse::Created().json(WalletView::from(wallet)))
 }
 
-async fn get(
+#[utoipa::path(
+    get,
+    path = "/api/v1/wallets/{id}",
+    operation_id = "get_wallet",
+    tag = "wallets",
+    params(("id" = String, Path, description = "A wallet id (UUID)")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The wallet", body = WalletView),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -83,7 +129,23 @@ async fn get(
     Ok(HttpResponse::Ok().json(WalletView::from(wallet)))
 }
 
-async fn delete(
+#[utoipa::path(
+    delete,
+    path = "/api/v1/wallets/{id}",
+    operation_id = "delete_wallet",
+    tag = "wallets",
+    params(("id" = String, Path, description = "A wallet id (UUID)")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 204, description = "Soft-deleted"),
+        Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn delete(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -96,7 +158,23 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn restore(
+#[utoipa::path(
+    post,
+    path = "/api/v1/wallets/{id}/restore",
+    operation_id = "restore_wallet",
+    tag = "wallets",
+    params(("id" = String, Path, description = "A wallet id (UUID)")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The restored wallet", body = WalletView),
+        Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
+    ),
+)]
+pub(crate) async fn restore(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -109,7 +187,24 @@ async fn restore(
     Ok(HttpResponse::Ok().json(WalletView::from(wallet)))
 }
 
-async fn adjust(
+#[utoipa::path(
+    post,
+    path = "/api/v1/wallets/{id}/adjustments",
+    operation_id = "adjust_wallet",
+    tag = "wallets",
+    params(("id" = String, Path, description = "A wallet id (UUID)"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
+    request_body = AdjustmentBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "The ledger entry, with `balance_after`", body = LedgerEntryView, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn adjust(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -131,7 +226,24 @@ async fn adjust(
     Ok(created(posted.replayed).json(LedgerEntryView::from(posted.entry)))
 }
 
-async fn transfer(
+#[utoipa::path(
+    post,
+    path = "/api/v1/transfers",
+    operation_id = "transfer",
+    tag = "wallets",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
+    request_body = TransferBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "Both ledger entries of the transfer", body = TransferView, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn transfer(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     Idempotency(key): Idempotency,
@@ -150,7 +262,23 @@ async fn transfer(
     Ok(created(transfer.replayed).json(TransferView::from(transfer)))
 }
 
-async fn ledger(
+#[utoipa::path(
+    get,
+    path = "/api/v1/wallets/{id}/ledger",
+    operation_id = "wallet_ledger",
+    tag = "wallets",
+    params(("id" = String, Path, description = "A wallet id (UUID)"), LedgerQuery),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "Ledger entries, newest first", body = LedgerPageView),
+        Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn ledger(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,

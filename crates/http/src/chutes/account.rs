@@ -10,36 +10,37 @@ use tessera_domain::model::{
 use tessera_domain::services::KeyChange;
 use tessera_domain::Actor;
 use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{identity_error, ChutesAuth, ChutesError};
+use super::error::responses::{ChutesInvalidBody, ChutesInvalidInput, ChutesServerErrors};
+use super::{identity_error, ChutesAuth, ChutesError, ChutesErrorBody};
 use crate::auth::{
     client_ip, signed_request_with, SigningPurpose, HOTKEY_HEADER, NONCE_HEADER, SIGNATURE_HEADER,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
 const COLDKEY_HEADER: &str = "x-chutes-coldkey";
 const LOGO_BASE: &str = "https://logos.chutes.ai/logos";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/growth", web::get().to(growth))
-        .route("/name_check", web::get().to(name_check))
-        .route("/user_id_lookup", web::get().to(user_id_lookup))
-        .route("/register", web::post().to(register))
-        .route("/create_user", web::post().to(create_user))
-        .route("/login", web::post().to(login))
-        .route("/change_fingerprint", web::post().to(change_fingerprint))
-        .route("/change_bt_auth", web::post().to(change_bt_auth))
-        .route("/set_logo", web::get().to(set_logo))
-        .route("/squad_access", web::put().to(squad_access))
-        .service(
-            web::resource("/me")
-                .app_data(SigningPurpose("me"))
-                .route(web::get().to(me))
-                .route(web::delete().to(delete_me)),
-        );
+pub fn configure(routes: &mut Routes) {
+    routes
+        .get("/growth", growth)
+        .get("/name_check", name_check)
+        .get("/user_id_lookup", user_id_lookup)
+        .post("/register", register)
+        .post("/create_user", create_user)
+        .post("/login", login)
+        .post("/change_fingerprint", change_fingerprint)
+        .post("/change_bt_auth", change_bt_auth)
+        .get("/set_logo", set_logo)
+        .put("/squad_access", squad_access)
+        .resource("/me", |r| {
+            r.app_data(SigningPurpose("me")).get(me).delete(delete_me)
+        });
 }
 
 /// Chutes' descriptions of the permission bits, listed in `permissions`.
@@ -64,7 +65,8 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 /// Chutes' SelfResponse.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = chutes::SelfResponse)]
 pub struct SelfResponse {
     pub username: Option<String>,
     pub user_id: Uuid,
@@ -120,8 +122,10 @@ pub async fn self_response(
     })
 }
 
-#[derive(Serialize)]
-struct ApiKeyView {
+/// An API key issued with the account; `secret_key` is shown only here.
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::ApiKeyView)]
+pub(crate) struct ApiKeyView {
     api_key_id: Uuid,
     user_id: Uuid,
     admin: bool,
@@ -149,8 +153,9 @@ impl From<IssuedApiKey> for ApiKeyView {
 }
 
 /// Chutes' RegistrationResponse: the only time the fingerprint (and key) is shown.
-#[derive(Serialize)]
-struct RegistrationResponse {
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::RegistrationResponse)]
+pub(crate) struct RegistrationResponse {
     username: Option<String>,
     user_id: Uuid,
     logo_id: Option<Uuid>,
@@ -191,13 +196,27 @@ fn required_header<'a>(req: &'a HttpRequest, name: &'static str) -> Result<&'a s
         .ok_or_else(|| ApiError::validation("header", name, "Field required", "missing").into())
 }
 
-async fn growth(state: web::Data<ApiState>) -> Result<HttpResponse, ChutesError> {
-    #[derive(Serialize)]
-    struct Day {
-        date: String,
-        daily_count: u64,
-        cumulative_count: u64,
-    }
+/// One day of user growth.
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::Day)]
+pub(crate) struct Day {
+    /// `YYYY-MM-DD`.
+    date: String,
+    daily_count: u64,
+    cumulative_count: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/users/growth",
+    operation_id = "chutes_user_growth",
+    tag = "chutes",
+    responses(
+        (status = 200, description = "Users created per day and in total, oldest first", body = [Day]),
+        ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn growth(state: web::Data<ApiState>) -> Result<HttpResponse, ChutesError> {
     let points = state.tessera.users.growth(None).await?;
     let days: Vec<Day> = points
         .into_iter()
@@ -210,12 +229,37 @@ async fn growth(state: web::Data<ApiState>) -> Result<HttpResponse, ChutesError>
     Ok(HttpResponse::Ok().json(days))
 }
 
-#[derive(Deserialize)]
-struct UsernameQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UsernameQuery {
     username: String,
 }
 
-async fn name_check(
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::NameCheckResponse)]
+pub(crate) struct NameCheckResponse {
+    valid: bool,
+    available: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::UserIdResponse)]
+pub(crate) struct UserIdResponse {
+    user_id: Uuid,
+}
+
+#[utoipa::path(
+    get,
+    path = "/users/name_check",
+    operation_id = "chutes_name_check",
+    tag = "chutes",
+    params(UsernameQuery),
+    responses(
+        (status = 200, description = "Whether the username is valid and free", body = NameCheckResponse),
+        ChutesInvalidInput, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn name_check(
     state: web::Data<ApiState>,
     ApiQuery(q): ApiQuery<UsernameQuery>,
 ) -> Result<HttpResponse, ChutesError> {
@@ -225,10 +269,29 @@ async fn name_check(
         .chutes_name_check(&q.username)
         .await
         .map_err(identity_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"valid": valid, "available": available})))
+    Ok(HttpResponse::Ok().json(NameCheckResponse { valid, available }))
 }
 
-async fn user_id_lookup(
+#[utoipa::path(
+    get,
+    path = "/users/user_id_lookup",
+    operation_id = "chutes_user_id_lookup",
+    tag = "chutes",
+    params(UsernameQuery),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The user's id", body = UserIdResponse),
+        (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
+        (status = 403, description = "Not allowed for this credential", body = ChutesErrorBody),
+        (status = 404, description = "No user by that name", body = ChutesErrorBody),
+        ChutesInvalidInput, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn user_id_lookup(
     state: web::Data<ApiState>,
     ChutesAuth(actor): ChutesAuth,
     ApiQuery(q): ApiQuery<UsernameQuery>,
@@ -239,7 +302,7 @@ async fn user_id_lookup(
         .user_id_lookup(&actor, &q.username)
         .await
     {
-        Ok(id) => Ok(HttpResponse::Ok().json(serde_json::json!({"user_id": id}))),
+        Ok(user_id) => Ok(HttpResponse::Ok().json(UserIdResponse { user_id })),
         Err(tessera_domain::IdentityError::NotFound) => Err(ChutesError::not_found(format!(
             "User not found: {}",
             q.username
@@ -248,9 +311,11 @@ async fn user_id_lookup(
     }
 }
 
-#[derive(Deserialize)]
-struct RegisterBody {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = chutes::RegisterBody)]
+pub(crate) struct RegisterBody {
     username: String,
+    /// The account's Bittensor coldkey (SS58).
     coldkey: String,
     /// Accepted and ignored, as in Chutes.
     #[serde(default)]
@@ -258,7 +323,23 @@ struct RegisterBody {
     logo_id: Option<Value>,
 }
 
-async fn register(
+#[utoipa::path(
+    post,
+    path = "/users/register",
+    operation_id = "chutes_register",
+    tag = "chutes",
+    request_body = RegisterBody,
+    security(("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = [])),
+    responses(
+        (status = 200, description = "The new account, with its fingerprint (shown only here)", body = RegistrationResponse),
+        (status = 401, description = "No signature, or an invalid signature or nonce", body = ChutesErrorBody),
+        (status = 409, description = "The hotkey or the username is taken", body = ChutesErrorBody),
+        (status = 429, description = "Too many registrations from this IP", body = ChutesErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before retrying"))),
+        ChutesInvalidBody, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn register(
     req: HttpRequest,
     state: web::Data<ApiState>,
     ApiJson(body): ApiJson<RegisterBody>,
@@ -299,15 +380,37 @@ fn registration_error(e: tessera_domain::IdentityError, username: &str) -> Chute
     }
 }
 
-#[derive(Deserialize)]
-struct CreateUserBody {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = chutes::CreateUserBody)]
+pub(crate) struct CreateUserBody {
     username: String,
     #[serde(default)]
     #[allow(dead_code)]
     logo_id: Option<Value>,
 }
 
-async fn create_user(
+#[utoipa::path(
+    post,
+    path = "/users/create_user",
+    operation_id = "chutes_create_user",
+    tag = "chutes",
+    request_body = CreateUserBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The new account, with its fingerprint and API key (shown only here)", body = RegistrationResponse),
+        (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
+        (status = 403, description = "The caller may not create users", body = ChutesErrorBody),
+        (status = 409, description = "The username is taken", body = ChutesErrorBody),
+        (status = 429, description = "Too many accounts created from this IP", body = ChutesErrorBody,
+            headers(("Retry-After" = String, description = "Seconds to wait before retrying"))),
+        ChutesInvalidBody, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn create_user(
     req: HttpRequest,
     state: web::Data<ApiState>,
     ChutesAuth(actor): ChutesAuth,
@@ -325,13 +428,33 @@ async fn create_user(
     }
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = chutes::LoginBody)]
+pub(crate) struct LoginBody {
     #[serde(default)]
     fingerprint: Option<String>,
 }
 
-async fn login(
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::TokenResponse)]
+pub(crate) struct TokenResponse {
+    /// A JWT for `Authorization: Bearer`.
+    token: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/users/login",
+    operation_id = "chutes_login",
+    tag = "chutes",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "An access token for the account of this fingerprint", body = TokenResponse),
+        (status = 401, description = "Missing or invalid fingerprint", body = ChutesErrorBody),
+        ChutesInvalidBody, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn login(
     state: web::Data<ApiState>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ChutesError> {
@@ -342,15 +465,46 @@ async fn login(
         .login_with_fingerprint(&fingerprint)
         .await
         .map_err(identity_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"token": token})))
+    Ok(HttpResponse::Ok().json(TokenResponse { token }))
 }
 
-#[derive(Deserialize)]
-struct FingerprintBody {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = chutes::FingerprintBody)]
+pub(crate) struct FingerprintBody {
+    /// The new fingerprint.
     fingerprint: String,
 }
 
-async fn change_fingerprint(
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::StatusResponse)]
+pub(crate) struct StatusResponse {
+    status: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/users/change_fingerprint",
+    operation_id = "chutes_change_fingerprint",
+    tag = "chutes",
+    request_body = FingerprintBody,
+    params(
+        ("X-Chutes-Coldkey" = Option<String>, Header,
+            description = "The account's coldkey (SS58), instead of `X-Chutes-Hotkey`; the signature is then the coldkey's"),
+    ),
+    // The hotkey, or `X-Chutes-Coldkey` with the signature and nonce; signature and nonce are
+    // required (422 without them).
+    security(
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+        ("hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The fingerprint was replaced", body = StatusResponse),
+        (status = 401, description = "An invalid signature or nonce, or no user with that hotkey/coldkey", body = ChutesErrorBody),
+        (status = 409, description = "The coldkey belongs to several accounts: sign with the hotkey", body = ChutesErrorBody),
+        ChutesInvalidBody, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn change_fingerprint(
     req: HttpRequest,
     state: web::Data<ApiState>,
     ApiJson(body): ApiJson<FingerprintBody>,
@@ -366,7 +520,9 @@ async fn change_fingerprint(
     };
     use tessera_domain::IdentityError;
     match state.tessera.identity.rotate_fingerprint(rotation).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"status": "Fingerprint updated"}))),
+        Ok(()) => Ok(HttpResponse::Ok().json(StatusResponse {
+            status: "Fingerprint updated".to_owned(),
+        })),
         Err(IdentityError::MalformedSignature) => {
             Err(ChutesError::unauthorized("Invalid signature"))
         }
@@ -386,15 +542,32 @@ async fn change_fingerprint(
     }
 }
 
-#[derive(Deserialize)]
-struct KeysBody {
+#[derive(Deserialize, ToSchema)]
+#[schema(as = chutes::KeysBody)]
+pub(crate) struct KeysBody {
     #[serde(default)]
     coldkey: Option<String>,
     #[serde(default)]
     hotkey: Option<String>,
 }
 
-async fn change_bt_auth(
+#[utoipa::path(
+    post,
+    path = "/users/change_bt_auth",
+    operation_id = "chutes_change_bt_auth",
+    tag = "chutes",
+    request_body = KeysBody,
+    params(
+        ("Authorization" = String, Header, description = "The account's fingerprint, the whole header value (no `Bearer`)"),
+    ),
+    responses(
+        (status = 200, description = "The account with its new keys", body = SelfResponse),
+        (status = 401, description = "Missing or invalid fingerprint", body = ChutesErrorBody),
+        (status = 409, description = "The hotkey belongs to another user", body = ChutesErrorBody),
+        ChutesInvalidBody, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn change_bt_auth(
     req: HttpRequest,
     state: web::Data<ApiState>,
     ApiJson(body): ApiJson<KeysBody>,
@@ -427,7 +600,25 @@ async fn change_bt_auth(
     }
 }
 
-async fn me(
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    operation_id = "chutes_me",
+    tag = "chutes",
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The caller's profile and balance (hotkey signatures sign the purpose `me`)", body = SelfResponse),
+        (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
+        (status = 403, description = "Not allowed for this credential", body = ChutesErrorBody),
+        (status = 404, description = "The account is gone", body = ChutesErrorBody),
+        ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn me(
     state: web::Data<ApiState>,
     ChutesAuth(actor): ChutesAuth,
 ) -> Result<HttpResponse, ChutesError> {
@@ -437,7 +628,27 @@ async fn me(
 
 /// Chutes purges the account whose fingerprint is the last token of `Authorization`; tokens
 /// and API keys do not work here.
-async fn delete_me(
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::DeletedResponse)]
+pub(crate) struct DeletedResponse {
+    deleted: bool,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/users/me",
+    operation_id = "chutes_delete_me",
+    tag = "chutes",
+    params(
+        ("Authorization" = String, Header, description = "The account's fingerprint, as the header's last word (`Bearer` optional); tokens and API keys do not work here"),
+    ),
+    responses(
+        (status = 200, description = "The account was purged", body = DeletedResponse),
+        (status = 401, description = "No account has this fingerprint", body = ChutesErrorBody),
+        ChutesInvalidInput, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn delete_me(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ChutesError> {
@@ -449,7 +660,7 @@ async fn delete_me(
         .purge_by_fingerprint(fingerprint)
         .await
     {
-        Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({"deleted": true}))),
+        Ok(()) => Ok(HttpResponse::Ok().json(DeletedResponse { deleted: true })),
         Err(tessera_domain::IdentityError::InvalidFingerprint) => {
             Err(ChutesError::unauthorized("Not authorized"))
         }
@@ -457,12 +668,32 @@ async fn delete_me(
     }
 }
 
-#[derive(Deserialize)]
-struct LogoQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogoQuery {
+    /// A logo id (UUID).
     logo_id: String,
 }
 
-async fn set_logo(
+#[utoipa::path(
+    get,
+    path = "/users/set_logo",
+    operation_id = "chutes_set_logo",
+    tag = "chutes",
+    params(LogoQuery),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The caller's profile with the new logo", body = SelfResponse),
+        (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
+        (status = 403, description = "Not allowed for this credential", body = ChutesErrorBody),
+        ChutesInvalidInput, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn set_logo(
     state: web::Data<ApiState>,
     ChutesAuth(actor): ChutesAuth,
     ApiQuery(q): ApiQuery<LogoQuery>,
@@ -484,7 +715,35 @@ async fn set_logo(
     Ok(HttpResponse::Ok().json(self_response(&state, &actor, user).await?))
 }
 
-async fn squad_access(
+#[derive(Serialize, ToSchema)]
+#[schema(as = chutes::SquadAccessResponse)]
+pub(crate) struct SquadAccessResponse {
+    squad_enabled: bool,
+}
+
+#[utoipa::path(
+    put,
+    path = "/users/squad_access",
+    operation_id = "chutes_squad_access",
+    tag = "chutes",
+    request_body(
+        content = Object,
+        description = "`{\"enable\": true|false}` (also `\"true\"` / `\"True\"`)",
+        example = json!({"enable": true}),
+    ),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "Whether squad access is now enabled", body = SquadAccessResponse),
+        (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
+        (status = 403, description = "Not allowed for this credential", body = ChutesErrorBody),
+        ChutesInvalidBody, ChutesServerErrors,
+    ),
+)]
+pub(crate) async fn squad_access(
     state: web::Data<ApiState>,
     ChutesAuth(actor): ChutesAuth,
     ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
@@ -505,5 +764,7 @@ async fn squad_access(
         .set_squad_access(&actor, enable)
         .await
         .map_err(identity_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"squad_enabled": user.squad_enabled})))
+    Ok(HttpResponse::Ok().json(SquadAccessResponse {
+        squad_enabled: user.squad_enabled,
+    }))
 }

@@ -3,9 +3,18 @@
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
+
+/// The Chutes surface's error body: `detail` is a message, or the list of failing fields of a
+/// 422 (FastAPI's shape, without the canonical `code`).
+#[derive(Serialize, ToSchema)]
+pub struct ChutesErrorBody {
+    pub detail: Value,
+}
 
 #[derive(Debug)]
 pub enum ChutesError {
@@ -99,6 +108,84 @@ impl ResponseError for ChutesError {
                 };
                 response.json(serde_json::json!({ "detail": detail }))
             }
+        }
+    }
+}
+
+/// The error responses Chutes operations share, as reusable sets for `responses(...)` in
+/// `#[utoipa::path]`, with [`ChutesErrorBody`] bodies (the canonical sets of
+/// [`crate::error::responses`] describe `ErrorBody`).
+pub mod responses {
+    use std::collections::BTreeMap;
+
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+    use utoipa::IntoResponses;
+
+    fn chutes(description: &str) -> ResponseBuilder {
+        ResponseBuilder::new().description(description).content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ChutesErrorBody"))),
+        )
+    }
+
+    fn set(entries: Vec<(&str, ResponseBuilder)>) -> BTreeMap<String, RefOr<Response>> {
+        entries
+            .into_iter()
+            .map(|(status, response)| (status.to_owned(), RefOr::T(response.build())))
+            .collect()
+    }
+
+    const VALIDATION: &str =
+        "Validation failed: `detail` lists each failing field (FastAPI's shape, no `code`)";
+
+    /// 400, 413 and 422 of a Chutes operation that reads a JSON body.
+    pub struct ChutesInvalidBody;
+    impl IntoResponses for ChutesInvalidBody {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![
+                (
+                    "400",
+                    chutes(
+                        "Malformed request (bad JSON, unsupported content type) or a value Chutes \
+                         rejects, with its message",
+                    ),
+                ),
+                ("413", chutes("Request body too large")),
+                ("422", chutes(VALIDATION)),
+            ])
+        }
+    }
+
+    /// 422 of a Chutes operation whose only checked input is its query string or headers.
+    pub struct ChutesInvalidInput;
+    impl IntoResponses for ChutesInvalidInput {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![("422", chutes(VALIDATION))])
+        }
+    }
+
+    /// 500 and 503 of every Chutes operation.
+    pub struct ChutesServerErrors;
+    impl IntoResponses for ChutesServerErrors {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            set(vec![
+                (
+                    "500",
+                    chutes("A bug: the body carries no detail; the cause is logged"),
+                ),
+                (
+                    "503",
+                    chutes("The database is unavailable; retry later").header(
+                        "Retry-After",
+                        HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(Type::String))
+                            .description(Some("Seconds to wait before retrying"))
+                            .build(),
+                    ),
+                ),
+            ])
         }
     }
 }

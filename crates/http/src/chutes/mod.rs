@@ -6,28 +6,31 @@
 //! before any `{user_id}` parameter, so `/users/me/discounts` can never be shadowed by an admin
 //! route (a bug of the original).
 
-mod account;
-mod error;
+pub(crate) mod account;
+pub(crate) mod error;
 
 pub use account::{self_response, SelfResponse};
-pub use error::ChutesError;
+pub use error::{ChutesError, ChutesErrorBody};
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use tessera_domain::{Actor, AuthError, IdentityError};
 
 use crate::auth::{authenticate, AuthFailure};
+use crate::routes::Routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/users")
-            .wrap(actix_web::middleware::from_fn(
+pub fn configure(routes: &mut Routes) {
+    routes.scope_with(
+        "/users",
+        |scope| {
+            scope.wrap(actix_web::middleware::from_fn(
                 crate::auth::hash_signed_bodies,
             ))
-            .configure(account::configure),
+        },
+        account::configure,
     );
 }
 

@@ -6,16 +6,18 @@
 //! soft-deletes a user's wallets before it checks who is asking; Tessera does not). The work is
 //! done by the same domain services as the canonical API.
 
-mod users;
+pub(crate) mod users;
 
-use actix_web::web;
+use crate::routes::Routes;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/users/api/v1")
-            .wrap(actix_web::middleware::from_fn(
+pub fn configure(routes: &mut Routes) {
+    routes.scope_with(
+        "/users/api/v1",
+        |scope| {
+            scope.wrap(actix_web::middleware::from_fn(
                 crate::auth::hash_signed_bodies,
             ))
-            .configure(users::configure),
+        },
+        users::configure,
     );
 }

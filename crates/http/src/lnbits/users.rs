@@ -7,11 +7,16 @@ use tessera_domain::services::{CreateUserInput, ListUsersInput, UpdateUserInput}
 use tessera_domain::values::{Paging, UserRef};
 use tessera_domain::Actor;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::dto::double_option;
+use crate::dto::{double_option, DetailView};
+use crate::error::responses::{
+    Conflict, Forbidden, InvalidBody, InvalidInput, NotFound, ServerErrors, Unauthenticated,
+};
 use crate::error::ApiError;
 use crate::extract::{idempotency_key, ApiQuery, Authenticated, LaterJson};
+use crate::routes::Routes;
 use crate::state::ApiState;
 
 /// The seed's default page size.
@@ -19,24 +24,17 @@ const DEFAULT_LIMIT: u64 = 20;
 /// LNbits keeps balances in whole sats on this surface and millisats inside.
 const CURRENCY: &str = "sat";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/user")
-            .route(web::get().to(list))
-            .route(web::post().to(create)),
-    )
-    .service(
-        web::resource("/user/{user_id}")
-            .route(web::get().to(get))
-            .route(web::put().to(update))
-            .route(web::delete().to(delete)),
-    )
-    .route("/user/{user_id}/balance", web::put().to(balance));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .resource("/user", |r| r.get(list).post(create))
+        .resource("/user/{user_id}", |r| r.get(get).put(update).delete(delete))
+        .put("/user/{user_id}/balance", balance);
 }
 
 /// `{id, username, email, is_admin, wallet_count, created_at}`.
-#[derive(Debug, Serialize)]
-struct UserItem {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = lnbits::UserItem)]
+pub(crate) struct UserItem {
     id: Uuid,
     username: Option<String>,
     email: Option<String>,
@@ -47,14 +45,16 @@ struct UserItem {
     created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
     limit: Option<u64>,
     offset: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct CreateBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = lnbits::CreateBody)]
+pub(crate) struct CreateBody {
     username: String,
     password: String,
     email: Option<String>,
@@ -62,37 +62,42 @@ struct CreateBody {
     password_repeat: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct CreatedItem {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = lnbits::CreatedItem)]
+pub(crate) struct CreatedItem {
     id: Uuid,
     username: Option<String>,
     email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct UpdateBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = lnbits::UpdateBody)]
+pub(crate) struct UpdateBody {
     username: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     email: Option<Option<String>>,
     is_admin: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
-struct UpdatedItem {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = lnbits::UpdatedItem)]
+pub(crate) struct UpdatedItem {
     id: Uuid,
     username: Option<String>,
     email: Option<String>,
     is_admin: bool,
 }
 
-#[derive(Debug, Deserialize)]
-struct BalanceBody {
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = lnbits::BalanceBody)]
+pub(crate) struct BalanceBody {
     /// Whole sats, signed.
     amount: i64,
 }
 
-#[derive(Debug, Serialize)]
-struct BalanceItem {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = lnbits::BalanceItem)]
+pub(crate) struct BalanceItem {
     user_id: Uuid,
     /// Millisats.
     new_balance: i64,
@@ -123,7 +128,23 @@ async fn items(
 }
 
 /// `GET /users/api/v1/user?limit=&offset=`: a plain JSON array, oldest first.
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/users/api/v1/user",
+    operation_id = "lnbits_list_users",
+    tag = "lnbits",
+    params(ListQuery),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "Users, oldest first (a plain array)", body = [UserItem]),
+        Unauthenticated, Forbidden, InvalidInput, ServerErrors,
+    ),
+)]
+pub(crate) async fn list(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -142,7 +163,23 @@ async fn list(
 }
 
 /// `GET /users/api/v1/user/{user_id}`.
-async fn get(
+#[utoipa::path(
+    get,
+    path = "/users/api/v1/user/{user_id}",
+    operation_id = "lnbits_get_user",
+    tag = "lnbits",
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The user", body = UserItem),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn get(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -159,7 +196,23 @@ async fn get(
 
 /// `POST /users/api/v1/user` `{username, password, email}` → 201 `{id, username, email}`.
 /// The password is never echoed (LNbits echoes it).
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/users/api/v1/user",
+    operation_id = "lnbits_create_user",
+    tag = "lnbits",
+    request_body = CreateBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 201, description = "The new user (the password is not echoed)", body = CreatedItem),
+        Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn create(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     body: LaterJson,
@@ -196,7 +249,24 @@ async fn create(
 
 /// `PUT /users/api/v1/user/{user_id}` `{username, email, is_admin}`; absent fields stay as
 /// they are (granting or revoking admin takes a superuser).
-async fn update(
+#[utoipa::path(
+    put,
+    path = "/users/api/v1/user/{user_id}",
+    operation_id = "lnbits_update_user",
+    tag = "lnbits",
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    request_body = UpdateBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The updated user", body = UpdatedItem),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn update(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -226,7 +296,23 @@ async fn update(
 
 /// `DELETE /users/api/v1/user/{user_id}` (super user): purges the user with its wallets and
 /// their ledger → `{"detail": "User deleted"}`.
-async fn delete(
+#[utoipa::path(
+    delete,
+    path = "/users/api/v1/user/{user_id}",
+    operation_id = "lnbits_delete_user",
+    tag = "lnbits",
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "Purged with its wallets and their ledger", body = DetailView, example = json!({"detail": "User deleted"})),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn delete(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
@@ -235,13 +321,32 @@ async fn delete(
     state.tessera.users.require_superuser(&actor)?;
     let id = user_id(&path)?;
     state.tessera.users.purge(&actor, &UserRef::Id(id)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"detail": "User deleted"})))
+    Ok(HttpResponse::Ok().json(DetailView {
+        detail: "User deleted",
+    }))
 }
 
 /// `PUT /users/api/v1/user/{user_id}/balance` `{amount}` in whole sats (signed), on the
 /// user's default `sat` wallet (opened with the change if the user has none) →
 /// `{user_id, new_balance}` in millisats. Honours `Idempotency-Key`.
-async fn balance(
+#[utoipa::path(
+    put,
+    path = "/users/api/v1/user/{user_id}/balance",
+    operation_id = "lnbits_adjust_balance",
+    tag = "lnbits",
+    params(("user_id" = Uuid, Path, description = "The user's id"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
+    request_body = BalanceBody,
+    security(
+        ("bearer" = []),
+        ("api_key" = []),
+        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
+    ),
+    responses(
+        (status = 200, description = "The default `sat` wallet's new balance, in millisats", body = BalanceItem, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
+        Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn balance(
     state: web::Data<ApiState>,
     Authenticated(actor): Authenticated,
     path: web::Path<String>,
