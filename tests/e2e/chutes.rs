@@ -12,19 +12,19 @@ use tessera_testkit::TestApp;
 
 use crate::support::send;
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn ss58(key: &Sr25519Keypair) -> String {
+pub(crate) fn ss58(key: &Sr25519Keypair) -> String {
     key.ss58(42)
 }
 
 /// Adds the three `X-Chutes-*` headers: `{hotkey}:{nonce}:{purpose or sha256(body)}`.
-fn signed(
+pub(crate) fn signed(
     request: RequestBuilder,
     key: &Sr25519Keypair,
     nonce: i64,
@@ -43,7 +43,7 @@ fn signed(
 }
 
 /// A signed JSON request: the body is sent as exactly the bytes that were hashed.
-fn signed_json(
+pub(crate) fn signed_json(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -62,7 +62,7 @@ fn signed_json(
 }
 
 /// Registers a Bittensor account; returns `(hotkey pair, registration body)`.
-async fn register(app: &TestApp, username: &str) -> (Sr25519Keypair, Value) {
+pub(crate) async fn register(app: &TestApp, username: &str) -> (Sr25519Keypair, Value) {
     let hotkey = Sr25519Keypair::generate();
     let coldkey = Sr25519Keypair::generate();
     let body = json!({"username": username, "coldkey": ss58(&coldkey)});

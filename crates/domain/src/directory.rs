@@ -111,11 +111,15 @@ fn condition_error(index: usize, raw: &str, reason: impl std::fmt::Display) -> V
 
 /// Splits `field op value` at the first operator.
 fn split_condition(raw: &str) -> Option<(&str, FilterOp, &str)> {
+    // Compared as bytes: the operators are ASCII, so a match starts and ends on character
+    // boundaries, while slicing the `str` at every byte index would panic inside a multi-byte
+    // character.
     let bytes = raw.as_bytes();
     for i in 0..bytes.len().saturating_sub(1) {
         for (token, op) in FilterOp::ALL {
-            if raw[i..].starts_with(token) {
-                return Some((raw[..i].trim(), op, raw[i + token.len()..].trim()));
+            if bytes[i..].starts_with(token.as_bytes()) {
+                let (field, value) = (raw.get(..i)?, raw.get(i + token.len()..)?);
+                return Some((field.trim(), op, value.trim()));
             }
         }
     }
@@ -328,6 +332,17 @@ mod tests {
             Ok(f) if f.conditions.len() == 1 => f.conditions[0].clone(),
             other => panic!("{raw}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn multi_byte_characters_never_split_a_condition_mid_character() {
+        assert!(UserFilter::parse("\u{FFFD}\u{FFFD}").is_err());
+        assert!(UserFilter::parse("usérname==x").is_err());
+        assert_eq!(
+            one("username==été"),
+            one("username == été"),
+            "operators are found between multi-byte characters"
+        );
     }
 
     fn fails(raw: &str, needle: &str) {

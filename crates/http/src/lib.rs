@@ -7,6 +7,7 @@
 mod api_v1;
 pub mod auth;
 pub mod chutes;
+pub mod deadline;
 mod docs;
 pub mod dto;
 pub mod error;
@@ -32,6 +33,8 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (behind a trusted proxy only).
     pub trust_forwarded_for: bool,
+    /// How long a whole request body may take to arrive (zero: no limit); see [`deadline`].
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for HttpLimits {
@@ -39,6 +42,7 @@ impl Default for HttpLimits {
         Self {
             max_body_bytes: 64 * 1024,
             trust_forwarded_for: false,
+            body_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }

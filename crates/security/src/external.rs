@@ -1,5 +1,6 @@
 //! Tokens of a trusted external issuer (Chutes' "squad" platform): RS256 or EdDSA, verified
-//! with the issuer's public key; `exp`, `iat`, `iss` and `sub` are required.
+//! with the issuer's public key; `exp`, `iat`, `iss` and `sub` are required, and tokens not yet
+//! valid (`nbf` or `iat` in the future) are refused.
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -14,6 +15,7 @@ pub struct ExternalIssuer {
 #[derive(Deserialize)]
 struct Claims {
     sub: Uuid,
+    iat: i64,
 }
 
 impl ExternalIssuer {
@@ -36,6 +38,7 @@ impl ExternalIssuer {
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 5;
+        validation.validate_nbf = true;
         Ok(Self { key, validation })
     }
 }
@@ -47,6 +50,7 @@ impl ExternalTokenVerifier for ExternalIssuer {
         }
         decode::<Claims>(token, &self.key, &self.validation)
             .ok()
+            .filter(|data| !crate::token::issued_in_the_future(data.claims.iat))
             .map(|data| data.claims.sub)
     }
 }

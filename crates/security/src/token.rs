@@ -6,9 +6,19 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 const ISSUER: &str = "tessera";
+/// Clock skew tolerated between server processes, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
+/// Whether a token claims to be issued after `now` (beyond the leeway): Tessera never issues
+/// such tokens, so one is forged or from a badly wrong clock.
+pub(crate) fn issued_in_the_future(iat: i64) -> bool {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    iat > now.saturating_add(LEEWAY_SECS as i64)
+}
 
 /// HS256 access tokens. Only HS256 is accepted: `alg: none`, other algorithms and other keys
-/// all fail verification.
+/// all fail verification. Tokens not yet valid — an `nbf` or `iat` in the future, beyond a few
+/// seconds of clock skew — are refused too.
 pub struct JwtCodec {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -37,7 +47,8 @@ impl JwtCodec {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -68,6 +79,9 @@ impl TokenCodec for JwtCodec {
         }
         let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let c = data.claims;
+        if issued_in_the_future(c.iat) {
+            return None;
+        }
         Some(AccessClaims {
             subject: c.sub,
             session_id: c.sid,
@@ -130,6 +144,30 @@ mod tests {
         let tampered = format!("{}.{}x.{}", parts[0], parts[1], parts[2]);
         assert!(codec.decode(&tampered).is_none());
         assert!(codec.decode("garbage").is_none());
+    }
+
+    #[test]
+    fn rejects_tokens_not_yet_valid() {
+        let codec = JwtCodec::new(KEY).unwrap();
+        let mut c = claims(3600);
+        c.issued_at += time::Duration::seconds(600);
+        assert!(codec.decode(&codec.encode(&c).unwrap()).is_none());
+        // Within the leeway is fine.
+        let mut c = claims(3600);
+        c.issued_at += time::Duration::seconds(2);
+        assert!(codec.decode(&codec.encode(&c).unwrap()).is_some());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let body = serde_json::json!({
+            "iss": ISSUER, "sub": Uuid::now_v7(), "sid": Uuid::now_v7(), "iat": now,
+            "exp": now + 600, "nbf": now + 300, "scope": "full",
+        });
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &body,
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert!(codec.decode(&token).is_none());
     }
 
     #[test]

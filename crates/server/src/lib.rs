@@ -288,17 +288,31 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     let limits = HttpLimits {
         max_body_bytes: settings.server.max_body_bytes,
         trust_forwarded_for: settings.identity.trust_forwarded_for,
+        body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
     };
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(actix_web::middleware::from_fn(
+                tessera_http::deadline::limit_body_time,
+            ))
+            .wrap(actix_web::middleware::from_fn(
                 tessera_http::request_id::assign,
             ))
             .configure(tessera_http::configure(state.clone(), limits))
     })
-    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_millis(
+        settings.server.client_request_timeout_ms,
+    ))
+    .client_disconnect_timeout(Duration::from_millis(
+        settings.server.client_disconnect_timeout_ms,
+    ))
+    .keep_alive(match settings.server.keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
+    });
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }

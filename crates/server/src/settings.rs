@@ -33,6 +33,16 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    /// How long a client may take to send a request's head (line and headers); past it: 408
+    /// and the connection is closed. 0 disables the limit.
+    pub client_request_timeout_ms: u64,
+    /// How long a whole request body may take to arrive; past it: 408 and the connection is
+    /// closed. 0 disables the limit.
+    pub body_read_timeout_ms: u64,
+    /// How long closing a connection may take before it is dropped.
+    pub client_disconnect_timeout_ms: u64,
+    /// How long an idle keep-alive connection is kept open (0: no keep-alive).
+    pub keep_alive_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,10 +1,14 @@
-//! Two real `tessera serve` processes on one database: nothing but PostgreSQL is shared, so
-//! money stays exact and a forced logout on one process is effective on the other at once.
+//! Real `tessera serve` processes on one database: nothing but PostgreSQL is shared, so money
+//! stays exact and a forced logout on one process is effective on the other at once; and a
+//! process killed with SIGKILL mid-stream loses nothing it acknowledged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -203,4 +207,179 @@ async fn two_processes_keep_money_exact_and_share_every_logout() {
         .json(&json!({"refresh_token": refresh}));
     assert_eq!(status_of(refreshed).await, 401);
     drop((a, b));
+}
+
+/// Every entry of a wallet's ledger, following the cursor.
+async fn whole_ledger(
+    client: &reqwest::Client,
+    p: &Process,
+    token: &str,
+    wallet: &str,
+) -> Vec<Value> {
+    let mut entries = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/wallets/{wallet}/ledger?limit=500");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = json_of(client.get(p.url(&path)).bearer_auth(token)).await;
+        entries.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return entries,
+        }
+    }
+}
+
+/// Four clients stream keyed adjustments (credits of 1..=9) into one wallet; the server is
+/// killed with SIGKILL mid-stream and a new process started on the same database. Every
+/// adjustment that got a 2xx is in the ledger with its amount, the balance equals the ledger
+/// sum, and retrying the requests whose answer was lost settles each key exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_stream_loses_no_acknowledged_adjustment() {
+    let db = TestDatabase::new().await;
+    let mut first = Process::start(&db.url);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let admin = login(&client, &first, "admin", ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wallets = json_of(
+        client
+            .get(first.url("/api/v1/users/admin/wallets"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    let wallet = wallets["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let streams: Vec<_> = (0..4)
+        .map(|c| {
+            let (client, admin, wallet, base) = (
+                client.clone(),
+                admin.clone(),
+                wallet.clone(),
+                first.base.clone(),
+            );
+            let acknowledged = acknowledged.clone();
+            tokio::spawn(async move {
+                // (key, amount, Some(entry id) when acknowledged, None when the answer was lost)
+                let mut sent = Vec::new();
+                for i in 0..2000 {
+                    let key = format!("c{c}-{i}");
+                    let amount = 1 + (i % 9) as i64;
+                    let response = client
+                        .post(format!("{base}/api/v1/wallets/{wallet}/adjustments"))
+                        .bearer_auth(&admin)
+                        .header("Idempotency-Key", key.clone())
+                        .json(&json!({"amount": amount, "reason": "stream"}))
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let body: Value = r.json().await.unwrap_or(Value::Null);
+                            match (status, body["id"].as_str()) {
+                                (201, Some(id)) => {
+                                    acknowledged.fetch_add(1, Ordering::Relaxed);
+                                    sent.push((key, amount, Some(id.to_owned())));
+                                }
+                                // The body was cut off with the process.
+                                (201, None) => {
+                                    sent.push((key, amount, None));
+                                    break;
+                                }
+                                _ => panic!("{key}: unexpected {status} {body}"),
+                            }
+                        }
+                        Err(_) => {
+                            // The server died with this request in flight: its outcome is
+                            // unknown; the stream ends here.
+                            sent.push((key, amount, None));
+                            break;
+                        }
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    // Kill while the stream runs: after a fair number of writes have been acknowledged.
+    for _ in 0..600 {
+        if acknowledged.load(Ordering::Relaxed) >= 150 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+    first.child.wait().unwrap();
+    let mut sent = Vec::new();
+    for s in streams {
+        sent.extend(s.await.unwrap());
+    }
+    assert!(
+        sent.iter().any(|(_, _, id)| id.is_none()),
+        "the server was killed after every stream had finished"
+    );
+
+    let second = Process::start(&db.url);
+    let ledger = whole_ledger(&client, &second, &admin, &wallet).await;
+    let by_id: BTreeMap<&str, &Value> = ledger
+        .iter()
+        .map(|e| (e["id"].as_str().unwrap(), e))
+        .collect();
+    for (key, amount, id) in &sent {
+        if let Some(id) = id {
+            let entry = by_id
+                .get(id.as_str())
+                .unwrap_or_else(|| panic!("{key}: acknowledged entry {id} is missing"));
+            assert_eq!(entry["amount"], *amount, "{key}");
+            assert_eq!(entry["idempotency_key"], key.as_str(), "{key}");
+        }
+    }
+    let balance = |p: &Process| {
+        let (client, admin, wallet) = (client.clone(), admin.clone(), wallet.clone());
+        let url = p.url(&format!("/api/v1/wallets/{wallet}"));
+        async move {
+            json_of(client.get(url).bearer_auth(&admin)).await["balance"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let sum: i64 = ledger.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+    assert_eq!(
+        balance(&second).await,
+        sum,
+        "balance = ledger sum after the crash"
+    );
+
+    // The requests whose answers were lost, retried on the new process with their keys: each
+    // ends with exactly one entry, whether or not the dead process had committed it.
+    for (key, amount, id) in &sent {
+        if id.is_none() {
+            let r = client
+                .post(second.url(&format!("/api/v1/wallets/{wallet}/adjustments")))
+                .bearer_auth(&admin)
+                .header("Idempotency-Key", key.clone())
+                .json(&json!({"amount": amount, "reason": "stream"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "retrying {key}");
+        }
+    }
+    let ledger = whole_ledger(&client, &second, &admin, &wallet).await;
+    let keys: Vec<&str> = ledger
+        .iter()
+        .map(|e| e["idempotency_key"].as_str().unwrap())
+        .collect();
+    let distinct: BTreeSet<&str> = keys.iter().copied().collect();
+    assert_eq!(keys.len(), distinct.len(), "a key was applied twice");
+    assert_eq!(distinct.len(), sent.len(), "one entry per adjustment sent");
+    let expected: i64 = sent.iter().map(|(_, amount, _)| amount).sum();
+    assert_eq!(balance(&second).await, expected);
 }

@@ -219,6 +219,13 @@ impl TierService {
     async fn resolve(&self, tier: &TierRef) -> Result<Tier, TierError> {
         let found = match tier {
             TierRef::Id(id) => self.deps.ports.tiers.get(*id).await,
+            // No tier can be named so (names are validated on write): never ask the database,
+            // which refuses a NUL byte in text.
+            TierRef::Name(name)
+                if name.chars().count() > MAX_TIER_NAME || name.chars().any(char::is_control) =>
+            {
+                return Err(TierError::NotFound)
+            }
             TierRef::Name(name) => self.deps.ports.tiers.find_by_name(name).await,
         };
         Ok(found?)
