@@ -734,6 +734,13 @@ async fn lookups_logos_squad_access_names_and_growth() {
         (404, json!({"detail": "User not found: lookup_me"})),
         "exact match"
     );
+    // Found by the fuzzer: a NUL byte was a 500 (PostgreSQL refuses it in text).
+    let (status, _) = send(
+        app.get("/users/user_id_lookup?username=a%00b")
+            .bearer_auth(&root),
+    )
+    .await;
+    assert_eq!(status, 404);
 
     let (_, login) = send(
         app.post("/users/login")

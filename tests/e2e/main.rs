@@ -13,6 +13,7 @@ mod faults;
 mod lnbits;
 mod money;
 mod policy_matrix;
+mod rate_limits;
 mod security;
 mod sharing;
 mod smoke;

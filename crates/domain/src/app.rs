@@ -10,8 +10,8 @@ use crate::ports::{
     TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
 use crate::services::{
-    AuditService, AuthService, IdentityService, ShareService, TierService, UserService,
-    WalletService,
+    AuditService, AuthService, IdentityService, LimitsConfig, RateLimitService, ShareService,
+    TierService, UserService, WalletService,
 };
 use crate::values::PasswordPolicy;
 
@@ -49,6 +49,7 @@ pub struct TesseraConfig {
     /// The configured currencies, their scales, and the currency of every user's first wallet.
     pub currencies: Currencies,
     pub identity: IdentityConfig,
+    pub limits: LimitsConfig,
 }
 
 /// Bittensor signatures, fingerprints and Chutes-style registration.
@@ -93,6 +94,7 @@ impl Default for TesseraConfig {
             password_policy: PasswordPolicy::default(),
             currencies: Currencies::default(),
             identity: IdentityConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -112,6 +114,7 @@ pub struct Tessera {
     pub shares: ShareService,
     pub audit: AuditService,
     pub identity: IdentityService,
+    pub limits: RateLimitService,
 }
 
 impl Tessera {
@@ -124,7 +127,8 @@ impl Tessera {
             tiers: TierService::new(deps.clone()),
             shares: ShareService::new(deps.clone()),
             audit: AuditService::new(deps.clone()),
-            identity: IdentityService::new(deps),
+            identity: IdentityService::new(deps.clone()),
+            limits: RateLimitService::new(deps),
         }
     }
 }

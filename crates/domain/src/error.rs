@@ -409,3 +409,14 @@ impl From<AuthError> for IdentityError {
         }
     }
 }
+
+/// A rate limit refused the call.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LimitError {
+    #[error("rate limit exceeded")]
+    Limited { retry_after_secs: u64 },
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}

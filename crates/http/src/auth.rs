@@ -18,7 +18,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tessera_domain::model::{SignedPayload, SignedRequest};
 use tessera_domain::services::identity::API_KEY_PREFIX;
-use tessera_domain::{Actor, AuthError, IdentityError};
+use tessera_domain::{Actor, AuthError, IdentityError, LimitError};
 
 use crate::error::ApiError;
 use crate::state::ApiState;
@@ -47,6 +47,8 @@ pub enum AuthFailure {
     Identity(IdentityError),
     /// A token of the external issuer on a request that changes state.
     ExternalWrite,
+    /// Authenticated, but over the caller's rate limit.
+    Limited(LimitError),
     Internal(String),
 }
 
@@ -60,6 +62,7 @@ impl From<AuthFailure> for ApiError {
                 code: "read_only_credential",
                 detail: "Only read requests are allowed with this token".to_owned(),
             },
+            AuthFailure::Limited(e) => e.into(),
             AuthFailure::Internal(cause) => ApiError::Internal(cause),
         }
     }
@@ -159,8 +162,48 @@ fn authorization(req: &HttpRequest) -> Option<(bool, String)> {
     Some((is_bearer, token.to_owned()))
 }
 
-/// Authenticates a request with whichever credential it carries.
+/// Authenticates a request with whichever credential it carries, then applies the caller's
+/// tier rate limits to its path.
 pub async fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
+    let actor = identify(req).await?;
+    if let Some(state) = req.app_data::<web::Data<ApiState>>() {
+        state
+            .tessera
+            .limits
+            .check_request(Some(&actor), &client_ip(req), req.path())
+            .await
+            .map_err(AuthFailure::Limited)?;
+    }
+    Ok(actor)
+}
+
+fn has_credentials(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::AUTHORIZATION) || headers.contains_key(SIGNATURE_HEADER)
+}
+
+/// Middleware: calls that carry no credential count against the default tier's rules per client
+/// IP (authenticated calls are counted per user once their credential is checked).
+pub async fn limit_anonymous_calls(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !has_credentials(req.request()) {
+        if let Some(state) = req.app_data::<web::Data<ApiState>>() {
+            let ip = client_ip(req.request());
+            state
+                .tessera
+                .limits
+                .check_request(None, &ip, req.path())
+                .await
+                .map_err(ApiError::from)?;
+        }
+    }
+    next.call(req).await
+}
+
+/// Who the credential names, without rate limits.
+async fn identify(req: &HttpRequest) -> Result<Actor, AuthFailure> {
     let state = req
         .app_data::<web::Data<ApiState>>()
         .cloned()

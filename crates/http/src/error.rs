@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use tessera_domain::error::{
-    AuthError, IdentityError, TierError, UserError, ValidationError, WalletError,
+    AuthError, IdentityError, LimitError, TierError, UserError, ValidationError, WalletError,
 };
 use utoipa::ToSchema;
 
@@ -373,11 +373,17 @@ pub mod responses {
         }
     }
 
-    /// 500 and 503 of every operation that reaches the database.
+    /// 429, 500 and 503 of every operation that reaches the database (429: a tier rate limit or
+    /// a login throttle; rate limits are checked in the database too).
     pub struct ServerErrors;
     impl IntoResponses for ServerErrors {
         fn responses() -> BTreeMap<String, RefOr<Response>> {
             set(vec![
+                (
+                    "429",
+                    error("Over a rate limit (the caller's tier rules, or the login throttle)")
+                        .header("Retry-After", header("Seconds until the window ends")),
+                ),
                 (
                     "500",
                     error("A bug: the body carries no detail; the cause is logged with the request id"),
@@ -445,6 +451,19 @@ impl From<IdentityError> for ApiError {
             IdentityError::Validation(v) => Self::from_validation(v),
             IdentityError::Unavailable => Self::Unavailable,
             IdentityError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<LimitError> for ApiError {
+    fn from(err: LimitError) -> Self {
+        match err {
+            LimitError::Limited { retry_after_secs } => Self::TooManyRequests {
+                retry_after_secs,
+                detail: "Rate limit exceeded",
+            },
+            LimitError::Unavailable => Self::Unavailable,
+            LimitError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

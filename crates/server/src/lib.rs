@@ -18,7 +18,7 @@ use tessera_domain::ports::{
     ShareRepository, SystemClock, TierRepository, UserRepository, UuidV7Generator,
     WalletRepository,
 };
-use tessera_domain::services::CreatedUser;
+use tessera_domain::services::{CreatedUser, LimitsConfig, LoginLimits};
 use tessera_domain::values::PasswordPolicy;
 use tessera_domain::{IdentityConfig, Ports, Tessera, TesseraConfig};
 use tessera_http::metrics::{Metrics, PoolStats, PoolStatus};
@@ -236,6 +236,16 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             created_accounts_per_ip_per_day: identity.created_accounts_per_ip_per_day,
             all_accounts_free: identity.all_accounts_free,
             max_api_keys_per_user: identity.max_api_keys_per_user,
+        },
+        limits: LimitsConfig {
+            default_tier: Some(settings.rate_limits.default_tier.trim())
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+            login: LoginLimits {
+                per_ip: settings.rate_limits.login_per_ip.max(1),
+                per_account: settings.rate_limits.login_per_account.max(1),
+                window_secs: settings.rate_limits.login_window_secs.max(1),
+            },
         },
     };
     Ok(Tessera::new(ports, config))

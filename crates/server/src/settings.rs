@@ -23,6 +23,7 @@ pub struct Settings {
     pub wallets: WalletSettings,
     pub bootstrap: BootstrapSettings,
     pub identity: IdentitySettings,
+    pub rate_limits: RateLimitSettings,
     pub log: LogSettings,
 }
 
@@ -97,6 +98,15 @@ pub struct IdentitySettings {
     pub external_issuer: String,
     /// PEM public key of the trusted external issuer; empty: external tokens are refused.
     pub external_issuer_public_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// Tier whose rules apply to users without a tier and, per IP, to anonymous calls.
+    pub default_tier: String,
+    pub login_per_ip: u32,
+    pub login_per_account: u32,
+    pub login_window_secs: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

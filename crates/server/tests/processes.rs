@@ -28,7 +28,16 @@ impl Process {
     /// Starts the binary on a free port with the test configuration (cheap argon2, the shared
     /// JWT key) and waits for it to say where it listens.
     fn start(database_url: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        Self::start_with(database_url, &[])
+    }
+
+    /// Like [`Process::start`], with extra `TESSERA__…` settings.
+    fn start_with(database_url: &str, settings: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        for (key, value) in settings {
+            command.env(key, value);
+        }
+        let mut child = command
             .arg("serve")
             .env("TESSERA_ENV", "test")
             .env("TESSERA_CONFIG_DIR", CONFIG_DIR)
@@ -382,4 +391,28 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_adjustment() {
     assert_eq!(distinct.len(), sent.len(), "one entry per adjustment sent");
     let expected: i64 = sent.iter().map(|(_, amount, _)| amount).sum();
     assert_eq!(balance(&second).await, expected);
+}
+
+/// A login throttle counted in PostgreSQL holds across processes: attempts alternate between
+/// two real servers, and the account is refused after exactly its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_rate_limit() {
+    let db = TestDatabase::new().await;
+    let limit = [("TESSERA__RATE_LIMITS__LOGIN_PER_ACCOUNT", "4")];
+    let a = Process::start_with(&db.url, &limit);
+    let b = Process::start_with(&db.url, &limit);
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let p = if i % 2 == 0 { &a } else { &b };
+        statuses.push(
+            status_of(
+                client
+                    .post(p.url("/api/v1/auth/login"))
+                    .json(&json!({"username": "ghost", "password": "guess-{i}"})),
+            )
+            .await,
+        );
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 401, 429, 429, 429, 429]);
 }

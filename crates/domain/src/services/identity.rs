@@ -620,8 +620,8 @@ impl IdentityService {
                 message: "This action can only be performed by billing admin accounts.",
             });
         }
-        // No username holds a control character (a NUL would not even reach PostgreSQL).
-        if username.is_empty() || username.len() > 254 || username.chars().any(char::is_control) {
+        // A name no user can have (control characters, NUL, too long) names nobody.
+        if !crate::values::may_name_a_user(username) {
             return Err(IdentityError::NotFound);
         }
         let user = self.deps.ports.users.find_by_username(username).await?;

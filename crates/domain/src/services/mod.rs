@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod identity;
+pub mod limits;
 pub mod shares;
 pub mod tiers;
 pub mod users;
@@ -12,6 +13,7 @@ pub mod wallets;
 pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
 pub use identity::{ApiKeyInput, IdentityService, KeyChange};
+pub use limits::{LimitsConfig, LoginLimits, RateLimitService};
 pub use shares::{DelegatedToken, ShareService, SharedUser};
 pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{

@@ -31,6 +31,7 @@ pub fn configure(routes: &mut Routes) {
     ),
 )]
 pub(crate) async fn login(
+    req: actix_web::HttpRequest,
     state: web::Data<ApiState>,
     JsonOrForm(body): JsonOrForm<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -44,6 +45,11 @@ pub(crate) async fn login(
             ));
         }
     }
+    state
+        .tessera
+        .limits
+        .check_login(body.username.trim(), &crate::auth::client_ip(&req))
+        .await?;
     let outcome = state
         .tessera
         .auth

@@ -455,9 +455,20 @@ pub(crate) struct TokenResponse {
     ),
 )]
 pub(crate) async fn login(
+    req: HttpRequest,
     state: web::Data<ApiState>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ChutesError> {
+    match state.tessera.limits.check_login_ip(&client_ip(&req)).await {
+        Ok(()) => {}
+        Err(tessera_domain::LimitError::Limited { retry_after_secs }) => {
+            return Err(ChutesError::throttled(
+                "Too many requests.",
+                retry_after_secs,
+            ))
+        }
+        Err(other) => return Err(other.into()),
+    }
     let fingerprint = body.fingerprint.unwrap_or_default();
     let token = state
         .tessera

@@ -166,11 +166,21 @@ pub mod responses {
         }
     }
 
-    /// 500 and 503 of every Chutes operation.
+    /// 429, 500 and 503 of every Chutes operation (429: a rate limit or throttle).
     pub struct ChutesServerErrors;
     impl IntoResponses for ChutesServerErrors {
         fn responses() -> BTreeMap<String, RefOr<Response>> {
             set(vec![
+                (
+                    "429",
+                    chutes("Over a rate limit or throttle").header(
+                        "Retry-After",
+                        HeaderBuilder::new()
+                            .schema(ObjectBuilder::new().schema_type(Type::String))
+                            .description(Some("Seconds until the window ends"))
+                            .build(),
+                    ),
+                ),
                 (
                     "500",
                     chutes("A bug: the body carries no detail; the cause is logged"),

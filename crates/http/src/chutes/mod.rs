@@ -26,9 +26,13 @@ pub fn configure(routes: &mut Routes) {
     routes.scope_with(
         "/users",
         |scope| {
-            scope.wrap(actix_web::middleware::from_fn(
-                crate::auth::hash_signed_bodies,
-            ))
+            scope
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::hash_signed_bodies,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::limit_anonymous_calls,
+                ))
         },
         account::configure,
     );
@@ -57,6 +61,13 @@ impl FromRequest for ChutesAuth {
                 Err(AuthFailure::ExternalWrite) => Err(ChutesError::unauthorized(
                     "Only invocations and read/GET requests are allowed with squad auth (for now).",
                 )),
+                Err(AuthFailure::Limited(tessera_domain::LimitError::Limited {
+                    retry_after_secs,
+                })) => Err(ChutesError::throttled(
+                    "Too many requests.",
+                    retry_after_secs,
+                )),
+                Err(AuthFailure::Limited(other)) => Err(other.into()),
                 Err(AuthFailure::Internal(cause)) => {
                     Err(crate::error::ApiError::Internal(cause).into())
                 }
