@@ -44,6 +44,16 @@ pub struct LimitsConfig {
     pub login: LoginLimits,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counter_keys_are_bounded_and_free_of_control_characters() {
+        let key = super::bounded(&format!("a\0b\n{}", "x".repeat(500)));
+        assert_eq!(key.chars().count(), 128);
+        assert!(!key.chars().any(char::is_control));
+    }
+}
+
 #[derive(Clone)]
 struct CachedRules {
     read_at: OffsetDateTime,
@@ -193,7 +203,10 @@ impl RateLimitService {
     }
 }
 
-/// Keys stay short whatever the client sends.
+/// Keys stay short and storable whatever the client sends (PostgreSQL text refuses NUL).
 fn bounded(raw: &str) -> String {
-    raw.chars().take(128).collect()
+    raw.chars()
+        .take(128)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
 }
