@@ -35,6 +35,7 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
             tiers: store_port.clone(),
             audit: store_port.clone(),
             shares: store_port.clone(),
+            metering: store_port.clone(),
             wallets: store_port,
             hasher: Arc::new(Argon2Hasher::new(Argon2Settings {
                 memory_kib: 64,

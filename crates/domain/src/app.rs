@@ -3,13 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::Currencies;
+use crate::model::{Currencies, MeteringDefaults};
 use crate::ports::{
-    AuditRepository, Clock, IdGenerator, PasswordHasher, SecretGenerator, SessionRepository,
-    ShareRepository, TierRepository, TokenCodec, UserRepository, WalletRepository,
+    AuditRepository, Clock, IdGenerator, MeteringRepository, PasswordHasher, SecretGenerator,
+    SessionRepository, ShareRepository, TierRepository, TokenCodec, UserRepository,
+    WalletRepository,
 };
 use crate::services::{
-    AuditService, AuthService, ShareService, TierService, UserService, WalletService,
+    AuditService, AuthService, MeteringService, ShareService, TierService, UserService,
+    WalletService,
 };
 use crate::values::PasswordPolicy;
 
@@ -23,6 +25,7 @@ pub struct Ports {
     pub tiers: Arc<dyn TierRepository>,
     pub shares: Arc<dyn ShareRepository>,
     pub audit: Arc<dyn AuditRepository>,
+    pub metering: Arc<dyn MeteringRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -40,6 +43,9 @@ pub struct TesseraConfig {
     pub password_policy: PasswordPolicy,
     /// The configured currencies, their scales, and the currency of every user's first wallet.
     pub currencies: Currencies,
+    /// Server-wide quota and discount fallbacks (`metering.default_quotas`,
+    /// `metering.default_discounts`).
+    pub metering: MeteringDefaults,
 }
 
 impl Default for TesseraConfig {
@@ -49,6 +55,7 @@ impl Default for TesseraConfig {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             password_policy: PasswordPolicy::default(),
             currencies: Currencies::default(),
+            metering: MeteringDefaults::default(),
         }
     }
 }
@@ -67,6 +74,7 @@ pub struct Tessera {
     pub tiers: TierService,
     pub shares: ShareService,
     pub audit: AuditService,
+    pub metering: MeteringService,
 }
 
 impl Tessera {
@@ -78,6 +86,7 @@ impl Tessera {
             wallets: WalletService::new(deps.clone()),
             tiers: TierService::new(deps.clone()),
             shares: ShareService::new(deps.clone()),
+            metering: MeteringService::new(deps.clone()),
             audit: AuditService::new(deps),
         }
     }

@@ -19,4 +19,4 @@ pub mod values;
 
 pub use actor::Actor;
 pub use app::{Ports, Tessera, TesseraConfig};
-pub use error::{AuthError, Conflict, UserError, ValidationError, WalletError};
+pub use error::{AuthError, Conflict, MeteringError, UserError, ValidationError, WalletError};

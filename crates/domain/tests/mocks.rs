@@ -12,9 +12,9 @@ use tessera_domain::model::{
     AuditAction, ChangeTarget, EntryKind, Permission, Permissions, User, UserState, Wallet,
 };
 use tessera_domain::ports::{
-    MockAuditRepository, MockPasswordHasher, MockSecretGenerator, MockSessionRepository,
-    MockShareRepository, MockTierRepository, MockTokenCodec, MockUserRepository,
-    MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
+    MockAuditRepository, MockMeteringRepository, MockPasswordHasher, MockSecretGenerator,
+    MockSessionRepository, MockShareRepository, MockTierRepository, MockTokenCodec,
+    MockUserRepository, MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
 };
 use tessera_domain::services::{AdjustmentInput, CreateUserInput};
 use tessera_domain::values::UserRef;
@@ -38,6 +38,7 @@ fn tessera(m: Mocks) -> Tessera {
         tiers: Arc::new(MockTierRepository::new()),
         audit: Arc::new(MockAuditRepository::new()),
         shares: Arc::new(MockShareRepository::new()),
+        metering: Arc::new(MockMeteringRepository::new()),
         hasher: Arc::new(m.hasher),
         tokens: Arc::new(MockTokenCodec::new()),
         secrets: Arc::new(MockSecretGenerator::new()),

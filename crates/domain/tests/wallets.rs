@@ -61,6 +61,7 @@ fn tessera() -> Tessera {
         tiers: Arc::new(store.clone()),
         shares: Arc::new(store.clone()),
         audit: Arc::new(store.clone()),
+        metering: Arc::new(store.clone()),
         hasher: Arc::new(PlainHasher),
         tokens: Arc::new(NoTokens),
         secrets: Arc::new(Secrets),

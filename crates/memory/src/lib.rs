@@ -12,6 +12,7 @@
 //! atomic unit exactly like a database transaction.
 
 mod audit;
+mod metering;
 mod query;
 mod sessions;
 mod shares;

@@ -7,6 +7,7 @@
 
 mod audit;
 mod error;
+mod metering;
 mod migrate;
 mod models;
 mod pool;

@@ -14,8 +14,8 @@ use actix_web::{web, App, HttpServer};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use tessera_domain::ports::{
-    AuditRepository, SessionRepository, ShareRepository, SystemClock, TierRepository,
-    UserRepository, UuidV7Generator, WalletRepository,
+    AuditRepository, MeteringRepository, SessionRepository, ShareRepository, SystemClock,
+    TierRepository, UserRepository, UuidV7Generator, WalletRepository,
 };
 use tessera_domain::services::CreatedUser;
 use tessera_domain::values::PasswordPolicy;
@@ -133,6 +133,7 @@ type StoragePorts = (
     Arc<dyn AuditRepository>,
     Arc<dyn WalletRepository>,
     Arc<dyn ShareRepository>,
+    Arc<dyn MeteringRepository>,
 );
 
 /// Builds the domain over the configured adapters.
@@ -146,6 +147,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             + AuditRepository
             + WalletRepository
             + ShareRepository
+            + MeteringRepository
             + Clone
             + 'static,
     {
@@ -156,10 +158,11 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             shared.clone(),
             shared.clone(),
             shared.clone(),
+            shared.clone(),
             shared,
         )
     }
-    let (users, sessions, tiers, audit, wallets, shares) = match storage {
+    let (users, sessions, tiers, audit, wallets, shares, metering) = match storage {
         Storage::Postgres(store) => storage_ports(store),
         Storage::Memory(store) => storage_ports(store),
     };
@@ -190,6 +193,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         tiers,
         shares,
         audit,
+        metering,
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
         secrets: Arc::new(RandomSecrets),
@@ -204,6 +208,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             max_len: settings.auth.password_max_length,
         },
         currencies: settings.currencies()?,
+        metering: settings.metering_defaults()?,
     };
     Ok(Tessera::new(ports, config))
 }

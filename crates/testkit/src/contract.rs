@@ -22,8 +22,8 @@ use tessera_domain::model::{
     Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
-    AuditRepository, RepoError, RepoResult, SessionRepository, ShareRepository, TierRepository,
-    UserRepository, WalletRepository,
+    AuditRepository, MeteringRepository, RepoError, RepoResult, SessionRepository, ShareRepository,
+    TierRepository, UserRepository, WalletRepository,
 };
 use tessera_domain::Conflict;
 use time::{Duration, OffsetDateTime};
@@ -50,6 +50,7 @@ pub struct Stores {
     pub audit: Arc<dyn AuditRepository>,
     pub wallets: Arc<dyn WalletRepository>,
     pub shares: Arc<dyn ShareRepository>,
+    pub metering: Arc<dyn MeteringRepository>,
 }
 
 impl Stores {
@@ -62,6 +63,7 @@ impl Stores {
             + AuditRepository
             + WalletRepository
             + ShareRepository
+            + MeteringRepository
             + 'static,
     {
         let store = Arc::new(store);
@@ -71,6 +73,7 @@ impl Stores {
             tiers: store.clone(),
             audit: store.clone(),
             wallets: store.clone(),
+            metering: store.clone(),
             shares: store,
         }
     }

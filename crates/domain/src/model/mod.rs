@@ -1,6 +1,7 @@
 //! Entities of the domain.
 
 mod audit;
+mod metering;
 mod money;
 mod permissions;
 mod session;
@@ -10,6 +11,11 @@ mod user;
 mod wallet;
 
 pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
+pub use metering::{
+    charge, day_of, hour_of, next_reset, Consumption, ConsumptionMode, ConsumptionOutcome,
+    CounterKey, Discount, MeteringDefaults, MeteringRates, QuotaOrigin, ResolvedQuota, Source,
+    UsageItem, UsagePage, UsageQuery, PPM,
+};
 pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};
 pub use session::{

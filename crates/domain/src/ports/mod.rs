@@ -6,6 +6,7 @@
 
 mod audit;
 mod clock;
+mod metering;
 mod security;
 mod sessions;
 mod shares;
@@ -16,6 +17,7 @@ mod wallets;
 
 pub use audit::AuditRepository;
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
+pub use metering::MeteringRepository;
 pub use security::{PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
 pub use shares::ShareRepository;
@@ -28,6 +30,8 @@ pub use wallets::WalletRepository;
 pub use audit::MockAuditRepository;
 #[cfg(feature = "mock")]
 pub use clock::{MockClock, MockIdGenerator};
+#[cfg(feature = "mock")]
+pub use metering::MockMeteringRepository;
 #[cfg(feature = "mock")]
 pub use security::{MockPasswordHasher, MockSecretGenerator, MockTokenCodec};
 #[cfg(feature = "mock")]
