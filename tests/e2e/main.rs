@@ -9,6 +9,7 @@ mod auth;
 mod directory;
 mod faults;
 mod lnbits;
+mod metering;
 mod money;
 mod policy_matrix;
 mod sharing;

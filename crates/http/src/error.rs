@@ -5,7 +5,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use tessera_domain::error::{AuthError, TierError, UserError, ValidationError, WalletError};
+use tessera_domain::error::{
+    AuthError, MeteringError, TierError, UserError, ValidationError, WalletError,
+};
 
 /// One entry of a FastAPI-shaped validation error.
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +31,11 @@ pub enum ApiError {
         detail: String,
     },
     NotFound(&'static str),
+    /// 402: the day's quota is used up and the balance cannot pay. `resets_at` is RFC 3339.
+    PaymentRequired {
+        message: &'static str,
+        resets_at: String,
+    },
     Conflict {
         code: &'static str,
         detail: String,
@@ -79,6 +86,7 @@ impl ApiError {
             Self::Unauthorized { detail, .. } => (*detail).to_owned(),
             Self::Forbidden { detail, .. } | Self::Conflict { detail, .. } => detail.clone(),
             Self::NotFound(what) => (*what).to_owned(),
+            Self::PaymentRequired { message, .. } => (*message).to_owned(),
             Self::PayloadTooLarge => "Request body too large".to_owned(),
             Self::Unavailable => "Service temporarily unavailable".to_owned(),
             Self::Internal(_) => "Internal server error".to_owned(),
@@ -97,6 +105,7 @@ impl std::fmt::Display for ApiError {
             Self::Unauthorized { detail, .. } => write!(f, "unauthorized: {detail}"),
             Self::Forbidden { detail, .. } => write!(f, "forbidden: {detail}"),
             Self::NotFound(what) => write!(f, "not found: {what}"),
+            Self::PaymentRequired { message, .. } => write!(f, "payment required: {message}"),
             Self::Conflict { detail, .. } => write!(f, "conflict: {detail}"),
             Self::PayloadTooLarge => f.write_str("payload too large"),
             Self::Validation(errors) => write!(f, "validation failed: {errors:?}"),
@@ -113,6 +122,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -135,6 +145,13 @@ impl ResponseError for ApiError {
             }
             Self::Forbidden { code, detail } => (detail, code),
             Self::NotFound(what) => (what, "not_found"),
+            Self::PaymentRequired { message, resets_at } => {
+                // Chutes' 402 detail: an object with the message and the reset time.
+                return response.json(serde_json::json!({
+                    "detail": {"message": message, "quota_reset_timestamp": resets_at},
+                    "code": "quota_exceeded",
+                }));
+            }
             Self::Conflict { code, detail } => (detail, code),
             Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
             Self::Unavailable => {
@@ -228,6 +245,31 @@ impl From<TierError> for ApiError {
             TierError::Validation(v) => Self::from_validation(v),
             TierError::Unavailable => Self::Unavailable,
             TierError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<MeteringError> for ApiError {
+    fn from(err: MeteringError) -> Self {
+        match err {
+            MeteringError::UserNotFound => Self::NotFound("User not found"),
+            MeteringError::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            MeteringError::QuotaExceeded { resets_at } => Self::PaymentRequired {
+                message: "Quota exceeded and the account balance cannot pay for this call",
+                resets_at: resets_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            },
+            MeteringError::Conflict(c) => Self::Conflict {
+                code: c.code(),
+                detail: c.message().to_owned(),
+            },
+            MeteringError::Validation(v) => Self::from_validation(v),
+            MeteringError::Unavailable => Self::Unavailable,
+            MeteringError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

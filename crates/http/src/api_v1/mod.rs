@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod metering;
 mod shares;
 mod tiers;
 mod users;
@@ -27,6 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // Before the users routes: `/users/{user}/tier` is more specific than
             // `/users/{user}`, and both are registered as resources.
             .configure(tiers::configure)
+            // `/users/{user}/quotas` and friends, before the generic `/users/{user}` resources.
+            .configure(metering::configure)
             .configure(users::configure)
             .configure(wallets::configure),
     );

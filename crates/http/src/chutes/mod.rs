@@ -6,6 +6,7 @@
 //! before any `{user_id}` parameter, so `/users/me/discounts` can never be shadowed by an admin
 //! route (a bug of the original).
 
+mod billing;
 mod error;
 
 pub use error::ChutesError;
@@ -13,5 +14,5 @@ pub use error::ChutesError;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/users"));
+    cfg.service(web::scope("/users").configure(billing::configure));
 }
