@@ -41,6 +41,9 @@ pub use directory::*;
 mod shares;
 pub use shares::*;
 
+pub mod metering;
+pub use metering::*;
+
 /// The storage ports under test, backed by one fresh, isolated store.
 #[derive(Clone)]
 pub struct Stores {
@@ -178,6 +181,14 @@ macro_rules! contract_tests {
             list_visible_to_includes_users_who_shared,
             check_delegated_reads_both_parties_and_the_share,
             concurrent_puts_of_one_share_create_it_once,
+            quotas_and_discounts_replace_all,
+            rates_read_user_rows_and_tier_defaults,
+            consumption_uses_quota_then_balance_then_refuses,
+            invoiced_consumption_goes_negative_and_free_is_never_charged,
+            keyed_consumption_replays_its_first_decision,
+            usage_pages_group_and_filter,
+            purge_removes_metering_rows,
+            concurrent_consumption_is_exact,
         }
     };
 }
