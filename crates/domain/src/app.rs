@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::Currencies;
+use crate::model::{Currencies, MeteringDefaults};
 use crate::ports::{
     ApiKeyRepository, AuditRepository, Clock, ExternalTokenVerifier, GuardRepository, IdGenerator,
-    PasswordHasher, SecretGenerator, SessionRepository, ShareRepository, SignatureVerifier,
-    TierRepository, TokenCodec, UserRepository, WalletRepository,
+    MeteringRepository, PasswordHasher, SecretGenerator, SessionRepository, ShareRepository,
+    SignatureVerifier, TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
 use crate::services::{
-    AuditService, AuthService, IdentityService, ShareService, TierService, UserService,
-    WalletService,
+    AuditService, AuthService, IdentityService, MeteringService, ShareService, TierService,
+    UserService, WalletService,
 };
 use crate::values::PasswordPolicy;
 
@@ -27,6 +27,7 @@ pub struct Ports {
     pub audit: Arc<dyn AuditRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub guards: Arc<dyn GuardRepository>,
+    pub metering: Arc<dyn MeteringRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -49,6 +50,9 @@ pub struct TesseraConfig {
     /// The configured currencies, their scales, and the currency of every user's first wallet.
     pub currencies: Currencies,
     pub identity: IdentityConfig,
+    /// Server-wide quota and discount fallbacks (`metering.default_quotas`,
+    /// `metering.default_discounts`).
+    pub metering: MeteringDefaults,
 }
 
 /// Bittensor signatures, fingerprints and Chutes-style registration.
@@ -93,6 +97,7 @@ impl Default for TesseraConfig {
             password_policy: PasswordPolicy::default(),
             currencies: Currencies::default(),
             identity: IdentityConfig::default(),
+            metering: MeteringDefaults::default(),
         }
     }
 }
@@ -112,6 +117,7 @@ pub struct Tessera {
     pub shares: ShareService,
     pub audit: AuditService,
     pub identity: IdentityService,
+    pub metering: MeteringService,
 }
 
 impl Tessera {
@@ -123,6 +129,7 @@ impl Tessera {
             wallets: WalletService::new(deps.clone()),
             tiers: TierService::new(deps.clone()),
             shares: ShareService::new(deps.clone()),
+            metering: MeteringService::new(deps.clone()),
             audit: AuditService::new(deps.clone()),
             identity: IdentityService::new(deps),
         }

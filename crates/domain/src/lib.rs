@@ -19,4 +19,6 @@ pub mod values;
 
 pub use actor::{Actor, Credential};
 pub use app::{IdentityConfig, Ports, Tessera, TesseraConfig};
-pub use error::{AuthError, Conflict, IdentityError, UserError, ValidationError, WalletError};
+pub use error::{
+    AuthError, Conflict, IdentityError, MeteringError, UserError, ValidationError, WalletError,
+};

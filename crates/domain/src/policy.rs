@@ -5,7 +5,7 @@
 //! only for users the caller can already see.
 
 use crate::actor::Actor;
-use crate::error::{UserError, WalletError};
+use crate::error::{MeteringError, UserError, WalletError};
 use crate::model::{Permission, Permissions, ScopeSet, User, UserState};
 
 /// Whether the actor may know this user exists (without looking at shares).
@@ -314,6 +314,75 @@ pub fn ensure_can_transfer_from(actor: &Actor, owner: &User) -> Result<(), Walle
     ))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Metering. Billing administrators (and administrators, whose permission implies it) set quotas,
+// discounts and invoicing and record consumption; a user (or their manager) reads their own.
+
+/// The message of every billing-administrator refusal (Chutes' text, on every surface).
+pub const BILLING_ADMIN_REQUIRED: &str =
+    "This action can only be performed by billing admin accounts.";
+
+/// Billing administration: `billing_admin` (implied by `admin` and `superuser`), never through a
+/// delegated token.
+pub fn ensure_billing_admin(actor: &Actor) -> Result<(), MeteringError> {
+    if actor.has(Permission::BillingAdmin) {
+        Ok(())
+    } else {
+        Err(MeteringError::forbidden(BILLING_ADMIN_REQUIRED))
+    }
+}
+
+/// Whether the actor may record consumption (`POST /api/v1/usage`). Today: billing
+/// administrators. This is the hook for API keys with a metering scope: extend it, not the
+/// handlers.
+pub fn may_meter(actor: &Actor) -> bool {
+    actor.has(Permission::BillingAdmin)
+}
+
+pub fn ensure_may_meter(actor: &Actor) -> Result<(), MeteringError> {
+    if may_meter(actor) {
+        Ok(())
+    } else {
+        Err(MeteringError::forbidden(BILLING_ADMIN_REQUIRED))
+    }
+}
+
+/// Whether the actor may know a user exists for billing purposes: whoever may see the user,
+/// and billing administrators (who see every user that is not soft-deleted).
+fn can_see_for_billing(actor: &Actor, target: &User) -> bool {
+    can_view(actor, target)
+        || (actor.has(Permission::BillingAdmin) && target.state != UserState::Deleted)
+}
+
+/// Reading a user's quotas, discounts, quota usage and usage history: the user (or their
+/// manager), administrators and billing administrators. Anyone else: `UserNotFound`.
+pub fn ensure_can_read_metering(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+    if can_see_for_billing(actor, target) {
+        Ok(())
+    } else {
+        Err(MeteringError::UserNotFound)
+    }
+}
+
+/// Changing a user's quotas, discounts or invoicing: billing administrators. A caller who
+/// cannot see the user gets `UserNotFound`; one who can (the user themself) `Forbidden`.
+pub fn ensure_can_bill(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+    if !can_see_for_billing(actor, target) {
+        return Err(MeteringError::UserNotFound);
+    }
+    ensure_billing_admin(actor)
+}
+
+/// Consumption for a user: a metering caller, and a user that exists and is not
+/// soft-deleted.
+pub fn ensure_can_meter_for(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+    ensure_may_meter(actor)?;
+    if target.state == UserState::Deleted {
+        return Err(MeteringError::UserNotFound);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +577,38 @@ mod tests {
         assert!(ensure_can_set_password(&write, &admin_subject).is_err());
         assert!(writes_as_owner(&write, &admin_subject));
         assert!(!writes_as_owner(&read, &admin_subject));
+    }
+
+    #[test]
+    fn metering_is_read_by_owners_and_billing_and_written_by_billing() {
+        let owner = user(Permissions::NONE);
+        let stranger = user(Permissions::NONE);
+        let billing = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        assert!(ensure_can_read_metering(&actor(&owner), &owner).is_ok());
+        assert!(ensure_can_read_metering(&actor(&billing), &owner).is_ok());
+        assert!(ensure_can_read_metering(&actor(&admin), &owner).is_ok());
+        assert!(matches!(
+            ensure_can_read_metering(&actor(&stranger), &owner),
+            Err(MeteringError::UserNotFound)
+        ));
+        assert!(matches!(
+            ensure_can_bill(&actor(&owner), &owner),
+            Err(MeteringError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            ensure_can_bill(&actor(&stranger), &owner),
+            Err(MeteringError::UserNotFound)
+        ));
+        assert!(ensure_can_bill(&actor(&billing), &owner).is_ok());
+        assert!(ensure_can_bill(&actor(&admin), &owner).is_ok());
+        assert!(may_meter(&actor(&billing)) && !may_meter(&actor(&owner)));
+        let mut gone = owner.clone();
+        gone.state = UserState::Deleted;
+        assert!(matches!(
+            ensure_can_meter_for(&actor(&billing), &gone),
+            Err(MeteringError::UserNotFound)
+        ));
     }
 
     #[test]

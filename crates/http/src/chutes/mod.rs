@@ -7,6 +7,7 @@
 //! route (a bug of the original).
 
 pub(crate) mod account;
+pub(crate) mod billing;
 pub(crate) mod error;
 
 pub use account::{self_response, SelfResponse};
@@ -30,7 +31,12 @@ pub fn configure(routes: &mut Routes) {
                 crate::auth::hash_signed_bodies,
             ))
         },
-        account::configure,
+        |routes| {
+            // `/me` (GET, DELETE) and the other literal account routes, then billing's
+            // `/me/...` literals, then the `/{user_id}/...` routes.
+            account::configure(routes);
+            billing::configure(routes);
+        },
     );
 }
 
