@@ -847,3 +847,106 @@ async fn chutes_enable_invoicing() {
         (&json!(true), &json!(true))
     );
 }
+
+/// API keys with the `metering` scope: a billing administrator's key records consumption and
+/// does nothing else its owner could; a `read` key cannot meter; a plain user cannot mint one.
+#[tokio::test]
+async fn metering_api_keys() {
+    let app = TestApp::spawn().await;
+    let (root, alice) = setup(&app).await;
+    let biller = member(&app, "biller").await;
+    let (status, body) = send(
+        app.patch(&format!("/api/v1/users/{}", biller.id))
+            .bearer_auth(&root)
+            .json(&json!({"permissions": 64})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mint = |token: String, body: Value| {
+        let app = &app;
+        async move {
+            send(
+                app.post("/api/v1/me/api-keys")
+                    .bearer_auth(token)
+                    .json(&body),
+            )
+            .await
+        }
+    };
+    let (status, body) = mint(
+        alice.token.clone(),
+        json!({"name": "meter", "scopes": ["metering"]}),
+    )
+    .await;
+    assert_eq!(
+        status, 403,
+        "a plain user cannot mint a metering key: {body}"
+    );
+    let (status, created) = mint(
+        biller.token.clone(),
+        json!({"name": "meter", "scopes": ["metering"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["scopes"], json!(["metering"]));
+    let meter = created["secret_key"].as_str().expect("secret").to_owned();
+    let (status, created) = mint(
+        biller.token.clone(),
+        json!({"name": "reader", "scopes": ["read"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let reader = created["secret_key"].as_str().expect("secret").to_owned();
+
+    let quotas = format!("/api/v1/users/{}/quotas", alice.id);
+    assert_eq!(put(&app, &root, &quotas, json!({"*": 5})).await.0, 200);
+    let (status, body) = consume(&app, &meter, call(&alice.id, 100)).await;
+    assert_eq!((status, &body["source"]), (201, &json!("quota")), "{body}");
+    // Bare (Chutes-style) key too, and with an idempotency key.
+    let (status, body) = send(
+        app.post("/api/v1/usage")
+            .header("Authorization", &meter)
+            .header("Idempotency-Key", "meter-1")
+            .json(&call(&alice.id, 100)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(usage_count(&app, &root, &alice.id).await, 2);
+
+    let (status, body) = consume(&app, &reader, call(&alice.id, 100)).await;
+    assert_eq!(status, 403, "a read key cannot meter: {body}");
+    assert_eq!(usage_count(&app, &root, &alice.id).await, 2);
+
+    // Nothing else: the metering key holds none of its owner's billing rights.
+    assert_ne!(put(&app, &meter, &quotas, json!({"*": 100})).await.0, 200);
+    assert_ne!(
+        put(
+            &app,
+            &meter,
+            &format!("/api/v1/users/{}/invoicing", alice.id),
+            json!({"enabled": true}),
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, body) = send(
+        app.post("/users/admin_balance_change")
+            .header("Authorization", &meter)
+            .json(&json!({"user_id": alice.id, "amount": 1.0, "reason": "x"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = send(
+        app.post(&format!("/users/{}/enable_invoicing", alice.id))
+            .header("Authorization", &meter),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = mint(meter.clone(), json!({"name": "more", "admin": true})).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(quotas_of(&app, &root, &alice.id).await, json!({"*": 5}));
+    // The owner themself still meters with their session.
+    let (status, body) = consume(&app, &biller.token, call(&alice.id, 100)).await;
+    assert_eq!(status, 201, "{body}");
+}

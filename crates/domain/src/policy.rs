@@ -6,7 +6,7 @@
 
 use crate::actor::Actor;
 use crate::error::{MeteringError, UserError, WalletError};
-use crate::model::{Permission, Permissions, ScopeSet, User, UserState};
+use crate::model::{ApiKeyScope, Permission, Permissions, ScopeSet, User, UserState};
 
 /// Whether the actor may know this user exists (without looking at shares).
 pub fn can_view(actor: &Actor, target: &User) -> bool {
@@ -332,11 +332,15 @@ pub fn ensure_billing_admin(actor: &Actor) -> Result<(), MeteringError> {
     }
 }
 
-/// Whether the actor may record consumption (`POST /api/v1/usage`). Today: billing
-/// administrators. This is the hook for API keys with a metering scope: extend it, not the
-/// handlers.
+/// Whether the actor may record consumption (`POST /api/v1/usage`): billing administrators
+/// (admins and superusers included) with a full credential, and API keys with the `metering`
+/// scope whose owner is one. The scope grants nothing else: a metering key holds none of its
+/// owner's permissions anywhere but here.
 pub fn may_meter(actor: &Actor) -> bool {
     actor.has(Permission::BillingAdmin)
+        || (!actor.is_delegated()
+            && actor.key_has_scope(ApiKeyScope::Metering)
+            && actor.user.permissions.has(Permission::BillingAdmin))
 }
 
 pub fn ensure_may_meter(actor: &Actor) -> Result<(), MeteringError> {
@@ -623,5 +627,42 @@ mod tests {
         assert!(ensure_admin(&actor(&admin)).is_ok());
         assert!(ensure_superuser(&actor(&admin)).is_err());
         assert!(ensure_superuser(&actor(&root)).is_ok() && ensure_admin(&actor(&root)).is_ok());
+    }
+
+    #[test]
+    fn metering_keys_of_billing_admins_meter_and_nothing_else() {
+        use crate::actor::Credential;
+        use crate::model::ApiKeyScopes;
+        let key = |u: &User, scopes: ApiKeyScopes| {
+            Actor::limited(
+                u.clone(),
+                Credential::ScopedKey {
+                    key_id: Uuid::now_v7(),
+                    scopes,
+                },
+            )
+        };
+        let metering = ApiKeyScopes::default().with(ApiKeyScope::Metering);
+        let read = ApiKeyScopes::default().with(ApiKeyScope::Read);
+        let billing = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let plain = user(Permissions::NONE);
+        let target = user(Permissions::NONE);
+        assert!(may_meter(&key(&billing, metering)));
+        assert!(may_meter(&key(&admin, metering)));
+        assert!(may_meter(&key(&billing, metering.with(ApiKeyScope::Read))));
+        assert!(!may_meter(&key(&billing, read)));
+        assert!(!may_meter(&key(&plain, metering)));
+        assert!(!may_meter(&Actor::limited(
+            billing.clone(),
+            Credential::ExternalIssuer
+        )));
+        assert!(ensure_can_meter_for(&key(&billing, metering), &target).is_ok());
+        // The scope is not billing administration.
+        assert!(ensure_billing_admin(&key(&billing, metering)).is_err());
+        assert!(matches!(
+            ensure_can_bill(&key(&billing, metering), &target),
+            Err(MeteringError::UserNotFound)
+        ));
     }
 }
