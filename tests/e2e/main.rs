@@ -11,6 +11,7 @@ mod chutes;
 mod directory;
 mod faults;
 mod lnbits;
+mod metering;
 mod money;
 mod policy_matrix;
 mod rate_limits;

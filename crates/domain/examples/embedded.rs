@@ -9,7 +9,7 @@ use std::error::Error;
 use std::sync::Arc;
 
 use tessera_domain::ports::{SystemClock, UuidV7Generator};
-use tessera_domain::services::{AdjustmentInput, CreateUserInput};
+use tessera_domain::services::{AdjustmentInput, ConsumeInput, CreateUserInput};
 use tessera_domain::values::{IdempotencyKey, UserRef};
 use tessera_domain::{Ports, Tessera, TesseraConfig};
 use tessera_memory::MemoryStore;
@@ -21,6 +21,8 @@ pub struct Summary {
     pub balance_minor: i64,
     pub balance: String,
     pub ledger_entries: usize,
+    /// Who paid for each metered call: `quota`, then `balance`.
+    pub sources: Vec<&'static str>,
 }
 
 /// Builds Tessera over memory, registers a user, credits her wallet and reads it back.
@@ -37,6 +39,7 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
             shares: store_port.clone(),
             api_keys: store_port.clone(),
             guards: store_port.clone(),
+            metering: store_port.clone(),
             wallets: store_port,
             hasher: Arc::new(Argon2Hasher::new(Argon2Settings {
                 memory_kib: 64,
@@ -99,6 +102,30 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
         .await?;
     assert!(replay.replayed);
 
+    // Metering: one free call a day, then calls are charged to the wallet. Each consumption is
+    // one atomic step (quota counter, charge with its ledger entry, hourly usage bucket).
+    tessera
+        .metering
+        .set_quotas(
+            &admin,
+            &UserRef::Id(alice.id),
+            [("*".to_owned(), 1)].into_iter().collect(),
+        )
+        .await?;
+    let mut sources = Vec::new();
+    for _ in 0..2 {
+        let call = ConsumeInput {
+            user_id: alice.id,
+            resource_id: "*".into(),
+            count: 1,
+            cost: 500_000,
+            input_tokens: 100,
+            output_tokens: 50,
+        };
+        let consumed = tessera.metering.consume(&admin, call, None).await?;
+        sources.push(consumed.outcome.source.as_str());
+    }
+
     let wallet = tessera.wallets.get(&admin, wallet.id).await?;
     let ledger = tessera
         .wallets
@@ -113,6 +140,7 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
         balance_minor: wallet.balance,
         balance: money.to_decimal_string(tessera.wallets.currencies()),
         ledger_entries: ledger.entries.len(),
+        sources,
     })
 }
 
@@ -120,8 +148,12 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
 async fn main() -> Result<(), Box<dyn Error>> {
     let summary = run().await?;
     println!(
-        "{} holds {} usd ({} micro-dollars) after {} ledger entry(ies)",
-        summary.username, summary.balance, summary.balance_minor, summary.ledger_entries
+        "{} holds {} usd ({} micro-dollars) after {} ledger entry(ies); metered calls paid by {:?}",
+        summary.username,
+        summary.balance,
+        summary.balance_minor,
+        summary.ledger_entries,
+        summary.sources
     );
     Ok(())
 }

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::Currencies;
+use crate::model::{Currencies, MeteringDefaults};
 use crate::ports::{
     ApiKeyRepository, AuditRepository, Clock, ExternalTokenVerifier, GuardRepository, IdGenerator,
-    PasswordHasher, SecretGenerator, SessionRepository, ShareRepository, SignatureVerifier,
-    TierRepository, TokenCodec, UserRepository, WalletRepository,
+    MeteringRepository, PasswordHasher, SecretGenerator, SessionRepository, ShareRepository,
+    SignatureVerifier, TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
 use crate::services::{
-    AuditService, AuthService, IdentityService, LimitsConfig, RateLimitService, ShareService,
-    TierService, UserService, WalletService,
+    AuditService, AuthService, IdentityService, LimitsConfig, MeteringService, RateLimitService,
+    ShareService, TierService, UserService, WalletService,
 };
 use crate::values::PasswordPolicy;
 
@@ -27,6 +27,7 @@ pub struct Ports {
     pub audit: Arc<dyn AuditRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub guards: Arc<dyn GuardRepository>,
+    pub metering: Arc<dyn MeteringRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -50,6 +51,9 @@ pub struct TesseraConfig {
     pub currencies: Currencies,
     pub identity: IdentityConfig,
     pub limits: LimitsConfig,
+    /// Server-wide quota and discount fallbacks (`metering.default_quotas`,
+    /// `metering.default_discounts`).
+    pub metering: MeteringDefaults,
 }
 
 /// Bittensor signatures, fingerprints and Chutes-style registration.
@@ -95,6 +99,7 @@ impl Default for TesseraConfig {
             currencies: Currencies::default(),
             identity: IdentityConfig::default(),
             limits: LimitsConfig::default(),
+            metering: MeteringDefaults::default(),
         }
     }
 }
@@ -115,6 +120,7 @@ pub struct Tessera {
     pub audit: AuditService,
     pub identity: IdentityService,
     pub limits: RateLimitService,
+    pub metering: MeteringService,
 }
 
 impl Tessera {
@@ -126,6 +132,7 @@ impl Tessera {
             wallets: WalletService::new(deps.clone()),
             tiers: TierService::new(deps.clone()),
             shares: ShareService::new(deps.clone()),
+            metering: MeteringService::new(deps.clone()),
             audit: AuditService::new(deps.clone()),
             identity: IdentityService::new(deps.clone()),
             limits: RateLimitService::new(deps),

@@ -255,6 +255,72 @@ impl From<UserError> for TierError {
     }
 }
 
+/// Errors of metering: quotas, discounts, consumption, usage, invoicing.
+#[derive(Debug, Error)]
+pub enum MeteringError {
+    /// The user does not exist, or the caller may not see it.
+    #[error("user not found")]
+    UserNotFound,
+    /// The caller can see the user but may not do this.
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// The day's quota is used up and the balance cannot pay: nothing changed. The quota
+    /// resets at `resets_at` (the next 00:00 UTC).
+    #[error("quota exceeded and the balance cannot pay for the call")]
+    QuotaExceeded { resets_at: time::OffsetDateTime },
+    /// `IdempotencyMismatch`, `NegativeBalance`.
+    #[error("{}", .0.message())]
+    Conflict(Conflict),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("storage unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl MeteringError {
+    pub(crate) fn forbidden(message: &'static str) -> Self {
+        Self::Forbidden {
+            code: "forbidden",
+            message,
+        }
+    }
+}
+
+impl From<RepoError> for MeteringError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::UserNotFound,
+            RepoError::Conflict(Conflict::BalanceOverflow) => Self::Validation(
+                ValidationError::new("cost", "the resulting totals would be out of range"),
+            ),
+            RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<UserError> for MeteringError {
+    fn from(err: UserError) -> Self {
+        match err {
+            UserError::NotFound => Self::UserNotFound,
+            UserError::TierNotFound => {
+                Self::Internal("tier look-up in a metering operation".into())
+            }
+            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
+            UserError::Conflict(c) => Self::Conflict(c),
+            UserError::Validation(v) => Self::Validation(v),
+            UserError::Unavailable => Self::Unavailable,
+            UserError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
 /// Errors of authentication: logging in, refreshing, checking a token.
 #[derive(Debug, Error)]
 pub enum AuthError {

@@ -20,5 +20,6 @@ pub mod values;
 pub use actor::{Actor, Credential};
 pub use app::{IdentityConfig, Ports, Tessera, TesseraConfig};
 pub use error::{
-    AuthError, Conflict, IdentityError, LimitError, UserError, ValidationError, WalletError,
+    AuthError, Conflict, IdentityError, LimitError, MeteringError, UserError, ValidationError,
+    WalletError,
 };

@@ -5,8 +5,8 @@
 //! only for users the caller can already see.
 
 use crate::actor::Actor;
-use crate::error::{UserError, WalletError};
-use crate::model::{Permission, Permissions, ScopeSet, User, UserState};
+use crate::error::{MeteringError, UserError, WalletError};
+use crate::model::{ApiKeyScope, Permission, Permissions, ScopeSet, User, UserState};
 
 /// Whether the actor may know this user exists (without looking at shares).
 pub fn can_view(actor: &Actor, target: &User) -> bool {
@@ -314,6 +314,79 @@ pub fn ensure_can_transfer_from(actor: &Actor, owner: &User) -> Result<(), Walle
     ))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Metering. Billing administrators (and administrators, whose permission implies it) set quotas,
+// discounts and invoicing and record consumption; a user (or their manager) reads their own.
+
+/// The message of every billing-administrator refusal (Chutes' text, on every surface).
+pub const BILLING_ADMIN_REQUIRED: &str =
+    "This action can only be performed by billing admin accounts.";
+
+/// Billing administration: `billing_admin` (implied by `admin` and `superuser`), never through a
+/// delegated token.
+pub fn ensure_billing_admin(actor: &Actor) -> Result<(), MeteringError> {
+    if actor.has(Permission::BillingAdmin) {
+        Ok(())
+    } else {
+        Err(MeteringError::forbidden(BILLING_ADMIN_REQUIRED))
+    }
+}
+
+/// Whether the actor may record consumption (`POST /api/v1/usage`): billing administrators
+/// (admins and superusers included) with a full credential, and API keys with the `metering`
+/// scope whose owner is one. The scope grants nothing else: a metering key holds none of its
+/// owner's permissions anywhere but here.
+pub fn may_meter(actor: &Actor) -> bool {
+    actor.has(Permission::BillingAdmin)
+        || (!actor.is_delegated()
+            && actor.key_has_scope(ApiKeyScope::Metering)
+            && actor.user.permissions.has(Permission::BillingAdmin))
+}
+
+pub fn ensure_may_meter(actor: &Actor) -> Result<(), MeteringError> {
+    if may_meter(actor) {
+        Ok(())
+    } else {
+        Err(MeteringError::forbidden(BILLING_ADMIN_REQUIRED))
+    }
+}
+
+/// Whether the actor may know a user exists for billing purposes: whoever may see the user,
+/// and billing administrators (who see every user that is not soft-deleted).
+fn can_see_for_billing(actor: &Actor, target: &User) -> bool {
+    can_view(actor, target)
+        || (actor.has(Permission::BillingAdmin) && target.state != UserState::Deleted)
+}
+
+/// Reading a user's quotas, discounts, quota usage and usage history: the user (or their
+/// manager), administrators and billing administrators. Anyone else: `UserNotFound`.
+pub fn ensure_can_read_metering(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+    if can_see_for_billing(actor, target) {
+        Ok(())
+    } else {
+        Err(MeteringError::UserNotFound)
+    }
+}
+
+/// Changing a user's quotas, discounts or invoicing: billing administrators. A caller who
+/// cannot see the user gets `UserNotFound`; one who can (the user themself) `Forbidden`.
+pub fn ensure_can_bill(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+    if !can_see_for_billing(actor, target) {
+        return Err(MeteringError::UserNotFound);
+    }
+    ensure_billing_admin(actor)
+}
+
+/// Consumption for a user: a metering caller, and a user that exists and is not
+/// soft-deleted.
+pub fn ensure_can_meter_for(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+    ensure_may_meter(actor)?;
+    if target.state == UserState::Deleted {
+        return Err(MeteringError::UserNotFound);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +584,38 @@ mod tests {
     }
 
     #[test]
+    fn metering_is_read_by_owners_and_billing_and_written_by_billing() {
+        let owner = user(Permissions::NONE);
+        let stranger = user(Permissions::NONE);
+        let billing = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        assert!(ensure_can_read_metering(&actor(&owner), &owner).is_ok());
+        assert!(ensure_can_read_metering(&actor(&billing), &owner).is_ok());
+        assert!(ensure_can_read_metering(&actor(&admin), &owner).is_ok());
+        assert!(matches!(
+            ensure_can_read_metering(&actor(&stranger), &owner),
+            Err(MeteringError::UserNotFound)
+        ));
+        assert!(matches!(
+            ensure_can_bill(&actor(&owner), &owner),
+            Err(MeteringError::Forbidden { .. })
+        ));
+        assert!(matches!(
+            ensure_can_bill(&actor(&stranger), &owner),
+            Err(MeteringError::UserNotFound)
+        ));
+        assert!(ensure_can_bill(&actor(&billing), &owner).is_ok());
+        assert!(ensure_can_bill(&actor(&admin), &owner).is_ok());
+        assert!(may_meter(&actor(&billing)) && !may_meter(&actor(&owner)));
+        let mut gone = owner.clone();
+        gone.state = UserState::Deleted;
+        assert!(matches!(
+            ensure_can_meter_for(&actor(&billing), &gone),
+            Err(MeteringError::UserNotFound)
+        ));
+    }
+
+    #[test]
     fn admin_surfaces_refuse_with_forbidden() {
         let plain = user(Permissions::NONE);
         let admin = user(Permissions::NONE.with(Permission::Admin));
@@ -522,5 +627,42 @@ mod tests {
         assert!(ensure_admin(&actor(&admin)).is_ok());
         assert!(ensure_superuser(&actor(&admin)).is_err());
         assert!(ensure_superuser(&actor(&root)).is_ok() && ensure_admin(&actor(&root)).is_ok());
+    }
+
+    #[test]
+    fn metering_keys_of_billing_admins_meter_and_nothing_else() {
+        use crate::actor::Credential;
+        use crate::model::ApiKeyScopes;
+        let key = |u: &User, scopes: ApiKeyScopes| {
+            Actor::limited(
+                u.clone(),
+                Credential::ScopedKey {
+                    key_id: Uuid::now_v7(),
+                    scopes,
+                },
+            )
+        };
+        let metering = ApiKeyScopes::default().with(ApiKeyScope::Metering);
+        let read = ApiKeyScopes::default().with(ApiKeyScope::Read);
+        let billing = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let plain = user(Permissions::NONE);
+        let target = user(Permissions::NONE);
+        assert!(may_meter(&key(&billing, metering)));
+        assert!(may_meter(&key(&admin, metering)));
+        assert!(may_meter(&key(&billing, metering.with(ApiKeyScope::Read))));
+        assert!(!may_meter(&key(&billing, read)));
+        assert!(!may_meter(&key(&plain, metering)));
+        assert!(!may_meter(&Actor::limited(
+            billing.clone(),
+            Credential::ExternalIssuer
+        )));
+        assert!(ensure_can_meter_for(&key(&billing, metering), &target).is_ok());
+        // The scope is not billing administration.
+        assert!(ensure_billing_admin(&key(&billing, metering)).is_err());
+        assert!(matches!(
+            ensure_can_bill(&key(&billing, metering), &target),
+            Err(MeteringError::UserNotFound)
+        ));
     }
 }

@@ -11,7 +11,9 @@ async fn the_embedding_example_registers_a_user_and_credits_her_exactly_once() {
         Err(e) => panic!("the example failed: {e}"),
     };
     assert_eq!(summary.username, "alice");
-    assert_eq!(summary.balance_minor, 12_500_000);
-    assert_eq!(summary.balance, "12.5");
-    assert_eq!(summary.ledger_entries, 1);
+    // 12.5 credited once, then one call from the quota and one charged 0.5.
+    assert_eq!(summary.balance_minor, 12_000_000);
+    assert_eq!(summary.balance, "12");
+    assert_eq!(summary.ledger_entries, 2);
+    assert_eq!(summary.sources, ["quota", "balance"]);
 }

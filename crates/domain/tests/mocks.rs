@@ -12,10 +12,10 @@ use tessera_domain::model::{
     AuditAction, ChangeTarget, EntryKind, Permission, Permissions, User, UserState, Wallet,
 };
 use tessera_domain::ports::{
-    MockApiKeyRepository, MockAuditRepository, MockGuardRepository, MockPasswordHasher,
-    MockSecretGenerator, MockSessionRepository, MockShareRepository, MockSignatureVerifier,
-    MockTierRepository, MockTokenCodec, MockUserRepository, MockWalletRepository, RepoError,
-    SystemClock, UuidV7Generator,
+    MockApiKeyRepository, MockAuditRepository, MockGuardRepository, MockMeteringRepository,
+    MockPasswordHasher, MockSecretGenerator, MockSessionRepository, MockShareRepository,
+    MockSignatureVerifier, MockTierRepository, MockTokenCodec, MockUserRepository,
+    MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
 };
 use tessera_domain::services::{AdjustmentInput, CreateUserInput};
 use tessera_domain::values::UserRef;
@@ -41,6 +41,7 @@ fn tessera(m: Mocks) -> Tessera {
         shares: Arc::new(MockShareRepository::new()),
         api_keys: Arc::new(MockApiKeyRepository::new()),
         guards: Arc::new(MockGuardRepository::new()),
+        metering: Arc::new(MockMeteringRepository::new()),
         hasher: Arc::new(m.hasher),
         tokens: Arc::new(MockTokenCodec::new()),
         secrets: Arc::new(MockSecretGenerator::new()),

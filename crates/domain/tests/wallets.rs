@@ -69,6 +69,7 @@ fn tessera() -> Tessera {
         audit: Arc::new(store.clone()),
         api_keys: Arc::new(store.clone()),
         guards: Arc::new(store.clone()),
+        metering: Arc::new(store.clone()),
         hasher: Arc::new(PlainHasher),
         tokens: Arc::new(NoTokens),
         secrets: Arc::new(Secrets),

@@ -6,7 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use tessera_domain::error::{
-    AuthError, IdentityError, LimitError, TierError, UserError, ValidationError, WalletError,
+    AuthError, IdentityError, LimitError, MeteringError, TierError, UserError, ValidationError,
+    WalletError,
 };
 use utoipa::ToSchema;
 
@@ -35,6 +36,11 @@ pub enum ApiError {
         detail: String,
     },
     NotFound(&'static str),
+    /// 402: the day's quota is used up and the balance cannot pay. `resets_at` is RFC 3339.
+    PaymentRequired {
+        message: &'static str,
+        resets_at: String,
+    },
     Conflict {
         code: &'static str,
         detail: String,
@@ -60,6 +66,24 @@ pub struct ErrorBody<'a> {
     /// A stable snake_case code.
     #[schema(example = "not_found")]
     code: &'a str,
+}
+
+/// The 402 of `POST /api/v1/usage`: Chutes' detail object, plus the canonical `code`.
+#[derive(Serialize, ToSchema)]
+pub struct QuotaExceededBody<'a> {
+    detail: QuotaExceededDetail<'a>,
+    #[schema(example = "quota_exceeded")]
+    code: &'a str,
+}
+
+/// Why a consumption was refused and when the day's quota starts again.
+#[derive(Serialize, ToSchema)]
+pub struct QuotaExceededDetail<'a> {
+    #[schema(example = "Quota exceeded and the account balance cannot pay for this call")]
+    message: &'a str,
+    /// RFC 3339: the next UTC midnight.
+    #[schema(example = "2026-11-26T00:00:00Z")]
+    quota_reset_timestamp: &'a str,
 }
 
 /// A 422: every failing field, in FastAPI's shape.
@@ -96,6 +120,7 @@ impl ApiError {
             Self::Unauthorized { detail, .. } => (*detail).to_owned(),
             Self::Forbidden { detail, .. } | Self::Conflict { detail, .. } => detail.clone(),
             Self::NotFound(what) => (*what).to_owned(),
+            Self::PaymentRequired { message, .. } => (*message).to_owned(),
             Self::PayloadTooLarge => "Request body too large".to_owned(),
             Self::TooManyRequests { detail, .. } => (*detail).to_owned(),
             Self::Unavailable => "Service temporarily unavailable".to_owned(),
@@ -115,6 +140,7 @@ impl std::fmt::Display for ApiError {
             Self::Unauthorized { detail, .. } => write!(f, "unauthorized: {detail}"),
             Self::Forbidden { detail, .. } => write!(f, "forbidden: {detail}"),
             Self::NotFound(what) => write!(f, "not found: {what}"),
+            Self::PaymentRequired { message, .. } => write!(f, "payment required: {message}"),
             Self::Conflict { detail, .. } => write!(f, "conflict: {detail}"),
             Self::PayloadTooLarge => f.write_str("payload too large"),
             Self::TooManyRequests { detail, .. } => write!(f, "too many requests: {detail}"),
@@ -132,6 +158,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PaymentRequired { .. } => StatusCode::PAYMENT_REQUIRED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -155,6 +182,16 @@ impl ResponseError for ApiError {
             }
             Self::Forbidden { code, detail } => (detail, code),
             Self::NotFound(what) => (what, "not_found"),
+            Self::PaymentRequired { message, resets_at } => {
+                // Chutes' 402 detail: an object with the message and the reset time.
+                return response.json(QuotaExceededBody {
+                    detail: QuotaExceededDetail {
+                        message,
+                        quota_reset_timestamp: resets_at.as_str(),
+                    },
+                    code: "quota_exceeded",
+                });
+            }
             Self::Conflict { code, detail } => (detail, code),
             Self::PayloadTooLarge => ("Request body too large", "payload_too_large"),
             Self::TooManyRequests {
@@ -464,6 +501,31 @@ impl From<LimitError> for ApiError {
             },
             LimitError::Unavailable => Self::Unavailable,
             LimitError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<MeteringError> for ApiError {
+    fn from(err: MeteringError) -> Self {
+        match err {
+            MeteringError::UserNotFound => Self::NotFound("User not found"),
+            MeteringError::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            MeteringError::QuotaExceeded { resets_at } => Self::PaymentRequired {
+                message: "Quota exceeded and the account balance cannot pay for this call",
+                resets_at: resets_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            },
+            MeteringError::Conflict(c) => Self::Conflict {
+                code: c.code(),
+                detail: c.message().to_owned(),
+            },
+            MeteringError::Validation(v) => Self::from_validation(v),
+            MeteringError::Unavailable => Self::Unavailable,
+            MeteringError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

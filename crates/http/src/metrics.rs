@@ -29,6 +29,7 @@ pub struct Metrics {
     latency: HistogramVec,
     logins: IntCounterVec,
     ledger_entries: IntCounter,
+    metering: IntCounterVec,
     pool_max: IntGauge,
     pool_size: IntGauge,
     pool_in_use: IntGauge,
@@ -82,6 +83,15 @@ impl Metrics {
             "Ledger entries written by this process (replays excluded)",
         )?;
         registry.register(Box::new(ledger_entries.clone()))?;
+        let metering = IntCounterVec::new(
+            Opts::new(
+                "metering_decisions_total",
+                "Consumption decisions by who paid (quota, balance, free, invoice) or refused \
+                 (402); replays excluded",
+            ),
+            &["source"],
+        )?;
+        registry.register(Box::new(metering.clone()))?;
         Ok(Self {
             pool_max: gauge(&registry, "db_pool_max_size", "Largest size of the pool")?,
             pool_size: gauge(&registry, "db_pool_size", "Connections open")?,
@@ -96,6 +106,7 @@ impl Metrics {
             latency,
             logins,
             ledger_entries,
+            metering,
             pool,
         })
     }
@@ -118,6 +129,11 @@ impl Metrics {
 
     pub fn ledger_entries(&self, written: u64) {
         self.ledger_entries.inc_by(written);
+    }
+
+    /// One consumption decision: `quota`, `balance`, `free`, `invoice`, or `refused`.
+    pub fn metering_decision(&self, source: &str) {
+        self.metering.with_label_values(&[source]).inc();
     }
 
     /// The text exposition, with the pool read now.
@@ -165,7 +181,11 @@ mod tests {
         m.observe_request("GET", "/api/v1/users/{user}", 200, 0.002);
         m.login(false);
         m.ledger_entries(2);
+        m.metering_decision("quota");
+        m.metering_decision("refused");
         let text = m.render();
+        assert!(text.contains(r#"tessera_metering_decisions_total{source="quota"} 1"#));
+        assert!(text.contains(r#"tessera_metering_decisions_total{source="refused"} 1"#));
         assert!(text.contains(
             r#"tessera_http_requests_total{method="GET",route="/api/v1/users/{user}",status="200"} 1"#
         ));

@@ -28,7 +28,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api_v1::{api_keys, audit, auth, shares, tiers, users, wallets};
+use crate::api_v1::{api_keys, audit, auth, metering, shares, tiers, users, wallets};
 use crate::chutes::ChutesErrorBody;
 use crate::error::{ErrorBody, FieldError, ValidationBody};
 use crate::{chutes, docs, health, lnbits};
@@ -37,7 +37,7 @@ use crate::{chutes, docs, health, lnbits};
 #[openapi(
     info(
         title = "Tessera",
-        description = "Users, accounts, wallets and quotas behind three HTTP surfaces:\n\n\
+        description = "Users, accounts, wallets, quotas and metering behind three HTTP surfaces:\n\n\
             - the canonical REST API under `/api/v1`;\n\
             - the Chutes-compatible surface under `/users/*`;\n\
             - the LNbits-compatible admin surface under `/users/api/v1/user*`.\n\n\
@@ -104,6 +104,15 @@ use crate::{chutes, docs, health, lnbits};
         wallets::adjust,
         wallets::ledger,
         wallets::transfer,
+        // /api/v1 metering
+        metering::get_quotas,
+        metering::put_quotas,
+        metering::get_discounts,
+        metering::put_discounts,
+        metering::quota_usage,
+        metering::usage,
+        metering::invoicing,
+        metering::consume,
         // /api/v1 audit
         audit::list,
         // Chutes
@@ -119,6 +128,14 @@ use crate::{chutes, docs, health, lnbits};
         chutes::account::squad_access,
         chutes::account::me,
         chutes::account::delete_me,
+        chutes::billing::my_quotas,
+        chutes::billing::my_discounts,
+        chutes::billing::my_quota_usage,
+        chutes::billing::my_usage,
+        chutes::billing::admin_balance_change,
+        chutes::billing::set_quotas,
+        chutes::billing::set_discounts,
+        chutes::billing::enable_invoicing,
         // LNbits
         lnbits::users::list,
         lnbits::users::create,
@@ -137,6 +154,7 @@ use crate::{chutes, docs, health, lnbits};
         (name = "tiers", description = "Canonical API (`/api/v1`): tiers and their assignment"),
         (name = "shares", description = "Canonical API (`/api/v1`): sharing with other users"),
         (name = "wallets", description = "Canonical API (`/api/v1`): wallets, the ledger, transfers"),
+        (name = "metering", description = "Canonical API (`/api/v1`): quotas, discounts, consumption, usage, invoicing"),
         (name = "audit", description = "Canonical API (`/api/v1`): the audit trail"),
         (name = "chutes", description = "Chutes-compatible surface (`/users/*`)"),
         (name = "lnbits", description = "LNbits-compatible admin surface (`/users/api/v1/user*`)"),
@@ -421,6 +439,69 @@ mod tests {
             .iter()
             .any(|p| p["name"] == "Authorization" && p["in"] == "header"));
         assert!(json["paths"]["/api/v1/me/api-keys"]["post"]["responses"]["201"].is_object());
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        fn refs(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, inner) in map {
+                        match (key.as_str(), inner) {
+                            ("$ref", serde_json::Value::String(r)) => {
+                                out.insert(r.clone());
+                            }
+                            _ => refs(inner, out),
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|i| refs(i, out)),
+                _ => {}
+            }
+        }
+        let json = serde_json::to_value(document()).unwrap_or_default();
+        let mut found = BTreeSet::new();
+        refs(&json, &mut found);
+        assert!(!found.is_empty());
+        for r in found {
+            let name = r.trim_start_matches("#/components/schemas/");
+            assert!(
+                json["components"]["schemas"][name].is_object(),
+                "{r} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn metering_operations_document_their_refusals() {
+        let json = serde_json::to_value(document()).unwrap_or_default();
+        let consume = &json["paths"]["/api/v1/usage"]["post"];
+        assert_eq!(
+            consume["responses"]["402"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/QuotaExceededBody"
+        );
+        assert!(consume["responses"]["201"].is_object());
+        let chutes = "#/components/schemas/ChutesErrorBody";
+        for (path, method) in [
+            ("/users/admin_balance_change", "post"),
+            ("/users/{user_id}/quotas", "post"),
+            ("/users/{user_id}/discounts", "post"),
+            ("/users/{user_id}/enable_invoicing", "post"),
+        ] {
+            let op = &json["paths"][path][method];
+            for status in ["401", "403", "404"] {
+                assert_eq!(
+                    op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                    chutes,
+                    "{method} {path} {status}"
+                );
+            }
+        }
+        assert_eq!(
+            json["paths"]["/users/{user_id}/enable_invoicing"]["post"]["responses"]["200"]
+                ["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/chutes.SelfResponse"
+        );
     }
 
     #[test]

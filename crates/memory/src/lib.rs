@@ -13,6 +13,7 @@
 
 mod audit;
 mod credentials;
+mod metering;
 mod query;
 mod sessions;
 mod shares;

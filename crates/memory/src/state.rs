@@ -2,8 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::collections::BTreeMap;
+
 use tessera_domain::model::{
-    is_currency_code, AuditEvent, LedgerEntry, Session, Share, Tier, User, UserState, Wallet,
+    is_currency_code, AuditEvent, ConsumptionOutcome, CounterKey, Discount, LedgerEntry,
+    ResourceId, Session, Share, Tier, User, UserState, Wallet,
 };
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
@@ -39,6 +42,23 @@ pub(crate) struct IdempotencyRow {
     pub entry_id: Uuid,
 }
 
+/// One hourly usage bucket's sums.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct BucketRow {
+    pub count: i64,
+    pub amount: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+}
+
+/// A claimed consumption `Idempotency-Key` with the decision it produced.
+#[derive(Clone)]
+pub(crate) struct UsageKeyRow {
+    pub fingerprint: String,
+    pub user_id: Uuid,
+    pub outcome: ConsumptionOutcome,
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     pub users: HashMap<Uuid, UserRow>,
@@ -58,6 +78,14 @@ pub(crate) struct State {
     pub used_signatures: HashMap<String, OffsetDateTime>,
     /// Fixed-window counters by `(key, window start)`.
     pub counters: HashMap<(String, OffsetDateTime), (u64, OffsetDateTime)>,
+    pub user_quotas: HashMap<Uuid, BTreeMap<ResourceId, u64>>,
+    pub user_discounts: HashMap<Uuid, BTreeMap<ResourceId, Discount>>,
+    /// Day counters by `(user, counter, day)`.
+    pub quota_counters: HashMap<(Uuid, CounterKey, time::Date), i64>,
+    /// Hourly buckets by `(user, resource, bucket start)`.
+    pub usage_buckets: BTreeMap<(Uuid, ResourceId, OffsetDateTime), BucketRow>,
+    /// Consumption keys by `(scope, key)`.
+    pub usage_keys: HashMap<(Uuid, String), UsageKeyRow>,
 }
 
 /// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to

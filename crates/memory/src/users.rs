@@ -305,6 +305,7 @@ impl UserRepository for MemoryStore {
         invoicing: bool,
         unlimited: bool,
         now: OffsetDateTime,
+        audit: Option<AuditEvent>,
     ) -> RepoResult<User> {
         let now = stored(now);
         let mut state = self.lock();
@@ -327,7 +328,9 @@ impl UserRepository for MemoryStore {
         row.user.invoicing = invoicing;
         row.user.unlimited = unlimited;
         row.user.updated_at = now;
-        Ok(row.user.clone())
+        let user = row.user.clone();
+        state.record(audit);
+        Ok(user)
     }
 
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
@@ -403,6 +406,11 @@ impl UserRepository for MemoryStore {
             idempotency,
             shares,
             api_keys,
+            user_quotas,
+            user_discounts,
+            quota_counters,
+            usage_buckets,
+            usage_keys,
             ..
         } = &mut *state;
         users.retain(|user_id, _| !doomed.contains(user_id));
@@ -429,6 +437,22 @@ impl UserRepository for MemoryStore {
         refresh_tokens.retain(|_, token| sessions.contains_key(&token.session_id));
         // Shares of either party go by ON DELETE CASCADE.
         shares.retain(|(owner, grantee), _| !doomed.contains(owner) && !doomed.contains(grantee));
+        // Metering rows go by ON DELETE CASCADE; a key's entry by ON DELETE SET NULL.
+        user_quotas.retain(|user, _| !doomed.contains(user));
+        user_discounts.retain(|user, _| !doomed.contains(user));
+        quota_counters.retain(|(user, _, _), _| !doomed.contains(user));
+        usage_buckets.retain(|(user, _, _), _| !doomed.contains(user));
+        usage_keys
+            .retain(|(scope, _), row| !doomed.contains(scope) && !doomed.contains(&row.user_id));
+        for row in usage_keys.values_mut() {
+            if row
+                .outcome
+                .entry_id
+                .is_some_and(|e| !ledger.contains_key(&e))
+            {
+                row.outcome.entry_id = None;
+            }
+        }
         Ok(())
     }
 }

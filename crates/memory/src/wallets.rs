@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::state::{check_entry, check_wallet, stored, IdempotencyRow, State};
 use crate::MemoryStore;
 
-fn new_wallet(state: &State, new: NewWallet) -> RepoResult<Wallet> {
+pub(crate) fn new_wallet(state: &State, new: NewWallet) -> RepoResult<Wallet> {
     let owner = state.users.get(&new.user_id).ok_or(RepoError::NotFound)?;
     let now = stored(new.now);
     let wallet = Wallet {

@@ -8,6 +8,7 @@
 mod audit;
 mod credentials;
 mod error;
+mod metering;
 mod migrate;
 mod models;
 mod pool;

@@ -50,6 +50,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    quota_counters (user_id, counter_key, day) {
+        user_id -> Uuid,
+        counter_key -> Text,
+        day -> Date,
+        used -> Int8,
+    }
+}
+
+diesel::table! {
     rate_counters (key, window_start) {
         key -> Text,
         window_start -> Timestamptz,
@@ -114,6 +123,51 @@ diesel::table! {
 }
 
 diesel::table! {
+    usage_buckets (user_id, resource_id, bucket) {
+        user_id -> Uuid,
+        resource_id -> Text,
+        bucket -> Timestamptz,
+        count -> Int8,
+        amount -> Int8,
+        input_tokens -> Int8,
+        output_tokens -> Int8,
+    }
+}
+
+diesel::table! {
+    usage_keys (scope, key) {
+        scope -> Uuid,
+        key -> Text,
+        fingerprint -> Text,
+        user_id -> Uuid,
+        source -> Nullable<Text>,
+        amount_charged -> Nullable<Int8>,
+        entry_id -> Nullable<Uuid>,
+        balance_after -> Nullable<Int8>,
+        quota_used -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_discounts (user_id, resource_id) {
+        user_id -> Uuid,
+        resource_id -> Text,
+        ppm -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_quotas (user_id, resource_id) {
+        user_id -> Uuid,
+        resource_id -> Text,
+        daily_limit -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Uuid,
         username -> Nullable<Text>,
@@ -170,10 +224,15 @@ diesel::joinable!(idempotency_keys -> ledger_entries (entry_id));
 diesel::joinable!(idempotency_keys -> users (scope));
 diesel::joinable!(ledger_entries -> users (actor_id));
 diesel::joinable!(ledger_entries -> wallets (wallet_id));
+diesel::joinable!(quota_counters -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(tier_quotas -> tiers (tier_id));
 diesel::joinable!(tier_rate_limits -> tiers (tier_id));
+diesel::joinable!(usage_buckets -> users (user_id));
+diesel::joinable!(usage_keys -> ledger_entries (entry_id));
+diesel::joinable!(user_discounts -> users (user_id));
+diesel::joinable!(user_quotas -> users (user_id));
 diesel::joinable!(users -> tiers (tier_id));
 diesel::joinable!(wallets -> users (user_id));
 
@@ -182,6 +241,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     idempotency_keys,
     ledger_entries,
+    quota_counters,
     rate_counters,
     refresh_tokens,
     sessions,
@@ -189,7 +249,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     tier_quotas,
     tier_rate_limits,
     tiers,
+    usage_buckets,
+    usage_keys,
     used_signatures,
+    user_discounts,
+    user_quotas,
     users,
     wallets,
 );

@@ -505,6 +505,7 @@ impl UserRepository for PgStore {
         invoicing: bool,
         unlimited: bool,
         now: OffsetDateTime,
+        audit: Option<AuditEvent>,
     ) -> RepoResult<User> {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| -> Result<_, TxError> {
@@ -530,6 +531,7 @@ impl UserRepository for PgStore {
                     }
                     other => other,
                 })?;
+            record(conn, audit.as_ref()).await?;
             Ok(User::try_from(row)?)
         })
         .await

@@ -35,7 +35,10 @@ use crate::PgStore;
 
 /// Locks the user row against concurrent wallet creation and invoicing changes; returns the
 /// user's `invoicing` flag. Errors: `NotFound`.
-async fn lock_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<bool, TxError> {
+pub(crate) async fn lock_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<bool, TxError> {
     users::table
         .find(user_id)
         .select(users::invoicing)
@@ -69,7 +72,10 @@ async fn live_default(
 
 /// Inserts a wallet inside a transaction: the default of its currency if the user has none,
 /// `allow_negative` copied from the user. Errors: `NotFound` (no such user).
-async fn insert_wallet(conn: &mut AsyncPgConnection, new: NewWallet) -> Result<Wallet, TxError> {
+pub(crate) async fn insert_wallet(
+    conn: &mut AsyncPgConnection,
+    new: NewWallet,
+) -> Result<Wallet, TxError> {
     let invoicing = lock_user(conn, new.user_id).await?;
     let has_default = live_default(conn, new.user_id, &new.currency, None)
         .await?
@@ -143,7 +149,7 @@ async fn load_entry(conn: &mut AsyncPgConnection, id: Uuid) -> Result<LedgerEntr
     Ok(row.try_into()?)
 }
 
-async fn insert_entry(
+pub(crate) async fn insert_entry(
     conn: &mut AsyncPgConnection,
     entry: &LedgerEntry,
 ) -> Result<LedgerEntry, TxError> {

@@ -14,9 +14,9 @@ use actix_web::{web, App, HttpServer};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use tessera_domain::ports::{
-    ApiKeyRepository, AuditRepository, ExternalTokenVerifier, GuardRepository, SessionRepository,
-    ShareRepository, SystemClock, TierRepository, UserRepository, UuidV7Generator,
-    WalletRepository,
+    ApiKeyRepository, AuditRepository, ExternalTokenVerifier, GuardRepository, MeteringRepository,
+    SessionRepository, ShareRepository, SystemClock, TierRepository, UserRepository,
+    UuidV7Generator, WalletRepository,
 };
 use tessera_domain::services::{CreatedUser, LimitsConfig, LoginLimits};
 use tessera_domain::values::PasswordPolicy;
@@ -137,6 +137,7 @@ type StoragePorts = (
     Arc<dyn ShareRepository>,
     Arc<dyn ApiKeyRepository>,
     Arc<dyn GuardRepository>,
+    Arc<dyn MeteringRepository>,
 );
 
 /// Builds the domain over the configured adapters.
@@ -152,6 +153,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             + ShareRepository
             + ApiKeyRepository
             + GuardRepository
+            + MeteringRepository
             + Clone
             + 'static,
     {
@@ -164,10 +166,12 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             shared.clone(),
             shared.clone(),
             shared.clone(),
+            shared.clone(),
             shared,
         )
     }
-    let (users, sessions, tiers, audit, wallets, shares, api_keys, guards) = match storage {
+    let (users, sessions, tiers, audit, wallets, shares, api_keys, guards, metering) = match storage
+    {
         Storage::Postgres(store) => storage_ports(store),
         Storage::Memory(store) => storage_ports(store),
     };
@@ -212,6 +216,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         audit,
         api_keys,
         guards,
+        metering,
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
         secrets: Arc::new(RandomSecrets),
@@ -247,6 +252,7 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
                 window_secs: settings.rate_limits.login_window_secs.max(1),
             },
         },
+        metering: settings.metering_defaults()?,
     };
     Ok(Tessera::new(ports, config))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tessera_domain::model::Currencies;
+use tessera_domain::model::{Currencies, Discount, MeteringDefaults, ResourceId};
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -21,6 +21,7 @@ pub struct Settings {
     /// Currency code → scale (minor units per major unit = 10^scale).
     pub currencies: BTreeMap<String, u32>,
     pub wallets: WalletSettings,
+    pub metering: MeteringSettings,
     pub bootstrap: BootstrapSettings,
     pub identity: IdentitySettings,
     pub rate_limits: RateLimitSettings,
@@ -75,6 +76,15 @@ pub struct PasswordHashingSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WalletSettings {
     pub default_currency: String,
+}
+
+/// Server-wide metering fallbacks: resource id (`*` or a UUID) → daily quota, and → discount
+/// (a decimal fraction strictly between 0 and 1, written as a string).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MeteringSettings {
+    pub default_quotas: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub default_discounts: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,7 +197,27 @@ impl Settings {
             ));
         }
         self.currencies()?;
+        self.metering_defaults()?;
         Ok(())
+    }
+
+    /// The metering fallbacks, checked.
+    pub fn metering_defaults(&self) -> Result<MeteringDefaults, SettingsError> {
+        let bad = |e: tessera_domain::ValidationError| {
+            SettingsError(format!("[metering] {}: {}", e.field, e.reason))
+        };
+        let mut quotas = BTreeMap::new();
+        for (key, limit) in &self.metering.default_quotas {
+            let field = format!("default_quotas.{key}");
+            quotas.insert(ResourceId::parse(field, key).map_err(bad)?, *limit);
+        }
+        let mut discounts = BTreeMap::new();
+        for (key, value) in &self.metering.default_discounts {
+            let field = format!("default_discounts.{key}");
+            let id = ResourceId::parse(field.clone(), key).map_err(bad)?;
+            discounts.insert(id, Discount::parse_decimal(&field, value).map_err(bad)?);
+        }
+        Ok(MeteringDefaults { quotas, discounts })
     }
 
     /// The configured currencies, checked.

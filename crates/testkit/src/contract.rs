@@ -22,8 +22,8 @@ use tessera_domain::model::{
     Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
-    ApiKeyRepository, AuditRepository, GuardRepository, RepoError, RepoResult, SessionRepository,
-    ShareRepository, TierRepository, UserRepository, WalletRepository,
+    ApiKeyRepository, AuditRepository, GuardRepository, MeteringRepository, RepoError, RepoResult,
+    SessionRepository, ShareRepository, TierRepository, UserRepository, WalletRepository,
 };
 use tessera_domain::Conflict;
 use time::{Duration, OffsetDateTime};
@@ -43,6 +43,8 @@ pub use shares::*;
 
 mod credentials;
 pub use credentials::*;
+pub mod metering;
+pub use metering::*;
 
 /// The storage ports under test, backed by one fresh, isolated store.
 #[derive(Clone)]
@@ -55,6 +57,7 @@ pub struct Stores {
     pub shares: Arc<dyn ShareRepository>,
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub guards: Arc<dyn GuardRepository>,
+    pub metering: Arc<dyn MeteringRepository>,
 }
 
 impl Stores {
@@ -69,6 +72,7 @@ impl Stores {
             + ShareRepository
             + ApiKeyRepository
             + GuardRepository
+            + MeteringRepository
             + 'static,
     {
         let store = Arc::new(store);
@@ -80,7 +84,8 @@ impl Stores {
             wallets: store.clone(),
             shares: store.clone(),
             api_keys: store.clone(),
-            guards: store,
+            guards: store.clone(),
+            metering: store,
         }
     }
 
@@ -189,6 +194,14 @@ macro_rules! contract_tests {
             signatures_are_claimed_once_even_concurrently,
             hits_count_per_key_and_window_atomically,
             hotkeys_and_fingerprints_are_unique,
+            quotas_and_discounts_replace_all,
+            rates_read_user_rows_and_tier_defaults,
+            consumption_uses_quota_then_balance_then_refuses,
+            invoiced_consumption_goes_negative_and_free_is_never_charged,
+            keyed_consumption_replays_its_first_decision,
+            usage_pages_group_and_filter,
+            purge_removes_metering_rows,
+            concurrent_consumption_is_exact,
         }
     };
 }

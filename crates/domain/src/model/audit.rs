@@ -22,6 +22,9 @@ pub enum AuditAction {
     UserReactivated,
     ForcedLogout,
     TierAssigned,
+    QuotasChanged,
+    DiscountsChanged,
+    InvoicingChanged,
     TierCreated,
     TierUpdated,
     TierDeleted,
@@ -36,7 +39,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 26] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -49,6 +52,9 @@ impl AuditAction {
         Self::UserReactivated,
         Self::ForcedLogout,
         Self::TierAssigned,
+        Self::QuotasChanged,
+        Self::DiscountsChanged,
+        Self::InvoicingChanged,
         Self::TierCreated,
         Self::TierUpdated,
         Self::TierDeleted,
@@ -76,6 +82,9 @@ impl AuditAction {
             Self::UserReactivated => "user.reactivated",
             Self::ForcedLogout => "user.logged_out",
             Self::TierAssigned => "user.tier_assigned",
+            Self::QuotasChanged => "user.quotas_changed",
+            Self::DiscountsChanged => "user.discounts_changed",
+            Self::InvoicingChanged => "user.invoicing_changed",
             Self::TierCreated => "tier.created",
             Self::TierUpdated => "tier.updated",
             Self::TierDeleted => "tier.deleted",
@@ -152,6 +161,9 @@ mod tests {
             | AuditAction::UserReactivated
             | AuditAction::ForcedLogout
             | AuditAction::TierAssigned
+            | AuditAction::QuotasChanged
+            | AuditAction::DiscountsChanged
+            | AuditAction::InvoicingChanged
             | AuditAction::TierCreated
             | AuditAction::TierUpdated
             | AuditAction::TierDeleted
@@ -162,7 +174,7 @@ mod tests {
             | AuditAction::WalletTransferred
             | AuditAction::ShareGranted
             | AuditAction::ShareChanged
-            | AuditAction::ShareRevoked => 23,
+            | AuditAction::ShareRevoked => 26,
         };
         assert_eq!(AuditAction::ALL.len(), variants(AuditAction::UserCreated));
         let listed: HashSet<AuditAction> = AuditAction::ALL.into_iter().collect();

@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod metering;
 mod money;
 mod permissions;
 mod session;
@@ -14,6 +15,11 @@ pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use credentials::{
     ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey,
     NewApiKey, Registration, SignedPayload, SignedRequest, API_KEY_TOUCH_INTERVAL,
+};
+pub use metering::{
+    charge, day_of, hour_of, next_reset, Consumption, ConsumptionMode, ConsumptionOutcome,
+    CounterKey, Discount, MeteringDefaults, MeteringRates, QuotaOrigin, ResolvedQuota, Source,
+    UsageItem, UsagePage, UsageQuery, PPM,
 };
 pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};

@@ -75,6 +75,8 @@ pub enum EntryKind {
     TransferIn,
     /// The debit half of a transfer.
     TransferOut,
+    /// A metered call past the quota, charged by `MeteringRepository::consume`.
+    Usage,
 }
 
 impl EntryKind {
@@ -83,6 +85,7 @@ impl EntryKind {
             Self::Adjustment => "adjustment",
             Self::TransferIn => "transfer_in",
             Self::TransferOut => "transfer_out",
+            Self::Usage => "usage",
         }
     }
 
@@ -91,6 +94,7 @@ impl EntryKind {
             "adjustment" => Some(Self::Adjustment),
             "transfer_in" => Some(Self::TransferIn),
             "transfer_out" => Some(Self::TransferOut),
+            "usage" => Some(Self::Usage),
             _ => None,
         }
     }
@@ -317,6 +321,7 @@ mod tests {
             EntryKind::Adjustment,
             EntryKind::TransferIn,
             EntryKind::TransferOut,
+            EntryKind::Usage,
         ] {
             assert_eq!(EntryKind::parse(kind.as_str()), Some(kind));
         }

@@ -7,6 +7,7 @@
 mod audit;
 mod clock;
 mod credentials;
+mod metering;
 mod security;
 mod sessions;
 mod shares;
@@ -18,6 +19,7 @@ mod wallets;
 pub use audit::AuditRepository;
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use credentials::{ApiKeyRepository, GuardRepository};
+pub use metering::MeteringRepository;
 pub use security::{ExternalTokenVerifier, PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
 pub use shares::ShareRepository;
@@ -32,6 +34,8 @@ pub use audit::MockAuditRepository;
 pub use clock::{MockClock, MockIdGenerator};
 #[cfg(feature = "mock")]
 pub use credentials::{MockApiKeyRepository, MockGuardRepository};
+#[cfg(feature = "mock")]
+pub use metering::MockMeteringRepository;
 #[cfg(feature = "mock")]
 pub use security::{
     MockExternalTokenVerifier, MockPasswordHasher, MockSecretGenerator, MockTokenCodec,

@@ -53,7 +53,8 @@ pub trait UserRepository: Send + Sync {
         -> RepoResult<User>;
 
     /// Sets the user's invoice billing flags and, in the same transaction, `allow_negative` on
-    /// every wallet of the user (the database's non-negative CHECK reads that copy).
+    /// every wallet of the user (the database's non-negative CHECK reads that copy), and
+    /// records `audit`.
     /// Errors: `NotFound`, `Conflict(NegativeBalance)` (turning invoicing off while a wallet is
     /// below zero), `Unavailable`.
     async fn set_invoicing(
@@ -62,6 +63,7 @@ pub trait UserRepository: Send + Sync {
         invoicing: bool,
         unlimited: bool,
         now: OffsetDateTime,
+        audit: Option<AuditEvent>,
     ) -> RepoResult<User>;
 
     /// One page of the users the query covers and their total. Order: the query's sort (nulls

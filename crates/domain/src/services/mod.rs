@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod identity;
 pub mod limits;
+pub mod metering;
 pub mod shares;
 pub mod tiers;
 pub mod users;
@@ -14,6 +15,10 @@ pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
 pub use identity::{ApiKeyInput, IdentityService, KeyChange};
 pub use limits::{LimitsConfig, LoginLimits, RateLimitService};
+pub use metering::{
+    ConsumeInput, Consumed, MeteringService, QuotaUsage, UsageInput, UserQuotas,
+    DEFAULT_USAGE_LIMIT, MAX_USAGE_LIMIT,
+};
 pub use shares::{DelegatedToken, ShareService, SharedUser};
 pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{

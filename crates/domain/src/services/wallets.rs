@@ -325,6 +325,36 @@ impl WalletService {
         Self::gate(actor)?;
         let currency = self.currencies().parse("currency", currency)?;
         let money = Money::from_major(self.currencies(), currency, major, "amount")?;
+        self.adjust_default(actor, user, money, reason, key).await
+    }
+
+    /// Credits or debits a user's default wallet in `currency` by a decimal number of major
+    /// units (Chutes: USD such as `"12.5"`), converted exactly: more decimal places than the
+    /// currency's scale, or an amount beyond the `i64` range after scaling, is a validation
+    /// error on `amount`, never rounded.
+    pub async fn adjust_default_by_decimal(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        currency: &str,
+        decimal: &str,
+        reason: &str,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Posted, WalletError> {
+        Self::gate(actor)?;
+        let currency = self.currencies().parse("currency", currency)?;
+        let money = Money::from_decimal(self.currencies(), currency, decimal, "amount")?;
+        self.adjust_default(actor, user, money, reason, key).await
+    }
+
+    async fn adjust_default(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        money: Money,
+        reason: &str,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Posted, WalletError> {
         let amount = non_zero("amount", money.minor())?;
         let reason = Reason::parse("reason", reason)?;
         let owner = self.resolve_user(user).await?;

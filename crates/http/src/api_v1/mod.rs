@@ -3,6 +3,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod metering;
 pub(crate) mod shares;
 pub(crate) mod tiers;
 pub(crate) mod users;
@@ -39,6 +40,8 @@ pub fn configure(routes: &mut Routes) {
             // Before the users routes: `/users/{user}/tier` is more specific than
             // `/users/{user}`, and both are registered as resources.
             tiers::configure(routes);
+            // `/users/{user}/quotas` and friends, before the generic `/users/{user}` resources.
+            metering::configure(routes);
             users::configure(routes);
             wallets::configure(routes);
         },

@@ -7,6 +7,7 @@
 //! route (a bug of the original).
 
 pub(crate) mod account;
+pub(crate) mod billing;
 pub(crate) mod error;
 
 pub use account::{self_response, SelfResponse};
@@ -34,7 +35,12 @@ pub fn configure(routes: &mut Routes) {
                     crate::auth::limit_anonymous_calls,
                 ))
         },
-        account::configure,
+        |routes| {
+            // `/me` (GET, DELETE) and the other literal account routes, then billing's
+            // `/me/...` literals, then the `/{user_id}/...` routes.
+            account::configure(routes);
+            billing::configure(routes);
+        },
     );
 }
 

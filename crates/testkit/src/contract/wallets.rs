@@ -262,7 +262,7 @@ pub async fn wallets_open_as_default_only_when_none(s: Stores) {
 
     // Invoiced users' wallets may go negative, including ones opened later.
     s.users
-        .set_invoicing(user.id, true, false, now())
+        .set_invoicing(user.id, true, false, now(), None)
         .await
         .unwrap();
     let later = s
@@ -331,7 +331,7 @@ pub async fn debit_below_zero_refused_unless_allow_negative(s: Stores) {
 
     let invoiced = s
         .users
-        .set_invoicing(user.id, true, true, now())
+        .set_invoicing(user.id, true, true, now(), None)
         .await
         .unwrap();
     assert!(invoiced.invoicing && invoiced.unlimited);
@@ -341,7 +341,10 @@ pub async fn debit_below_zero_refused_unless_allow_negative(s: Stores) {
 
     // Invoicing cannot be turned off while a wallet is below zero.
     assert_eq!(
-        err(s.users.set_invoicing(user.id, false, false, now()).await),
+        err(s
+            .users
+            .set_invoicing(user.id, false, false, now(), None)
+            .await),
         conflict(Conflict::NegativeBalance)
     );
     let still = s.users.get(user.id).await.unwrap();
@@ -351,7 +354,7 @@ pub async fn debit_below_zero_refused_unless_allow_negative(s: Stores) {
     apply(&s, change(w.id, 250, None)).await;
     let off = s
         .users
-        .set_invoicing(user.id, false, false, now())
+        .set_invoicing(user.id, false, false, now(), None)
         .await
         .unwrap();
     assert!(!off.invoicing);
@@ -363,7 +366,7 @@ pub async fn debit_below_zero_refused_unless_allow_negative(s: Stores) {
     assert_eq!(
         err(s
             .users
-            .set_invoicing(Uuid::now_v7(), true, false, now())
+            .set_invoicing(Uuid::now_v7(), true, false, now(), None)
             .await),
         RepoError::NotFound
     );
@@ -383,7 +386,7 @@ pub async fn overflow_is_refused(s: Stores) {
 
     // Below i64::MIN, for a wallet that may go negative.
     s.users
-        .set_invoicing(user.id, true, false, now())
+        .set_invoicing(user.id, true, false, now(), None)
         .await
         .unwrap();
     let neg = s
@@ -744,7 +747,7 @@ pub async fn transfer_moves_both_and_conserves(s: Stores) {
     );
     // An invoiced source may go below zero.
     s.users
-        .set_invoicing(alice.id, true, false, now())
+        .set_invoicing(alice.id, true, false, now(), None)
         .await
         .unwrap();
     s.wallets
