@@ -416,3 +416,94 @@ async fn two_processes_share_one_rate_limit() {
     }
     assert_eq!(statuses, vec![401, 401, 401, 401, 429, 429, 429, 429]);
 }
+
+/// Metering through two real processes: a daily quota of 20 and money for exactly 10 paid calls;
+/// 60 concurrent calls alternate between the servers. Exactly 20 are covered by quota, 10 are
+/// charged, 30 are refused with 402, and the balance ends at exactly zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_meter_exactly() {
+    let db = TestDatabase::new().await;
+    let a = Process::start(&db.url);
+    let b = Process::start(&db.url);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let admin = login(&client, &a, "admin", ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = json_of(
+        client
+            .post(a.url("/api/v1/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"username": "meter", "password": "meter-password"})),
+    )
+    .await;
+    let user = created["id"].as_str().unwrap().to_owned();
+    let quotas = client
+        .put(b.url(&format!("/api/v1/users/{user}/quotas")))
+        .bearer_auth(&admin)
+        .json(&json!({"*": 20}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(quotas.status(), 200);
+    let wallets = json_of(
+        client
+            .get(a.url(&format!("/api/v1/users/{user}/wallets")))
+            .bearer_auth(&admin),
+    )
+    .await;
+    let wallet = wallets["data"][0]["id"].as_str().unwrap().to_owned();
+    let seed = client
+        .post(b.url(&format!("/api/v1/wallets/{wallet}/adjustments")))
+        .bearer_auth(&admin)
+        .json(&json!({"amount": 10 * 1_000, "reason": "seed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seed.status(), 201);
+
+    let body = json!({"user_id": user, "resource_id": "*", "count": 1, "cost": 1_000,
+                      "input_tokens": 1, "output_tokens": 1});
+    let calls = (0..60).map(|i| {
+        let (client, admin, body) = (client.clone(), admin.clone(), body.clone());
+        let url = if i % 2 == 0 {
+            a.url("/api/v1/usage")
+        } else {
+            b.url("/api/v1/usage")
+        };
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let value: Value = r.json().await.unwrap();
+            (status, value)
+        }
+    });
+    let mut quota = 0;
+    let mut charged = 0;
+    let mut refused = 0;
+    for (status, value) in join_all(calls).await {
+        match (status, value["source"].as_str()) {
+            (201, Some("quota")) => quota += 1,
+            (201, Some("balance")) => charged += 1,
+            (402, _) => refused += 1,
+            other => panic!("unexpected {other:?}: {value}"),
+        }
+    }
+    assert_eq!((quota, charged, refused), (20, 10, 30));
+    let after = json_of(
+        client
+            .get(b.url(&format!("/api/v1/wallets/{wallet}")))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(after["balance"], 0, "{after}");
+}
