@@ -26,5 +26,5 @@ db: ## print the dev database URL (provisioned if needed)
 db-stop: ## stop the private PostgreSQL cluster in .data/
 	scripts/dev-postgres stop
 
-bench: ## run benchmarks
+bench: ## release build + load test against pgbench on a private database; updates docs/benchmarks.md (BENCH_DURATION=15)
 	scripts/bench

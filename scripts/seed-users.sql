@@ -1,6 +1,7 @@
 -- Seeds :n users (psql -v n=100000) with realistic spread: creation over a year, 70% logged in,
 -- 2% soft-deleted, 5% managed, creators among the first 100 users. Used by the directory EXPLAIN
--- and by `make bench`.
+-- and by `make bench`. Every seeded user gets its default `usd` wallet, as the service would have
+-- opened it (migrations only open wallets for users who exist when they run).
 \set ON_ERROR_STOP on
 INSERT INTO users (id, username, email, first_name, last_name, password_hash, permissions,
                    state, tokens_valid_after, created_by, created_at, updated_at, last_login_at,
@@ -25,4 +26,13 @@ WITH creators AS (SELECT id, row_number() OVER (ORDER BY username) AS k FROM use
 UPDATE users u SET created_by = c.id
 FROM creators c
 WHERE c.k = 1 + (abs(hashtext(u.username)) % 100) AND u.id <> c.id;
+INSERT INTO wallets (id, user_id, name, currency, is_default, balance, allow_negative,
+                     created_at, updated_at)
+SELECT gen_random_uuid(), u.id, 'Main', 'usd', true, 0, u.invoicing, u.created_at, u.created_at
+FROM users u
+WHERE NOT EXISTS (
+    SELECT 1 FROM wallets w
+    WHERE w.user_id = u.id AND w.currency = 'usd' AND w.is_default AND w.deleted_at IS NULL
+);
 ANALYZE users;
+ANALYZE wallets;
