@@ -5,6 +5,7 @@ pub mod settings;
 pub mod telemetry;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,14 +63,41 @@ impl Storage {
         if settings.uses_memory_storage() {
             return Ok(Self::Memory(MemoryStore::new()));
         }
+        Self::postgres(settings, settings.database.pool_size)
+    }
+
+    fn postgres(settings: &Settings, max_size: usize) -> Result<Self, StartupError> {
         let pool = PoolSettings {
-            max_size: settings.database.pool_size,
+            max_size,
             wait_timeout: settings.pool_wait_timeout(),
             connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
         }
         .build(settings.database_url())
         .map_err(StartupError::Database)?;
         Ok(Self::Postgres(PgStore::new(pool)))
+    }
+
+    /// One storage per HTTP worker, next to `self`. PostgreSQL gets a pool per worker,
+    /// splitting `database.pool_size` between them (at least one connection each): a connection
+    /// is driven by the runtime of the worker that opened it, so a worker that only uses its own
+    /// connections never needs another thread to wake up for its queries. The in-memory store
+    /// is the data itself, so every worker shares `self`'s.
+    pub fn per_worker(
+        &self,
+        settings: &Settings,
+        workers: usize,
+    ) -> Result<Vec<Self>, StartupError> {
+        let workers = workers.max(1);
+        let total = settings.database.pool_size;
+        (0..workers)
+            .map(|i| match self {
+                Self::Memory(store) => Ok(Self::Memory(store.clone())),
+                Self::Postgres(_) => {
+                    let share = total / workers + usize::from(i < total % workers);
+                    Self::postgres(settings, share.max(1))
+                }
+            })
+            .collect()
     }
 
     /// Applies pending migrations (a no-op for memory storage).
@@ -83,22 +111,28 @@ impl Storage {
     }
 }
 
-struct StoragePool(Storage);
+/// The workers' pools, reported as one.
+struct StoragePools(Vec<Storage>);
 
-impl PoolStats for StoragePool {
+impl PoolStats for StoragePools {
     fn status(&self) -> Option<PoolStatus> {
-        match &self.0 {
-            Storage::Memory(_) => None,
-            Storage::Postgres(store) => {
+        let mut total: Option<PoolStatus> = None;
+        for storage in &self.0 {
+            if let Storage::Postgres(store) = storage {
                 let s = store.pool().status();
-                Some(PoolStatus {
-                    max_size: s.max_size,
-                    size: s.size,
-                    available: s.available,
-                    waiting: s.waiting,
-                })
+                let sum = total.get_or_insert(PoolStatus {
+                    max_size: 0,
+                    size: 0,
+                    available: 0,
+                    waiting: 0,
+                });
+                sum.max_size += s.max_size;
+                sum.size += s.size;
+                sum.available += s.available;
+                sum.waiting += s.waiting;
             }
         }
+        total
     }
 }
 
@@ -140,8 +174,22 @@ type StoragePorts = (
     Arc<dyn MeteringRepository>,
 );
 
+/// What every worker's domain instance shares: the hashing threads, the token keys and the
+/// configuration are process-wide; only the storage differs between workers.
+struct ProcessParts {
+    hasher: Arc<Argon2Hasher>,
+    tokens: Arc<JwtCodec>,
+    external_tokens: Option<Arc<dyn ExternalTokenVerifier>>,
+    config: TesseraConfig,
+}
+
 /// Builds the domain over the configured adapters.
 pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, StartupError> {
+    Ok(tessera_over(storage, &process_parts(settings)?))
+}
+
+/// The domain over `storage`, with the process-wide parts.
+fn tessera_over(storage: &Storage, parts: &ProcessParts) -> Tessera {
     /// One store behind every storage port.
     fn storage_ports<S>(store: &S) -> StoragePorts
     where
@@ -175,6 +223,28 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         Storage::Postgres(store) => storage_ports(store),
         Storage::Memory(store) => storage_ports(store),
     };
+    let ports = Ports {
+        users,
+        sessions,
+        wallets,
+        tiers,
+        shares,
+        audit,
+        api_keys,
+        guards,
+        metering,
+        hasher: parts.hasher.clone(),
+        tokens: parts.tokens.clone(),
+        secrets: Arc::new(RandomSecrets),
+        signatures: Arc::new(Sr25519Verifier::new()),
+        external_tokens: parts.external_tokens.clone(),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidV7Generator),
+    };
+    Tessera::new(ports, parts.config.clone())
+}
+
+fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
     let hashing = &settings.password_hashing;
     let hasher = Argon2Hasher::new(Argon2Settings {
         memory_kib: hashing.memory_kib,
@@ -207,24 +277,6 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
             .map_err(StartupError::Security)?;
             Some(Arc::new(issuer))
         };
-    let ports = Ports {
-        users,
-        sessions,
-        wallets,
-        tiers,
-        shares,
-        audit,
-        api_keys,
-        guards,
-        metering,
-        hasher: Arc::new(hasher),
-        tokens: Arc::new(tokens),
-        secrets: Arc::new(RandomSecrets),
-        signatures: Arc::new(Sr25519Verifier::new()),
-        external_tokens,
-        clock: Arc::new(SystemClock),
-        ids: Arc::new(UuidV7Generator),
-    };
     let config = TesseraConfig {
         access_token_ttl: Duration::from_secs(settings.auth.access_token_ttl_secs),
         session_ttl: Duration::from_secs(settings.auth.session_ttl_secs),
@@ -254,7 +306,12 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
         },
         metering: settings.metering_defaults()?,
     };
-    Ok(Tessera::new(ports, config))
+    Ok(ProcessParts {
+        hasher: Arc::new(hasher),
+        tokens: Arc::new(tokens),
+        external_tokens,
+        config,
+    })
 }
 
 /// A server that is listening.
@@ -284,30 +341,45 @@ impl RunningServer {
 /// Migrates (if configured), bootstraps the first superuser on an empty database, binds the
 /// listener and returns the server, not yet running.
 pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
-    let storage = Storage::connect(settings)?;
+    // Start-up work and callers of `RunningServer::tessera` use a storage of their own, so no
+    // worker's pool holds a connection driven by the caller's runtime.
+    let control = Storage::connect(settings)?;
     if settings.database.migrate_on_start {
-        let applied = storage.migrate(settings).await?;
+        let applied = control.migrate(settings).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "applied database migrations");
         }
     }
-    let tessera = build_tessera(settings, &storage)?;
+    let parts = process_parts(settings)?;
+    let tessera = tessera_over(&control, &parts);
     let bootstrapped = bootstrap(settings, &tessera).await?;
 
-    let metrics =
-        Metrics::new(Arc::new(StoragePool(storage.clone()))).map_err(StartupError::Metrics)?;
-    let state = web::Data::new(ApiState {
-        tessera: tessera.clone(),
-        readiness: Arc::new(StorageReadiness(storage)),
-        metrics: Arc::new(metrics),
-    });
+    let workers = settings.worker_count();
+    let storages = control.per_worker(settings, workers)?;
+    let metrics = Arc::new(
+        Metrics::new(Arc::new(StoragePools(storages.clone()))).map_err(StartupError::Metrics)?,
+    );
+    let states: Vec<web::Data<ApiState>> = storages
+        .into_iter()
+        .map(|storage| {
+            web::Data::new(ApiState {
+                tessera: tessera_over(&storage, &parts),
+                readiness: Arc::new(StorageReadiness(storage)),
+                metrics: metrics.clone(),
+            })
+        })
+        .collect();
     let limits = HttpLimits {
         max_body_bytes: settings.server.max_body_bytes,
         trust_forwarded_for: settings.identity.trust_forwarded_for,
         body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
     };
+    // actix calls the factory once on each worker's thread: each takes the next state, so each
+    // worker queries through its own pool.
+    let next_state = Arc::new(AtomicUsize::new(0));
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
+        let state = states[next_state.fetch_add(1, Ordering::Relaxed) % states.len()].clone();
         App::new()
             .wrap(NormalizePath::new(TrailingSlash::Trim))
             .wrap(actix_web::middleware::from_fn(
@@ -328,10 +400,8 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     .keep_alive(match settings.server.keep_alive_secs {
         0 => actix_web::http::KeepAlive::Disabled,
         secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
-    });
-    if settings.server.workers > 0 {
-        server = server.workers(settings.server.workers);
-    }
+    })
+    .workers(workers);
     let server = server.bind(&addr).map_err(|source| StartupError::Bind {
         addr: addr.clone(),
         source,

@@ -237,6 +237,14 @@ impl Settings {
         self.database_url().starts_with("memory:")
     }
 
+    /// HTTP workers: `server.workers`, or one per available core when it is 0.
+    pub fn worker_count(&self) -> usize {
+        match self.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
+
     pub fn pool_wait_timeout(&self) -> Duration {
         Duration::from_millis(self.database.pool_wait_timeout_ms)
     }
