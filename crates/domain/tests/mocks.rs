@@ -193,9 +193,8 @@ async fn an_adjustment_hands_its_audit_event_to_the_store() {
     let wallet_id = wallet.id;
     let mut m = Mocks::default();
     m.wallets
-        .expect_get()
-        .returning(move |_| Ok(wallet.clone()));
-    m.users.expect_get().returning(move |_| Ok(owner.clone()));
+        .expect_get_with_owner()
+        .returning(move |_| Ok((wallet.clone(), owner.clone())));
     m.wallets
         .expect_apply()
         .withf(move |c| {

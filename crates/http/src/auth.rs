@@ -16,7 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tessera_domain::model::{SignedPayload, SignedRequest};
+use tessera_domain::model::{SignedPayload, SignedRequest, WalletSummary};
 use tessera_domain::services::identity::API_KEY_PREFIX;
 use tessera_domain::{Actor, AuthError, IdentityError, LimitError};
 
@@ -165,7 +165,22 @@ fn authorization(req: &HttpRequest) -> Option<(bool, String)> {
 /// Authenticates a request with whichever credential it carries, then applies the caller's
 /// tier rate limits to its path.
 pub async fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
-    let actor = identify(req).await?;
+    Ok(authenticate_reading(req, false).await?.0)
+}
+
+/// [`authenticate`], also reading the caller's wallet summary in the session look-up when the
+/// credential is an access token (`None` otherwise: read it separately).
+pub async fn authenticate_with_wallets(
+    req: &HttpRequest,
+) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {
+    authenticate_reading(req, true).await
+}
+
+async fn authenticate_reading(
+    req: &HttpRequest,
+    with_wallets: bool,
+) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {
+    let (actor, wallets) = identify(req, with_wallets).await?;
     if let Some(state) = req.app_data::<web::Data<ApiState>>() {
         state
             .tessera
@@ -174,7 +189,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
             .await
             .map_err(AuthFailure::Limited)?;
     }
-    Ok(actor)
+    Ok((actor, wallets))
 }
 
 fn has_credentials(req: &HttpRequest) -> bool {
@@ -202,8 +217,12 @@ pub async fn limit_anonymous_calls(
     next.call(req).await
 }
 
-/// Who the credential names, without rate limits.
-async fn identify(req: &HttpRequest) -> Result<Actor, AuthFailure> {
+/// Who the credential names, without rate limits; with an access token and `with_wallets`, also
+/// the caller's wallet summary.
+async fn identify(
+    req: &HttpRequest,
+    with_wallets: bool,
+) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {
     let state = req
         .app_data::<web::Data<ApiState>>()
         .cloned()
@@ -213,6 +232,7 @@ async fn identify(req: &HttpRequest) -> Result<Actor, AuthFailure> {
         return identity
             .authenticate_signed(&signed)
             .await
+            .map(|actor| (actor, None))
             .map_err(AuthFailure::Identity);
     }
     let (is_bearer, token) = authorization(req).ok_or(AuthFailure::Missing)?;
@@ -225,10 +245,17 @@ async fn identify(req: &HttpRequest) -> Result<Actor, AuthFailure> {
         return identity
             .authenticate_api_key(&token)
             .await
+            .map(|actor| (actor, None))
             .map_err(AuthFailure::Identity);
     }
-    match state.tessera.auth.authenticate(&token).await {
-        Ok(actor) => Ok(actor),
+    let auth = &state.tessera.auth;
+    let checked = if with_wallets {
+        auth.authenticate_with_wallets(&token).await
+    } else {
+        auth.authenticate(&token).await.map(|actor| (actor, None))
+    };
+    match checked {
+        Ok(found) => Ok(found),
         Err(AuthError::InvalidToken) if identity.accepts_external_tokens() => {
             let actor = identity
                 .authenticate_external(&token)
@@ -237,7 +264,7 @@ async fn identify(req: &HttpRequest) -> Result<Actor, AuthFailure> {
             if changes_state(req.method()) {
                 return Err(AuthFailure::ExternalWrite);
             }
-            Ok(actor)
+            Ok((actor, None))
         }
         Err(e) => Err(AuthFailure::Token(e)),
     }

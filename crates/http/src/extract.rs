@@ -8,6 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
+use tessera_domain::model::WalletSummary;
 use tessera_domain::values::IdempotencyKey;
 use tessera_domain::Actor;
 
@@ -27,6 +28,23 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let actor = crate::auth::authenticate(&req).await?;
             Ok(Authenticated(actor))
+        })
+    }
+}
+
+/// The caller, as [`Authenticated`], with its wallet summary when the session look-up could read
+/// it at no extra cost (an access token); `None` means it is still to be read.
+pub struct AuthenticatedWithWallets(pub Actor, pub Option<WalletSummary>);
+
+impl FromRequest for AuthenticatedWithWallets {
+    type Error = ApiError;
+    type Future = BoxFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let (actor, wallets) = crate::auth::authenticate_with_wallets(&req).await?;
+            Ok(AuthenticatedWithWallets(actor, wallets))
         })
     }
 }

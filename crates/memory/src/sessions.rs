@@ -1,13 +1,29 @@
 //! [`SessionRepository`] over the in-memory tables.
 
 use async_trait::async_trait;
-use tessera_domain::model::{DelegatedCheck, NewSession, RefreshOutcome, Session, SessionCheck};
+use tessera_domain::model::{
+    DelegatedCheck, NewSession, RefreshOutcome, Session, SessionCheck, WalletSummary,
+};
 use tessera_domain::ports::{RepoError, RepoResult, SessionRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::state::{stored, RefreshTokenRow};
+use crate::state::{stored, RefreshTokenRow, State};
 use crate::MemoryStore;
+
+/// The session of `user_id` with id `session_id`, and its user.
+fn checked(state: &State, session_id: Uuid, user_id: Uuid) -> RepoResult<SessionCheck> {
+    let session = state
+        .sessions
+        .get(&session_id)
+        .filter(|session| session.user_id == user_id)
+        .ok_or(RepoError::NotFound)?;
+    let user = state.users.get(&user_id).ok_or(RepoError::NotFound)?;
+    Ok(SessionCheck {
+        user: user.user.clone(),
+        session: session.clone(),
+    })
+}
 
 #[async_trait]
 impl SessionRepository for MemoryStore {
@@ -56,17 +72,23 @@ impl SessionRepository for MemoryStore {
     }
 
     async fn check(&self, session_id: Uuid, user_id: Uuid) -> RepoResult<SessionCheck> {
+        checked(&self.lock(), session_id, user_id)
+    }
+
+    async fn check_with_wallets(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> RepoResult<(SessionCheck, WalletSummary)> {
         let state = self.lock();
-        let session = state
-            .sessions
-            .get(&session_id)
-            .filter(|session| session.user_id == user_id)
-            .ok_or(RepoError::NotFound)?;
-        let user = state.users.get(&user_id).ok_or(RepoError::NotFound)?;
-        Ok(SessionCheck {
-            user: user.user.clone(),
-            session: session.clone(),
-        })
+        let check = checked(&state, session_id, user_id)?;
+        let mut summary = WalletSummary::default();
+        for wallet in state.wallets.values() {
+            if wallet.user_id == user_id && wallet.deleted_at.is_none() {
+                summary.add(wallet.currency.clone(), wallet.is_default, wallet.balance);
+            }
+        }
+        Ok((check, summary))
     }
 
     async fn check_delegated(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use tessera_domain::model::{
     AuditEvent, BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor,
-    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
+    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, User, Wallet, WalletSummary,
 };
 use tessera_domain::ports::{RepoError, RepoResult, WalletRepository};
 use tessera_domain::Conflict;
@@ -128,6 +128,16 @@ impl WalletRepository for MemoryStore {
             .ok_or(RepoError::NotFound)
     }
 
+    async fn get_with_owner(&self, id: Uuid) -> RepoResult<(Wallet, User)> {
+        let state = self.lock();
+        let wallet = state.wallets.get(&id).ok_or(RepoError::NotFound)?;
+        let owner = state
+            .users
+            .get(&wallet.user_id)
+            .ok_or(RepoError::NotFound)?;
+        Ok((wallet.clone(), owner.user.clone()))
+    }
+
     async fn list_for_user(&self, user_id: Uuid, include_deleted: bool) -> RepoResult<Vec<Wallet>> {
         let state = self.lock();
         let mut wallets: Vec<Wallet> = state
@@ -147,13 +157,11 @@ impl WalletRepository for MemoryStore {
             if wallet.deleted_at.is_some() || !user_ids.contains(&wallet.user_id) {
                 continue;
             }
-            let summary = out.entry(wallet.user_id).or_default();
-            summary.wallet_count += 1;
-            if wallet.is_default {
-                summary
-                    .balances
-                    .insert(wallet.currency.clone(), wallet.balance);
-            }
+            out.entry(wallet.user_id).or_default().add(
+                wallet.currency.clone(),
+                wallet.is_default,
+                wallet.balance,
+            );
         }
         Ok(out)
     }

@@ -19,8 +19,7 @@ pub(crate) async fn record(
     let Some(e) = event else {
         return Ok(());
     };
-    let changes = serde_json::to_value(&e.changes)
-        .map_err(|err| RepoError::Internal(format!("cannot encode audit changes: {err}")))?;
+    let changes = changes_json(e)?;
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(e.id),
@@ -34,6 +33,12 @@ pub(crate) async fn record(
         .await
         .map_err(map)?;
     Ok(())
+}
+
+/// An event's changes as stored in `audit_events.changes`.
+pub(crate) fn changes_json(e: &AuditEvent) -> Result<serde_json::Value, RepoError> {
+    serde_json::to_value(&e.changes)
+        .map_err(|err| RepoError::Internal(format!("cannot encode audit changes: {err}")))
 }
 
 type Row = (

@@ -225,7 +225,7 @@ impl From<WalletRow> for Wallet {
     }
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = ledger_entries, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct LedgerEntryRow {
     pub id: Uuid,

@@ -3,6 +3,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use tessera_domain::model::{
     DelegatedCheck, NewSession, RefreshOutcome, ScopeSet, Session, SessionCheck, User,
+    WalletSummary,
 };
 use tessera_domain::ports::{RepoError, RepoResult, SessionRepository};
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use crate::error::{map, TxError};
 use crate::models::{SessionRow, UserRow};
-use crate::schema::{refresh_tokens, sessions, shares, users};
+use crate::schema::{refresh_tokens, sessions, shares, users, wallets};
 use crate::users::revoke_sessions;
 use crate::PgStore;
 
@@ -66,6 +67,48 @@ impl SessionRepository for PgStore {
             user: user.try_into()?,
             session: session.into(),
         })
+    }
+
+    async fn check_with_wallets(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> RepoResult<(SessionCheck, WalletSummary)> {
+        let mut conn = self.conn().await?;
+        // One row per live wallet (one, usually), or one with no wallet columns.
+        let rows: Vec<(SessionRow, UserRow, Option<(String, bool, i64)>)> = sessions::table
+            .inner_join(users::table)
+            .left_join(
+                wallets::table.on(wallets::user_id
+                    .eq(users::id)
+                    .and(wallets::deleted_at.is_null())),
+            )
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::user_id.eq(user_id))
+            .select((
+                SessionRow::as_select(),
+                UserRow::as_select(),
+                (wallets::currency, wallets::is_default, wallets::balance).nullable(),
+            ))
+            .load(&mut conn)
+            .await
+            .map_err(map)?;
+        let mut summary = WalletSummary::default();
+        let mut found = None;
+        for (session, user, wallet) in rows {
+            if let Some((currency, is_default, balance)) = wallet {
+                summary.add(currency, is_default, balance);
+            }
+            found.get_or_insert((session, user));
+        }
+        let (session, user) = found.ok_or(RepoError::NotFound)?;
+        Ok((
+            SessionCheck {
+                user: user.try_into()?,
+                session: session.into(),
+            },
+            summary,
+        ))
     }
 
     async fn check_delegated(

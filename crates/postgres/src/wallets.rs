@@ -8,6 +8,10 @@
 //!   without any read-modify-write in the application;
 //! - the table's `CHECK (balance >= 0 OR allow_negative)` enforces the non-negative rule again,
 //!   and `bigint` arithmetic raises (SQLSTATE 22003) instead of wrapping;
+//! - a plain change of a given wallet (no idempotency key) is one statement: the conditional
+//!   `UPDATE`, the ledger entry and the audit event as data-modifying CTEs
+//!   ([`APPLY_TO_WALLET_SQL`]); a single statement is atomic on its own, so it needs no
+//!   `BEGIN`/`COMMIT` and costs one round trip instead of five;
 //! - an idempotency key is claimed first in the same transaction with `INSERT … ON CONFLICT DO
 //!   NOTHING`: a concurrent duplicate waits on the unique index until the first commits, then
 //!   sees its row and answers with the first result;
@@ -22,14 +26,14 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
     AuditEvent, BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor,
-    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
+    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, User, Wallet, WalletSummary,
 };
 use tessera_domain::ports::{RepoError, RepoResult, WalletRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{map, TxError};
-use crate::models::{LedgerEntryRow, WalletRow};
+use crate::models::{LedgerEntryRow, UserRow, WalletRow};
 use crate::schema::{idempotency_keys, ledger_entries, users, wallets};
 use crate::PgStore;
 
@@ -191,6 +195,71 @@ async fn move_balance(
     .map_err(map)?)
 }
 
+/// A change of one wallet in one statement: the conditional update, its ledger entry and, when
+/// `$8` is set, its audit event (whose `balance_after` only the update knows; `||` lets it
+/// replace the provisional value).
+const APPLY_TO_WALLET_SQL: &str = "\
+WITH moved AS (
+    UPDATE wallets SET balance = balance + $3, updated_at = $7
+    WHERE id = $2 AND deleted_at IS NULL AND (balance + $3 >= 0 OR allow_negative)
+    RETURNING balance
+), entry AS (
+    INSERT INTO ledger_entries (id, wallet_id, amount, balance_after, kind, reason, actor_id,
+                                transfer_id, idempotency_key, created_at)
+    SELECT $1, $2, $3, moved.balance, $4, $5, $6, NULL, NULL, $7 FROM moved
+    RETURNING id, wallet_id, amount, balance_after, kind, reason, actor_id, transfer_id,
+              idempotency_key, created_at
+), event AS (
+    INSERT INTO audit_events (id, at, actor_id, target_id, action, changes)
+    SELECT $8, $9, $10, $11, $12, $13 || jsonb_build_object('balance_after',
+           jsonb_build_object('before', NULL::text, 'after', entry.balance_after::text))
+    FROM entry WHERE $8 IS NOT NULL
+)
+SELECT id, wallet_id, amount, balance_after, kind, reason, actor_id, transfer_id,
+       idempotency_key, created_at FROM entry";
+
+/// [`APPLY_TO_WALLET_SQL`]: `None` when the update matched no row.
+async fn apply_to_wallet(
+    conn: &mut AsyncPgConnection,
+    change: &BalanceChange,
+    wallet_id: Uuid,
+) -> Result<Option<LedgerEntry>, RepoError> {
+    use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    let provisional = LedgerEntry {
+        id: change.entry_id,
+        wallet_id,
+        amount: change.amount,
+        balance_after: 0,
+        kind: change.kind,
+        reason: change.reason.clone(),
+        actor_id: change.actor_id,
+        transfer_id: None,
+        idempotency_key: None,
+        created_at: change.now,
+    };
+    let event = change.audit_with(&provisional);
+    let changes = event.as_ref().map(crate::audit::changes_json).transpose()?;
+    let row: Option<LedgerEntryRow> = diesel::sql_query(APPLY_TO_WALLET_SQL)
+        .bind::<SqlUuid, _>(change.entry_id)
+        .bind::<SqlUuid, _>(wallet_id)
+        .bind::<BigInt, _>(change.amount)
+        .bind::<Text, _>(change.kind.as_str())
+        .bind::<Text, _>(&change.reason)
+        .bind::<Nullable<SqlUuid>, _>(change.actor_id)
+        .bind::<Timestamptz, _>(change.now)
+        .bind::<Nullable<SqlUuid>, _>(event.as_ref().map(|e| e.id))
+        .bind::<Nullable<Timestamptz>, _>(event.as_ref().map(|e| e.at))
+        .bind::<Nullable<SqlUuid>, _>(event.as_ref().and_then(|e| e.actor_id))
+        .bind::<Nullable<SqlUuid>, _>(event.as_ref().and_then(|e| e.target_id))
+        .bind::<Nullable<Text>, _>(event.as_ref().map(|e| e.action.as_str()))
+        .bind::<Nullable<Jsonb>, _>(changes)
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(map)?;
+    row.map(LedgerEntry::try_from).transpose()
+}
+
 /// Why [`move_balance`] matched no row.
 async fn refusal(conn: &mut AsyncPgConnection, wallet_id: Uuid) -> TxError {
     let found: Result<Option<Option<OffsetDateTime>>, _> = wallets::table
@@ -231,6 +300,18 @@ impl WalletRepository for PgStore {
         Ok(row.into())
     }
 
+    async fn get_with_owner(&self, id: Uuid) -> RepoResult<(Wallet, User)> {
+        let mut conn = self.conn().await?;
+        let (wallet, owner): (WalletRow, UserRow) = wallets::table
+            .inner_join(users::table)
+            .filter(wallets::id.eq(id))
+            .select((WalletRow::as_select(), UserRow::as_select()))
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok((wallet.into(), owner.try_into()?))
+    }
+
     async fn list_for_user(&self, user_id: Uuid, include_deleted: bool) -> RepoResult<Vec<Wallet>> {
         let mut conn = self.conn().await?;
         let mut q = wallets::table
@@ -264,11 +345,9 @@ impl WalletRepository for PgStore {
             .map_err(map)?;
         let mut out: HashMap<Uuid, WalletSummary> = HashMap::new();
         for (user_id, currency, is_default, balance) in rows {
-            let summary = out.entry(user_id).or_default();
-            summary.wallet_count += 1;
-            if is_default {
-                summary.balances.insert(currency, balance);
-            }
+            out.entry(user_id)
+                .or_default()
+                .add(currency, is_default, balance);
         }
         Ok(out)
     }
@@ -356,6 +435,15 @@ impl WalletRepository for PgStore {
 
     async fn apply(&self, change: BalanceChange) -> RepoResult<Posted> {
         let mut conn = self.conn().await?;
+        if let (ChangeTarget::Wallet(wallet_id), None) = (&change.target, &change.idempotency) {
+            return match apply_to_wallet(&mut conn, &change, *wallet_id).await? {
+                Some(entry) => Ok(Posted {
+                    entry,
+                    replayed: false,
+                }),
+                None => Err(refusal(&mut conn, *wallet_id).await.into()),
+            };
+        }
         conn.transaction(async |conn| -> Result<_, TxError> {
             if let Some(c) = &change.idempotency {
                 if let Some(first) = claim(conn, c, change.entry_id, change.now).await? {

@@ -144,6 +144,8 @@ macro_rules! contract_tests {
             adjustment_moves_balance_and_writes_entry,
             debit_below_zero_refused_unless_allow_negative,
             overflow_is_refused,
+            wallet_comes_with_its_owner,
+            session_check_reads_the_wallet_summary_too,
             soft_deleted_wallet_refuses_changes,
             restore_keeps_one_default,
             idempotent_replay_returns_the_same_entry,

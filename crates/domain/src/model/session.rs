@@ -25,7 +25,7 @@ pub struct NewSession {
 }
 
 /// The result of checking an access token's session and user in one look-up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionCheck {
     pub user: User,
     pub session: Session,

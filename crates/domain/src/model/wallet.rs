@@ -66,6 +66,16 @@ pub struct WalletSummary {
     pub balances: BTreeMap<String, i64>,
 }
 
+impl WalletSummary {
+    /// Counts one live wallet; a default wallet also shows its balance.
+    pub fn add(&mut self, currency: String, is_default: bool, balance: i64) {
+        self.wallet_count += 1;
+        if is_default {
+            self.balances.insert(currency, balance);
+        }
+    }
+}
+
 /// Why a ledger entry exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {

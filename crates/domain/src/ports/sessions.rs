@@ -3,7 +3,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::RepoResult;
-use crate::model::{DelegatedCheck, NewSession, RefreshOutcome, SessionCheck};
+use crate::model::{DelegatedCheck, NewSession, RefreshOutcome, SessionCheck, WalletSummary};
 
 /// Storage of login sessions and their refresh tokens. Sessions live in the store, so every
 /// server process agrees on them.
@@ -17,6 +17,15 @@ pub trait SessionRepository: Send + Sync {
     /// The session and its user, in one look-up, for checking an access token.
     /// Errors: `NotFound` (no such session for that user), `Unavailable`.
     async fn check(&self, session_id: Uuid, user_id: Uuid) -> RepoResult<SessionCheck>;
+
+    /// [`check`](Self::check) plus the user's wallet summary, in the same single look-up: views
+    /// of the caller (`GET /users/me`) show both, and a second round trip would double their
+    /// cost. Errors: as `check`.
+    async fn check_with_wallets(
+        &self,
+        session_id: Uuid,
+        user_id: Uuid,
+    ) -> RepoResult<(SessionCheck, WalletSummary)>;
 
     /// For a delegated token, in one call: the principal's session and user, the subject, and
     /// the scopes of the subject's share with the principal (if any).

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::RepoResult;
 use crate::model::{
     AuditEvent, BalanceChange, LedgerCursor, LedgerEntry, NewTransfer, NewWallet, Posted, Transfer,
-    Wallet, WalletSummary,
+    User, Wallet, WalletSummary,
 };
 
 /// Storage of wallets and their ledger.
@@ -39,6 +39,10 @@ pub trait WalletRepository: Send + Sync {
 
     /// A wallet, deleted or not. Errors: `NotFound`, `Unavailable`.
     async fn get(&self, id: Uuid) -> RepoResult<Wallet>;
+
+    /// A wallet, deleted or not, with its owner, in one round trip (every money request needs
+    /// both to decide who may act). Errors: `NotFound`, `Unavailable`.
+    async fn get_with_owner(&self, id: Uuid) -> RepoResult<(Wallet, User)>;
 
     /// The user's wallets, oldest first (ties by id); soft-deleted ones only when asked.
     /// Errors: `Unavailable`.

@@ -8,7 +8,9 @@ use time::{Duration, OffsetDateTime};
 use crate::actor::{Actor, Delegation};
 use crate::app::Deps;
 use crate::error::AuthError;
-use crate::model::{AccessClaims, NewSession, RefreshOutcome, ScopeSet, Session, TokenPair, User};
+use crate::model::{
+    AccessClaims, NewSession, RefreshOutcome, ScopeSet, Session, TokenPair, User, WalletSummary,
+};
 use crate::ports::RepoError;
 use crate::values::{may_name_a_user, PresentedSecret};
 
@@ -170,6 +172,24 @@ impl AuthService {
     /// Checks an access token and returns who is calling. One store look-up: the session and
     /// its user together (for a delegated token, also the subject and the subject's share).
     pub async fn authenticate(&self, token: &str) -> Result<Actor, AuthError> {
+        Ok(self.authenticate_reading(token, false).await?.0)
+    }
+
+    /// [`authenticate`](Self::authenticate), reading the caller's wallet summary in the same
+    /// store look-up, for views of the caller. `None` for a delegated token: its subject's
+    /// summary is read separately.
+    pub async fn authenticate_with_wallets(
+        &self,
+        token: &str,
+    ) -> Result<(Actor, Option<WalletSummary>), AuthError> {
+        self.authenticate_reading(token, true).await
+    }
+
+    async fn authenticate_reading(
+        &self,
+        token: &str,
+        with_wallets: bool,
+    ) -> Result<(Actor, Option<WalletSummary>), AuthError> {
         let ports = &self.deps.ports;
         let claims = ports.tokens.decode(token).ok_or(AuthError::InvalidToken)?;
         let now = ports.clock.now();
@@ -177,14 +197,21 @@ impl AuthService {
             return Err(AuthError::InvalidToken);
         }
         if let Some(principal) = claims.actor {
-            return self.authenticate_delegated(&claims, principal, now).await;
+            let actor = self.authenticate_delegated(&claims, principal, now).await?;
+            return Ok((actor, None));
         }
-        let check = match ports
-            .sessions
-            .check(claims.session_id, claims.subject)
-            .await
-        {
-            Ok(check) => check,
+        let sessions = &ports.sessions;
+        let (session_id, user_id) = (claims.session_id, claims.subject);
+        let found = if with_wallets {
+            sessions
+                .check_with_wallets(session_id, user_id)
+                .await
+                .map(|(check, wallets)| (check, Some(wallets)))
+        } else {
+            sessions.check(session_id, user_id).await.map(|c| (c, None))
+        };
+        let (check, wallets) = match found {
+            Ok(found) => found,
             Err(RepoError::NotFound) => return Err(AuthError::InvalidToken),
             Err(other) => return Err(other.into()),
         };
@@ -195,7 +222,7 @@ impl AuthService {
         {
             return Err(AuthError::InvalidToken);
         }
-        Ok(Actor::direct(check.user, Some(check.session.id)))
+        Ok((Actor::direct(check.user, Some(check.session.id)), wallets))
     }
 
     /// A delegated token works while the principal's session is live and the principal active,

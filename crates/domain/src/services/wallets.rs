@@ -107,11 +107,9 @@ impl WalletService {
 
     /// A wallet and its owner.
     async fn wallet_and_owner(&self, id: Uuid) -> Result<(Wallet, User), WalletError> {
-        let wallet = self.deps.ports.wallets.get(id).await?;
         // A wallet's owner always exists (wallets go with their user); anything else is a
         // wallet nobody can see.
-        let owner = self.deps.ports.users.get(wallet.user_id).await?;
-        Ok((wallet, owner))
+        Ok(self.deps.ports.wallets.get_with_owner(id).await?)
     }
 
     /// An audit event on a wallet of `owner`; the owner is the event's target.

@@ -15,7 +15,7 @@ use crate::error::responses::{
     Conflict, Forbidden, InvalidBody, InvalidInput, NotFound, ServerErrors, Unauthenticated,
 };
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Authenticated, JsonOrForm};
+use crate::extract::{ApiJson, ApiQuery, Authenticated, AuthenticatedWithWallets, JsonOrForm};
 use crate::routes::Routes;
 use crate::state::ApiState;
 
@@ -410,10 +410,15 @@ pub(crate) async fn create(
 )]
 pub(crate) async fn get_me(
     state: web::Data<ApiState>,
-    Authenticated(actor): Authenticated,
+    AuthenticatedWithWallets(actor, wallets): AuthenticatedWithWallets,
 ) -> Result<HttpResponse, ApiError> {
     let me = state.tessera.users.me(&actor).await?;
-    Ok(HttpResponse::Ok().json(view(&state, &actor, me).await?))
+    let view = match wallets {
+        // Read with the session: the whole request is one store round trip.
+        Some(summary) => UserView::from(me).with_wallets(Some(&summary)),
+        None => view(&state, &actor, me).await?,
+    };
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[utoipa::path(

@@ -418,6 +418,74 @@ pub async fn overflow_is_refused(s: Stores) {
     }
 }
 
+pub async fn wallet_comes_with_its_owner(s: Stores) {
+    let owner = create(&s, new_user()).await;
+    let other = create(&s, new_user()).await;
+    let w = only_wallet(&s, owner.id).await;
+    apply(&s, change(w.id, 75, None)).await;
+    let (wallet, user) = s.wallets.get_with_owner(w.id).await.unwrap();
+    assert_eq!(wallet, s.wallets.get(w.id).await.unwrap());
+    assert_eq!(wallet.balance, 75);
+    assert_eq!(user, s.users.get(owner.id).await.unwrap());
+    assert_ne!(user.id, other.id);
+    // Deleted wallets still come with their owner; unknown ones are not found.
+    s.wallets
+        .delete(w.id, now() + Duration::seconds(1), None)
+        .await
+        .unwrap();
+    let (deleted, user) = s.wallets.get_with_owner(w.id).await.unwrap();
+    assert!(deleted.deleted_at.is_some());
+    assert_eq!(user.id, owner.id);
+    assert_eq!(
+        err(s.wallets.get_with_owner(Uuid::now_v7()).await),
+        RepoError::NotFound
+    );
+}
+
+pub async fn session_check_reads_the_wallet_summary_too(s: Stores) {
+    let user = create(&s, new_user()).await;
+    let main = only_wallet(&s, user.id).await;
+    apply(&s, change(main.id, 30, None)).await;
+    let spare = s
+        .wallets
+        .create(new_wallet(user.id, "usd"), None)
+        .await
+        .unwrap();
+    apply(&s, change(spare.id, 5, None)).await;
+    s.wallets
+        .create(new_wallet(user.id, "sat"), None)
+        .await
+        .unwrap();
+    let gone = s
+        .wallets
+        .create(new_wallet(user.id, "eur"), None)
+        .await
+        .unwrap();
+    s.wallets.delete(gone.id, now(), None).await.unwrap();
+
+    let (sid, _) = super::start_session(&s, user.id).await;
+    let (check, summary) = s.sessions.check_with_wallets(sid, user.id).await.unwrap();
+    assert_eq!(check, s.sessions.check(sid, user.id).await.unwrap());
+    assert_eq!(
+        summary,
+        s.wallets.summaries(&[user.id]).await.unwrap()[&user.id]
+    );
+    assert_eq!(summary.wallet_count, 3);
+    assert_eq!(
+        summary.balances,
+        BTreeMap::from([("usd".to_owned(), 30), ("sat".to_owned(), 0)])
+    );
+    let other = create(&s, new_user()).await;
+    assert_eq!(
+        err(s.sessions.check_with_wallets(sid, other.id).await),
+        RepoError::NotFound
+    );
+    assert_eq!(
+        err(s.sessions.check_with_wallets(Uuid::now_v7(), user.id).await),
+        RepoError::NotFound
+    );
+}
+
 pub async fn soft_deleted_wallet_refuses_changes(s: Stores) {
     let user = create(&s, new_user()).await;
     let w = only_wallet(&s, user.id).await;
