@@ -34,7 +34,7 @@ impl Default for Argon2Settings {
 type Job = Box<dyn FnOnce(&Argon2<'static>) + Send>;
 
 /// argon2id hashing and verification on `max_concurrent` dedicated threads running at the lowest
-/// CPU priority (nice 19), behind a semaphore.
+/// CPU priority (`SCHED_IDLE` on Linux, else nice 19), behind a semaphore.
 ///
 /// Dedicated threads rather than tokio's blocking pool because of priority: a login storm keeps
 /// every hashing thread busy, and at normal priority that takes the cores from the rest of the
@@ -109,7 +109,7 @@ impl Argon2Hasher {
 /// Runs jobs until the hasher is dropped (its sender closes the queue). The thread lowers its own
 /// priority first; where that is not allowed it hashes at normal priority.
 fn hashing_thread(argon: &Argon2<'static>, queue: &Mutex<mpsc::Receiver<Job>>) {
-    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+    lower_own_priority();
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),
@@ -157,6 +157,26 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
+/// On Linux, `SCHED_IDLE`: nice 19 only ranks a thread within its own scheduling group (the
+/// process's autogroup or cgroup), so a database on the same host still waited behind hashing;
+/// any thread that is not `SCHED_IDLE`, in any group, preempts a `SCHED_IDLE` one as soon as it
+/// wakes. Elsewhere, or where the policy cannot be set, the lowest nice value.
+fn lower_own_priority() {
+    use thread_priority::{set_current_thread_priority, ThreadPriority};
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle).is_ok() {
+            return;
+        }
+    }
+    let _ = set_current_thread_priority(ThreadPriority::Min);
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -179,6 +199,24 @@ mod tests {
         assert!(hash.starts_with("$argon2id$v=19$"));
         assert!(hasher.verify("correct horse", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("wrong horse", Some(&hash)).await.unwrap());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_idle_priority() {
+        use thread_priority::unix::{
+            thread_schedule_policy, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+        };
+        let hasher = cheap();
+        let policy = hasher
+            .blocking(|_| thread_schedule_policy())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            policy,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle)
+        );
     }
 
     #[tokio::test]
