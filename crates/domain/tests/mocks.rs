@@ -6,20 +6,21 @@
 //! Run with `cargo test -p tessera-domain --features mock`. A mock without expectations panics
 //! when called, so each test also shows which ports a use case touches.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tessera_domain::model::{
     AuditAction, ChangeTarget, EntryKind, Permission, Permissions, User, UserState, Wallet,
 };
 use tessera_domain::ports::{
-    MockApiKeyRepository, MockAuditRepository, MockGuardRepository, MockMeteringRepository,
+    Clock, MockApiKeyRepository, MockAuditRepository, MockGuardRepository, MockMeteringRepository,
     MockPasswordHasher, MockSecretGenerator, MockSessionRepository, MockShareRepository,
     MockSignatureVerifier, MockTierRepository, MockTokenCodec, MockUserRepository,
     MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
 };
 use tessera_domain::services::{AdjustmentInput, CreateUserInput};
 use tessera_domain::values::UserRef;
-use tessera_domain::{Actor, Ports, Tessera, TesseraConfig, UserError, WalletError};
+use tessera_domain::{Actor, LimitError, Ports, Tessera, TesseraConfig, UserError, WalletError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -29,9 +30,14 @@ struct Mocks {
     users: MockUserRepository,
     wallets: MockWalletRepository,
     hasher: MockPasswordHasher,
+    guards: MockGuardRepository,
 }
 
 fn tessera(m: Mocks) -> Tessera {
+    tessera_with(m, Arc::new(SystemClock), TesseraConfig::default())
+}
+
+fn tessera_with(m: Mocks, clock: Arc<dyn Clock>, config: TesseraConfig) -> Tessera {
     let ports = Ports {
         users: Arc::new(m.users),
         sessions: Arc::new(MockSessionRepository::new()),
@@ -40,17 +46,26 @@ fn tessera(m: Mocks) -> Tessera {
         audit: Arc::new(MockAuditRepository::new()),
         shares: Arc::new(MockShareRepository::new()),
         api_keys: Arc::new(MockApiKeyRepository::new()),
-        guards: Arc::new(MockGuardRepository::new()),
+        guards: Arc::new(m.guards),
         metering: Arc::new(MockMeteringRepository::new()),
         hasher: Arc::new(m.hasher),
         tokens: Arc::new(MockTokenCodec::new()),
         secrets: Arc::new(MockSecretGenerator::new()),
         signatures: Arc::new(MockSignatureVerifier::new()),
         external_tokens: None,
-        clock: Arc::new(SystemClock),
+        clock,
         ids: Arc::new(UuidV7Generator),
     };
-    Tessera::new(ports, TesseraConfig::default())
+    Tessera::new(ports, config)
+}
+
+/// A clock the test moves by hand.
+struct ManualClock(Mutex<OffsetDateTime>);
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap()
+    }
 }
 
 fn user(name: &str, permissions: Permissions) -> User {
@@ -230,4 +245,57 @@ async fn an_adjustment_hands_its_audit_event_to_the_store() {
         matches!(result, Err(WalletError::Unavailable)),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn a_refused_key_is_not_counted_again_until_the_answer_may_change() {
+    // 100 s into a 300 s login window.
+    let window_start =
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 - 1_800_000_000 % 300).unwrap();
+    let clock = Arc::new(ManualClock(Mutex::new(
+        window_start + time::Duration::seconds(100),
+    )));
+    let hits = Arc::new(AtomicU64::new(0));
+    let mut m = Mocks::default();
+    let counted = hits.clone();
+    m.guards
+        .expect_hit()
+        .withf(move |key, start, secs, _| {
+            key == "login:ip:10.0.0.1" && *start == window_start && *secs == 300
+        })
+        .times(4)
+        .returning(move |_, _, _, _| Ok(counted.fetch_add(1, Ordering::SeqCst) + 1));
+    let mut config = TesseraConfig::default();
+    config.limits.login.per_ip = 2;
+    let t = tessera_with(m, clock.clone(), config);
+
+    assert!(t.limits.check_login_ip("10.0.0.1").await.is_ok());
+    assert!(t.limits.check_login_ip("10.0.0.1").await.is_ok());
+    // The third hit is over the limit; the next ones are refused without asking the store.
+    for _ in 0..5 {
+        let refused = t.limits.check_login_ip("10.0.0.1").await;
+        assert!(
+            matches!(
+                refused,
+                Err(LimitError::Limited {
+                    retry_after_secs: 200
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
+    // Ten seconds on, the store is asked again (its answer is the one that counts).
+    *clock.0.lock().unwrap() += time::Duration::seconds(11);
+    let refused = t.limits.check_login_ip("10.0.0.1").await;
+    assert!(
+        matches!(
+            refused,
+            Err(LimitError::Limited {
+                retry_after_secs: 189
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
 }

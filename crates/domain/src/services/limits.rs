@@ -14,8 +14,13 @@ use crate::error::LimitError;
 use crate::model::{Permission, RateLimit};
 use crate::ports::RepoError;
 
-/// How long a tier's rules are reused before they are read again. Counters are never cached.
+/// How long a tier's rules are reused before they are read again; also the longest a refusal is
+/// remembered (see [`RateLimitService::count`]).
 const RULES_TTL: Duration = Duration::seconds(10);
+
+/// At most this many refused keys are remembered per service instance; past it, refusals are
+/// counted in the store as usual.
+const MAX_REMEMBERED_REFUSALS: usize = 10_000;
 
 /// Login throttles: attempts per client IP and per account name, each per fixed window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +69,15 @@ struct CachedRules {
 pub struct RateLimitService {
     deps: Arc<Deps>,
     rules: Arc<Mutex<HashMap<Option<Uuid>, CachedRules>>>,
+    /// Keys found over their limit, with when that answer stops being certain.
+    refused: Arc<Mutex<HashMap<String, Refusal>>>,
+}
+
+#[derive(Clone, Copy)]
+struct Refusal {
+    /// Until when the refusal is repeated without asking the store.
+    until: OffsetDateTime,
+    window_end: OffsetDateTime,
 }
 
 impl RateLimitService {
@@ -71,7 +85,26 @@ impl RateLimitService {
         Self {
             deps,
             rules: Arc::new(Mutex::new(HashMap::new())),
+            refused: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    fn remembered_refusal(&self, key: &str, now: OffsetDateTime) -> Option<u64> {
+        let refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        let hit = refused.get(key).filter(|r| r.until > now)?;
+        let left = (hit.window_end - now).whole_seconds().max(1);
+        Some(u64::try_from(left).unwrap_or(1))
+    }
+
+    fn remember_refusal(&self, key: &str, refusal: Refusal, now: OffsetDateTime) {
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if refused.len() >= MAX_REMEMBERED_REFUSALS {
+            refused.retain(|_, r| r.until > now);
+            if refused.len() >= MAX_REMEMBERED_REFUSALS {
+                return;
+            }
+        }
+        refused.insert(key.to_owned(), refusal);
     }
 
     /// The rules of a tier (`None`: the configured default tier), from a short-lived cache.
@@ -119,8 +152,17 @@ impl RateLimitService {
 
     /// Counts one hit against `key` in the current fixed window of `period_secs`; refuses past
     /// `limit` with the seconds until the window ends.
+    ///
+    /// A window's count only grows, so once the store has said "over the limit" the answer holds
+    /// until the window ends: it is remembered (for at most [`RULES_TTL`], in case the rules
+    /// change) and repeated without writing to the store. A flood of refused calls — a login
+    /// storm against one account — then costs the database nothing. Other processes still ask
+    /// the store, which stays the one authority.
     async fn count(&self, key: &str, limit: u32, period_secs: u32) -> Result<(), LimitError> {
         let now = self.deps.ports.clock.now();
+        if let Some(retry_after_secs) = self.remembered_refusal(key, now) {
+            return Err(LimitError::Limited { retry_after_secs });
+        }
         let period = i64::from(period_secs.max(1));
         let start = now.unix_timestamp() - now.unix_timestamp().rem_euclid(period);
         let window_start = OffsetDateTime::from_unix_timestamp(start)
@@ -137,9 +179,14 @@ impl RateLimitService {
             })?;
         if hits > u64::from(limit) {
             let retry = (start + period - now.unix_timestamp()).max(1);
-            return Err(LimitError::Limited {
-                retry_after_secs: u64::try_from(retry).unwrap_or(1),
-            });
+            let retry_after_secs = u64::try_from(retry).unwrap_or(1);
+            let window_end = window_start + Duration::seconds(period);
+            let refusal = Refusal {
+                until: window_end.min(now + RULES_TTL),
+                window_end,
+            };
+            self.remember_refusal(key, refusal, now);
+            return Err(LimitError::Limited { retry_after_secs });
         }
         Ok(())
     }
