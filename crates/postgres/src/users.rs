@@ -292,9 +292,29 @@ fn list_filter(query: &UserListQuery) -> BoxedUsers<'static> {
     q
 }
 
-fn sort_sql(sort: Option<Sort>) -> String {
+/// Up to this many matching users, a page is cut from the sorted matches rather than read off a
+/// sort index (see [`sort_sql`]).
+const SORT_MATCHES_UP_TO: u64 = 2_000;
+
+/// The `ORDER BY` of a listing. With `sort_matches` the keys are written so that no index can
+/// serve the order: the planner then fetches the matching rows by the filter's own index (a
+/// trigram bitmap scan for a substring filter) and sorts them. For a filter matching few users
+/// that is far cheaper than walking a sort index and testing every row it passes — the plan
+/// PostgreSQL picks otherwise, because it cannot tell how few rows match (on 100 000 users,
+/// `username=@r0042` sorted by creation time: 21 ms walking the index, 5 ms sorting the matches).
+fn sort_sql(sort: Option<Sort>, sort_matches: bool) -> String {
+    let unindexed = |key: &str, suffix: &str| {
+        if sort_matches {
+            format!("({key}{suffix})")
+        } else {
+            key.to_owned()
+        }
+    };
     let Some(sort) = sort else {
-        return "users.created_at ASC, users.id ASC".to_owned();
+        return format!(
+            "{} ASC, users.id ASC",
+            unindexed("users.created_at", " + interval '0'")
+        );
     };
     let dir = match sort.order {
         SortOrder::Asc => "ASC",
@@ -303,16 +323,23 @@ fn sort_sql(sort: Option<Sort>) -> String {
     // NULLS LAST only on nullable keys: on a NOT NULL column it would keep the planner from
     // using the index backwards.
     let (key, nullable) = match sort.field {
-        SortField::Username => ("lower(users.username) COLLATE \"C\"", true),
-        SortField::CreatedBy => (
-            "(SELECT lower(c.username) FROM users c WHERE c.id = users.created_by) COLLATE \"C\"",
+        SortField::Username => (
+            format!(
+                "{} COLLATE \"C\"",
+                unindexed("lower(users.username)", " || ''")
+            ),
             true,
         ),
-        SortField::LastLogin => ("users.last_login_at", true),
-        SortField::CreationTime => ("users.created_at", false),
-        SortField::LastUpdated => ("users.updated_at", false),
+        SortField::CreatedBy => (
+            "(SELECT lower(c.username) FROM users c WHERE c.id = users.created_by) COLLATE \"C\""
+                .to_owned(),
+            true,
+        ),
+        SortField::LastLogin => (unindexed("users.last_login_at", " + interval '0'"), true),
+        SortField::CreationTime => (unindexed("users.created_at", " + interval '0'"), false),
+        SortField::LastUpdated => (unindexed("users.updated_at", " + interval '0'"), false),
         // Local (password) users first in ascending order.
-        SortField::Type => ("(users.password_hash IS NULL)", false),
+        SortField::Type => ("(users.password_hash IS NULL)".to_owned(), false),
     };
     let nulls = if nullable { " NULLS LAST" } else { "" };
     format!("{key} {dir}{nulls}, users.id {dir}")
@@ -545,8 +572,16 @@ impl UserRepository for PgStore {
             .first(&mut conn)
             .await
             .map_err(map)?;
+        let total = u64::try_from(total).unwrap_or(0);
+        if query.offset >= total {
+            return Ok(UserPage {
+                users: Vec::new(),
+                total,
+            });
+        }
+        let sort_matches = total <= SORT_MATCHES_UP_TO;
         let rows: Vec<UserRow> = list_filter(&query)
-            .order(sql::<Text>(&sort_sql(query.sort)))
+            .order(sql::<Text>(&sort_sql(query.sort, sort_matches)))
             .offset(clamp_i64(query.offset))
             .limit(clamp_i64(query.limit))
             .select(UserRow::as_select())
@@ -555,7 +590,7 @@ impl UserRepository for PgStore {
             .map_err(map)?;
         Ok(UserPage {
             users: to_users(rows)?,
-            total: u64::try_from(total).unwrap_or(0),
+            total,
         })
     }
 
