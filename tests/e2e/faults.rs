@@ -437,8 +437,10 @@ async fn slow_clients_are_cut_off(app: &TestApp, head: &[u8], drip: &[u8]) -> Ve
             "a slow client was cut off ({cut_after:?}) before the ordinary requests were served \
              ({served_by:?})"
         );
+        // actix-http computes its deadlines from a clock it refreshes every 500 ms, so a
+        // timeout may fire up to half a second early.
         assert!(
-            cut_after >= timeout - Duration::from_millis(200),
+            cut_after >= timeout - Duration::from_millis(600),
             "cut off after {cut_after:?}, before the configured {timeout:?}"
         );
         assert!(
