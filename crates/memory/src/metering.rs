@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tessera_domain::model::{
     AuditEvent, Consumption, ConsumptionMode, ConsumptionOutcome, CounterKey, Discount, EntryKind,
     LedgerEntry, MeteringRates, NewWallet, ResourceId, Source, UsageItem, UsagePage, UsageQuery,
-    DEFAULT_WALLET_NAME,
+    User, DEFAULT_WALLET_NAME,
 };
 use tessera_domain::ports::{MeteringRepository, RepoError, RepoResult};
 use tessera_domain::Conflict;
@@ -27,6 +27,19 @@ impl State {
     fn tier_quota(&self, user_id: Uuid, resource: &ResourceId) -> Option<u64> {
         let tier_id = self.users.get(&user_id)?.user.tier_id?;
         self.tiers.get(&tier_id)?.quotas.get(resource).copied()
+    }
+
+    fn rates(&self, user_id: Uuid, resource: &ResourceId) -> MeteringRates {
+        let quotas = self.user_quotas.get(&user_id);
+        let discounts = self.user_discounts.get(&user_id);
+        MeteringRates {
+            user_quota: quotas.and_then(|q| q.get(resource)).copied(),
+            user_wildcard_quota: quotas.and_then(|q| q.get(&ResourceId::Any)).copied(),
+            tier_quota: self.tier_quota(user_id, resource),
+            tier_wildcard_quota: self.tier_quota(user_id, &ResourceId::Any),
+            user_discount: discounts.and_then(|d| d.get(resource)).copied(),
+            user_wildcard_discount: discounts.and_then(|d| d.get(&ResourceId::Any)).copied(),
+        }
     }
 }
 
@@ -87,17 +100,21 @@ impl MeteringRepository for MemoryStore {
     }
 
     async fn rates(&self, user_id: Uuid, resource: &ResourceId) -> RepoResult<MeteringRates> {
+        Ok(self.lock().rates(user_id, resource))
+    }
+
+    async fn consumer(
+        &self,
+        user_id: Uuid,
+        resource: &ResourceId,
+    ) -> RepoResult<(User, MeteringRates)> {
         let state = self.lock();
-        let quotas = state.user_quotas.get(&user_id);
-        let discounts = state.user_discounts.get(&user_id);
-        Ok(MeteringRates {
-            user_quota: quotas.and_then(|q| q.get(resource)).copied(),
-            user_wildcard_quota: quotas.and_then(|q| q.get(&ResourceId::Any)).copied(),
-            tier_quota: state.tier_quota(user_id, resource),
-            tier_wildcard_quota: state.tier_quota(user_id, &ResourceId::Any),
-            user_discount: discounts.and_then(|d| d.get(resource)).copied(),
-            user_wildcard_discount: discounts.and_then(|d| d.get(&ResourceId::Any)).copied(),
-        })
+        let user = state
+            .users
+            .get(&user_id)
+            .map(|row| row.user.clone())
+            .ok_or(RepoError::NotFound)?;
+        Ok((user, state.rates(user_id, resource)))
     }
 
     async fn counter(&self, user_id: Uuid, counter: CounterKey, day: Date) -> RepoResult<i64> {

@@ -200,6 +200,7 @@ macro_rules! contract_tests {
             rates_read_user_rows_and_tier_defaults,
             consumption_uses_quota_then_balance_then_refuses,
             invoiced_consumption_goes_negative_and_free_is_never_charged,
+            invoiced_consumption_opens_a_missing_default_wallet,
             keyed_consumption_replays_its_first_decision,
             usage_pages_group_and_filter,
             purge_removes_metering_rows,

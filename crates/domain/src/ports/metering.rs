@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::RepoResult;
 use crate::model::{
     AuditEvent, Consumption, ConsumptionOutcome, CounterKey, Discount, MeteringRates, ResourceId,
-    UsagePage, UsageQuery,
+    UsagePage, UsageQuery, User,
 };
 
 /// Storage of metering: per-user quotas and discounts, daily quota counters, hourly usage
@@ -57,6 +57,15 @@ pub trait MeteringRepository: Send + Sync {
     /// The rows quota and discount resolution needs for one user and one resource, including
     /// the defaults of the user's tier, in one round trip. Errors: `Unavailable`.
     async fn rates(&self, user_id: Uuid, resource: &ResourceId) -> RepoResult<MeteringRates>;
+
+    /// The user a consumption is for, with its rates for `resource` (as [`Self::rates`]), in
+    /// one round trip: what the domain needs to decide a consumption. Soft-deleted users are
+    /// returned (the policy refuses them). Errors: `NotFound` (no such user), `Unavailable`.
+    async fn consumer(
+        &self,
+        user_id: Uuid,
+        resource: &ResourceId,
+    ) -> RepoResult<(User, MeteringRates)>;
 
     /// A day's counter (0 when there is none). Errors: `Unavailable`.
     async fn counter(&self, user_id: Uuid, counter: CounterKey, day: Date) -> RepoResult<i64>;

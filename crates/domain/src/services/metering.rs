@@ -362,7 +362,13 @@ impl MeteringService {
         let cost = bounded("cost", input.cost, 0, MAX_COST)?;
         let input_tokens = bounded("input_tokens", input.input_tokens, 0, MAX_TOKENS)?;
         let output_tokens = bounded("output_tokens", input.output_tokens, 0, MAX_TOKENS)?;
-        let target = self.resolve(&UserRef::Id(input.user_id)).await?;
+        // The user and the rates together: one round trip fewer on every consumption.
+        let (target, rates) = self
+            .deps
+            .ports
+            .metering
+            .consumer(input.user_id, &resource)
+            .await?;
         policy::ensure_can_meter_for(actor, &target)?;
 
         let now = self.deps.ports.clock.now();
@@ -370,7 +376,6 @@ impl MeteringService {
         let (mode, discount) = if target.permissions.has(Permission::FreeAccount) {
             (ConsumptionMode::Free, None)
         } else {
-            let rates = self.deps.ports.metering.rates(target.id, &resource).await?;
             let discount = rates.discount(&resource, self.defaults());
             if target.invoicing {
                 (ConsumptionMode::Invoice, discount)

@@ -149,6 +149,16 @@ pub async fn rates_read_user_rows_and_tier_defaults(s: Stores) {
     assert_eq!(rates.user_wildcard_discount, None);
     let nobody = s.metering.rates(Uuid::now_v7(), &res(r)).await.unwrap();
     assert_eq!(nobody, Default::default());
+    // The consumer look-up: the same user and the same rates, in one call.
+    for resource in [res(r), ResourceId::Any, res(Uuid::now_v7())] {
+        let (found, rates) = s.metering.consumer(user.id, &resource).await.unwrap();
+        assert_eq!(found, s.users.get(user.id).await.unwrap());
+        assert_eq!(rates, s.metering.rates(user.id, &resource).await.unwrap());
+    }
+    assert_eq!(
+        err(s.metering.consumer(Uuid::now_v7(), &res(r)).await),
+        RepoError::NotFound
+    );
 }
 
 pub async fn consumption_uses_quota_then_balance_then_refuses(s: Stores) {
@@ -260,6 +270,29 @@ pub async fn invoiced_consumption_goes_negative_and_free_is_never_charged(s: Sto
             .await),
         RepoError::NotFound
     );
+}
+
+pub async fn invoiced_consumption_opens_a_missing_default_wallet(s: Stores) {
+    let user = create(&s, new_user()).await;
+    s.users
+        .set_invoicing(user.id, true, false, now(), None)
+        .await
+        .unwrap();
+    let old = only_wallet(&s, user.id).await;
+    s.wallets.delete(old.id, now(), None).await.unwrap();
+    let c = consumption(user.id, ResourceId::Any, ConsumptionMode::Invoice, 25);
+    let opened = c.new_wallet_id;
+    let out = s.metering.consume(c).await.unwrap();
+    assert_eq!(
+        (out.source, out.amount_charged, out.balance_after),
+        (Source::Invoice, 25, Some(-25))
+    );
+    let wallet = s.wallets.get(opened).await.unwrap();
+    assert!(wallet.is_default && wallet.allow_negative);
+    assert_eq!(wallet.balance, -25);
+    assert_eq!(assert_ledger_matches(&s, opened).await.len(), 1);
+    let page = s.metering.usage(user.id, all(10)).await.unwrap();
+    assert_eq!((page.items[0].count, page.items[0].amount), (1, 25));
 }
 
 pub async fn keyed_consumption_replays_its_first_decision(s: Stores) {
