@@ -12,6 +12,7 @@ mod metering;
 mod migrate;
 mod models;
 mod pool;
+mod prepared;
 pub mod schema;
 mod sessions;
 mod shares;

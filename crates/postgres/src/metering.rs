@@ -16,7 +16,7 @@
 //! A refusal therefore writes nothing at all; the statement's result says why (no user, or
 //! neither quota nor balance), so no second query is needed. It replaces a transaction of up to
 //! six round trips (`BEGIN`, counter, debit, entry, bucket, `COMMIT`). diesel-async would send
-//! raw SQL unprepared, parsed and planned on every call; [`Prepared`] keeps it prepared per
+//! raw SQL unprepared, parsed and planned on every call; [`Prepared`](crate::prepared::Prepared) keeps it prepared per
 //! connection like the query builder's statements.
 //!
 //! With a key, or for an invoiced user without a default wallet, the same statement runs inside
@@ -36,9 +36,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use diesel::dsl::sql;
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Bool, Date as SqlDate, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::error::Conflict;
@@ -54,6 +52,7 @@ use uuid::Uuid;
 use crate::audit::record;
 use crate::error::{is_foreign_key_violation, map, TxError};
 use crate::models::UserRow;
+use crate::prepared::Prepared;
 use crate::schema::{usage_keys, user_discounts, user_quotas, users, wallets};
 use crate::wallets::{insert_wallet, lock_user};
 use crate::PgStore;
@@ -139,33 +138,6 @@ fn rates_of(quotas: [Option<i64>; 4], discounts: [Option<i32>; 2]) -> RepoResult
         user_discount: user_discount.map(discount).transpose()?,
         user_wildcard_discount: user_wildcard_discount.map(discount).transpose()?,
     })
-}
-
-/// A raw statement whose text is fixed at compile time, kept prepared on its connection like
-/// the query builder's statements. diesel never caches `sql_query` or `sql` literals, since
-/// their text could be built at run time; then PostgreSQL parses and plans them on every call,
-/// which halved the consumption statement's throughput (pgbench, 16 clients: 850 statements/s
-/// unprepared, 1 830 prepared).
-struct Prepared<Q>(Q);
-
-impl<Q> QueryId for Prepared<Q> {
-    // Keyed by its SQL text in the statement cache.
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q: Query> Query for Prepared<Q> {
-    type SqlType = Q::SqlType;
-}
-
-impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
-    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
-        Ok(true)
-    }
 }
 
 /// One consumption in one statement. Every data-modifying step reads the previous one, which

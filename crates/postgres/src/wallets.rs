@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use crate::error::{map, TxError};
 use crate::models::{LedgerEntryRow, UserRow, WalletRow};
+use crate::prepared::Prepared;
 use crate::schema::{idempotency_keys, ledger_entries, users, wallets};
 use crate::PgStore;
 
@@ -239,24 +240,26 @@ async fn apply_to_wallet(
     };
     let event = change.audit_with(&provisional);
     let changes = event.as_ref().map(crate::audit::changes_json).transpose()?;
-    let row: Option<LedgerEntryRow> = diesel::sql_query(APPLY_TO_WALLET_SQL)
-        .bind::<SqlUuid, _>(change.entry_id)
-        .bind::<SqlUuid, _>(wallet_id)
-        .bind::<BigInt, _>(change.amount)
-        .bind::<Text, _>(change.kind.as_str())
-        .bind::<Text, _>(&change.reason)
-        .bind::<Nullable<SqlUuid>, _>(change.actor_id)
-        .bind::<Timestamptz, _>(change.now)
-        .bind::<Nullable<SqlUuid>, _>(event.as_ref().map(|e| e.id))
-        .bind::<Nullable<Timestamptz>, _>(event.as_ref().map(|e| e.at))
-        .bind::<Nullable<SqlUuid>, _>(event.as_ref().and_then(|e| e.actor_id))
-        .bind::<Nullable<SqlUuid>, _>(event.as_ref().and_then(|e| e.target_id))
-        .bind::<Nullable<Text>, _>(event.as_ref().map(|e| e.action.as_str()))
-        .bind::<Nullable<Jsonb>, _>(changes)
-        .get_result(conn)
-        .await
-        .optional()
-        .map_err(map)?;
+    let row: Option<LedgerEntryRow> = Prepared(
+        diesel::sql_query(APPLY_TO_WALLET_SQL)
+            .bind::<SqlUuid, _>(change.entry_id)
+            .bind::<SqlUuid, _>(wallet_id)
+            .bind::<BigInt, _>(change.amount)
+            .bind::<Text, _>(change.kind.as_str())
+            .bind::<Text, _>(&change.reason)
+            .bind::<Nullable<SqlUuid>, _>(change.actor_id)
+            .bind::<Timestamptz, _>(change.now)
+            .bind::<Nullable<SqlUuid>, _>(event.as_ref().map(|e| e.id))
+            .bind::<Nullable<Timestamptz>, _>(event.as_ref().map(|e| e.at))
+            .bind::<Nullable<SqlUuid>, _>(event.as_ref().and_then(|e| e.actor_id))
+            .bind::<Nullable<SqlUuid>, _>(event.as_ref().and_then(|e| e.target_id))
+            .bind::<Nullable<Text>, _>(event.as_ref().map(|e| e.action.as_str()))
+            .bind::<Nullable<Jsonb>, _>(changes),
+    )
+    .get_result(conn)
+    .await
+    .optional()
+    .map_err(map)?;
     row.map(LedgerEntry::try_from).transpose()
 }
 
