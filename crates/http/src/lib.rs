@@ -15,6 +15,7 @@ pub mod extract;
 mod health;
 mod lnbits;
 pub mod metrics;
+pub mod normalize;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;

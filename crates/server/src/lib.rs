@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
@@ -381,7 +380,9 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     let server = HttpServer::new(move || {
         let state = states[next_state.fetch_add(1, Ordering::Relaxed) % states.len()].clone();
         App::new()
-            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .wrap(actix_web::middleware::from_fn(
+                tessera_http::normalize::normalize_path,
+            ))
             .wrap(actix_web::middleware::from_fn(
                 tessera_http::deadline::limit_body_time,
             ))

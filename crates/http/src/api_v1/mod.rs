@@ -33,17 +33,18 @@ pub fn configure(routes: &mut Routes) {
                 ))
         },
         |routes| {
+            // actix tries routes in this order and matches each pattern with parameters by a
+            // regex, so the hottest paths come first: `/users/me` (after the literal `/users`
+            // routes), then adjustments, then consumption. The order is otherwise free: a
+            // parameter never spans a `/`, so `/users/{user}` cannot take `/users/{user}/tier`.
+            users::configure(routes);
+            wallets::configure(routes);
+            metering::configure(routes);
+            tiers::configure(routes);
             auth::configure(routes);
             shares::configure(routes);
             api_keys::configure(routes);
             audit::configure(routes);
-            // Before the users routes: `/users/{user}/tier` is more specific than
-            // `/users/{user}`, and both are registered as resources.
-            tiers::configure(routes);
-            // `/users/{user}/quotas` and friends, before the generic `/users/{user}` resources.
-            metering::configure(routes);
-            users::configure(routes);
-            wallets::configure(routes);
         },
     );
 }
