@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use tessera_domain::model::{
     AuditEvent, Consumption, ConsumptionMode, ConsumptionOutcome, CounterKey, Discount, EntryKind,
-    LedgerEntry, MeteringRates, NewWallet, ResourceId, Source, UsageItem, UsagePage, UsageQuery,
-    User, DEFAULT_WALLET_NAME,
+    LedgerEntry, MeteringRates, ResourceId, Source, UsageItem, UsagePage, UsageQuery, User,
 };
 use tessera_domain::ports::{MeteringRepository, RepoError, RepoResult};
 use tessera_domain::Conflict;
@@ -194,16 +193,7 @@ impl MeteringRepository for MemoryStore {
             let invoice = outcome.source == Source::Invoice;
             let mut wallet = match state.live_default(c.user_id, &c.currency, None) {
                 Some(id) => state.wallets.get(&id).cloned(),
-                None if invoice => Some(new_wallet(
-                    &state,
-                    NewWallet {
-                        id: c.new_wallet_id,
-                        user_id: c.user_id,
-                        name: DEFAULT_WALLET_NAME.to_owned(),
-                        currency: c.currency.clone(),
-                        now: c.now,
-                    },
-                )?),
+                None if invoice => Some(new_wallet(&state, c.new_default_wallet())?),
                 None => None,
             }
             .ok_or(RepoError::Conflict(Conflict::InsufficientFunds))?;

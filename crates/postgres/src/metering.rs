@@ -42,8 +42,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
     AuditEvent, Consumption, ConsumptionMode, ConsumptionOutcome, CounterKey, Discount,
-    IdempotencyClaim, MeteringRates, NewWallet, ResourceId, Source, UsageItem, UsagePage,
-    UsageQuery, User, DEFAULT_WALLET_NAME,
+    IdempotencyClaim, MeteringRates, ResourceId, Source, UsageItem, UsagePage, UsageQuery, User,
 };
 use tessera_domain::ports::{MeteringRepository, RepoError, RepoResult};
 use time::{Date, OffsetDateTime};
@@ -344,17 +343,7 @@ async fn open_default_wallet(conn: &mut AsyncPgConnection, c: &Consumption) -> R
         .await?
         .is_none()
     {
-        insert_wallet(
-            conn,
-            NewWallet {
-                id: c.new_wallet_id,
-                user_id: c.user_id,
-                name: DEFAULT_WALLET_NAME.to_owned(),
-                currency: c.currency.clone(),
-                now: c.now,
-            },
-        )
-        .await?;
+        insert_wallet(conn, c.new_default_wallet()).await?;
     }
     Ok(())
 }

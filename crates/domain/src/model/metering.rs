@@ -11,7 +11,7 @@ use std::fmt;
 use time::{Date, OffsetDateTime, Time, UtcOffset};
 use uuid::Uuid;
 
-use super::{IdempotencyClaim, ResourceId};
+use super::{IdempotencyClaim, NewWallet, ResourceId, DEFAULT_WALLET_NAME};
 use crate::error::ValidationError;
 
 /// One whole, in parts per million.
@@ -339,6 +339,19 @@ pub struct Consumption {
     pub actor_id: Option<Uuid>,
     pub idempotency: Option<IdempotencyClaim>,
     pub now: OffsetDateTime,
+}
+
+impl Consumption {
+    /// The default wallet to open for an invoiced user who has none.
+    pub fn new_default_wallet(&self) -> NewWallet {
+        NewWallet {
+            id: self.new_wallet_id,
+            user_id: self.user_id,
+            name: DEFAULT_WALLET_NAME.to_owned(),
+            currency: self.currency.clone(),
+            now: self.now,
+        }
+    }
 }
 
 /// What a consumption did (or, for a replay, what it first did).
