@@ -345,6 +345,86 @@ fn sort_sql(sort: Option<Sort>, sort_matches: bool) -> String {
     format!("{key} {dir}{nulls}, users.id {dir}")
 }
 
+/// Whether a listing may match few users: any filter, search or viewer restricts it. Only the
+/// whole directory (deleted users aside) is known to be large; it skips [`FewMatchesPage`].
+fn narrows(query: &UserListQuery) -> bool {
+    query.visible_to.is_some()
+        || query.search.is_some()
+        || query.name.is_some()
+        || !query.filter.conditions.is_empty()
+}
+
+/// A page and its total in one statement, for a filter matching up to [`SORT_MATCHES_UP_TO`]
+/// users: the matches (at most one more than that) are fetched once, by the filter's own index,
+/// then counted and sorted. Counting and paging separately ran the filter's index scan twice (on
+/// 100 000 users, `username=@r0042`: two trigram scans of ~5 ms each). Every row carries the
+/// total; a total of one more than the limit means "too many", and the caller falls back to a
+/// count and an index-ordered page.
+///
+/// `WITH matches AS MATERIALIZED (SELECT users.* … LIMIT n) SELECT <user columns>,
+/// (SELECT count(*) FROM matches) FROM matches AS users ORDER BY … OFFSET … LIMIT …`: the
+/// alias lets the usual select list and sort keys name the matches as `users`.
+struct FewMatchesPage<M> {
+    matches: M,
+    columns: diesel::helper_types::AsSelect<UserRow, diesel::pg::Pg>,
+    order: String,
+    offset: i64,
+    limit: i64,
+}
+
+impl FewMatchesPage<()> {
+    fn new(
+        query: &UserListQuery,
+    ) -> FewMatchesPage<impl diesel::query_builder::QueryFragment<diesel::pg::Pg> + Send + 'static>
+    {
+        FewMatchesPage {
+            matches: list_filter(query)
+                .select(users::all_columns)
+                .limit(clamp_i64(SORT_MATCHES_UP_TO + 1)),
+            columns: UserRow::as_select(),
+            // A CTE has no index for a sort key to defeat.
+            order: sort_sql(query.sort, false),
+            offset: clamp_i64(query.offset),
+            limit: clamp_i64(query.limit),
+        }
+    }
+}
+
+impl<M> diesel::query_builder::QueryId for FewMatchesPage<M> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<M> diesel::query_builder::Query for FewMatchesPage<M> {
+    type SqlType = (
+        diesel::dsl::SqlTypeOf<diesel::helper_types::AsSelect<UserRow, diesel::pg::Pg>>,
+        diesel::sql_types::BigInt,
+    );
+}
+
+impl<M: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for FewMatchesPage<M>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        // The text varies with the filter and the sort: not worth a prepared statement.
+        out.unsafe_to_cache_prepared();
+        out.push_sql("WITH matches AS MATERIALIZED (");
+        self.matches.walk_ast(out.reborrow())?;
+        out.push_sql(") SELECT ");
+        self.columns.walk_ast(out.reborrow())?;
+        out.push_sql(", (SELECT count(*) FROM matches) FROM matches AS users ORDER BY ");
+        out.push_sql(&self.order);
+        out.push_sql(" OFFSET ");
+        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.offset)?;
+        out.push_sql(" LIMIT ");
+        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.limit)?;
+        Ok(())
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct DayRow {
     #[diesel(sql_type = diesel::sql_types::Date)]
@@ -567,6 +647,32 @@ impl UserRepository for PgStore {
 
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
         let mut conn = self.conn().await?;
+        if narrows(&query) {
+            let rows: Vec<(UserRow, i64)> = FewMatchesPage::new(&query)
+                .load(&mut conn)
+                .await
+                .map_err(map)?;
+            let total = <[_]>::first(&rows).map(|(_, total)| u64::try_from(*total).unwrap_or(0));
+            match total {
+                Some(total) if total <= SORT_MATCHES_UP_TO => {
+                    let users = rows.into_iter().map(|(user, _)| user).collect();
+                    return Ok(UserPage {
+                        users: to_users(users)?,
+                        total,
+                    });
+                }
+                // No row on a first page: nothing matches.
+                None if query.offset == 0 && query.limit > 0 => {
+                    return Ok(UserPage {
+                        users: Vec::new(),
+                        total: 0,
+                    })
+                }
+                // Too many matches, or a page past the end (whose total the empty page cannot
+                // tell): count, then read the page in the best order for the size.
+                _ => {}
+            }
+        }
         let total: i64 = list_filter(&query)
             .select(count_star())
             .first(&mut conn)

@@ -172,6 +172,7 @@ macro_rules! contract_tests {
             name_matches_the_display_name,
             sort_by_every_field_nulls_last_ties_by_id,
             paging_through_ties_never_repeats_or_skips,
+            filters_matching_thousands_page_like_filters_matching_few,
             count_equals_list_total_for_every_query,
             growth_counts_users_per_utc_day_newest_first,
             tiers_round_trip_with_quotas_and_rate_limits,

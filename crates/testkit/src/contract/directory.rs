@@ -1056,6 +1056,26 @@ pub async fn sort_by_every_field_nulls_last_ties_by_id(s: Stores) {
             );
         }
     }
+    // The same orders through a filter (a listing that matches few users is counted and
+    // sorted in one statement on PostgreSQL). No user in this fixture is deactivated.
+    for field in ALL_SORT_FIELDS {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let sort = Sort { field, order };
+            let got = listed(
+                &s,
+                UserListQuery {
+                    filter: filter("state==active"),
+                    ..sorted_by(field, order)
+                },
+            )
+            .await;
+            assert_eq!(
+                got,
+                documented_order(&users, &users, sort),
+                "{sort:?} through a filter"
+            );
+        }
+    }
     // Deleted users included: sorted with the rest.
     let all = s
         .users
@@ -1106,10 +1126,20 @@ pub async fn paging_through_ties_never_repeats_or_skips(s: Stores) {
         tied.push(user);
     }
     let everyone_count = 10u64;
-    let mut queries = vec![("default".to_owned(), everyone())];
+    let mut queries = vec![
+        ("default".to_owned(), everyone()),
+        ("default, filtered".to_owned(), filtered("state==active")),
+    ];
     for field in ALL_SORT_FIELDS {
         for order in [SortOrder::Asc, SortOrder::Desc] {
             queries.push((format!("{field:?} {order:?}"), sorted_by(field, order)));
+            queries.push((
+                format!("{field:?} {order:?}, filtered"),
+                UserListQuery {
+                    filter: filter("state==active"),
+                    ..sorted_by(field, order)
+                },
+            ));
         }
     }
     for (what, query) in queries {
@@ -1150,6 +1180,88 @@ pub async fn paging_through_ties_never_repeats_or_skips(s: Stores) {
     assert_eq!(
         listed(&s, sorted_by(SortField::LastLogin, SortOrder::Desc)).await,
         all_ids
+    );
+}
+
+/// PostgreSQL sorts the matches of a filter matching up to 2 000 users and walks a sort index
+/// beyond that: both sides of the line page the same way.
+pub async fn filters_matching_thousands_page_like_filters_matching_few(s: Stores) {
+    const MATCHING: usize = 2_003;
+    for i in 0..MATCHING {
+        create(&s, named(&format!("bulk{i:04}"), i as i64)).await;
+    }
+    create(&s, named("other", 0)).await;
+    let bulk = |raw: &str, sort: SortOrder, offset: u64, limit: u64| UserListQuery {
+        offset,
+        limit,
+        ..UserListQuery {
+            filter: filter(raw),
+            ..sorted_by(SortField::Username, sort)
+        }
+    };
+    let names = |from: usize, to: usize| -> Vec<String> {
+        (from..to).map(|i| format!("bulk{i:04}")).collect()
+    };
+    let page_names = |page: tessera_domain::model::UserPage| -> (u64, Vec<String>) {
+        let names = page.users.into_iter().filter_map(|u| u.username).collect();
+        (page.total, names)
+    };
+    let total = MATCHING as u64;
+    // Above the line: all 2 003 match.
+    let page = s
+        .users
+        .list(bulk("username=@bulk", SortOrder::Asc, 0, 3))
+        .await
+        .unwrap();
+    assert_eq!(page_names(page), (total, names(0, 3)));
+    let page = s
+        .users
+        .list(bulk("username=@bulk", SortOrder::Desc, 2_000, 5))
+        .await
+        .unwrap();
+    assert_eq!(
+        page_names(page),
+        (
+            total,
+            vec!["bulk0002".into(), "bulk0001".into(), "bulk0000".into()]
+        )
+    );
+    let page = s
+        .users
+        .list(bulk("username=@bulk", SortOrder::Asc, 5_000, 5))
+        .await
+        .unwrap();
+    assert_eq!(page_names(page), (total, vec![]));
+    // Below it: 1 000 match (bulk1000 to bulk1999).
+    let page = s
+        .users
+        .list(bulk("username=@bulk1", SortOrder::Asc, 998, 5))
+        .await
+        .unwrap();
+    assert_eq!(page_names(page), (1_000, names(1_998, 2_000)));
+    let page = s
+        .users
+        .list(bulk("username=@bulk1", SortOrder::Asc, 1_000, 5))
+        .await
+        .unwrap();
+    assert_eq!(page_names(page), (1_000, vec![]));
+    // Right at it: 2 000 match (bulk0000 to bulk1999, created before the last three).
+    let at_the_line = format!("username=@bulk,creationTime<={}", rfc(at(1_999)));
+    let page = s
+        .users
+        .list(bulk(&at_the_line, SortOrder::Desc, 0, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        page_names(page),
+        (2_000, vec!["bulk1999".into(), "bulk1998".into()])
+    );
+    assert_eq!(
+        s.users
+            .count(bulk("username=@bulk", SortOrder::Asc, 0, 1))
+            .await
+            .unwrap(),
+        total
     );
 }
 
