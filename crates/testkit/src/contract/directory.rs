@@ -307,6 +307,30 @@ fn documented_order(users: &[User], creators: &[User], sort: Sort) -> Vec<Uuid> 
     v.into_iter().map(|u| u.id).collect()
 }
 
+/// Lists `query(field, order)` for every sort field in both directions and checks each against
+/// the documented order of `users`.
+async fn assert_every_order(
+    s: &Stores,
+    users: &[User],
+    what: &str,
+    query: impl Fn(SortField, SortOrder) -> UserListQuery,
+) {
+    for field in ALL_SORT_FIELDS {
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let sort = Sort { field, order };
+            let got = listed(s, query(field, order)).await;
+            let want = documented_order(users, users, sort);
+            assert_eq!(
+                got,
+                want,
+                "{sort:?} {what}: got {:?}, want {:?}",
+                labels(s, &got).await,
+                labels(s, &want).await
+            );
+        }
+    }
+}
+
 /// Pages through `query` `page_size` at a time; asserts every page reports the same total,
 /// and returns the concatenated ids.
 async fn page_through(s: &Stores, query: UserListQuery, page_size: u64) -> Vec<Uuid> {
@@ -1042,40 +1066,16 @@ pub async fn sort_by_every_field_nulls_last_ties_by_id(s: Stores) {
     // Every field in both directions, against the documented order.
     let users = s.users.list(everyone()).await.unwrap().users;
     assert_eq!(users.len(), 7);
-    for field in ALL_SORT_FIELDS {
-        for order in [SortOrder::Asc, SortOrder::Desc] {
-            let sort = Sort { field, order };
-            let got = listed(&s, sorted_by(field, order)).await;
-            let want = documented_order(&users, &users, sort);
-            assert_eq!(
-                got,
-                want,
-                "{sort:?}: got {:?}, want {:?}",
-                labels(&s, &got).await,
-                labels(&s, &want).await
-            );
-        }
-    }
+    assert_every_order(&s, &users, "", sorted_by).await;
     // The same orders through a filter (a listing that matches few users is counted and
     // sorted in one statement on PostgreSQL). No user in this fixture is deactivated.
-    for field in ALL_SORT_FIELDS {
-        for order in [SortOrder::Asc, SortOrder::Desc] {
-            let sort = Sort { field, order };
-            let got = listed(
-                &s,
-                UserListQuery {
-                    filter: filter("state==active"),
-                    ..sorted_by(field, order)
-                },
-            )
-            .await;
-            assert_eq!(
-                got,
-                documented_order(&users, &users, sort),
-                "{sort:?} through a filter"
-            );
+    assert_every_order(&s, &users, "through a filter", |field, order| {
+        UserListQuery {
+            filter: filter("state==active"),
+            ..sorted_by(field, order)
         }
-    }
+    })
+    .await;
     // Deleted users included: sorted with the rest.
     let all = s
         .users
@@ -1087,24 +1087,11 @@ pub async fn sort_by_every_field_nulls_last_ties_by_id(s: Stores) {
         .unwrap()
         .users;
     assert_eq!(all.len(), 8);
-    for field in ALL_SORT_FIELDS {
-        for order in [SortOrder::Asc, SortOrder::Desc] {
-            let sort = Sort { field, order };
-            let got = listed(
-                &s,
-                UserListQuery {
-                    include_deleted: true,
-                    ..sorted_by(field, order)
-                },
-            )
-            .await;
-            assert_eq!(
-                got,
-                documented_order(&all, &all, sort),
-                "{sort:?} with deleted"
-            );
-        }
-    }
+    assert_every_order(&s, &all, "with deleted", |field, order| UserListQuery {
+        include_deleted: true,
+        ..sorted_by(field, order)
+    })
+    .await;
 }
 
 pub async fn paging_through_ties_never_repeats_or_skips(s: Stores) {
