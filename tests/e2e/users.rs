@@ -1158,3 +1158,69 @@ async fn concurrent_demotions_on_two_servers_never_leave_no_superuser() {
         assert_eq!(status, 204, "{body}");
     }
 }
+
+/// Housekeeping (retention.*) purges a soft-deleted user once its retention period is over,
+/// with everything it owns, and records it as done by the system.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn housekeeping_purges_users_past_their_retention() {
+    let app = TestApp::spawn_with(&[
+        ("retention.deleted_users_secs", "1".to_owned()),
+        ("retention.interval_secs", "1".to_owned()),
+    ])
+    .await;
+    let root = app.admin_token().await;
+    let (id, alice) = app.user_with_token("alice").await;
+    let managed = app.create_user(&alice, json!({"first_name": "Kid"})).await;
+    let managed_id = managed["id"].as_str().unwrap().to_owned();
+    app.user_with_token("bob").await;
+    let (status, _) = send(app.delete("/api/v1/users/alice").bearer_auth(&root)).await;
+    assert_eq!(status, 204);
+
+    let mut waited = 0;
+    loop {
+        let (status, body) = get_user(&app, &root, &id).await;
+        if status == 404 {
+            break;
+        }
+        assert_eq!(body["state"], "deleted", "{body}");
+        waited += 1;
+        assert!(waited < 100, "alice was not purged within 10 s: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_absent(&app, "alice").await;
+    assert_absent(&app, &managed_id).await;
+    // Live users are never touched.
+    assert_eq!(read_back(&app, "bob").await["state"], "active");
+    let (status, body) = send(
+        app.get("/api/v1/audit")
+            .bearer_auth(&root)
+            .query(&[("action", "user.purged")]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let events = body["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0]["target_id"], id.as_str());
+    assert!(events[0]["actor_id"].is_null(), "{body}");
+    // The name is free again.
+    app.user_with_token("alice").await;
+}
+
+/// Past the retention period a soft-deleted user cannot be restored, even while housekeeping
+/// has not run yet (here it never runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_past_its_retention_cannot_be_restored() {
+    let app = TestApp::spawn_with(&[
+        ("retention.deleted_users_secs", "1".to_owned()),
+        ("retention.interval_secs", "0".to_owned()),
+    ])
+    .await;
+    let root = app.admin_token().await;
+    let (id, _) = app.user_with_token("alice").await;
+    let (status, _) = send(app.delete("/api/v1/users/alice").bearer_auth(&root)).await;
+    assert_eq!(status, 204);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = send(app.post("/api/v1/users/alice/restore").bearer_auth(&root)).await;
+    assert_error(status, &body, 409, "retention_expired");
+    assert_eq!(read_back(&app, &id).await["state"], "deleted");
+}

@@ -11,7 +11,7 @@ use crate::ports::{
 };
 use crate::services::{
     AuditService, AuthService, IdentityService, LimitsConfig, MeteringService, RateLimitService,
-    ShareService, TierService, UserService, WalletService,
+    RetentionPolicy, RetentionService, ShareService, TierService, UserService, WalletService,
 };
 use crate::values::PasswordPolicy;
 
@@ -54,6 +54,8 @@ pub struct TesseraConfig {
     /// Server-wide quota and discount fallbacks (`metering.default_quotas`,
     /// `metering.default_discounts`).
     pub metering: MeteringDefaults,
+    /// What housekeeping removes, and after how long (`retention.*`).
+    pub retention: RetentionPolicy,
 }
 
 /// Bittensor signatures, fingerprints and Chutes-style registration.
@@ -100,6 +102,7 @@ impl Default for TesseraConfig {
             identity: IdentityConfig::default(),
             limits: LimitsConfig::default(),
             metering: MeteringDefaults::default(),
+            retention: RetentionPolicy::default(),
         }
     }
 }
@@ -121,6 +124,7 @@ pub struct Tessera {
     pub identity: IdentityService,
     pub limits: RateLimitService,
     pub metering: MeteringService,
+    pub retention: RetentionService,
 }
 
 impl Tessera {
@@ -135,6 +139,7 @@ impl Tessera {
             metering: MeteringService::new(deps.clone()),
             audit: AuditService::new(deps.clone()),
             identity: IdentityService::new(deps.clone()),
+            retention: RetentionService::new(deps.clone()),
             limits: RateLimitService::new(deps),
         }
     }

@@ -35,6 +35,9 @@ pub enum Conflict {
     LastSuperuser,
     /// The user is not in a state that allows this transition.
     InvalidState,
+    /// The soft-deleted user's retention period is over: it can no longer be restored, and
+    /// housekeeping purges it.
+    RetentionExpired,
     /// The debit would take the wallet below zero and its owner is not invoiced.
     InsufficientFunds,
     /// This `Idempotency-Key` was already used for a different request.
@@ -67,6 +70,7 @@ impl Conflict {
             Self::DuplicateEmail => "duplicate_email",
             Self::LastSuperuser => "last_superuser",
             Self::InvalidState => "invalid_state",
+            Self::RetentionExpired => "retention_expired",
             Self::InsufficientFunds => "insufficient_funds",
             Self::IdempotencyMismatch => "idempotency_mismatch",
             Self::WalletDeleted => "wallet_deleted",
@@ -87,6 +91,9 @@ impl Conflict {
             Self::DuplicateEmail => "a user with this email already exists",
             Self::LastSuperuser => "the last active superuser cannot be removed or demoted",
             Self::InvalidState => "the user is not in a state that allows this",
+            Self::RetentionExpired => {
+                "the user was deleted longer ago than the retention period and cannot be restored"
+            }
             Self::InsufficientFunds => "insufficient funds: the balance cannot go below zero",
             Self::IdempotencyMismatch => {
                 "this Idempotency-Key was already used with a different request"

@@ -18,7 +18,7 @@ use tessera_domain::ports::{
     MockSignatureVerifier, MockTierRepository, MockTokenCodec, MockUserRepository,
     MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
 };
-use tessera_domain::services::{AdjustmentInput, CreateUserInput};
+use tessera_domain::services::{AdjustmentInput, CreateUserInput, RetentionError, RetentionPolicy};
 use tessera_domain::values::UserRef;
 use tessera_domain::{Actor, LimitError, Ports, Tessera, TesseraConfig, UserError, WalletError};
 use time::OffsetDateTime;
@@ -297,4 +297,122 @@ async fn a_refused_key_is_not_counted_again_until_the_answer_may_change() {
         "{refused:?}"
     );
     assert_eq!(hits.load(Ordering::SeqCst), 4);
+}
+
+fn deleted_days_ago(days: i64, now: OffsetDateTime) -> User {
+    User {
+        state: UserState::Deleted,
+        deleted_at: Some(now - time::Duration::days(days)),
+        ..user("gone", Permissions::NONE)
+    }
+}
+
+/// Past the retention period a soft-deleted user cannot come back, even before housekeeping
+/// has purged it; the store is not asked to change anything.
+#[tokio::test]
+async fn restoring_a_user_past_its_retention_is_a_conflict() {
+    let now = OffsetDateTime::now_utc();
+    let target = deleted_days_ago(31, now);
+    let mut m = Mocks::default();
+    let found = target.clone();
+    m.users
+        .expect_get()
+        .times(1)
+        .returning(move |_| Ok(found.clone()));
+    let t = tessera_with(
+        m,
+        Arc::new(ManualClock(Mutex::new(now))),
+        TesseraConfig::default(),
+    );
+    let result = t.users.restore(&superuser(), &UserRef::Id(target.id)).await;
+    assert!(
+        matches!(
+            result,
+            Err(UserError::Conflict(
+                tessera_domain::Conflict::RetentionExpired
+            ))
+        ),
+        "{result:?}"
+    );
+}
+
+fn only(policy: RetentionPolicy) -> TesseraConfig {
+    TesseraConfig {
+        retention: policy,
+        ..TesseraConfig::default()
+    }
+}
+
+/// Housekeeping purges the due users round by round, each with a system `user.purged` event;
+/// a user restored between the listing and its purge is skipped, and the next round runs only
+/// while a round came back full.
+#[tokio::test]
+async fn housekeeping_purges_due_users_in_rounds_as_the_system() {
+    let now = OffsetDateTime::now_utc();
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut m = Mocks::default();
+    let mut rounds = vec![vec![c], vec![a, b]];
+    m.users
+        .expect_deleted_before()
+        .times(2)
+        .withf(move |cutoff, limit| *cutoff == now - time::Duration::days(30) && *limit == 2)
+        .returning(move |_, _| Ok(rounds.pop().unwrap_or_default()));
+    m.users
+        .expect_purge_deleted()
+        .times(3)
+        .withf(move |id, _, audit| {
+            audit.as_ref().is_some_and(|e| {
+                e.actor_id.is_none()
+                    && e.target_id == Some(*id)
+                    && e.action == AuditAction::UserPurged
+            })
+        })
+        // b was restored meanwhile.
+        .returning(move |id, _, _| Ok(id != b));
+    let policy = RetentionPolicy {
+        deleted_users: Some(std::time::Duration::from_secs(30 * 24 * 3600)),
+        ended_sessions: None,
+        idempotency_keys: None,
+        usage_keys: None,
+        quota_counters: None,
+        batch_size: 2,
+    };
+    let t = tessera_with(m, Arc::new(ManualClock(Mutex::new(now))), only(policy));
+    let pruned = t.retention.prune().await.unwrap();
+    assert_eq!(pruned.users, 2);
+    assert_eq!(pruned.total(), 2);
+}
+
+/// Batch deletes repeat until one removes fewer rows than the batch; an outage stops the run
+/// as `Unavailable` (the next run catches up).
+#[tokio::test]
+async fn housekeeping_deletes_in_batches_until_one_comes_back_short() {
+    let mut m = Mocks::default();
+    let mut removed = vec![1, 2, 2];
+    m.wallets
+        .expect_prune_idempotency_keys()
+        .times(3)
+        .returning(move |_, _| Ok(removed.pop().unwrap_or(0)));
+    let policy = RetentionPolicy {
+        deleted_users: None,
+        ended_sessions: None,
+        idempotency_keys: Some(std::time::Duration::from_secs(60)),
+        usage_keys: None,
+        quota_counters: None,
+        batch_size: 2,
+    };
+    let t = tessera_with(m, Arc::new(SystemClock), only(policy.clone()));
+    assert_eq!(t.retention.prune().await.unwrap().idempotency_keys, 5);
+
+    let mut m = Mocks::default();
+    m.wallets
+        .expect_prune_idempotency_keys()
+        .times(1)
+        .returning(|_, _| Err(RepoError::Unavailable));
+    let t = tessera_with(m, Arc::new(SystemClock), only(policy));
+    let result = t.retention.prune().await;
+    assert!(
+        matches!(result, Err(RetentionError::Unavailable)),
+        "{result:?}"
+    );
 }

@@ -15,7 +15,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::state::{check_entry, check_wallet, stored, BucketRow, State, UsageKeyRow};
-use crate::wallets::new_wallet;
+use crate::wallets::{new_wallet, remove_created_before};
 use crate::MemoryStore;
 
 fn overflow() -> RepoError {
@@ -260,6 +260,7 @@ impl MeteringRepository for MemoryStore {
                     fingerprint: k.fingerprint,
                     user_id: c.user_id,
                     outcome: outcome.clone(),
+                    created_at: stored(c.now),
                 },
             );
         }
@@ -323,5 +324,31 @@ impl MeteringRepository for MemoryStore {
             total,
             items: items.into_iter().skip(offset).take(limit).collect(),
         })
+    }
+
+    async fn prune_usage_keys(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64> {
+        let mut state = self.lock();
+        Ok(remove_created_before(
+            &mut state.usage_keys,
+            |row| row.created_at,
+            cutoff,
+            limit,
+        ))
+    }
+
+    async fn prune_quota_counters(&self, day: Date, limit: u32) -> RepoResult<u64> {
+        let mut state = self.lock();
+        let mut old: Vec<(Date, Uuid, CounterKey)> = state
+            .quota_counters
+            .keys()
+            .filter(|(_, _, d)| *d < day)
+            .map(|(user, counter, d)| (*d, *user, *counter))
+            .collect();
+        old.sort_unstable();
+        old.truncate(limit as usize);
+        for (d, user, counter) in &old {
+            state.quota_counters.remove(&(*user, *counter, *d));
+        }
+        Ok(old.len() as u64)
     }
 }

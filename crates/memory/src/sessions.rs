@@ -185,4 +185,28 @@ impl SessionRepository for MemoryStore {
         self.lock().revoke_sessions_of(user_id, keep, now);
         Ok(())
     }
+
+    async fn prune_ended(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64> {
+        let mut state = self.lock();
+        let mut ended: Vec<(OffsetDateTime, Uuid)> = state
+            .sessions
+            .values()
+            .filter_map(|s| {
+                let ended = s.revoked_at.map_or(s.expires_at, |r| r.min(s.expires_at));
+                (ended < cutoff).then_some((ended, s.id))
+            })
+            .collect();
+        ended.sort_unstable();
+        ended.truncate(limit as usize);
+        for (_, id) in &ended {
+            state.sessions.remove(id);
+        }
+        let State {
+            sessions,
+            refresh_tokens,
+            ..
+        } = &mut *state;
+        refresh_tokens.retain(|_, token| sessions.contains_key(&token.session_id));
+        Ok(ended.len() as u64)
+    }
 }

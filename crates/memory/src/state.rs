@@ -40,6 +40,7 @@ pub(crate) struct RefreshTokenRow {
 pub(crate) struct IdempotencyRow {
     pub fingerprint: String,
     pub entry_id: Uuid,
+    pub created_at: OffsetDateTime,
 }
 
 /// One hourly usage bucket's sums.
@@ -57,6 +58,7 @@ pub(crate) struct UsageKeyRow {
     pub fingerprint: String,
     pub user_id: Uuid,
     pub outcome: ConsumptionOutcome,
+    pub created_at: OffsetDateTime,
 }
 
 #[derive(Default)]

@@ -386,73 +386,115 @@ impl UserRepository for MemoryStore {
         if !state.users.contains_key(&id) {
             return Err(RepoError::NotFound);
         }
-        let doomed = state.managed_tree(id);
-        let doomed_superusers = state
+        purge_locked(&mut state, id, audit)
+    }
+
+    async fn deleted_before(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<Vec<Uuid>> {
+        let state = self.lock();
+        let mut due: Vec<(OffsetDateTime, Uuid)> = state
             .users
             .values()
-            .filter(|row| doomed.contains(&row.user.id) && is_active_superuser(&row.user))
-            .count();
-        if doomed_superusers > 0 && doomed_superusers == state.active_superusers() {
-            return Err(RepoError::Conflict(Conflict::LastSuperuser));
-        }
-
-        state.record(audit);
-        let State {
-            users,
-            sessions,
-            refresh_tokens,
-            wallets,
-            ledger,
-            idempotency,
-            shares,
-            api_keys,
-            user_quotas,
-            user_discounts,
-            quota_counters,
-            usage_buckets,
-            usage_keys,
-            ..
-        } = &mut *state;
-        users.retain(|user_id, _| !doomed.contains(user_id));
-        api_keys.retain(|_, row| !doomed.contains(&row.key.user_id));
-        // Wallets, their ledger and the keys the users claimed go by ON DELETE CASCADE; entries
-        // they made in other wallets stay, without the actor (ON DELETE SET NULL).
-        wallets.retain(|_, wallet| !doomed.contains(&wallet.user_id));
-        ledger.retain(|_, entry| wallets.contains_key(&entry.wallet_id));
-        for entry in ledger.values_mut() {
-            if entry.actor_id.is_some_and(|a| doomed.contains(&a)) {
-                entry.actor_id = None;
-            }
-        }
-        idempotency.retain(|(scope, _), row| {
-            !doomed.contains(scope) && ledger.contains_key(&row.entry_id)
-        });
-        // `created_by` is ON DELETE SET NULL.
-        for row in users.values_mut() {
-            if row.user.created_by.is_some_and(|c| doomed.contains(&c)) {
-                row.user.created_by = None;
-            }
-        }
-        sessions.retain(|_, session| !doomed.contains(&session.user_id));
-        refresh_tokens.retain(|_, token| sessions.contains_key(&token.session_id));
-        // Shares of either party go by ON DELETE CASCADE.
-        shares.retain(|(owner, grantee), _| !doomed.contains(owner) && !doomed.contains(grantee));
-        // Metering rows go by ON DELETE CASCADE; a key's entry by ON DELETE SET NULL.
-        user_quotas.retain(|user, _| !doomed.contains(user));
-        user_discounts.retain(|user, _| !doomed.contains(user));
-        quota_counters.retain(|(user, _, _), _| !doomed.contains(user));
-        usage_buckets.retain(|(user, _, _), _| !doomed.contains(user));
-        usage_keys
-            .retain(|(scope, _), row| !doomed.contains(scope) && !doomed.contains(&row.user_id));
-        for row in usage_keys.values_mut() {
-            if row
-                .outcome
-                .entry_id
-                .is_some_and(|e| !ledger.contains_key(&e))
-            {
-                row.outcome.entry_id = None;
-            }
-        }
-        Ok(())
+            .filter_map(|row| deleted_before(&row.user, cutoff).map(|at| (at, row.user.id)))
+            .collect();
+        due.sort_unstable();
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, id)| id)
+            .collect())
     }
+
+    async fn purge_deleted(
+        &self,
+        id: Uuid,
+        cutoff: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<bool> {
+        let mut state = self.lock();
+        let due = state
+            .users
+            .get(&id)
+            .is_some_and(|row| deleted_before(&row.user, cutoff).is_some());
+        if !due {
+            return Ok(false);
+        }
+        purge_locked(&mut state, id, audit)?;
+        Ok(true)
+    }
+}
+
+/// When `user` was soft-deleted, if that was before `cutoff`.
+fn deleted_before(user: &User, cutoff: OffsetDateTime) -> Option<OffsetDateTime> {
+    user.deleted_at
+        .filter(|at| user.state == UserState::Deleted && *at < cutoff)
+}
+
+/// Removes an existing user and everything it owns, as the foreign keys' ON DELETE rules would.
+fn purge_locked(state: &mut State, id: Uuid, audit: Option<AuditEvent>) -> RepoResult<()> {
+    let doomed = state.managed_tree(id);
+    let doomed_superusers = state
+        .users
+        .values()
+        .filter(|row| doomed.contains(&row.user.id) && is_active_superuser(&row.user))
+        .count();
+    if doomed_superusers > 0 && doomed_superusers == state.active_superusers() {
+        return Err(RepoError::Conflict(Conflict::LastSuperuser));
+    }
+
+    state.record(audit);
+    let State {
+        users,
+        sessions,
+        refresh_tokens,
+        wallets,
+        ledger,
+        idempotency,
+        shares,
+        api_keys,
+        user_quotas,
+        user_discounts,
+        quota_counters,
+        usage_buckets,
+        usage_keys,
+        ..
+    } = &mut *state;
+    users.retain(|user_id, _| !doomed.contains(user_id));
+    api_keys.retain(|_, row| !doomed.contains(&row.key.user_id));
+    // Wallets, their ledger and the keys the users claimed go by ON DELETE CASCADE; entries
+    // they made in other wallets stay, without the actor (ON DELETE SET NULL).
+    wallets.retain(|_, wallet| !doomed.contains(&wallet.user_id));
+    ledger.retain(|_, entry| wallets.contains_key(&entry.wallet_id));
+    for entry in ledger.values_mut() {
+        if entry.actor_id.is_some_and(|a| doomed.contains(&a)) {
+            entry.actor_id = None;
+        }
+    }
+    idempotency
+        .retain(|(scope, _), row| !doomed.contains(scope) && ledger.contains_key(&row.entry_id));
+    // `created_by` is ON DELETE SET NULL.
+    for row in users.values_mut() {
+        if row.user.created_by.is_some_and(|c| doomed.contains(&c)) {
+            row.user.created_by = None;
+        }
+    }
+    sessions.retain(|_, session| !doomed.contains(&session.user_id));
+    refresh_tokens.retain(|_, token| sessions.contains_key(&token.session_id));
+    // Shares of either party go by ON DELETE CASCADE.
+    shares.retain(|(owner, grantee), _| !doomed.contains(owner) && !doomed.contains(grantee));
+    // Metering rows go by ON DELETE CASCADE; a key's entry by ON DELETE SET NULL.
+    user_quotas.retain(|user, _| !doomed.contains(user));
+    user_discounts.retain(|user, _| !doomed.contains(user));
+    quota_counters.retain(|(user, _, _), _| !doomed.contains(user));
+    usage_buckets.retain(|(user, _, _), _| !doomed.contains(user));
+    usage_keys.retain(|(scope, _), row| !doomed.contains(scope) && !doomed.contains(&row.user_id));
+    for row in usage_keys.values_mut() {
+        if row
+            .outcome
+            .entry_id
+            .is_some_and(|e| !ledger.contains_key(&e))
+        {
+            row.outcome.entry_id = None;
+        }
+    }
+    Ok(())
 }

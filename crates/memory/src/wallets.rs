@@ -98,13 +98,19 @@ fn moved(wallet: &Wallet, amount: i64) -> RepoResult<i64> {
     Ok(after)
 }
 
-fn claim_row(state: &mut State, claim: Option<IdempotencyClaim>, entry_id: Uuid) {
+fn claim_row(
+    state: &mut State,
+    claim: Option<IdempotencyClaim>,
+    entry_id: Uuid,
+    now: OffsetDateTime,
+) {
     if let Some(claim) = claim {
         state.idempotency.insert(
             (claim.scope, claim.key),
             IdempotencyRow {
                 fingerprint: claim.fingerprint,
                 entry_id,
+                created_at: stored(now),
             },
         );
     }
@@ -252,7 +258,7 @@ impl WalletRepository for MemoryStore {
             return Err(RepoError::Internal("duplicate ledger entry id".into()));
         }
         let event = change.audit_with(&entry);
-        claim_row(&mut state, change.idempotency, entry.id);
+        claim_row(&mut state, change.idempotency, entry.id, change.now);
         state.wallets.insert(wallet.id, wallet);
         state.ledger.insert(entry.id, entry.clone());
         state.record(event);
@@ -341,7 +347,7 @@ impl WalletRepository for MemoryStore {
             return Err(RepoError::Internal("duplicate ledger entry id".into()));
         }
         let event = t.audit_with(&debit, &credit);
-        claim_row(&mut state, t.idempotency, debit.id);
+        claim_row(&mut state, t.idempotency, debit.id, t.now);
         state.wallets.insert(from.id, from);
         state.wallets.insert(to.id, to);
         state.ledger.insert(debit.id, debit.clone());
@@ -373,4 +379,35 @@ impl WalletRepository for MemoryStore {
         entries.truncate(limit as usize);
         Ok(entries)
     }
+
+    async fn prune_idempotency_keys(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64> {
+        let mut state = self.lock();
+        Ok(remove_created_before(
+            &mut state.idempotency,
+            |row| row.created_at,
+            cutoff,
+            limit,
+        ))
+    }
+}
+
+/// Removes up to `limit` rows created before `cutoff`, oldest first, and says how many went.
+pub(crate) fn remove_created_before<K: std::hash::Hash + Eq + Ord + Clone, V>(
+    rows: &mut HashMap<K, V>,
+    created_at: impl Fn(&V) -> OffsetDateTime,
+    cutoff: OffsetDateTime,
+    limit: u32,
+) -> u64 {
+    let mut old: Vec<(OffsetDateTime, K)> = rows
+        .iter()
+        .map(|(k, row)| (created_at(row), k))
+        .filter(|(at, _)| *at < cutoff)
+        .map(|(at, k)| (at, k.clone()))
+        .collect();
+    old.sort_unstable();
+    old.truncate(limit as usize);
+    for (_, key) in &old {
+        rows.remove(key);
+    }
+    old.len() as u64
 }

@@ -47,6 +47,27 @@ impl PgStore {
         })
     }
 
+    /// One housekeeping batch: `sql` deletes at most `$2` rows older than `$1` (selected
+    /// `FOR UPDATE SKIP LOCKED`, so processes pruning at once split the work instead of
+    /// queueing), and the number deleted comes back.
+    async fn delete_batch(
+        &self,
+        sql: &'static str,
+        cutoff: time::OffsetDateTime,
+        limit: u32,
+    ) -> RepoResult<u64> {
+        use diesel::sql_types::{BigInt, Timestamptz};
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.conn().await?;
+        let deleted = diesel::sql_query(sql)
+            .bind::<Timestamptz, _>(cutoff)
+            .bind::<BigInt, _>(i64::from(limit))
+            .execute(&mut conn)
+            .await
+            .map_err(error::map)?;
+        Ok(deleted as u64)
+    }
+
     /// Whether the database answers a trivial query (readiness probes).
     pub async fn ping(&self) -> RepoResult<()> {
         use diesel_async::RunQueryDsl;

@@ -743,6 +743,32 @@ impl MeteringRepository for PgStore {
             items,
         })
     }
+
+    async fn prune_usage_keys(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64> {
+        self.delete_batch(
+            "DELETE FROM usage_keys WHERE (scope, key) IN (
+                 SELECT scope, key FROM usage_keys WHERE created_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            cutoff,
+            limit,
+        )
+        .await
+    }
+
+    async fn prune_quota_counters(&self, day: Date, limit: u32) -> RepoResult<u64> {
+        let mut conn = self.conn().await?;
+        let deleted = diesel::sql_query(
+            "DELETE FROM quota_counters WHERE (user_id, counter_key, day) IN (
+                 SELECT user_id, counter_key, day FROM quota_counters WHERE day < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<SqlDate, _>(day)
+        .bind::<BigInt, _>(i64::from(limit))
+        .execute(&mut conn)
+        .await
+        .map_err(map)?;
+        Ok(deleted as u64)
+    }
 }
 
 fn resource_of(raw: &str) -> RepoResult<ResourceId> {

@@ -234,4 +234,16 @@ impl SessionRepository for PgStore {
         let mut conn = self.conn().await?;
         revoke_sessions(&mut conn, user_id, keep, now).await
     }
+
+    async fn prune_ended(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64> {
+        // Refresh tokens go with their session (ON DELETE CASCADE).
+        self.delete_batch(
+            "DELETE FROM sessions WHERE id IN (
+                 SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            cutoff,
+            limit,
+        )
+        .await
+    }
 }

@@ -750,18 +750,7 @@ impl UserRepository for PgStore {
             if exists.is_none() {
                 return Err(RepoError::NotFound.into());
             }
-            // Take the user's wallets first (in id order, like transfers), before any user row
-            // is locked: a money movement that already holds one of them, and whose ledger
-            // entry must key-share-lock its actor's row, then finishes first instead of
-            // deadlocking against this delete.
-            wallets::table
-                .filter(wallets::user_id.eq(id))
-                .order(wallets::id.asc())
-                .select(wallets::id)
-                .for_update()
-                .load::<Uuid>(conn)
-                .await
-                .map_err(map)?;
+            lock_wallets_of(conn, id).await?;
             guard_last_superuser(conn, id, false).await?;
             // Sessions, refresh tokens, wallets with their ledger and idempotency keys, and
             // managed users go by ON DELETE CASCADE.
@@ -775,4 +764,63 @@ impl UserRepository for PgStore {
         .await
         .map_err(RepoError::from)
     }
+
+    async fn deleted_before(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<Vec<Uuid>> {
+        let mut conn = self.conn().await?;
+        users::table
+            .filter(users::state.eq(UserState::Deleted.as_str()))
+            .filter(users::deleted_at.lt(cutoff))
+            .order((users::deleted_at.asc(), users::id.asc()))
+            .limit(i64::from(limit))
+            .select(users::id)
+            .load(&mut conn)
+            .await
+            .map_err(map)
+    }
+
+    async fn purge_deleted(
+        &self,
+        id: Uuid,
+        cutoff: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<bool> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            lock_wallets_of(conn, id).await?;
+            // The condition is checked by the delete itself: a restore that commits first
+            // leaves nothing to delete (a deleted user is never an active superuser, so the
+            // last-superuser guard has nothing to check).
+            let deleted = diesel::delete(
+                users::table
+                    .find(id)
+                    .filter(users::state.eq(UserState::Deleted.as_str()))
+                    .filter(users::deleted_at.lt(cutoff)),
+            )
+            .execute(conn)
+            .await
+            .map_err(map)?;
+            if deleted == 0 {
+                return Ok(false);
+            }
+            record(conn, audit.as_ref()).await?;
+            Ok(true)
+        })
+        .await
+        .map_err(RepoError::from)
+    }
+}
+
+/// Locks a user's wallets (in id order, like transfers) before any user row is locked: a money
+/// movement that already holds one of them, and whose ledger entry must key-share-lock its
+/// actor's row, then finishes first instead of deadlocking against the user's delete.
+async fn lock_wallets_of(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), TxError> {
+    wallets::table
+        .filter(wallets::user_id.eq(user_id))
+        .order(wallets::id.asc())
+        .select(wallets::id)
+        .for_update()
+        .load::<Uuid>(conn)
+        .await
+        .map_err(map)?;
+    Ok(())
 }

@@ -620,4 +620,15 @@ impl WalletRepository for PgStore {
             .map_err(map)?;
         rows.into_iter().map(LedgerEntry::try_from).collect()
     }
+
+    async fn prune_idempotency_keys(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64> {
+        self.delete_batch(
+            "DELETE FROM idempotency_keys WHERE (scope, key) IN (
+                 SELECT scope, key FROM idempotency_keys WHERE created_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            cutoff,
+            limit,
+        )
+        .await
+    }
 }

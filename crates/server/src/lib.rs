@@ -304,6 +304,7 @@ fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
             },
         },
         metering: settings.metering_defaults()?,
+        retention: settings.retention.policy(),
     };
     Ok(ProcessParts {
         hasher: Arc::new(hasher),
@@ -321,19 +322,51 @@ pub struct RunningServer {
     pub bootstrapped: Option<CreatedUser>,
     pub tessera: Tessera,
     server: actix_web::dev::Server,
+    /// How often housekeeping runs while the server does (`retention.interval_secs`).
+    housekeeping: Option<Duration>,
 }
 
 impl RunningServer {
-    /// Runs until the server stops (SIGINT/SIGTERM, or `handle.stop`).
+    /// Runs until the server stops (SIGINT/SIGTERM, or `handle.stop`), with housekeeping
+    /// beside it.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let housekeeping = self
+            .housekeeping
+            .map(|every| tokio::spawn(housekeeping(self.tessera.clone(), every)));
+        let result = self.server.await;
+        if let Some(task) = housekeeping {
+            task.abort();
+        }
+        result
     }
 
-    /// Runs the server on the current tokio runtime in the background.
+    /// Runs the server (and its housekeeping) on the current tokio runtime in the background.
     pub fn spawn(self) -> (SocketAddr, ServerHandle, Tessera) {
         let (addr, handle, tessera) = (self.addr, self.handle.clone(), self.tessera.clone());
-        tokio::spawn(self.server);
+        tokio::spawn(self.run());
         (addr, handle, tessera)
+    }
+}
+
+/// Prunes now and then every `every` (a run that overruns delays the next, never doubles up).
+/// Failures are logged and retried at the next tick: the data waits, nothing is lost.
+async fn housekeeping(tessera: Tessera, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match tessera.retention.prune().await {
+            Ok(pruned) if pruned.total() > 0 => tracing::info!(
+                users = pruned.users,
+                sessions = pruned.sessions,
+                idempotency_keys = pruned.idempotency_keys,
+                usage_keys = pruned.usage_keys,
+                quota_counters = pruned.quota_counters,
+                "housekeeping removed expired data"
+            ),
+            Ok(_) => tracing::debug!("housekeeping found nothing to remove"),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed; retrying at the next run"),
+        }
     }
 }
 
@@ -423,6 +456,7 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
         bootstrapped,
         tessera,
         server,
+        housekeeping: settings.retention.interval(),
     })
 }
 

@@ -35,6 +35,9 @@ enum Command {
         #[arg(long)]
         email: Option<String>,
     },
+    /// Remove expired data once (retention.*), print what went, and exit: for cron, or with
+    /// retention.interval_secs = 0.
+    Prune,
 }
 
 #[tokio::main]
@@ -52,6 +55,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve(&settings).await,
         Command::Migrate => migrate(&settings).await,
         Command::CreateAdmin { username, email } => create_admin(&settings, &username, email).await,
+        Command::Prune => prune(&settings).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,6 +102,26 @@ async fn migrate(settings: &Settings) -> Result<(), String> {
             println!("applied {version}");
         }
     }
+    Ok(())
+}
+
+async fn prune(settings: &Settings) -> Result<(), String> {
+    let storage = Storage::connect(settings).map_err(|e| e.to_string())?;
+    let tessera = build_tessera(settings, &storage).map_err(|e| e.to_string())?;
+    let pruned = tessera
+        .retention
+        .prune()
+        .await
+        .map_err(|e| format!("cannot prune: {e}"))?;
+    println!(
+        "purged {} deleted users; removed {} ended sessions, {} idempotency keys, {} usage keys, \
+         {} quota counters",
+        pruned.users,
+        pruned.sessions,
+        pruned.idempotency_keys,
+        pruned.usage_keys,
+        pruned.quota_counters
+    );
     Ok(())
 }
 

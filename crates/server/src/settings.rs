@@ -25,6 +25,7 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub identity: IdentitySettings,
     pub rate_limits: RateLimitSettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
 }
 
@@ -117,6 +118,38 @@ pub struct RateLimitSettings {
     pub login_per_ip: u32,
     pub login_per_account: u32,
     pub login_window_secs: u32,
+}
+
+/// Housekeeping: how long expendable data is kept (0 = until removed by hand), and how often
+/// each server process prunes (0 = never; run `tessera prune` instead).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    pub interval_secs: u64,
+    pub batch_size: u32,
+    pub deleted_users_secs: u64,
+    pub ended_sessions_secs: u64,
+    pub idempotency_keys_secs: u64,
+    pub usage_keys_secs: u64,
+    pub quota_counters_secs: u64,
+}
+
+impl RetentionSettings {
+    pub fn policy(&self) -> tessera_domain::services::RetentionPolicy {
+        let keep = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        tessera_domain::services::RetentionPolicy {
+            deleted_users: keep(self.deleted_users_secs),
+            ended_sessions: keep(self.ended_sessions_secs),
+            idempotency_keys: keep(self.idempotency_keys_secs),
+            usage_keys: keep(self.usage_keys_secs),
+            quota_counters: keep(self.quota_counters_secs),
+            batch_size: self.batch_size.clamp(1, 100_000),
+        }
+    }
+
+    /// How often the server prunes, if it does.
+    pub fn interval(&self) -> Option<Duration> {
+        (self.interval_secs > 0).then(|| Duration::from_secs(self.interval_secs))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

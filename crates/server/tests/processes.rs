@@ -507,3 +507,51 @@ async fn two_processes_meter_exactly() {
     .await;
     assert_eq!(after["balance"], 0, "{after}");
 }
+
+/// `tessera prune` (housekeeping once, for cron) purges a user deleted longer ago than
+/// retention.deleted_users_secs and says so; the server itself does not prune here
+/// (retention.interval_secs = 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_prune_purges_users_past_their_retention() {
+    let db = TestDatabase::new().await;
+    let retention = [
+        ("TESSERA__RETENTION__DELETED_USERS_SECS", "1"),
+        ("TESSERA__RETENTION__INTERVAL_SECS", "0"),
+    ];
+    let p = Process::start_with(&db.url, &retention);
+    let client = reqwest::Client::new();
+    let admin = login(&client, &p, "admin", ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = json_of(
+        client
+            .post(p.url("/api/v1/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"username": "alice", "password": "alice-password"})),
+    )
+    .await;
+    let alice = created["id"].as_str().unwrap().to_owned();
+    let user = p.url(&format!("/api/v1/users/{alice}"));
+    assert_eq!(
+        status_of(client.delete(&user).bearer_auth(&admin)).await,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Not pruned by the server: still there, soft-deleted.
+    assert_eq!(status_of(client.get(&user).bearer_auth(&admin)).await, 200);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("prune")
+        .env("TESSERA_ENV", "test")
+        .env("TESSERA_CONFIG_DIR", CONFIG_DIR)
+        .env("TESSERA__DATABASE__URL", &db.url)
+        .envs(retention)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run tessera prune");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.starts_with("purged 1 deleted users;"), "{stdout}");
+    assert_eq!(status_of(client.get(&user).bearer_auth(&admin)).await, 404);
+}

@@ -46,6 +46,9 @@ pub use credentials::*;
 pub mod metering;
 pub use metering::*;
 
+mod retention;
+pub use retention::*;
+
 /// The storage ports under test, backed by one fresh, isolated store.
 #[derive(Clone)]
 pub struct Stores {
@@ -206,6 +209,10 @@ macro_rules! contract_tests {
             usage_pages_group_and_filter,
             purge_removes_metering_rows,
             concurrent_consumption_is_exact,
+            users_deleted_before_the_cutoff_are_purged_once,
+            ended_sessions_are_pruned_and_live_ones_kept,
+            old_idempotency_keys_are_forgotten_and_recent_ones_kept,
+            old_usage_keys_and_past_quota_counters_are_pruned,
         }
     };
 }

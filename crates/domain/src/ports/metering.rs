@@ -82,4 +82,12 @@ pub trait MeteringRepository: Send + Sync {
 
     /// One page of the user's hourly usage. Errors: `Unavailable`.
     async fn usage(&self, user_id: Uuid, query: UsageQuery) -> RepoResult<UsagePage>;
+
+    /// Forgets up to `limit` consumption `Idempotency-Key`s claimed before `cutoff`, and says how
+    /// many went. Errors: `Unavailable`.
+    async fn prune_usage_keys(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64>;
+
+    /// Removes up to `limit` quota counters of days before `day` (no consumption reads a past
+    /// day's counter), and says how many went. Errors: `Unavailable`.
+    async fn prune_quota_counters(&self, day: Date, limit: u32) -> RepoResult<u64>;
 }

@@ -57,4 +57,9 @@ pub trait SessionRepository: Send + Sync {
         keep: Option<Uuid>,
         now: OffsetDateTime,
     ) -> RepoResult<()>;
+
+    /// Removes up to `limit` sessions that ended (expired or were revoked) before `cutoff`, with
+    /// their refresh tokens, and says how many went. A live session is never touched.
+    /// Errors: `Unavailable`.
+    async fn prune_ended(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64>;
 }

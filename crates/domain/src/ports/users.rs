@@ -85,4 +85,19 @@ pub trait UserRepository: Send + Sync {
     /// keys, its managed users and theirs), and records `audit` in the same transaction.
     /// Errors: `NotFound`, `Conflict(LastSuperuser)`, `Unavailable`.
     async fn purge(&self, id: Uuid, audit: Option<AuditEvent>) -> RepoResult<()>;
+
+    /// Up to `limit` users soft-deleted before `cutoff`, longest-deleted first (housekeeping's
+    /// work list). Errors: `Unavailable`.
+    async fn deleted_before(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<Vec<Uuid>>;
+
+    /// [`purge`](Self::purge), but only while the user is still soft-deleted since before
+    /// `cutoff`: a user restored (or purged) meanwhile is left alone and gives `false`, decided
+    /// atomically with the delete. `audit` is recorded only when the user goes.
+    /// Errors: `Unavailable`.
+    async fn purge_deleted(
+        &self,
+        id: Uuid,
+        cutoff: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<bool>;
 }

@@ -96,4 +96,9 @@ pub trait WalletRepository: Send + Sync {
         after: Option<LedgerCursor>,
         limit: u32,
     ) -> RepoResult<Vec<LedgerEntry>>;
+
+    /// Forgets up to `limit` `Idempotency-Key`s claimed before `cutoff` (a later request with
+    /// such a key counts as new), and says how many went. The entries they produced stay.
+    /// Errors: `Unavailable`.
+    async fn prune_idempotency_keys(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64>;
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod identity;
 pub mod limits;
 pub mod metering;
+pub mod retention;
 pub mod shares;
 pub mod tiers;
 pub mod users;
@@ -19,6 +20,7 @@ pub use metering::{
     ConsumeInput, Consumed, MeteringService, QuotaUsage, UsageInput, UserQuotas,
     DEFAULT_USAGE_LIMIT, MAX_USAGE_LIMIT,
 };
+pub use retention::{Pruned, RetentionError, RetentionPolicy, RetentionService};
 pub use shares::{DelegatedToken, ShareService, SharedUser};
 pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{

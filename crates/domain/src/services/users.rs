@@ -868,6 +868,12 @@ impl UserService {
         if target.state != UserState::Deleted {
             return Err(UserError::Conflict(Conflict::InvalidState));
         }
+        // Past its retention the user is housekeeping's to purge, whether or not it has run.
+        let now = self.deps.ports.clock.now();
+        let cutoff = self.deps.config.retention.deleted_users_cutoff(now);
+        if matches!((target.deleted_at, cutoff), (Some(at), Some(cutoff)) if at < cutoff) {
+            return Err(UserError::Conflict(Conflict::RetentionExpired));
+        }
         let changes = UserChanges {
             state: Some(UserState::Active),
             deleted_at: Some(None),
