@@ -1,3 +1,4 @@
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -52,6 +53,18 @@ pub struct Argon2Hasher {
 
 impl Argon2Hasher {
     pub fn new(settings: Argon2Settings) -> Result<Self, String> {
+        Self::with_thread_cgroup(settings, None)
+    }
+
+    /// Like [`new`](Self::new), with every hashing thread moved into the cgroup directory
+    /// `thread_cgroup` (Linux; the caller creates it and makes it writable). `SCHED_IDLE` only
+    /// yields to threads of the same scheduling group first; a cgroup with `cpu.idle = 1` (or a
+    /// tiny `cpu.shares`/`cpu.weight`) makes the hashing yield to every other group too, such as
+    /// a PostgreSQL on the same host. Fails if a thread cannot join it.
+    pub fn with_thread_cgroup(
+        settings: Argon2Settings,
+        thread_cgroup: Option<PathBuf>,
+    ) -> Result<Self, String> {
         let params = Params::new(
             settings.memory_kib,
             settings.iterations,
@@ -68,13 +81,32 @@ impl Argon2Hasher {
         let threads = settings.max_concurrent.max(1);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let (ready, started) = mpsc::channel::<Result<(), String>>();
         for n in 0..threads {
             let queue = Arc::clone(&queue);
             let argon = argon.clone();
+            let cgroup = thread_cgroup.clone();
+            let ready = ready.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || hashing_thread(&argon, &queue))
+                .spawn(move || {
+                    lower_own_priority();
+                    let joined = cgroup.as_deref().map_or(Ok(()), join_cgroup);
+                    let failed = joined.is_err();
+                    let _ = ready.send(joined);
+                    if !failed {
+                        hashing_thread(&argon, &queue);
+                    }
+                })
                 .map_err(|e| format!("cannot start a password hashing thread: {e}"))?;
+        }
+        drop(ready);
+        // Every thread reports once it is placed; a failure stops start-up (the threads already
+        // running end when `jobs` is dropped with this error).
+        for _ in 0..threads {
+            started
+                .recv()
+                .map_err(|_| "a password hashing thread died while starting".to_owned())??;
         }
         Ok(Self {
             permits: Arc::new(Semaphore::new(threads)),
@@ -106,10 +138,24 @@ impl Argon2Hasher {
     }
 }
 
-/// Runs jobs until the hasher is dropped (its sender closes the queue). The thread lowers its own
-/// priority first; where that is not allowed it hashes at normal priority.
+/// Moves the calling thread into the cgroup directory `dir`: through `cgroup.threads` on cgroup
+/// v2 (the cgroup must be of type `threaded`), through `tasks` on v1. Writing `0` names the
+/// writing thread itself, so no thread id is needed.
+fn join_cgroup(dir: &Path) -> Result<(), String> {
+    let v2 = dir.join("cgroup.threads");
+    let file = if v2.exists() { v2 } else { dir.join("tasks") };
+    std::fs::write(&file, "0").map_err(|e| {
+        format!(
+            "cannot move a password hashing thread into the cgroup {} ({}): {e}",
+            dir.display(),
+            file.display()
+        )
+    })
+}
+
+/// Runs jobs until the hasher is dropped (its sender closes the queue). The thread has lowered
+/// its own priority first (where that is not allowed it hashes at normal priority).
 fn hashing_thread(argon: &Argon2<'static>, queue: &Mutex<mpsc::Receiver<Job>>) {
-    lower_own_priority();
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),
@@ -182,14 +228,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn cheap() -> Argon2Hasher {
-        Argon2Hasher::new(Argon2Settings {
+    fn cheap_settings() -> Argon2Settings {
+        Argon2Settings {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
             max_concurrent: 2,
-        })
-        .unwrap()
+        }
+    }
+
+    fn cheap() -> Argon2Hasher {
+        Argon2Hasher::new(cheap_settings()).unwrap()
     }
 
     #[tokio::test]
@@ -227,6 +276,67 @@ mod tests {
         // Not even the dummy's own secret opens the dummy.
         let salt_guess = hasher.dummy_hash.clone();
         assert!(!hasher.verify(&salt_guess, None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_thread_cgroup_that_cannot_be_joined_stops_start_up() {
+        let dir = std::env::temp_dir().join(format!("tessera-no-cgroup-{}", uuid::Uuid::new_v4()));
+        let error = Argon2Hasher::with_thread_cgroup(cheap_settings(), Some(dir.clone()))
+            .err()
+            .unwrap();
+        assert!(error.contains(&dir.display().to_string()), "{error}");
+    }
+
+    /// Each hashing thread writes `0` (itself) to the cgroup's thread list: `cgroup.threads`
+    /// where it exists (v2), else `tasks` (v1). Plain files stand in for the kernel's here.
+    #[tokio::test]
+    async fn hashing_threads_write_themselves_into_the_cgroup_thread_list() {
+        let base = std::env::temp_dir().join(format!("tessera-cgroup-{}", uuid::Uuid::new_v4()));
+        let (v1, v2) = (base.join("v1"), base.join("v2"));
+        std::fs::create_dir_all(&v1).unwrap();
+        std::fs::create_dir_all(&v2).unwrap();
+        std::fs::write(v1.join("tasks"), "").unwrap();
+        std::fs::write(v2.join("cgroup.threads"), "").unwrap();
+        for (dir, file) in [(&v1, "tasks"), (&v2, "cgroup.threads")] {
+            let hasher = Argon2Hasher::with_thread_cgroup(cheap_settings(), Some(dir.clone()));
+            assert!(hasher.is_ok());
+            assert_eq!(std::fs::read_to_string(dir.join(file)).unwrap(), "0");
+        }
+        assert!(!v2.join("tasks").exists());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// With a real cgroup v1 `cpu` hierarchy that this process may write (root on a v1 host, as
+    /// this project's CI machine is), the kernel really moves the threads. Elsewhere the case
+    /// has nothing to check and says so.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_in_a_real_thread_cgroup() {
+        let name = format!("tessera-test-{}", uuid::Uuid::new_v4().simple());
+        let dir = Path::new("/sys/fs/cgroup/cpu").join(&name);
+        if std::fs::create_dir(&dir).is_err() {
+            eprintln!("no writable cgroup v1 cpu hierarchy here: skipped");
+            return;
+        }
+        let hasher = Argon2Hasher::with_thread_cgroup(cheap_settings(), Some(dir.clone())).unwrap();
+        let placed = hasher
+            .blocking(|_| std::fs::read_to_string("/proc/thread-self/cgroup"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(placed.contains(&format!(":cpu:/{name}\n")), "{placed}");
+        // The caller's own thread stays where it was.
+        let own = std::fs::read_to_string("/proc/thread-self/cgroup").unwrap();
+        assert!(!own.contains(&name), "{own}");
+        drop(hasher);
+        // The threads end once the hasher is gone; then the cgroup can go.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&dir).is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the hashing threads did not leave {}", dir.display());
     }
 
     #[tokio::test]

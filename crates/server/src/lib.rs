@@ -245,12 +245,18 @@ fn tessera_over(storage: &Storage, parts: &ProcessParts) -> Tessera {
 
 fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
     let hashing = &settings.password_hashing;
-    let hasher = Argon2Hasher::new(Argon2Settings {
-        memory_kib: hashing.memory_kib,
-        iterations: hashing.iterations,
-        parallelism: hashing.parallelism,
-        max_concurrent: hashing.max_concurrent,
-    })
+    let thread_cgroup = Some(hashing.thread_cgroup.trim())
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from);
+    let hasher = Argon2Hasher::with_thread_cgroup(
+        Argon2Settings {
+            memory_kib: hashing.memory_kib,
+            iterations: hashing.iterations,
+            parallelism: hashing.parallelism,
+            max_concurrent: hashing.max_concurrent,
+        },
+        thread_cgroup,
+    )
     .map_err(StartupError::Security)?;
     let secret = settings.auth.jwt_secret.expose_secret();
     let tokens = if secret.is_empty() {

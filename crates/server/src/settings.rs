@@ -72,6 +72,8 @@ pub struct PasswordHashingSettings {
     pub iterations: u32,
     pub parallelism: u32,
     pub max_concurrent: usize,
+    /// A cgroup directory every hashing thread moves into (empty: none).
+    pub thread_cgroup: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
