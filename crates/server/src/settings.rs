@@ -144,13 +144,28 @@ impl RetentionSettings {
             idempotency_keys: keep(self.idempotency_keys_secs),
             usage_keys: keep(self.usage_keys_secs),
             quota_counters: keep(self.quota_counters_secs),
-            batch_size: self.batch_size.clamp(1, 100_000),
+            batch_size: self.batch_size,
         }
     }
 
     /// How often the server prunes, if it does.
     pub fn interval(&self) -> Option<Duration> {
         (self.interval_secs > 0).then(|| Duration::from_secs(self.interval_secs))
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        const YEAR_SECS: u64 = 365 * 24 * 3600;
+        if self.interval_secs > YEAR_SECS {
+            return Err(SettingsError(format!(
+                "retention.interval_secs must be at most {YEAR_SECS} (a year), or 0 to never prune"
+            )));
+        }
+        if !(1..=100_000).contains(&self.batch_size) {
+            return Err(SettingsError(
+                "retention.batch_size must be between 1 and 100000".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -233,6 +248,7 @@ impl Settings {
         }
         self.currencies()?;
         self.metering_defaults()?;
+        self.retention.validate()?;
         Ok(())
     }
 
@@ -282,5 +298,54 @@ impl Settings {
 
     pub fn pool_wait_timeout(&self) -> Duration {
         Duration::from_millis(self.database.pool_wait_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const CONFIG_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config");
+
+    fn load(overrides: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let overrides: Vec<(&str, String)> = overrides
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect();
+        Settings::load_with(CONFIG_DIR, "test", &overrides)
+    }
+
+    #[test]
+    fn retention_defaults_and_zero_keep_forever() {
+        let settings = load(&[]).unwrap();
+        let policy = settings.retention.policy();
+        assert_eq!(
+            policy.deleted_users,
+            Some(Duration::from_secs(30 * 24 * 3600))
+        );
+        assert_eq!(
+            settings.retention.interval(),
+            Some(Duration::from_secs(3600))
+        );
+        let settings = load(&[
+            ("retention.deleted_users_secs", "0"),
+            ("retention.interval_secs", "0"),
+        ])
+        .unwrap();
+        assert_eq!(settings.retention.policy().deleted_users, None);
+        assert_eq!(settings.retention.interval(), None);
+    }
+
+    #[test]
+    fn retention_interval_and_batch_are_bounded() {
+        for (key, value) in [
+            ("retention.interval_secs", "31536001"),
+            ("retention.batch_size", "0"),
+            ("retention.batch_size", "100001"),
+        ] {
+            let error = load(&[(key, value)]).err().unwrap();
+            assert!(error.to_string().contains(key), "{key}={value}: {error}");
+        }
     }
 }
