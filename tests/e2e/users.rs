@@ -1202,6 +1202,25 @@ async fn housekeeping_purges_users_past_their_retention() {
     assert_eq!(events.len(), 1, "{body}");
     assert_eq!(events[0]["target_id"], id.as_str());
     assert!(events[0]["actor_id"].is_null(), "{body}");
+    // The run is counted (after the purge commits: wait for it to be reported).
+    let line = "tessera_housekeeping_removed_total{kind=\"users\"} 1";
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = app
+            .get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(line) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains(line), "{metrics}");
+    assert!(metrics.contains("tessera_housekeeping_runs_total{outcome=\"ok\"}"));
     // The name is free again.
     app.user_with_token("alice").await;
 }

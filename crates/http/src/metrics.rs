@@ -1,5 +1,6 @@
 //! Prometheus metrics: requests by route template and status with a latency histogram, the
-//! database pool, login outcomes and ledger entries. Served at `/metrics`.
+//! database pool, login outcomes, ledger entries, metering decisions and housekeeping. Served at
+//! `/metrics`.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use tessera_domain::services::Pruned;
 
 /// A connection pool's state at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct Metrics {
     logins: IntCounterVec,
     ledger_entries: IntCounter,
     metering: IntCounterVec,
+    housekeeping_runs: IntCounterVec,
+    housekeeping_removed: IntCounterVec,
     pool_max: IntGauge,
     pool_size: IntGauge,
     pool_in_use: IntGauge,
@@ -92,6 +96,23 @@ impl Metrics {
             &["source"],
         )?;
         registry.register(Box::new(metering.clone()))?;
+        let housekeeping_runs = IntCounterVec::new(
+            Opts::new(
+                "housekeeping_runs_total",
+                "Housekeeping runs of this process by outcome (ok, failed)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(housekeeping_runs.clone()))?;
+        let housekeeping_removed = IntCounterVec::new(
+            Opts::new(
+                "housekeeping_removed_total",
+                "Rows housekeeping removed, by kind (users purged, sessions, idempotency_keys, \
+                 usage_keys, quota_counters)",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(housekeeping_removed.clone()))?;
         Ok(Self {
             pool_max: gauge(&registry, "db_pool_max_size", "Largest size of the pool")?,
             pool_size: gauge(&registry, "db_pool_size", "Connections open")?,
@@ -107,6 +128,8 @@ impl Metrics {
             logins,
             ledger_entries,
             metering,
+            housekeeping_runs,
+            housekeeping_removed,
             pool,
         })
     }
@@ -134,6 +157,26 @@ impl Metrics {
     /// One consumption decision: `quota`, `balance`, `free`, `invoice`, or `refused`.
     pub fn metering_decision(&self, source: &str) {
         self.metering.with_label_values(&[source]).inc();
+    }
+
+    /// One housekeeping run: what it removed, or `None` if it failed.
+    pub fn housekeeping_run(&self, removed: Option<&Pruned>) {
+        let Some(p) = removed else {
+            self.housekeeping_runs.with_label_values(&["failed"]).inc();
+            return;
+        };
+        self.housekeeping_runs.with_label_values(&["ok"]).inc();
+        for (kind, n) in [
+            ("users", p.users),
+            ("sessions", p.sessions),
+            ("idempotency_keys", p.idempotency_keys),
+            ("usage_keys", p.usage_keys),
+            ("quota_counters", p.quota_counters),
+        ] {
+            self.housekeeping_removed
+                .with_label_values(&[kind])
+                .inc_by(n);
+        }
     }
 
     /// The text exposition, with the pool read now.

@@ -330,6 +330,7 @@ pub struct RunningServer {
     server: actix_web::dev::Server,
     /// How often housekeeping runs while the server does (`retention.interval_secs`).
     housekeeping: Option<Duration>,
+    metrics: Arc<Metrics>,
 }
 
 impl RunningServer {
@@ -338,7 +339,7 @@ impl RunningServer {
     pub async fn run(self) -> std::io::Result<()> {
         let housekeeping = self
             .housekeeping
-            .map(|every| tokio::spawn(housekeeping(self.tessera.clone(), every)));
+            .map(|every| tokio::spawn(housekeeping(self.tessera.clone(), self.metrics, every)));
         let result = self.server.await;
         if let Some(task) = housekeeping {
             task.abort();
@@ -356,12 +357,14 @@ impl RunningServer {
 
 /// Prunes now and then every `every` (a run that overruns delays the next, never doubles up).
 /// Failures are logged and retried at the next tick: the data waits, nothing is lost.
-async fn housekeeping(tessera: Tessera, every: Duration) {
+async fn housekeeping(tessera: Tessera, metrics: Arc<Metrics>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match tessera.retention.prune().await {
+        let result = tessera.retention.prune().await;
+        metrics.housekeeping_run(result.as_ref().ok());
+        match result {
             Ok(pruned) if pruned.total() > 0 => tracing::info!(
                 users = pruned.users,
                 sessions = pruned.sessions,
@@ -463,6 +466,7 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
         tessera,
         server,
         housekeeping: settings.retention.interval(),
+        metrics,
     })
 }
 
