@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tessera_testkit::TestApp;
 
 use crate::money::{assert_ledger_matches, balance, json_of, member, storm_client, Member};
-use crate::support::send;
+use crate::support::{metrics_text, send};
 
 const CHUTE: &str = "0191f1a2-0000-7000-8000-00000000c0de";
 const OTHER_CHUTE: &str = "0191f1a2-0000-7000-8000-00000000beef";
@@ -145,14 +145,7 @@ async fn quota_then_balance_then_402() {
     assert_eq!(body["remaining"], 0);
     assert_eq!(body["resets_at"].as_str(), Some(reset));
 
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app).await;
     assert!(text.contains(r#"tessera_metering_decisions_total{source="quota"} 2"#));
     assert!(text.contains(r#"tessera_metering_decisions_total{source="refused"} 1"#));
 }

@@ -1,6 +1,8 @@
 use serde_json::json;
 use tessera_testkit::{status_and_json, TestApp};
 
+use crate::support::metrics_text;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_logs_in_creates_a_user_who_reads_themselves() {
     let app = TestApp::spawn().await;
@@ -74,14 +76,7 @@ async fn metrics_count_requests_by_route_template_logins_and_the_pool() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app).await;
     // Labelled by the route template, not the raw path.
     assert!(
         text.contains(r#"tessera_http_requests_total{method="GET",route="/api/v1/users/{user}",status="200"} 3"#),

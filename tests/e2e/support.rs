@@ -218,3 +218,10 @@ pub fn now_secs() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The `/metrics` exposition as text.
+pub async fn metrics_text(app: &TestApp) -> String {
+    let response = app.get("/metrics").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}

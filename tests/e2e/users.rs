@@ -1206,14 +1206,7 @@ async fn housekeeping_purges_users_past_their_retention() {
     let line = "tessera_housekeeping_removed_total{kind=\"users\"} 1";
     let mut metrics = String::new();
     for _ in 0..100 {
-        metrics = app
-            .get("/metrics")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        metrics = metrics_text(&app).await;
         if metrics.contains(line) {
             break;
         }
