@@ -103,4 +103,28 @@ impl PgStore {
         .map_err(error::map)?;
         Ok(usize::try_from(applied.count).unwrap_or(0) == expected.len())
     }
+
+    /// Whether PostgreSQL will vacuum and re-analyze Tessera's tables by itself: `autovacuum`
+    /// and `track_counts` (which autovacuum needs to see that a table changed), as this
+    /// database's connections see them. Without it, tables keep the statistics of their last
+    /// manual `ANALYZE`, and the plans chosen from them stay in every pooled connection.
+    pub async fn autovacuum_enabled(&self) -> RepoResult<bool> {
+        use diesel::sql_types::Bool;
+        use diesel_async::RunQueryDsl;
+
+        #[derive(diesel::QueryableByName)]
+        struct Enabled {
+            #[diesel(sql_type = Bool)]
+            enabled: bool,
+        }
+        let mut conn = self.conn().await?;
+        let row: Enabled = diesel::sql_query(
+            "SELECT current_setting('autovacuum')::bool \
+             AND current_setting('track_counts')::bool AS enabled",
+        )
+        .get_result(&mut conn)
+        .await
+        .map_err(error::map)?;
+        Ok(row.enabled)
+    }
 }

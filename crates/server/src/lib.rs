@@ -70,6 +70,7 @@ impl Storage {
             max_size,
             wait_timeout: settings.pool_wait_timeout(),
             connect_timeout: Duration::from_millis(settings.database.connect_timeout_ms),
+            max_lifetime: settings.max_connection_lifetime(),
         }
         .build(settings.database_url())
         .map_err(StartupError::Database)?;
@@ -379,6 +380,22 @@ async fn housekeeping(tessera: Tessera, metrics: Arc<Metrics>, every: Duration) 
     }
 }
 
+/// Logs a warning when PostgreSQL will not keep Tessera's table statistics current by itself
+/// (docs/operations.md, Growth). Says nothing while the database is unreachable: the server
+/// starts anyway and heals when it returns.
+async fn warn_about_database_maintenance(storage: &Storage) {
+    if let Storage::Postgres(store) = storage {
+        if let Ok(false) = store.autovacuum_enabled().await {
+            tracing::warn!(
+                "PostgreSQL runs with autovacuum or track_counts off: tables that grow keep the \
+                 statistics of their last ANALYZE and their cached query plans (a sequential \
+                 scan of sessions, say); turn autovacuum on, or ANALYZE on a schedule \
+                 (docs/operations.md, Growth)"
+            );
+        }
+    }
+}
+
 /// Migrates (if configured), bootstraps the first superuser on an empty database, binds the
 /// listener and returns the server, not yet running.
 pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
@@ -394,6 +411,7 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     let parts = process_parts(settings)?;
     let tessera = tessera_over(&control, &parts);
     let bootstrapped = bootstrap(settings, &tessera).await?;
+    warn_about_database_maintenance(&control).await;
 
     let workers = settings.worker_count();
     let storages = control.per_worker(settings, workers)?;

@@ -54,6 +54,8 @@ pub struct DatabaseSettings {
     pub pool_size: usize,
     pub pool_wait_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// Connections older than this are replaced (0: never).
+    pub max_connection_lifetime_secs: u64,
     pub migrate_on_start: bool,
 }
 
@@ -293,6 +295,14 @@ impl Settings {
         match self.server.workers {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             n => n,
+        }
+    }
+
+    /// `database.max_connection_lifetime_secs`, `None` when 0 (connections live forever).
+    pub fn max_connection_lifetime(&self) -> Option<Duration> {
+        match self.database.max_connection_lifetime_secs {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
         }
     }
 
