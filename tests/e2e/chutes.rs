@@ -42,7 +42,49 @@ pub(crate) fn signed(
         .header("X-Chutes-Nonce", nonce.to_string())
 }
 
-/// A signed JSON request: the body is sent as exactly the bytes that were hashed.
+/// Adds the three `X-Chutes-*` headers signing the request itself:
+/// `{hotkey}:{nonce}:{METHOD}:{path?query}:{sha256(body)}`.
+pub(crate) fn route_signed(
+    request: RequestBuilder,
+    key: &Sr25519Keypair,
+    nonce: i64,
+    method: &Method,
+    target: &str,
+    body: &[u8],
+) -> RequestBuilder {
+    let hotkey = ss58(key);
+    let digest = hex::encode(Sha256::digest(body));
+    let message = format!("{hotkey}:{nonce}:{}:{target}:{digest}", method.as_str());
+    let signature = key.sign(message.as_bytes());
+    request
+        .header("X-Chutes-Hotkey", hotkey)
+        .header("X-Chutes-Signature", signature)
+        .header("X-Chutes-Nonce", nonce.to_string())
+}
+
+/// A request signed over itself (method, path and query, body), with an optional JSON body.
+pub(crate) fn bound(
+    app: &TestApp,
+    method: Method,
+    target: &str,
+    key: &Sr25519Keypair,
+    body: Option<&Value>,
+) -> RequestBuilder {
+    let bytes = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    let mut request = app.request(method.clone(), target);
+    if body.is_some() {
+        request = request
+            .header("content-type", "application/json")
+            .body(bytes.clone());
+    }
+    route_signed(request, key, now(), &method, target, &bytes)
+}
+
+/// A signed JSON request: the body is sent as exactly the bytes that were hashed. Registration
+/// is signed in Chutes' body form, as the published client does; every other route over the
+/// request itself.
 pub(crate) fn signed_json(
     app: &TestApp,
     method: Method,
@@ -50,6 +92,9 @@ pub(crate) fn signed_json(
     key: &Sr25519Keypair,
     body: &Value,
 ) -> RequestBuilder {
+    if path != "/users/register" {
+        return bound(app, method, path, key, Some(body));
+    }
     let bytes = serde_json::to_vec(body).unwrap();
     signed(
         app.request(method, path)
@@ -181,7 +226,8 @@ async fn signatures_by_another_key_stale_nonces_and_missing_purposes_are_refused
         .unwrap()
         .starts_with("Invalid signature"));
 
-    // A GET without a purpose has nothing to sign.
+    // A GET without a purpose takes no purpose signature: only one over the request itself,
+    // whose message the refusal shows.
     let (status, body) = send(signed(
         app.get("/users/user_id_lookup?username=x"),
         &hotkey,
@@ -189,12 +235,12 @@ async fn signatures_by_another_key_stale_nonces_and_missing_purposes_are_refused
         Ok("me"),
     ))
     .await;
-    assert_eq!(
-        (status, body),
-        (
-            401,
-            json!({"detail": "Either payload_str or purpose must be provided"})
-        )
+    assert_eq!(status, 401);
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("Invalid request signature")
+            && detail.contains(":GET:/users/user_id_lookup?username=x:"),
+        "{detail}"
     );
 
     // The purpose of /me does not sign another route's body.
@@ -218,7 +264,7 @@ async fn a_signed_state_change_cannot_be_replayed_nor_its_body_changed() {
     // sr25519 signatures are randomised: a replay re-sends the very same signature.
     let signature = hotkey.sign(
         format!(
-            "{}:{nonce}:{}",
+            "{}:{nonce}:PUT:/users/squad_access:{}",
             ss58(&hotkey),
             hex::encode(Sha256::digest(&body))
         )
@@ -650,13 +696,28 @@ async fn create_user_needs_the_permission_and_returns_a_fingerprint_and_an_admin
     assert_eq!(status, 200);
     assert_eq!(me["hotkey"], Value::Null);
 
-    // The web user attaches Bittensor keys with its fingerprint.
+    // The web user attaches Bittensor keys with its fingerprint; each new key signs that it
+    // is attached to this account.
     let fingerprint = created["fingerprint"].as_str().unwrap();
     let hotkey = Sr25519Keypair::generate();
+    let nonce = now().to_string();
+    let proof = hotkey.sign(
+        format!(
+            "{}:{nonce}:change_bt_auth:{}",
+            ss58(&hotkey),
+            created["username"].as_str().unwrap()
+        )
+        .as_bytes(),
+    );
     let (status, me) = send(
         app.post("/users/change_bt_auth")
             .header("Authorization", fingerprint)
-            .json(&json!({"hotkey": ss58(&hotkey), "coldkey": "garbage"})),
+            .json(&json!({
+                "hotkey": ss58(&hotkey),
+                "coldkey": "garbage",
+                "nonce": nonce,
+                "hotkey_signature": proof,
+            })),
     )
     .await;
     assert_eq!(status, 200, "{me}");
@@ -665,12 +726,23 @@ async fn create_user_needs_the_permission_and_returns_a_fingerprint_and_an_admin
     let (status, _) = signed_me(&app, &hotkey, "/users/me").await;
     assert_eq!(status, 200);
 
-    // Another account cannot take that hotkey.
+    // Another account cannot take that hotkey: not without its signature ...
     let (_, other) = register(&app, "othermin").await;
     let (status, body) = send(
         app.post("/users/change_bt_auth")
             .header("Authorization", other["fingerprint"].as_str().unwrap())
             .json(&json!({"hotkey": ss58(&hotkey)})),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    // ... nor with it, while another account holds it.
+    let nonce = now().to_string();
+    let proof =
+        hotkey.sign(format!("{}:{nonce}:change_bt_auth:othermin", ss58(&hotkey)).as_bytes());
+    let (status, body) = send(
+        app.post("/users/change_bt_auth")
+            .header("Authorization", other["fingerprint"].as_str().unwrap())
+            .json(&json!({"hotkey": ss58(&hotkey), "nonce": nonce, "hotkey_signature": proof})),
     )
     .await;
     assert_eq!(

@@ -191,8 +191,14 @@ async fn a_database_restart_under_load_loses_no_acknowledged_write() {
         .await,
     );
     let token = app.token(ADMIN_USERNAME, ADMIN_PASSWORD).await;
+    // Billing authority never credits its own account: the storm pays a member.
+    app.create_user(
+        &token,
+        json!({"username": "payee", "password": "payee-password"}),
+    )
+    .await;
     let wallets: Value = app
-        .get("/api/v1/users/root/wallets")
+        .get("/api/v1/users/payee/wallets")
         .bearer_auth(&token)
         .send()
         .await

@@ -212,7 +212,11 @@ async fn row(caller: &str, expected: [(&str, [&str; 5]); 5]) {
 const NONE: [&str; 5] = ["404", "out", "404", "404", "404"];
 const OWN: [&str; 5] = ["200", "in", "200", "422", "204"];
 const SHARED: [&str; 5] = ["200", "in", "403", "200", "403"];
-const DELEGATED_ELSEWHERE: [&str; 5] = ["404", "403", "404", "403", "404"];
+// A delegated token is refused what its credential does not allow before any user is looked
+// up, so those cells are 403 whatever the target: deleting (an account act) always, and with
+// `data:read` alone updating too.
+const DELEGATED_ELSEWHERE: [&str; 5] = ["404", "403", "404", "403", "403"];
+const READ_ONLY_DELEGATED_ELSEWHERE: [&str; 5] = ["404", "403", "403", "403", "403"];
 
 macro_rules! grantee_rows {
     ($($name:ident => $scope:literal),+ $(,)?) => {
@@ -334,10 +338,10 @@ async fn delegated_from_grantee_read_only() {
         "delegated:data:read",
         [
             ("self", as_sharer),
-            ("managed", DELEGATED_ELSEWHERE),
+            ("managed", READ_ONLY_DELEGATED_ELSEWHERE),
             ("sharer", as_sharer),
-            ("stranger", DELEGATED_ELSEWHERE),
-            ("deleted", DELEGATED_ELSEWHERE),
+            ("stranger", READ_ONLY_DELEGATED_ELSEWHERE),
+            ("deleted", READ_ONLY_DELEGATED_ELSEWHERE),
         ],
     )
     .await;

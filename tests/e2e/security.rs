@@ -281,7 +281,8 @@ async fn wrapped_and_unwrapped_signatures_are_both_accepted() {
     };
     let nonce = now();
     let hk = ss58(&hotkey);
-    let signature = hotkey.sign(format!("<Bytes>{hk}:{nonce}:{digest}</Bytes>").as_bytes());
+    let signature = hotkey
+        .sign(format!("<Bytes>{hk}:{nonce}:PUT:/users/squad_access:{digest}</Bytes>").as_bytes());
     let request = || {
         app.put("/users/squad_access")
             .header("content-type", "application/json")

@@ -292,24 +292,25 @@ async fn delegated_tokens_act_as_the_subject_within_their_scopes() {
     // What a delegated token may never do.
     let (status, body) = send(app.get("/api/v1/users").bearer_auth(&kid_token)).await;
     assert_error(status, &body, 403, "forbidden");
+    // Account acts are refused by what the credential is, before anything is looked up.
     let (status, body) = delegated(&app, &kid_token, &kid, None).await;
-    assert_error(status, &body, 403, "forbidden");
+    assert_error(status, &body, 403, "credential_not_allowed");
     let (status, body) = send(
         app.post("/api/v1/users")
             .bearer_auth(&kid_token)
             .json(&json!({"first_name": "Grandkid"})),
     )
     .await;
-    assert_error(status, &body, 403, "forbidden");
+    assert_error(status, &body, 403, "credential_not_allowed");
     let (status, body) = share(&app, &kid_token, "bob", &["data:read"]).await;
-    assert_error(status, &body, 403, "forbidden");
+    assert_error(status, &body, 403, "credential_not_allowed");
     let (status, body) = send(
         app.post("/api/v1/me/password")
             .bearer_auth(&kid_token)
             .json(&json!({"current_password": "x", "new_password": "whatever-password"})),
     )
     .await;
-    assert_error(status, &body, 403, "forbidden");
+    assert_error(status, &body, 403, "credential_not_allowed");
     // The managed user's peers stay invisible to it.
     let peer = managed(&app, &alice, "Peer").await;
     let (status, _) = get_user(&app, &kid_token, &peer).await;
@@ -337,7 +338,7 @@ async fn delegated_tokens_act_as_the_subject_within_their_scopes() {
             .json(&json!({"first_name": "Nope"})),
     )
     .await;
-    assert_error(status, &body, 403, "forbidden");
+    assert_error(status, &body, 403, "credential_not_allowed");
     // Reading the subject's wallets is fine; opening one needs data:write.
     let bob_id = me(&app, &bob).await.1["id"].as_str().unwrap().to_owned();
     let (status, body) = send(
@@ -352,7 +353,7 @@ async fn delegated_tokens_act_as_the_subject_within_their_scopes() {
             .json(&json!({"name": "Nope", "currency": "usd"})),
     )
     .await;
-    assert_error(status, &body, 403, "forbidden");
+    assert_error(status, &body, 403, "credential_not_allowed");
     // Logging out through a delegated token does not end the principal's session.
     let (status, _) = send(app.post("/api/v1/auth/logout").bearer_auth(&read_only)).await;
     assert_eq!(status, 204);

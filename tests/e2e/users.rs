@@ -838,7 +838,7 @@ async fn the_last_active_superuser_cannot_remove_themselves() {
             .json(&json!({"is_superuser": false})),
         app.patch("/api/v1/users/me")
             .bearer_auth(&root)
-            .json(&json!({"permissions": 1 << 20})),
+            .json(&json!({"permissions": 0})),
         app.delete(&format!("/api/v1/users/db_user/{ADMIN_USERNAME}"))
             .bearer_auth(&root),
     ];

@@ -277,10 +277,22 @@ async fn transfers_move_money_between_wallets_of_one_currency() {
     assert_eq!(t["debit"]["amount"], -300);
     assert_eq!(t["debit"]["balance_after"], 700);
     assert_eq!(t["debit"]["kind"], "transfer_out");
-    assert_eq!(t["credit"]["amount"], 300);
-    assert_eq!(t["credit"]["kind"], "transfer_in");
     assert_eq!(t["debit"]["transfer_id"], t["transfer_id"]);
-    assert_eq!(t["credit"]["transfer_id"], t["transfer_id"]);
+    // Alice may not read Bob's wallet: she sees her side only, not his balance.
+    assert!(t.get("credit").is_none(), "{t}");
+    // Bob's ledger shows the credit.
+    let (_, ledger) = json_of(
+        app.get(&format!("/api/v1/wallets/{}/ledger", bob.wallet))
+            .bearer_auth(&bob.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let credit = &ledger["data"][0];
+    assert_eq!(credit["amount"], 300);
+    assert_eq!(credit["kind"], "transfer_in");
+    assert_eq!(credit["transfer_id"], t["transfer_id"]);
 
     // Not from someone else's wallet; not to the same wallet; not across currencies; not
     // more than there is; never zero or negative.
@@ -297,7 +309,11 @@ async fn transfers_move_money_between_wallets_of_one_currency() {
             .unwrap(),
     )
     .await;
+    // Bob's sats wallet holds another currency, but Alice may not read it: the same 404 as
+    // for a wallet that does not exist. Bob, who may, learns why.
     let (status, b) = send(alice.token.clone(), body(&alice.wallet, &id_of(&sats), 1)).await;
+    assert_eq!(status, 404, "{b}");
+    let (status, b) = send(bob.token.clone(), body(&bob.wallet, &id_of(&sats), 1)).await;
     assert_eq!(status, 422, "{b}");
     let (status, b) = send(alice.token.clone(), body(&alice.wallet, &bob.wallet, 701)).await;
     assert_eq!(status, 409, "{b}");

@@ -63,7 +63,10 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
         .users
         .create_superuser("admin", None, Some("a long admin password"))
         .await?;
-    let pair = tessera.auth.login("admin", "a long admin password").await?;
+    let pair = tessera
+        .auth
+        .login("admin", "a long admin password", "127.0.0.1")
+        .await?;
     let admin = tessera.auth.authenticate(&pair.access_token).await?;
 
     let alice = tessera

@@ -10,8 +10,9 @@ use crate::ports::{
     SignatureVerifier, TierRepository, TokenCodec, UserRepository, WalletRepository,
 };
 use crate::services::{
-    AuditService, AuthService, IdentityService, LimitsConfig, MeteringService, RateLimitService,
-    RetentionPolicy, RetentionService, ShareService, TierService, UserService, WalletService,
+    AuditService, AuthService, CredentialThrottle, IdentityService, LimitsConfig, MeteringService,
+    RateLimitService, RetentionPolicy, RetentionService, ShareService, TierService, UserService,
+    WalletService,
 };
 use crate::values::PasswordPolicy;
 
@@ -110,6 +111,8 @@ impl Default for TesseraConfig {
 pub(crate) struct Deps {
     pub ports: Ports,
     pub config: TesseraConfig,
+    /// One per application, so a refusal it remembers holds for every service.
+    pub throttle: CredentialThrottle,
 }
 
 /// Tessera's use cases, ready to be served over HTTP or called from another Rust program.
@@ -129,7 +132,16 @@ pub struct Tessera {
 
 impl Tessera {
     pub fn new(ports: Ports, config: TesseraConfig) -> Self {
-        let deps = Arc::new(Deps { ports, config });
+        let throttle = CredentialThrottle::new(
+            ports.guards.clone(),
+            ports.clock.clone(),
+            config.limits.login,
+        );
+        let deps = Arc::new(Deps {
+            ports,
+            config,
+            throttle,
+        });
         Self {
             users: UserService::new(deps.clone()),
             auth: AuthService::new(deps.clone()),

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
+use crate::policy::Denied;
 use crate::ports::RepoError;
 
 /// One input field that failed validation, and why.
@@ -61,6 +62,9 @@ pub enum Conflict {
     DuplicateHotkey,
     /// The fingerprint cannot be used (another account's secret would collide).
     FingerprintTaken,
+    /// The owner already holds as many of these (wallets, managed users, API keys) as a user
+    /// may.
+    TooMany,
 }
 
 impl Conflict {
@@ -82,6 +86,7 @@ impl Conflict {
             Self::TierInUse => "tier_in_use",
             Self::DuplicateHotkey => "duplicate_hotkey",
             Self::FingerprintTaken => "fingerprint_taken",
+            Self::TooMany => "limit_reached",
         }
     }
 
@@ -107,6 +112,9 @@ impl Conflict {
             Self::TierInUse => "the tier is still assigned to users",
             Self::DuplicateHotkey => "this hotkey is already registered to a user",
             Self::FingerprintTaken => "this fingerprint cannot be used; choose another",
+            Self::TooMany => {
+                "the per-user limit for this kind of object is reached; remove one first"
+            }
         }
     }
 }
@@ -130,6 +138,9 @@ pub enum UserError {
     Conflict(Conflict),
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// Too many wrong secrets (a current password) for this account from this address.
+    #[error("too many attempts")]
+    Throttled { retry_after_secs: u64 },
     /// The store is unreachable; the request can be retried.
     #[error("storage unavailable")]
     Unavailable,
@@ -208,6 +219,9 @@ impl From<UserError> for WalletError {
             UserError::Forbidden { code, message } => Self::Forbidden { code, message },
             UserError::Conflict(c) => Self::Conflict(c),
             UserError::Validation(v) => Self::Validation(v),
+            UserError::Throttled { .. } => {
+                Self::Internal("throttle inside a wallet operation".into())
+            }
             UserError::Unavailable => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
@@ -256,6 +270,9 @@ impl From<UserError> for TierError {
             UserError::Forbidden { code, message } => Self::Forbidden { code, message },
             UserError::Conflict(c) => Self::Conflict(c),
             UserError::Validation(v) => Self::Validation(v),
+            UserError::Throttled { .. } => {
+                Self::Internal("throttle inside a tier operation".into())
+            }
             UserError::Unavailable => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
@@ -322,6 +339,9 @@ impl From<UserError> for MeteringError {
             UserError::Forbidden { code, message } => Self::Forbidden { code, message },
             UserError::Conflict(c) => Self::Conflict(c),
             UserError::Validation(v) => Self::Validation(v),
+            UserError::Throttled { .. } => {
+                Self::Internal("throttle inside a metering operation".into())
+            }
             UserError::Unavailable => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
@@ -340,6 +360,17 @@ pub enum AuthError {
     /// The user must change their (temporary) password before doing anything else.
     #[error("password change required")]
     PasswordChangeRequired,
+    /// The credential may not do this (a scoped key logging out, a delegated token minting
+    /// another).
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// Too many failed attempts for this account from this address, or from this address;
+    /// retry after the given number of seconds.
+    #[error("too many attempts")]
+    Throttled { retry_after_secs: u64 },
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error("storage unavailable")]
@@ -383,6 +414,8 @@ impl From<AuthError> for UserError {
                 code: "password_change_required",
                 message: "you must change your password first",
             },
+            AuthError::Forbidden { code, message } => Self::Forbidden { code, message },
+            AuthError::Throttled { retry_after_secs } => Self::Throttled { retry_after_secs },
         }
     }
 }
@@ -462,6 +495,7 @@ impl From<UserError> for IdentityError {
             UserError::Forbidden { code, message } => Self::Forbidden { code, message },
             UserError::Conflict(c) => Self::Conflict(c),
             UserError::Validation(v) => Self::Validation(v),
+            UserError::Throttled { retry_after_secs } => Self::Throttled { retry_after_secs },
             UserError::Unavailable => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
@@ -476,6 +510,8 @@ impl From<AuthError> for IdentityError {
                 code: "password_change_required",
                 message: "You must change your password first",
             },
+            AuthError::Forbidden { code, message } => Self::Forbidden { code, message },
+            AuthError::Throttled { retry_after_secs } => Self::Throttled { retry_after_secs },
             AuthError::Validation(v) => Self::Validation(v),
             AuthError::Unavailable => Self::Unavailable,
             AuthError::Internal(cause) => Self::Internal(cause),
@@ -492,4 +528,60 @@ pub enum LimitError {
     Unavailable,
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+// Policy refusals, in each capability's words.
+
+impl From<Denied> for UserError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::NotFound,
+            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
+        }
+    }
+}
+
+impl From<Denied> for WalletError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::NotFound,
+            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
+        }
+    }
+}
+
+impl From<Denied> for TierError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::UserNotFound,
+            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
+        }
+    }
+}
+
+impl From<Denied> for MeteringError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::UserNotFound,
+            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
+        }
+    }
+}
+
+impl From<Denied> for IdentityError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::NotFound,
+            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
+        }
+    }
+}
+
+impl From<Denied> for AuthError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::InvalidToken,
+            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
+        }
+    }
 }

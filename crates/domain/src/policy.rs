@@ -4,9 +4,79 @@
 //! A caller who may not *see* a user gets `NotFound`, so existence does not leak; `Forbidden` is
 //! only for users the caller can already see.
 
-use crate::actor::Actor;
+use crate::actor::{Access, Actor};
 use crate::error::{MeteringError, UserError, WalletError};
 use crate::model::{ApiKeyScope, Permission, Permissions, ScopeSet, User, UserState};
+
+/// Why policy refused. Every capability's error converts from it, so a refusal means the same
+/// on every surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The caller may not know the object exists: answered as not found (404).
+    #[error("not found")]
+    NotFound,
+    /// The caller can see the object (or the operation announces itself) but may not do this
+    /// (403).
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+}
+
+impl Denied {
+    pub(crate) const fn forbidden(message: &'static str) -> Self {
+        Self::Forbidden {
+            code: "forbidden",
+            message,
+        }
+    }
+}
+
+/// A user with a pending (administrator-issued) password may only read themselves, change the
+/// password and log out.
+pub const PASSWORD_CHANGE_REQUIRED: Denied = Denied::Forbidden {
+    code: "password_change_required",
+    message: "you must change your password first",
+};
+
+/// What the credential itself does not allow, whatever the caller's roles.
+pub fn credential_denied(access: Access) -> Denied {
+    let message = match access {
+        Access::Read => "this credential may not read this (it lacks a reading scope)",
+        Access::Write => "this credential is read-only",
+        Access::Account => {
+            "only the account holder's own sign-in may change credentials, keys, shares or the \
+             account itself (not an API key scope, a purpose signature, an external token or a \
+             delegated token)"
+        }
+        Access::Meter => "this credential may not record usage",
+    };
+    Denied::Forbidden {
+        code: "credential_not_allowed",
+        message,
+    }
+}
+
+/// The first check of every operation: the credential allows `access`, and no password change
+/// is pending.
+pub fn authorize(actor: &Actor, access: Access) -> Result<(), Denied> {
+    authorize_pending(actor, access)?;
+    if actor.user.must_change_password {
+        return Err(PASSWORD_CHANGE_REQUIRED);
+    }
+    Ok(())
+}
+
+/// [`authorize`] for the operations allowed while a password change is pending: reading oneself,
+/// changing one's own password, logging out.
+pub fn authorize_pending(actor: &Actor, access: Access) -> Result<(), Denied> {
+    if actor.allows(access) {
+        Ok(())
+    } else {
+        Err(credential_denied(access))
+    }
+}
 
 /// Whether the actor may know this user exists (without looking at shares).
 pub fn can_view(actor: &Actor, target: &User) -> bool {
@@ -153,9 +223,11 @@ pub fn ensure_can_create_managed_user(actor: &Actor) -> Result<(), UserError> {
     Ok(())
 }
 
-/// Granting or revoking `admin` or `superuser` needs a superuser; so does changing any bit of a
-/// permission set that carries them.
-pub fn ensure_can_set_permissions(
+/// Whether `actor` may grant or revoke every bit that differs between `before` and `after`, on
+/// an account other than its own: `update_user` to change permissions at all; `admin` and
+/// `superuser` (and any change to an account holding them) by a superuser; `billing_admin` by an
+/// administrator; any other bit only by an actor that holds it itself.
+pub fn ensure_can_grant(
     actor: &Actor,
     before: Permissions,
     after: Permissions,
@@ -173,6 +245,55 @@ pub fn ensure_can_set_permissions(
     if !actor.has(Permission::UpdateUser) {
         return Err(UserError::forbidden(
             "administrator permission required to change permissions",
+        ));
+    }
+    for bit in Permission::ALL {
+        if before.granted(bit) == after.granted(bit) {
+            continue;
+        }
+        let allowed = match bit {
+            Permission::Admin | Permission::Superuser => actor.is_superuser(),
+            Permission::BillingAdmin => actor.is_admin(),
+            other => actor.has(other),
+        };
+        if !allowed {
+            return Err(UserError::forbidden(match bit {
+                Permission::BillingAdmin => {
+                    "only an administrator may grant or revoke billing_admin"
+                }
+                _ => "you may only grant or revoke permissions you hold yourself",
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// [`ensure_can_grant`] on an existing user: nobody grants themselves anything. Giving up one's
+/// own permissions (a superuser stepping down) is allowed, since it raises nothing.
+pub fn ensure_can_set_permissions(
+    actor: &Actor,
+    target: &User,
+    before: Permissions,
+    after: Permissions,
+) -> Result<(), UserError> {
+    if before == after {
+        return Ok(());
+    }
+    let grants_something = after.bits() & !before.bits() != 0;
+    if actor.principal_id() == target.id && grants_something {
+        return Err(UserError::forbidden(
+            "nobody may grant permissions to themselves",
+        ));
+    }
+    ensure_can_grant(actor, before, after)
+}
+
+/// Superusers alone change another administrator's (or superuser's) credentials and login
+/// identity: password, username, email, sessions. Everyone else's are open to administrators.
+pub fn ensure_may_touch_credentials(actor: &Actor, target: &User) -> Result<(), UserError> {
+    if target.permissions.is_admin() && actor.id() != target.id && !actor.is_superuser() {
+        return Err(UserError::forbidden(
+            "only a superuser may change another administrator's credentials",
         ));
     }
     Ok(())
@@ -292,10 +413,27 @@ pub fn ensure_can_create_wallet_for(actor: &Actor, user: &User) -> Result<(), Wa
     }
 }
 
-/// Crediting or debiting a wallet by decree: `billing_admin` (implied by `admin`).
+/// Acts of billing authority (adjustments, quotas, discounts, invoicing) are never taken on
+/// one's own account, and on a superuser's only by another superuser.
+pub fn ensure_billing_target(actor: &Actor, target: &User) -> Result<(), Denied> {
+    if actor.principal_id() == target.id {
+        return Err(Denied::forbidden(
+            "billing administrators may not act on their own account",
+        ));
+    }
+    if target.permissions.is_superuser() && !actor.is_superuser() {
+        return Err(Denied::forbidden(
+            "only a superuser may change a superuser's billing",
+        ));
+    }
+    Ok(())
+}
+
+/// Crediting or debiting a wallet by decree: `billing_admin` (implied by `admin`), never on
+/// one's own wallets.
 pub fn ensure_can_adjust(actor: &Actor, owner: &User) -> Result<(), WalletError> {
     if actor.has(Permission::BillingAdmin) {
-        return Ok(());
+        return Ok(ensure_billing_target(actor, owner)?);
     }
     ensure_can_view_wallet(actor, owner)?;
     Err(WalletError::forbidden(
@@ -303,9 +441,23 @@ pub fn ensure_can_adjust(actor: &Actor, owner: &User) -> Result<(), WalletError>
     ))
 }
 
-/// Moving money out of a wallet: its owner (or their manager), or a billing administrator.
-pub fn ensure_can_transfer_from(actor: &Actor, owner: &User) -> Result<(), WalletError> {
-    if writes_as_owner(actor, owner) || actor.has(Permission::BillingAdmin) {
+/// Moving money out of a wallet: its owner (or their manager), or a billing administrator —
+/// who, acting on another user's wallet, may not move it into their own.
+pub fn ensure_can_transfer(
+    actor: &Actor,
+    owner: &User,
+    recipient: &User,
+) -> Result<(), WalletError> {
+    if writes_as_owner(actor, owner) {
+        return Ok(());
+    }
+    if actor.has(Permission::BillingAdmin) {
+        ensure_billing_target(actor, owner)?;
+        if acts_as_owner(actor, recipient) {
+            return Err(WalletError::forbidden(
+                "billing administrators may not move another user's money to themselves",
+            ));
+        }
         return Ok(());
     }
     ensure_can_view_wallet(actor, owner)?;
@@ -368,13 +520,15 @@ pub fn ensure_can_read_metering(actor: &Actor, target: &User) -> Result<(), Mete
     }
 }
 
-/// Changing a user's quotas, discounts or invoicing: billing administrators. A caller who
-/// cannot see the user gets `UserNotFound`; one who can (the user themself) `Forbidden`.
+/// Changing a user's quotas, discounts or invoicing: billing administrators, never on their
+/// own account, and on a superuser's only as a superuser. A caller who cannot see the user gets
+/// `UserNotFound`; one who can (the user themself) `Forbidden`.
 pub fn ensure_can_bill(actor: &Actor, target: &User) -> Result<(), MeteringError> {
     if !can_see_for_billing(actor, target) {
         return Err(MeteringError::UserNotFound);
     }
-    ensure_billing_admin(actor)
+    ensure_billing_admin(actor)?;
+    Ok(ensure_billing_target(actor, target)?)
 }
 
 /// Consumption for a user: a metering caller, and a user that exists and is not
@@ -464,13 +618,127 @@ mod tests {
         assert!(ensure_can_update(&actor(&admin), &root, None).is_err());
         assert!(ensure_can_update(&actor(&root), &admin, None).is_ok());
         let plain = Permissions::NONE;
+        let bob = user(plain);
         let promoted = plain.with(Permission::Admin);
-        assert!(ensure_can_set_permissions(&actor(&admin), plain, promoted).is_err());
-        assert!(ensure_can_set_permissions(&actor(&root), plain, promoted).is_ok());
+        assert!(ensure_can_set_permissions(&actor(&admin), &bob, plain, promoted).is_err());
+        assert!(ensure_can_set_permissions(&actor(&root), &bob, plain, promoted).is_ok());
+        // Bits the actor holds (admin implies the user-administration bits) ...
+        let deleter = plain.with(Permission::DeleteUser);
+        assert!(ensure_can_set_permissions(&actor(&admin), &bob, plain, deleter).is_ok());
+        // ... but not others: an admin without `developer` cannot hand it out.
         let dev = plain.with(Permission::Developer);
-        assert!(ensure_can_set_permissions(&actor(&admin), plain, dev).is_ok());
+        assert!(ensure_can_set_permissions(&actor(&admin), &bob, plain, dev).is_err());
+        assert!(ensure_can_set_permissions(&actor(&root), &bob, plain, dev).is_ok());
         let alice = user(plain);
-        assert!(ensure_can_set_permissions(&actor(&alice), plain, dev).is_err());
+        assert!(ensure_can_set_permissions(&actor(&alice), &bob, plain, dev).is_err());
+    }
+
+    #[test]
+    fn nobody_changes_their_own_permissions_and_billing_admin_needs_an_admin() {
+        let updater = user(Permissions::NONE.with(Permission::UpdateUser));
+        let root = user(Permissions::NONE.with(Permission::Superuser));
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let bob = user(Permissions::NONE);
+        let billing = Permissions::NONE.with(Permission::BillingAdmin);
+        // update_user alone: not on itself, not billing_admin for anyone.
+        assert!(ensure_can_set_permissions(
+            &actor(&updater),
+            &updater,
+            updater.permissions,
+            updater.permissions.with(Permission::BillingAdmin)
+        )
+        .is_err());
+        assert!(
+            ensure_can_set_permissions(&actor(&updater), &bob, Permissions::NONE, billing).is_err()
+        );
+        assert!(
+            ensure_can_set_permissions(&actor(&admin), &bob, Permissions::NONE, billing).is_ok()
+        );
+        // Not even a superuser grants itself anything; stepping down is allowed.
+        assert!(ensure_can_set_permissions(
+            &actor(&root),
+            &root,
+            root.permissions,
+            root.permissions.with(Permission::Developer)
+        )
+        .is_err());
+        assert!(ensure_can_set_permissions(
+            &actor(&root),
+            &root,
+            root.permissions,
+            Permissions::NONE
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn billing_acts_spare_oneself_and_superusers() {
+        let billing = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let root = user(Permissions::NONE.with(Permission::Superuser));
+        let other_root = user(Permissions::NONE.with(Permission::Superuser));
+        let bob = user(Permissions::NONE);
+        assert!(ensure_can_adjust(&actor(&billing), &billing).is_err());
+        assert!(ensure_can_adjust(&actor(&billing), &root).is_err());
+        assert!(ensure_can_adjust(&actor(&billing), &bob).is_ok());
+        assert!(ensure_can_adjust(&actor(&root), &root).is_err());
+        assert!(ensure_can_adjust(&actor(&root), &other_root).is_ok());
+        assert!(ensure_can_bill(&actor(&billing), &billing).is_err());
+        assert!(ensure_can_bill(&actor(&billing), &root).is_err());
+        assert!(ensure_can_bill(&actor(&billing), &bob).is_ok());
+        // Moving someone's money to oneself by billing authority.
+        assert!(ensure_can_transfer(&actor(&billing), &bob, &billing).is_err());
+        assert!(ensure_can_transfer(&actor(&billing), &bob, &root).is_ok());
+    }
+
+    #[test]
+    fn admins_credentials_are_a_superusers_business() {
+        let admin = user(Permissions::NONE.with(Permission::Admin));
+        let admin2 = user(Permissions::NONE.with(Permission::Admin));
+        let root = user(Permissions::NONE.with(Permission::Superuser));
+        let bob = user(Permissions::NONE);
+        assert!(ensure_may_touch_credentials(&actor(&admin), &admin2).is_err());
+        assert!(ensure_may_touch_credentials(&actor(&admin), &bob).is_ok());
+        assert!(ensure_may_touch_credentials(&actor(&admin), &admin).is_ok());
+        assert!(ensure_may_touch_credentials(&actor(&root), &admin2).is_ok());
+    }
+
+    #[test]
+    fn credentials_allow_what_they_were_issued_for() {
+        use crate::actor::{Access, Credential};
+        use crate::model::{ApiKeyScope, ApiKeyScopes};
+        let alice = user(Permissions::NONE.with(Permission::Admin));
+        let key = |scopes: ApiKeyScopes| {
+            Actor::limited(
+                alice.clone(),
+                Credential::ScopedKey {
+                    key_id: Uuid::now_v7(),
+                    scopes,
+                },
+            )
+        };
+        let read = key(ApiKeyScopes::default().with(ApiKeyScope::Read));
+        let metering = key(ApiKeyScopes::default().with(ApiKeyScope::Metering));
+        let purpose = Actor::limited(alice.clone(), Credential::PurposeSignature);
+        let full = actor(&alice);
+        for (who, read_ok, write_ok, account_ok, meter_ok) in [
+            (&full, true, true, true, true),
+            (&read, true, false, false, false),
+            (&metering, false, false, false, true),
+            (&purpose, true, false, false, false),
+        ] {
+            assert_eq!(authorize(who, Access::Read).is_ok(), read_ok);
+            assert_eq!(authorize(who, Access::Write).is_ok(), write_ok);
+            assert_eq!(authorize(who, Access::Account).is_ok(), account_ok);
+            assert_eq!(authorize(who, Access::Meter).is_ok(), meter_ok);
+        }
+        let mut pending = alice.clone();
+        pending.must_change_password = true;
+        let pending = actor(&pending);
+        assert_eq!(
+            authorize(&pending, Access::Read),
+            Err(PASSWORD_CHANGE_REQUIRED)
+        );
+        assert!(authorize_pending(&pending, Access::Account).is_ok());
     }
 
     #[test]
@@ -510,9 +778,9 @@ mod tests {
         assert!(ensure_can_adjust(&actor(&billing), &owner).is_ok());
         assert!(ensure_can_adjust(&actor(&admin), &owner).is_ok());
 
-        assert!(ensure_can_transfer_from(&actor(&owner), &managed).is_ok());
+        assert!(ensure_can_transfer(&actor(&owner), &managed, &stranger).is_ok());
         assert!(matches!(
-            ensure_can_transfer_from(&actor(&stranger), &owner),
+            ensure_can_transfer(&actor(&stranger), &owner, &stranger),
             Err(WalletError::NotFound)
         ));
         assert!(matches!(
@@ -562,6 +830,7 @@ mod tests {
                 scopes,
             }),
             credential: crate::actor::Credential::Full,
+            client_ip: None,
         };
         let read = delegated(ScopeSet::EMPTY.with(Scope::DataRead));
         assert!(!read.is_admin() && !read.is_superuser());

@@ -18,9 +18,12 @@ use tessera_domain::ports::{
     MockSignatureVerifier, MockTierRepository, MockTokenCodec, MockUserRepository,
     MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
 };
-use tessera_domain::services::{AdjustmentInput, CreateUserInput, RetentionError, RetentionPolicy};
+use tessera_domain::services::{
+    AdjustmentInput, CreateUserInput, CredentialThrottle, LoginLimits, RetentionError,
+    RetentionPolicy, ThrottleError,
+};
 use tessera_domain::values::UserRef;
-use tessera_domain::{Actor, LimitError, Ports, Tessera, TesseraConfig, UserError, WalletError};
+use tessera_domain::{Actor, Ports, Tessera, TesseraConfig, UserError, WalletError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -104,6 +107,7 @@ fn superuser() -> Actor {
         session_id: None,
         delegation: None,
         credential: tessera_domain::actor::Credential::Full,
+        client_ip: None,
     }
 }
 
@@ -175,6 +179,7 @@ async fn creating_a_user_with_an_unknown_tier_is_tier_not_found() {
         session_id: None,
         delegation: None,
         credential: tessera_domain::actor::Credential::Full,
+        client_ip: None,
     };
     let refused = t.users.create(&admin, input(Some(tier))).await;
     assert!(
@@ -248,55 +253,50 @@ async fn an_adjustment_hands_its_audit_event_to_the_store() {
 }
 
 #[tokio::test]
-async fn a_refused_key_is_not_counted_again_until_the_answer_may_change() {
-    // 100 s into a 300 s login window (1 800 000 000 is a multiple of 300).
+async fn a_refused_address_is_not_counted_again_until_its_window_ends() {
+    // 100 s into a 300 s attempt window (1 800 000 000 is a multiple of 300).
     let window_start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let clock = Arc::new(ManualClock(Mutex::new(
         window_start + time::Duration::seconds(100),
     )));
     let hits = Arc::new(AtomicU64::new(0));
-    let mut m = Mocks::default();
+    let mut guards = MockGuardRepository::new();
     let counted = hits.clone();
-    m.guards
+    guards
         .expect_hit()
         .withf(move |key, start, secs, _| {
-            key == "login:ip:10.0.0.1" && *start == window_start && *secs == 300
+            key == "secret:ip:10.0.0.1" && *start == window_start && *secs == 300
         })
-        .times(4)
+        .times(3)
         .returning(move |_, _, _, _| Ok(counted.fetch_add(1, Ordering::SeqCst) + 1));
-    let mut config = TesseraConfig::default();
-    config.limits.login.per_ip = 2;
-    let t = tessera_with(m, clock.clone(), config);
+    let limits = LoginLimits {
+        per_ip: 2,
+        ..LoginLimits::default()
+    };
+    let throttle = CredentialThrottle::new(Arc::new(guards), clock.clone(), limits);
 
-    assert!(t.limits.check_login_ip("10.0.0.1").await.is_ok());
-    assert!(t.limits.check_login_ip("10.0.0.1").await.is_ok());
-    // The third hit is over the limit; the next ones are refused without asking the store.
+    assert!(throttle.before_anonymous_attempt("10.0.0.1").await.is_ok());
+    assert!(throttle.before_anonymous_attempt("10.0.0.1").await.is_ok());
+    // The third hit is over the limit; the next ones are refused without asking the store,
+    // until the window ends (a window's count only grows).
     for _ in 0..5 {
-        let refused = t.limits.check_login_ip("10.0.0.1").await;
-        assert!(
-            matches!(
-                refused,
-                Err(LimitError::Limited {
-                    retry_after_secs: 200
-                })
-            ),
-            "{refused:?}"
+        let refused = throttle.before_anonymous_attempt("10.0.0.1").await;
+        assert_eq!(
+            refused,
+            Err(ThrottleError::Throttled {
+                retry_after_secs: 200
+            })
         );
     }
-    assert_eq!(hits.load(Ordering::SeqCst), 3);
-    // Ten seconds on, the store is asked again (its answer is the one that counts).
-    *clock.0.lock().unwrap() += time::Duration::seconds(11);
-    let refused = t.limits.check_login_ip("10.0.0.1").await;
-    assert!(
-        matches!(
-            refused,
-            Err(LimitError::Limited {
-                retry_after_secs: 189
-            })
-        ),
-        "{refused:?}"
+    *clock.0.lock().unwrap() += time::Duration::seconds(150);
+    let refused = throttle.before_anonymous_attempt("10.0.0.1").await;
+    assert_eq!(
+        refused,
+        Err(ThrottleError::Throttled {
+            retry_after_secs: 50
+        })
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 4);
+    assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
 
 fn deleted_days_ago(days: i64, now: OffsetDateTime) -> User {

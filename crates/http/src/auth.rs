@@ -1,10 +1,13 @@
 //! Who is calling: every credential of PRODUCT.md §2, decided in Chutes' order so its clients
-//! work unchanged on every surface.
+//! work unchanged on every surface. [`crate::gate`] calls [`identify`] once per request.
 //!
 //! 1. Hotkey mode, when both `X-Chutes-Hotkey` and `X-Chutes-Signature` are present: sr25519
-//!    over `{hotkey}:{nonce}:{purpose}` (routes that declare a [`SigningPurpose`]) or over
-//!    `{hotkey}:{nonce}:{sha256-hex of the raw body}` (POST, PUT, PATCH; the digest is taken by
-//!    [`hash_signed_bodies`] before any handler reads the body).
+//!    over the request itself, `{hotkey}:{nonce}:{METHOD}:{path?query}:{sha256-hex of the raw
+//!    body}`, or one of Chutes' two forms where a route accepts it — `{hotkey}:{nonce}:{purpose}`
+//!    for reads of a route that declares a [`SigningPurpose`], `{hotkey}:{nonce}:{sha256-hex of
+//!    the body}` on routes marked [`ChutesBodySignature`]. The digest is taken by
+//!    [`hash_signed_bodies`] before any handler reads the body; the domain decides which form
+//!    the signature is and what it allows.
 //! 2. `Authorization: Bearer <JWT>`: a Tessera access token, else (when configured) a token of
 //!    the trusted external issuer, for read-only requests.
 //! 3. Any other `Authorization` value, or a bearer value starting `cpk_`: an API key.
@@ -16,11 +19,12 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tessera_domain::model::{SignedPayload, SignedRequest, WalletSummary};
+use tessera_domain::model::{SignedRequest, WalletSummary};
 use tessera_domain::services::identity::API_KEY_PREFIX;
-use tessera_domain::{Actor, AuthError, IdentityError, LimitError};
+use tessera_domain::{Actor, AuthError, IdentityError};
 
 use crate::error::ApiError;
+use crate::gate::Identified;
 use crate::state::ApiState;
 use crate::HttpLimits;
 
@@ -28,13 +32,27 @@ pub const HOTKEY_HEADER: &str = "x-chutes-hotkey";
 pub const SIGNATURE_HEADER: &str = "x-chutes-signature";
 pub const NONCE_HEADER: &str = "x-chutes-nonce";
 
-/// The purpose a route signs instead of a body digest (`me` for `GET /users/me`).
+/// Resource data: the purpose a route's reads may sign instead of the request (`me` for
+/// `GET /users/me`). It never authorizes a state-changing method.
 #[derive(Debug, Clone, Copy)]
 pub struct SigningPurpose(pub &'static str);
 
-/// The lowercase hex SHA-256 of a signed request's raw body.
+/// Resource data: the route accepts Chutes' body form, `{hotkey}:{nonce}:{sha256 of the body}`,
+/// for requests with a body — only the routes the published Chutes client signs that way.
+#[derive(Debug, Clone, Copy)]
+pub struct ChutesBodySignature;
+
+/// The lowercase hex SHA-256 of a signed request's raw body, and whether it had any bytes.
 #[derive(Debug, Clone)]
-struct BodyDigest(String);
+struct BodyDigest {
+    hex: String,
+    has_body: bool,
+}
+
+/// The request's path and query as the client sent them, before any normalisation rewrote the
+/// request's URI (a signature covers what the client signed).
+#[derive(Debug, Clone)]
+pub struct OriginalTarget(pub String);
 
 /// Why authentication failed, kept apart so each surface can word it its own way.
 #[derive(Debug)]
@@ -47,8 +65,6 @@ pub enum AuthFailure {
     Identity(IdentityError),
     /// A token of the external issuer on a request that changes state.
     ExternalWrite,
-    /// Authenticated, but over the caller's rate limit.
-    Limited(LimitError),
     Internal(String),
 }
 
@@ -62,7 +78,6 @@ impl From<AuthFailure> for ApiError {
                 code: "read_only_credential",
                 detail: "Only read requests are allowed with this token".to_owned(),
             },
-            AuthFailure::Limited(e) => e.into(),
             AuthFailure::Internal(cause) => ApiError::Internal(cause),
         }
     }
@@ -76,15 +91,13 @@ fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Middleware: for a signed POST, PUT or PATCH, reads the raw body (within the configured
-/// limit), records its SHA-256 for the signature check and hands the same bytes on.
+/// Middleware: for a signed request, reads the raw body (within the configured limit), records
+/// its SHA-256 for the signature check and hands the same bytes on.
 pub async fn hash_signed_bodies(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let signed = req.headers().contains_key(SIGNATURE_HEADER);
-    let with_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
-    if signed && with_body {
+    if req.headers().contains_key(SIGNATURE_HEADER) {
         let limit = req
             .app_data::<web::Data<HttpLimits>>()
             .map_or(HttpLimits::default().max_body_bytes, |l| l.max_body_bytes);
@@ -98,26 +111,38 @@ pub async fn hash_signed_bodies(
             body.extend_from_slice(&chunk);
         }
         let body = body.freeze();
-        req.extensions_mut()
-            .insert(BodyDigest(hex::encode(Sha256::digest(&body))));
+        req.extensions_mut().insert(BodyDigest {
+            hex: hex::encode(Sha256::digest(&body)),
+            has_body: !body.is_empty(),
+        });
         req.set_payload(actix_web::dev::Payload::from(body));
     }
     next.call(req).await
 }
 
-/// The client's address for per-IP throttles: the peer, or the first `X-Forwarded-For` entry
-/// when the deployment says a trusted proxy sets it.
+/// The client's address for per-address throttles and limits. With `server.trusted_proxies`
+/// = N, the proxies in front of Tessera each append the address they saw to
+/// `X-Forwarded-For`, so the client is the N-th entry from the right: the rightmost address no
+/// trusted proxy vouches for. Entries further left are whatever the client chose to send.
 pub fn client_ip(req: &HttpRequest) -> String {
-    let trust = req
+    let proxies = req
         .app_data::<web::Data<HttpLimits>>()
-        .is_some_and(|l| l.trust_forwarded_for);
-    if trust {
-        if let Some(first) = header_str(req, "x-forwarded-for")
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        {
-            return first.chars().take(64).collect();
+        .map_or(0, |l| usize::from(l.trusted_proxies));
+    if proxies > 0 {
+        if let Some(hops) = header_str(req, "x-forwarded-for") {
+            let hops: Vec<&str> = hops
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .collect();
+            if let Some(hop) = hops
+                .len()
+                .checked_sub(proxies)
+                .and_then(|i| hops.get(i))
+                .or_else(|| hops.first())
+            {
+                return hop.chars().take(64).collect();
+            }
         }
     }
     req.peer_addr()
@@ -133,18 +158,28 @@ pub fn signed_request(req: &HttpRequest) -> Option<SignedRequest> {
 
 /// Like [`signed_request`] for routes where only the hotkey header is mandatory.
 pub fn signed_request_with(req: &HttpRequest, hotkey: &str, signature: &str) -> SignedRequest {
-    let payload = if let Some(purpose) = req.app_data::<SigningPurpose>() {
-        SignedPayload::Purpose(purpose.0.to_owned())
-    } else if let Some(digest) = req.extensions().get::<BodyDigest>() {
-        SignedPayload::BodyDigest(digest.0.clone())
-    } else {
-        SignedPayload::Missing
-    };
+    let (body_digest, has_body) = req.extensions().get::<BodyDigest>().map_or_else(
+        || (hex::encode(Sha256::digest(b"")), false),
+        |d| (d.hex.clone(), d.has_body),
+    );
+    let target = req.extensions().get::<OriginalTarget>().map_or_else(
+        || {
+            req.uri()
+                .path_and_query()
+                .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned())
+        },
+        |t| t.0.clone(),
+    );
     SignedRequest {
         hotkey: hotkey.trim().to_owned(),
         signature: signature.trim().to_owned(),
         nonce: header_str(req, NONCE_HEADER).map(|n| n.trim().to_owned()),
-        payload,
+        method: req.method().as_str().to_owned(),
+        target,
+        body_digest,
+        has_body,
+        purpose: req.app_data::<SigningPurpose>().map(|p| p.0.to_owned()),
+        accepts_body_form: req.app_data::<ChutesBodySignature>().is_some(),
         state_changing: changes_state(req.method()),
     }
 }
@@ -162,64 +197,32 @@ fn authorization(req: &HttpRequest) -> Option<(bool, String)> {
     Some((is_bearer, token.to_owned()))
 }
 
-/// Authenticates a request with whichever credential it carries, then applies the caller's
-/// tier rate limits to its path.
-pub async fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
-    Ok(authenticate_reading(req, false).await?.0)
+/// The caller [`crate::gate`] established for this request. Only authenticated routes have
+/// one; asking on an open route is a wiring error, answered as a server error.
+pub fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
+    Ok(authenticate_with_wallets(req)?.0)
 }
 
-/// [`authenticate`], also reading the caller's wallet summary in the session look-up when the
-/// credential is an access token (`None` otherwise: read it separately).
-pub async fn authenticate_with_wallets(
+/// [`authenticate`], with the caller's wallet summary when the session check read it (`None`:
+/// read it separately).
+pub fn authenticate_with_wallets(
     req: &HttpRequest,
 ) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {
-    authenticate_reading(req, true).await
+    req.extensions_mut()
+        .remove::<Identified>()
+        .map(|Identified(actor, wallets)| (actor, wallets))
+        .ok_or_else(|| AuthFailure::Internal("no caller: the route is not authenticated".into()))
 }
 
-async fn authenticate_reading(
-    req: &HttpRequest,
-    with_wallets: bool,
-) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {
-    let (actor, wallets) = identify(req, with_wallets).await?;
-    if let Some(state) = req.app_data::<web::Data<ApiState>>() {
-        state
-            .tessera
-            .limits
-            .check_request(Some(&actor), &client_ip(req), req.path())
-            .await
-            .map_err(AuthFailure::Limited)?;
-    }
-    Ok((actor, wallets))
-}
-
-fn has_credentials(req: &HttpRequest) -> bool {
+/// Whether the request carries anything that could be a credential.
+pub(crate) fn has_credentials(req: &HttpRequest) -> bool {
     let headers = req.headers();
     headers.contains_key(header::AUTHORIZATION) || headers.contains_key(SIGNATURE_HEADER)
 }
 
-/// Middleware: calls that carry no credential count against the default tier's rules per client
-/// IP (authenticated calls are counted per user once their credential is checked).
-pub async fn limit_anonymous_calls(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if !has_credentials(req.request()) {
-        if let Some(state) = req.app_data::<web::Data<ApiState>>() {
-            let ip = client_ip(req.request());
-            state
-                .tessera
-                .limits
-                .check_request(None, &ip, req.path())
-                .await
-                .map_err(ApiError::from)?;
-        }
-    }
-    next.call(req).await
-}
-
 /// Who the credential names, without rate limits; with an access token and `with_wallets`, also
 /// the caller's wallet summary.
-async fn identify(
+pub(crate) async fn identify(
     req: &HttpRequest,
     with_wallets: bool,
 ) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {

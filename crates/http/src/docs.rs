@@ -14,10 +14,12 @@ use crate::routes::Routes;
 const DOCUMENT_URL: &str = "../openapi.json";
 
 pub fn configure(routes: &mut Routes) {
-    routes
-        .get("/openapi.json", openapi_json)
-        .get("/docs", docs_page)
-        .get("/docs/{file:.*}", docs_asset);
+    routes.open(|routes| {
+        routes
+            .get("/openapi.json", openapi_json)
+            .get("/docs", docs_page)
+            .get("/docs/{file:.*}", docs_asset);
+    });
 }
 
 /// The document, serialised once: it only changes with the binary.

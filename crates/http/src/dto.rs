@@ -4,10 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use tessera_domain::model::{
-    LedgerEntry, ScopeSet, TokenPair, Transfer, User, Wallet, WalletSummary,
-};
-use tessera_domain::services::{DelegatedToken, SharedUser};
+use tessera_domain::model::{LedgerEntry, ScopeSet, TokenPair, User, Wallet, WalletSummary};
+use tessera_domain::services::{DelegatedToken, SharedUser, TransferOutcome};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -317,7 +315,8 @@ pub struct LedgerPageView {
     pub limit: u32,
 }
 
-/// Both halves of a transfer.
+/// A transfer: its debit, and its credit when the caller may read the recipient's wallet (the
+/// credit carries the recipient's balance).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransferView {
     pub transfer_id: Uuid,
@@ -328,20 +327,21 @@ pub struct TransferView {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub debit: LedgerEntryView,
-    pub credit: LedgerEntryView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit: Option<LedgerEntryView>,
 }
 
-impl From<Transfer> for TransferView {
-    fn from(t: Transfer) -> Self {
+impl From<TransferOutcome> for TransferView {
+    fn from(t: TransferOutcome) -> Self {
         Self {
             transfer_id: t.transfer_id,
-            from_wallet: t.debit.wallet_id,
-            to_wallet: t.credit.wallet_id,
-            amount: t.credit.amount,
-            reason: t.credit.reason.clone(),
-            created_at: t.credit.created_at,
+            from_wallet: t.from_wallet,
+            to_wallet: t.to_wallet,
+            amount: -t.debit.amount,
+            reason: t.debit.reason.clone(),
+            created_at: t.debit.created_at,
             debit: t.debit.into(),
-            credit: t.credit.into(),
+            credit: t.credit.map(Into::into),
         }
     }
 }

@@ -228,6 +228,10 @@ impl From<UserError> for ApiError {
                 detail: c.message().to_owned(),
             },
             UserError::Validation(v) => Self::from_validation(v),
+            UserError::Throttled { retry_after_secs } => Self::TooManyRequests {
+                retry_after_secs,
+                detail: "Too many wrong attempts; try again later",
+            },
             UserError::Unavailable => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
@@ -248,6 +252,14 @@ impl From<AuthError> for ApiError {
             AuthError::PasswordChangeRequired => Self::Forbidden {
                 code: "password_change_required",
                 detail: "You must change your password first".to_owned(),
+            },
+            AuthError::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            AuthError::Throttled { retry_after_secs } => Self::TooManyRequests {
+                retry_after_secs,
+                detail: "Too many login attempts; try again later",
             },
             AuthError::Validation(v) => Self::from_validation(v),
             AuthError::Unavailable => Self::Unavailable,

@@ -16,19 +16,20 @@ use crate::error::{ApiError, FieldError};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
-/// The caller, authenticated by any credential (see [`crate::auth`]).
+/// The caller, authenticated by any credential (see [`crate::auth`]) and let through by
+/// [`crate::gate`].
 pub struct Authenticated(pub Actor);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = BoxFuture<Self>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let actor = crate::auth::authenticate(&req).await?;
-            Ok(Authenticated(actor))
-        })
+        std::future::ready(
+            crate::auth::authenticate(req)
+                .map(Authenticated)
+                .map_err(ApiError::from),
+        )
     }
 }
 
@@ -38,14 +39,14 @@ pub struct AuthenticatedWithWallets(pub Actor, pub Option<WalletSummary>);
 
 impl FromRequest for AuthenticatedWithWallets {
     type Error = ApiError;
-    type Future = BoxFuture<Self>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let (actor, wallets) = crate::auth::authenticate_with_wallets(&req).await?;
-            Ok(AuthenticatedWithWallets(actor, wallets))
-        })
+        std::future::ready(
+            crate::auth::authenticate_with_wallets(req)
+                .map(|(actor, wallets)| AuthenticatedWithWallets(actor, wallets))
+                .map_err(ApiError::from),
+        )
     }
 }
 

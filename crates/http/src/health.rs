@@ -7,10 +7,12 @@ use crate::routes::Routes;
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
-    routes
-        .get("/healthz", healthz)
-        .get("/readyz", readyz)
-        .get("/metrics", metrics);
+    routes.open(|routes| {
+        routes
+            .get("/healthz", healthz)
+            .get("/readyz", readyz)
+            .get("/metrics", metrics);
+    });
 }
 
 /// Liveness: the process answers.

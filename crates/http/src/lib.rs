@@ -12,6 +12,7 @@ mod docs;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod gate;
 mod health;
 mod lnbits;
 pub mod metrics;
@@ -32,8 +33,9 @@ pub use state::{ApiState, Readiness};
 pub struct HttpLimits {
     /// Largest accepted request body, in bytes (default 64 KiB).
     pub max_body_bytes: usize,
-    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy only).
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of Tessera append to `X-Forwarded-For`: the client address is
+    /// that many entries from the right (0: the peer's address, `X-Forwarded-For` ignored).
+    pub trusted_proxies: u8,
     /// How long a whole request body may take to arrive (zero: no limit); see [`deadline`].
     pub body_read_timeout: std::time::Duration,
 }
@@ -42,7 +44,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
-            trust_forwarded_for: false,
+            trusted_proxies: 0,
             body_read_timeout: std::time::Duration::from_secs(10),
         }
     }

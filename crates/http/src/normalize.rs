@@ -5,7 +5,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::uri::{PathAndQuery, Uri};
 use actix_web::middleware::Next;
-use actix_web::Error;
+use actix_web::{Error, HttpMessage};
 
 /// Middleware doing what actix-web's `NormalizePath::trim()` does — trailing slashes trimmed,
 /// repeated slashes merged — without its cost on every request: that middleware runs a regex
@@ -16,6 +16,10 @@ pub async fn normalize_path(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     if let Some(uri) = normalized_uri(req.uri()) {
+        if let Some(sent) = req.uri().path_and_query() {
+            let sent = crate::auth::OriginalTarget(sent.as_str().to_owned());
+            req.extensions_mut().insert(sent);
+        }
         req.match_info_mut().get_mut().update(&uri);
         req.head_mut().uri = uri;
     }

@@ -36,8 +36,10 @@ pub async fn assign(
         .filter(|v| acceptable(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method());
-    let method = req.method().as_str().to_owned();
+    // The method is a label and a log field: only standard methods by name, so a client cannot
+    // mint series or bloat lines with invented ones.
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", request_id = %id, method = %method);
     let state = req.app_data::<web::Data<ApiState>>().cloned();
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
@@ -50,7 +52,7 @@ pub async fn assign(
     if let Some(state) = state {
         state
             .metrics
-            .observe_request(&method, &route, status, elapsed.as_secs_f64());
+            .observe_request(method, &route, status, elapsed.as_secs_f64());
     }
     tracing::info!(
         parent: &span,
@@ -65,9 +67,37 @@ pub async fn assign(
     Ok(response)
 }
 
+/// A method as a bounded label: the standard ones by name, anything else `OTHER`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::acceptable;
+    #![allow(clippy::unwrap_used)]
+    use super::{acceptable, method_label};
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        let invented = Method::from_bytes("X".repeat(30_000).as_bytes()).unwrap();
+        assert_eq!(method_label(&invented), "OTHER");
+        let lower = Method::from_bytes(b"get").unwrap();
+        assert_eq!(method_label(&lower), "OTHER");
+    }
 
     #[test]
     fn only_short_plain_ids_are_taken_from_clients() {

@@ -7,13 +7,78 @@
 //! route-coverage test in [`crate::openapi`] compares that log with the operations of the OpenAPI
 //! document in both directions. A route cannot be registered without being recorded, so a route
 //! missing from the document fails the test.
+//!
+//! Every route is also its own actix resource wrapped by [`crate::gate::gate`], with a
+//! [`RouteInfo`] saying its template and what its credential must allow: so no route can be
+//! reached without passing the gate, which authenticates once, applies rate limits by the
+//! route's template and refuses a credential the operation's [`Access`] does not allow. Routes
+//! are authenticated unless registered inside [`Routes::open`] (they take no credential, or
+//! check their own, as logins do).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::{web, FromRequest, Handler, Responder};
+use actix_web::{guard, web, FromRequest, Handler, Responder};
+use tessera_domain::actor::Access;
+
+/// What the gate asks of a request to one route and method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMode {
+    /// No credential is taken (logins, public reads, routes that check their own secret).
+    Open,
+    /// A credential is required and must allow this access.
+    Authenticated(Access),
+}
+
+/// A resource's template and, per method, what the gate asks; resource data read by the gate.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// The full template (`/api/v1/users/{user}`): rate-limit rules and metrics match it.
+    pub template: Rc<str>,
+    pub modes: Vec<(Method, RouteMode)>,
+}
+
+impl RouteInfo {
+    pub fn mode(&self, method: &Method) -> Option<RouteMode> {
+        self.modes
+            .iter()
+            .find(|(m, _)| m == method || (*method == Method::HEAD && m == Method::GET))
+            .map(|(_, mode)| *mode)
+    }
+}
+
+/// How routes registered next are guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guarding {
+    Open,
+    /// Authenticated, with the access of the method unless one is given.
+    Authenticated(Option<Access>),
+}
+
+impl Guarding {
+    fn mode(self, method: &Method) -> RouteMode {
+        match self {
+            Self::Open => RouteMode::Open,
+            Self::Authenticated(Some(access)) => RouteMode::Authenticated(access),
+            Self::Authenticated(None) => RouteMode::Authenticated(Access::for_method(matches!(
+                *method,
+                Method::GET | Method::HEAD | Method::OPTIONS
+            ))),
+        }
+    }
+}
+
+fn gated(
+    resource: actix_web::Resource,
+    info: RouteInfo,
+) -> impl actix_web::dev::HttpServiceFactory {
+    resource
+        .app_data(info)
+        .wrap(actix_web::middleware::from_fn(crate::gate::gate))
+}
 
 /// One registered operation: an HTTP method (`GET`) on a full path template
 /// (`/api/v1/users/{user}`).
@@ -45,6 +110,7 @@ pub struct Routes<'a> {
     config: &'a mut web::ServiceConfig,
     prefix: String,
     log: &'a RouteLog,
+    guarding: Guarding,
 }
 
 impl<'a> Routes<'a> {
@@ -53,7 +119,32 @@ impl<'a> Routes<'a> {
             config,
             prefix: String::new(),
             log,
+            guarding: Guarding::Authenticated(None),
         }
+    }
+
+    fn with_guarding(
+        &mut self,
+        guarding: Guarding,
+        build: impl FnOnce(&mut Routes<'_>),
+    ) -> &mut Self {
+        let saved = self.guarding;
+        self.guarding = guarding;
+        build(self);
+        self.guarding = saved;
+        self
+    }
+
+    /// Routes that take no credential from the gate: public reads, logins, and routes that
+    /// check a secret of their own (a fingerprint, a signature over their body).
+    pub fn open(&mut self, build: impl FnOnce(&mut Routes<'_>)) -> &mut Self {
+        self.with_guarding(Guarding::Open, build)
+    }
+
+    /// Authenticated routes whose credential must allow `access` whatever their method (a GET
+    /// that changes state needs `Write`; recording usage needs `Meter`).
+    pub fn requiring(&mut self, access: Access, build: impl FnOnce(&mut Routes<'_>)) -> &mut Self {
+        self.with_guarding(Guarding::Authenticated(Some(access)), build)
     }
 
     /// A single-method route, like `ServiceConfig::route`: the method is also a guard on the
@@ -64,9 +155,16 @@ impl<'a> Routes<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.log.record(&method, format!("{}{path}", self.prefix));
-        self.config
-            .route(path, web::route().method(method).to(handler));
+        let template = format!("{}{path}", self.prefix);
+        self.log.record(&method, template.clone());
+        let info = RouteInfo {
+            template: template.into(),
+            modes: vec![(method.clone(), self.guarding.mode(&method))],
+        };
+        let resource = web::resource(path)
+            .guard(guard::Method(method.clone()))
+            .route(web::route().method(method).to(handler));
+        self.config.service(gated(resource, info));
         self
     }
 
@@ -116,11 +214,17 @@ impl<'a> Routes<'a> {
         let built = build(MethodRoutes {
             resource: web::resource(path),
             methods: Vec::new(),
+            guarding: self.guarding,
         });
-        for method in built.methods {
-            self.log.record(&method, format!("{}{path}", self.prefix));
+        let template = format!("{}{path}", self.prefix);
+        for (method, _) in &built.methods {
+            self.log.record(method, template.clone());
         }
-        self.config.service(built.resource);
+        let info = RouteInfo {
+            template: template.into(),
+            modes: built.methods,
+        };
+        self.config.service(gated(built.resource, info));
         self
     }
 
@@ -150,12 +254,14 @@ impl<'a> Routes<'a> {
     {
         let full_prefix = format!("{}{prefix}", self.prefix);
         let log = self.log;
+        let guarding = self.guarding;
         // `Scope::configure` runs the closure at once, so the log can be borrowed into it.
         let scope = customize(web::scope(prefix)).configure(|config| {
             build(&mut Routes {
                 config,
                 prefix: full_prefix,
                 log,
+                guarding,
             });
         });
         self.config.service(scope);
@@ -171,7 +277,8 @@ impl<'a> Routes<'a> {
 /// The methods of one resource.
 pub struct MethodRoutes {
     resource: actix_web::Resource,
-    methods: Vec<Method>,
+    methods: Vec<(Method, RouteMode)>,
+    guarding: Guarding,
 }
 
 impl MethodRoutes {
@@ -190,7 +297,23 @@ impl MethodRoutes {
         self.resource = self
             .resource
             .route(web::route().method(method.clone()).to(handler));
-        self.methods.push(method);
+        let mode = self.guarding.mode(&method);
+        self.methods.push((method, mode));
+        self
+    }
+
+    /// A method of this resource that takes no credential from the gate (see
+    /// [`Routes::open`]).
+    pub fn open<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let saved = self.guarding;
+        self.guarding = Guarding::Open;
+        self = self.on(method, handler);
+        self.guarding = saved;
         self
     }
 

@@ -1,7 +1,7 @@
 //! [`ApiKeyRepository`] and [`GuardRepository`] over the in-memory tables.
 
 use async_trait::async_trait;
-use tessera_domain::model::{ApiKey, NewApiKey, User, API_KEY_TOUCH_INTERVAL};
+use tessera_domain::model::{ApiKey, AuditEvent, NewApiKey, User, API_KEY_TOUCH_INTERVAL};
 use tessera_domain::ports::{ApiKeyRepository, GuardRepository, RepoError, RepoResult};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -35,6 +35,7 @@ impl ApiKeyRepository for MemoryStore {
             created_at: stored(new.now),
             last_used_at: None,
         };
+        state.record(new.audit);
         state.api_keys.insert(
             key.id,
             ApiKeyRow {
@@ -57,11 +58,17 @@ impl ApiKeyRepository for MemoryStore {
         Ok(keys)
     }
 
-    async fn revoke(&self, user_id: Uuid, key_id: Uuid) -> RepoResult<()> {
+    async fn revoke(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<()> {
         let mut state = self.lock();
         match state.api_keys.get(&key_id) {
             Some(row) if row.key.user_id == user_id => {
                 state.api_keys.remove(&key_id);
+                state.record(audit);
                 Ok(())
             }
             _ => Err(RepoError::NotFound),
@@ -142,5 +149,13 @@ impl GuardRepository for MemoryStore {
             .or_insert((0, stored(until)));
         entry.0 += 1;
         Ok(entry.0)
+    }
+
+    async fn count(&self, key: &str, window_start: OffsetDateTime) -> RepoResult<u64> {
+        let state = self.lock();
+        Ok(state
+            .counters
+            .get(&(key.to_owned(), stored(window_start)))
+            .map_or(0, |(hits, _)| *hits))
     }
 }

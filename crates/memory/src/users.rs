@@ -381,6 +381,15 @@ impl UserRepository for MemoryStore {
         Ok(!self.lock().users.is_empty())
     }
 
+    async fn count_managed_by(&self, manager_id: Uuid) -> RepoResult<u64> {
+        let state = self.lock();
+        Ok(state
+            .users
+            .values()
+            .filter(|row| row.user.manager_id == Some(manager_id))
+            .count() as u64)
+    }
+
     async fn purge(&self, id: Uuid, audit: Option<AuditEvent>) -> RepoResult<()> {
         let mut state = self.lock();
         if !state.users.contains_key(&id) {

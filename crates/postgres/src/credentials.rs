@@ -4,15 +4,16 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text, Timestamptz};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use tessera_domain::model::{
-    ApiKey, ApiKeyScope, ApiKeyScopes, NewApiKey, User, API_KEY_TOUCH_INTERVAL,
+    ApiKey, ApiKeyScope, ApiKeyScopes, AuditEvent, NewApiKey, User, API_KEY_TOUCH_INTERVAL,
 };
 use tessera_domain::ports::{ApiKeyRepository, GuardRepository, RepoError, RepoResult};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{is_foreign_key_violation, map};
+use crate::audit::record;
+use crate::error::{is_foreign_key_violation, map, TxError};
 use crate::models::UserRow;
 use crate::schema::{api_keys, users};
 use crate::PgStore;
@@ -65,27 +66,32 @@ fn api_key((id, user_id, name, admin, scopes, created_at, last_used_at): ApiKeyR
 impl ApiKeyRepository for PgStore {
     async fn create(&self, new: NewApiKey) -> RepoResult<ApiKey> {
         let mut conn = self.conn().await?;
-        let row: ApiKeyRow = diesel::insert_into(api_keys::table)
-            .values((
-                api_keys::id.eq(new.id),
-                api_keys::user_id.eq(new.user_id),
-                api_keys::name.eq(&new.name),
-                api_keys::admin.eq(new.admin),
-                api_keys::scopes.eq(scopes_text(new.scopes)),
-                api_keys::digest.eq(&new.digest),
-                api_keys::created_at.eq(new.now),
-            ))
-            .returning(API_KEY_COLUMNS)
-            .get_result(&mut conn)
-            .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    RepoError::NotFound
-                } else {
-                    map(e)
-                }
-            })?;
-        Ok(api_key(row))
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let row: ApiKeyRow = diesel::insert_into(api_keys::table)
+                .values((
+                    api_keys::id.eq(new.id),
+                    api_keys::user_id.eq(new.user_id),
+                    api_keys::name.eq(&new.name),
+                    api_keys::admin.eq(new.admin),
+                    api_keys::scopes.eq(scopes_text(new.scopes)),
+                    api_keys::digest.eq(&new.digest),
+                    api_keys::created_at.eq(new.now),
+                ))
+                .returning(API_KEY_COLUMNS)
+                .get_result(conn)
+                .await
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        RepoError::NotFound
+                    } else {
+                        map(e)
+                    }
+                })?;
+            record(conn, new.audit.as_ref()).await?;
+            Ok(api_key(row))
+        })
+        .await
+        .map_err(RepoError::from)
     }
 
     async fn list(&self, user_id: Uuid) -> RepoResult<Vec<ApiKey>> {
@@ -100,20 +106,30 @@ impl ApiKeyRepository for PgStore {
         Ok(rows.into_iter().map(api_key).collect())
     }
 
-    async fn revoke(&self, user_id: Uuid, key_id: Uuid) -> RepoResult<()> {
+    async fn revoke(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<()> {
         let mut conn = self.conn().await?;
-        let deleted = diesel::delete(
-            api_keys::table
-                .filter(api_keys::id.eq(key_id))
-                .filter(api_keys::user_id.eq(user_id)),
-        )
-        .execute(&mut conn)
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let deleted = diesel::delete(
+                api_keys::table
+                    .filter(api_keys::id.eq(key_id))
+                    .filter(api_keys::user_id.eq(user_id)),
+            )
+            .execute(conn)
+            .await
+            .map_err(map)?;
+            if deleted == 0 {
+                return Err(RepoError::NotFound.into());
+            }
+            record(conn, audit.as_ref()).await?;
+            Ok(())
+        })
         .await
-        .map_err(map)?;
-        if deleted == 0 {
-            return Err(RepoError::NotFound);
-        }
-        Ok(())
+        .map_err(RepoError::from)
     }
 
     async fn find(&self, digest: &str) -> RepoResult<(ApiKey, User)> {
@@ -216,5 +232,19 @@ impl GuardRepository for PgStore {
         .await
         .map_err(map)?;
         Ok(u64::try_from(row.hits).unwrap_or(0))
+    }
+
+    async fn count(&self, key: &str, window_start: OffsetDateTime) -> RepoResult<u64> {
+        let mut conn = self.conn().await?;
+        let row: Option<Hits> = diesel::sql_query(
+            "SELECT hits FROM rate_counters WHERE key = $1 AND window_start = $2",
+        )
+        .bind::<Text, _>(key)
+        .bind::<Timestamptz, _>(window_start)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(map)?;
+        Ok(row.map_or(0, |r| u64::try_from(r.hits).unwrap_or(0)))
     }
 }

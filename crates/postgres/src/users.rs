@@ -737,6 +737,17 @@ impl UserRepository for PgStore {
             .map_err(map)
     }
 
+    async fn count_managed_by(&self, manager_id: Uuid) -> RepoResult<u64> {
+        let mut conn = self.conn().await?;
+        let n: i64 = users::table
+            .filter(users::manager_id.eq(manager_id))
+            .select(count_star())
+            .first(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn purge(&self, id: Uuid, audit: Option<AuditEvent>) -> RepoResult<()> {
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| -> Result<_, TxError> {

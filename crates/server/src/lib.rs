@@ -307,8 +307,12 @@ fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
             login: LoginLimits {
                 per_ip: settings.rate_limits.login_per_ip.max(1),
                 per_account: settings.rate_limits.login_per_account.max(1),
+                per_account_total: settings.rate_limits.login_per_account_total.max(1),
                 window_secs: settings.rate_limits.login_window_secs.max(1),
+                account_window_secs: settings.rate_limits.login_account_window_secs.max(1),
             },
+            max_wallets_per_user: settings.rate_limits.max_wallets_per_user.max(1),
+            max_managed_users_per_user: settings.rate_limits.max_managed_users_per_user,
         },
         metering: settings.metering_defaults()?,
         retention: settings.retention.policy(),
@@ -430,7 +434,10 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
         .collect();
     let limits = HttpLimits {
         max_body_bytes: settings.server.max_body_bytes,
-        trust_forwarded_for: settings.identity.trust_forwarded_for,
+        trusted_proxies: match settings.server.trusted_proxies {
+            0 if settings.identity.trust_forwarded_for => 1,
+            n => n,
+        },
         body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
     };
     // actix calls the factory once on each worker's thread: each takes the next state, so each

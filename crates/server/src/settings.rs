@@ -46,6 +46,9 @@ pub struct ServerSettings {
     pub client_disconnect_timeout_ms: u64,
     /// How long an idle keep-alive connection is kept open (0: no keep-alive).
     pub keep_alive_secs: u64,
+    /// Proxies in front of Tessera that append the address they saw to `X-Forwarded-For`; the
+    /// client address is that many entries from the right. 0: the peer address.
+    pub trusted_proxies: u8,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,8 +110,7 @@ pub struct IdentitySettings {
     pub created_accounts_per_ip_per_day: u64,
     pub all_accounts_free: bool,
     pub max_api_keys_per_user: usize,
-    /// Use the first `X-Forwarded-For` entry as the client address (only behind a proxy that
-    /// sets it).
+    /// Deprecated: `true` is `server.trusted_proxies = 1` (when that is 0).
     pub trust_forwarded_for: bool,
     pub external_issuer: String,
     /// PEM public key of the trusted external issuer; empty: external tokens are refused.
@@ -119,9 +121,20 @@ pub struct IdentitySettings {
 pub struct RateLimitSettings {
     /// Tier whose rules apply to users without a tier and, per IP, to anonymous calls.
     pub default_tier: String,
+    /// Attempts at a secret (password, current password, fingerprint) per client address per
+    /// `login_window_secs`.
     pub login_per_ip: u32,
+    /// Failures per account per client address per `login_account_window_secs`.
     pub login_per_account: u32,
+    /// Failures per account from everywhere per `login_account_window_secs`; past it only
+    /// addresses that have not failed for the account may try.
+    pub login_per_account_total: u32,
     pub login_window_secs: u32,
+    pub login_account_window_secs: u32,
+    /// Wallets one user may hold (soft-deleted ones included).
+    pub max_wallets_per_user: usize,
+    /// Managed users one manager may have.
+    pub max_managed_users_per_user: u64,
 }
 
 /// Housekeeping: how long expendable data is kept (0 = until removed by hand), and how often

@@ -257,9 +257,18 @@ async fn a_server_killed_mid_stream_loses_no_acknowledged_adjustment() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Billing authority never credits its own account: the stream pays a member.
+    let created = json_of(
+        client
+            .post(first.url("/api/v1/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"username": "payee", "password": "payee-password"})),
+    )
+    .await;
+    assert!(created["id"].is_string(), "{created}");
     let wallets = json_of(
         client
-            .get(first.url("/api/v1/users/admin/wallets"))
+            .get(first.url("/api/v1/users/payee/wallets"))
             .bearer_auth(&admin),
     )
     .await;

@@ -196,6 +196,7 @@ macro_rules! contract_tests {
             check_delegated_reads_both_parties_and_the_share,
             concurrent_puts_of_one_share_create_it_once,
             api_keys_round_trip_find_touch_and_revoke,
+            api_key_changes_record_their_audit_event,
             api_keys_go_with_a_purged_user,
             signatures_are_claimed_once_even_concurrently,
             hits_count_per_key_and_window_atomically,

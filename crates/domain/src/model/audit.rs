@@ -36,10 +36,12 @@ pub enum AuditAction {
     ShareGranted,
     ShareChanged,
     ShareRevoked,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 26] = [
+    pub const ALL: [AuditAction; 28] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -66,6 +68,8 @@ impl AuditAction {
         Self::ShareGranted,
         Self::ShareChanged,
         Self::ShareRevoked,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +100,8 @@ impl AuditAction {
             Self::ShareGranted => "share.granted",
             Self::ShareChanged => "share.changed",
             Self::ShareRevoked => "share.revoked",
+            Self::ApiKeyCreated => "api_key.created",
+            Self::ApiKeyRevoked => "api_key.revoked",
         }
     }
 
@@ -174,7 +180,9 @@ mod tests {
             | AuditAction::WalletTransferred
             | AuditAction::ShareGranted
             | AuditAction::ShareChanged
-            | AuditAction::ShareRevoked => 26,
+            | AuditAction::ShareRevoked
+            | AuditAction::ApiKeyCreated
+            | AuditAction::ApiKeyRevoked => 28,
         };
         assert_eq!(AuditAction::ALL.len(), variants(AuditAction::UserCreated));
         let listed: HashSet<AuditAction> = AuditAction::ALL.into_iter().collect();

@@ -96,6 +96,8 @@ pub struct NewApiKey {
     pub scopes: ApiKeyScopes,
     pub digest: String,
     pub now: OffsetDateTime,
+    /// Written with the key, in the same transaction.
+    pub audit: Option<super::AuditEvent>,
 }
 
 /// A freshly created key with its secret, shown once.
@@ -105,27 +107,45 @@ pub struct IssuedApiKey {
     pub secret: String,
 }
 
-/// The signed part of a hotkey-signed request: `{hotkey}:{nonce}:{payload}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignedPayload {
-    /// The route's declared purpose (`me` for `GET /users/me`).
-    Purpose(String),
-    /// The lowercase hex SHA-256 of the raw body (POST, PUT, PATCH).
-    BodyDigest(String),
-    /// Neither: a GET or DELETE of a route without a purpose. Always refused.
-    Missing,
-}
-
-/// The three `X-Chutes-*` headers of a signed request, and what the server computed.
+/// The three `X-Chutes-*` headers of a signed request, and what the server saw of the request
+/// they sign. Three message forms exist (see `IdentityService::verify_signed`):
+///
+/// - bound to the request: `{hotkey}:{nonce}:{METHOD}:{path?query}:{sha256 hex of the body}`,
+///   accepted on every route for every method;
+/// - Chutes' purpose form `{hotkey}:{nonce}:{purpose}`, for reads of a route that declares a
+///   purpose (`me`): it reads only;
+/// - Chutes' body form `{hotkey}:{nonce}:{sha256 hex of the body}`, for state-changing requests
+///   with a body on the routes the published Chutes client signs that way (registration).
 #[derive(Debug, Clone)]
 pub struct SignedRequest {
     pub hotkey: String,
     pub signature: String,
     pub nonce: Option<String>,
-    pub payload: SignedPayload,
+    /// The method, upper case (`POST`).
+    pub method: String,
+    /// The path and query exactly as the request line sent them (`/api/v1/users/me?x=1`).
+    pub target: String,
+    /// The lowercase hex SHA-256 of the raw body (of no bytes when there is none).
+    pub body_digest: String,
+    /// Whether the body had any bytes.
+    pub has_body: bool,
+    /// The purpose the route declares for reads (`me`), if any.
+    pub purpose: Option<String>,
+    /// Whether the route accepts Chutes' body form.
+    pub accepts_body_form: bool,
     /// Whether the request changes state (anything but GET/HEAD/OPTIONS): its signature may be
     /// used once.
     pub state_changing: bool,
+}
+
+impl SignedRequest {
+    /// The request-bound message this request must carry.
+    pub fn bound_message(&self, nonce: &str) -> String {
+        format!(
+            "{}:{nonce}:{}:{}:{}",
+            self.hotkey, self.method, self.target, self.body_digest
+        )
+    }
 }
 
 /// A fingerprint rotation signed by a hotkey and/or a coldkey over `{key}:{fingerprint}:{nonce}`.

@@ -14,7 +14,7 @@ mod wallet;
 pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use credentials::{
     ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey,
-    NewApiKey, Registration, SignedPayload, SignedRequest, API_KEY_TOUCH_INTERVAL,
+    NewApiKey, Registration, SignedRequest, API_KEY_TOUCH_INTERVAL,
 };
 pub use metering::{
     charge, day_of, hour_of, next_reset, Consumption, ConsumptionMode, ConsumptionOutcome,

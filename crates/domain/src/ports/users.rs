@@ -81,6 +81,9 @@ pub trait UserRepository: Send + Sync {
     /// Whether any user exists at all (bootstrap of the first superuser).
     async fn any_exists(&self) -> RepoResult<bool>;
 
+    /// How many managed users `manager_id` has (an index lookup).
+    async fn count_managed_by(&self, manager_id: Uuid) -> RepoResult<u64>;
+
     /// Removes the user and everything it owns (sessions, wallets and their ledger, idempotency
     /// keys, its managed users and theirs), and records `audit` in the same transaction.
     /// Errors: `NotFound`, `Conflict(LastSuperuser)`, `Unavailable`.

@@ -182,9 +182,7 @@ impl AuditService {
 
     /// Administrators read the trail, newest first.
     pub async fn list(&self, actor: &Actor, mut query: AuditQuery) -> Result<AuditPage, UserError> {
-        if actor.user.must_change_password {
-            return Err(crate::AuthError::PasswordChangeRequired.into());
-        }
+        crate::policy::authorize(actor, crate::actor::Access::Read)?;
         if !actor.is_admin() {
             return Err(UserError::Forbidden {
                 code: "forbidden",

@@ -12,6 +12,7 @@ use crate::model::{
     AccessClaims, NewSession, RefreshOutcome, ScopeSet, Session, TokenPair, User, WalletSummary,
 };
 use crate::ports::RepoError;
+use crate::services::throttle::{AccountKey, ThrottleError};
 use crate::values::{may_name_a_user, PresentedSecret};
 
 /// The only scope password sessions carry today; delegated tokens will narrow it.
@@ -20,6 +21,14 @@ pub const FULL_SCOPE: &str = "full";
 #[derive(Clone)]
 pub struct AuthService {
     deps: Arc<Deps>,
+}
+
+fn throttled(err: ThrottleError) -> AuthError {
+    match err {
+        ThrottleError::Throttled { retry_after_secs } => AuthError::Throttled { retry_after_secs },
+        ThrottleError::Unavailable => AuthError::Unavailable,
+        ThrottleError::Internal => AuthError::Internal("throttle counter failure".into()),
+    }
 }
 
 fn duration(std: std::time::Duration) -> Duration {
@@ -34,36 +43,81 @@ impl AuthService {
     /// Exchanges a username-or-email and password for a token pair. Unknown users, wrong
     /// passwords, users without a password, managed, deactivated and deleted users all get the
     /// same `InvalidCredentials` after the same amount of hashing work.
-    pub async fn login(&self, login: &str, password: &str) -> Result<TokenPair, AuthError> {
+    ///
+    /// Throttled before any hashing (see [`crate::services::throttle`]): attempts per client
+    /// address, failures per account (keyed by the user's id, so a username and an email share
+    /// them) per address and overall — without ever refusing the owner at an address that has
+    /// not failed.
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<TokenPair, AuthError> {
         let ports = &self.deps.ports;
-        let password =
-            PresentedSecret::new(password.to_owned()).ok_or(AuthError::InvalidCredentials)?;
+        let login = login.trim();
+        // The address first: a flood from one address costs one counter each, no look-up.
+        self.deps
+            .throttle
+            .before_anonymous_attempt(client_ip)
+            .await
+            .map_err(throttled)?;
         let found = if !may_name_a_user(login) {
             Err(RepoError::NotFound)
         } else {
             ports.users.find_login(login).await
         };
-        let (user, hash) = match found {
-            Ok(found) => found,
-            Err(RepoError::NotFound) => {
-                ports
-                    .hasher
-                    .verify(password.expose(), None)
-                    .await
-                    .map_err(AuthError::Internal)?;
-                return Err(AuthError::InvalidCredentials);
-            }
+        let found = match found {
+            Ok(found) => Some(found),
+            Err(RepoError::NotFound) => None,
             Err(other) => return Err(other.into()),
         };
-        let matches = ports
-            .hasher
+        let account = match &found {
+            Some((user, _)) => AccountKey::User(user.id),
+            None => AccountKey::Name(login.to_owned()),
+        };
+        self.deps
+            .throttle
+            .check_account(&account, client_ip)
+            .await
+            .map_err(throttled)?;
+        let outcome = self.verify_login(found, password).await;
+        if matches!(outcome, Err(AuthError::InvalidCredentials)) {
+            self.deps
+                .throttle
+                .record_failure(&account, client_ip)
+                .await
+                .map_err(throttled)?;
+        }
+        let user = outcome?;
+        self.start_session(&user).await
+    }
+
+    /// The password check of a login: one full verification whatever was found.
+    async fn verify_login(
+        &self,
+        found: Option<(User, Option<String>)>,
+        password: &str,
+    ) -> Result<User, AuthError> {
+        let hasher = &self.deps.ports.hasher;
+        let Some(password) = PresentedSecret::new(password.to_owned()) else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        let Some((user, hash)) = found else {
+            hasher
+                .verify(password.expose(), None)
+                .await
+                .map_err(AuthError::Internal)?;
+            return Err(AuthError::InvalidCredentials);
+        };
+        let matches = hasher
             .verify(password.expose(), hash.as_deref())
             .await
             .map_err(AuthError::Internal)?;
         if !matches || !user.is_active() || user.is_managed() {
             return Err(AuthError::InvalidCredentials);
         }
-        self.start_session(&user).await
+        Ok(user)
     }
 
     async fn start_session(&self, user: &User) -> Result<TokenPair, AuthError> {
@@ -162,6 +216,7 @@ impl AuthService {
 
     /// Ends the session the actor's token belongs to.
     pub async fn logout(&self, actor: &Actor) -> Result<(), AuthError> {
+        crate::policy::authorize_pending(actor, crate::actor::Access::Read)?;
         if let Some(session_id) = actor.session_id {
             let now = self.deps.ports.clock.now();
             self.deps.ports.sessions.revoke(session_id, now).await?;
@@ -270,6 +325,7 @@ impl AuthService {
                 scopes,
             }),
             credential: crate::actor::Credential::Full,
+            client_ip: None,
         })
     }
 }

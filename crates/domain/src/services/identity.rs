@@ -6,15 +6,18 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::actor::{Actor, Credential};
+use crate::actor::{Access, Actor, Credential};
 use crate::app::Deps;
 use crate::error::{Conflict, IdentityError, ValidationError};
 use crate::model::{
     ApiKey, ApiKeyScope, ApiKeyScopes, AuditAction, CreatedAccount, FingerprintRotation,
-    IssuedApiKey, NewApiKey, NewUser, Permission, Permissions, Registration, SignedPayload,
-    SignedRequest, User, UserChanges, API_KEY_TOUCH_INTERVAL,
+    IssuedApiKey, NewApiKey, NewUser, Permission, Permissions, Registration, SignedRequest, User,
+    UserChanges, API_KEY_TOUCH_INTERVAL,
 };
+use crate::policy;
 use crate::ports::{RepoError, SignatureCheck};
+use crate::services::audit;
+use crate::services::throttle::ThrottleError;
 use crate::services::users::UserService;
 use crate::values::Username;
 
@@ -24,7 +27,11 @@ pub const API_KEY_PREFIX: &str = "cpk_";
 const MAX_PRESENTED_SECRET: usize = 256;
 const MAX_KEY_NAME: usize = 64;
 const MAX_FINGERPRINT: usize = 256;
-const MIN_FINGERPRINT: usize = 8;
+/// A fingerprint chosen by its holder (`change_fingerprint`) must be at least this long and
+/// use at least [`MIN_FINGERPRINT_DISTINCT`] different characters; Tessera's own are 32
+/// characters from a CSPRNG.
+pub const MIN_FINGERPRINT: usize = 16;
+pub const MIN_FINGERPRINT_DISTINCT: usize = 8;
 const DAY_SECS: i64 = 86_400;
 
 /// The name rule of Chutes accounts: 3–15 of `[A-Za-z0-9_-]`.
@@ -47,17 +54,37 @@ pub struct ApiKeyInput {
     pub scopes: Vec<String>,
 }
 
-/// New Bittensor keys for `POST /users/change_bt_auth`.
+/// New Bittensor keys for `POST /users/change_bt_auth`. Each key given must sign
+/// `{key}:{nonce}:change_bt_auth:{username}` (the account's username as stored), proving its
+/// holder attaches it (Chutes attaches any address the fingerprint names).
 #[derive(Debug, Clone, Default)]
 pub struct KeyChange {
     pub coldkey: Option<String>,
     pub hotkey: Option<String>,
+    pub nonce: Option<String>,
+    pub coldkey_signature: Option<String>,
+    pub hotkey_signature: Option<String>,
+}
+
+/// What a key attached by `change_bt_auth` signs.
+pub fn key_change_message(key: &str, nonce: &str, username: &str) -> String {
+    format!("{key}:{nonce}:change_bt_auth:{username}")
 }
 
 #[derive(Clone)]
 pub struct IdentityService {
     deps: Arc<Deps>,
     users: UserService,
+}
+
+fn throttled(err: ThrottleError) -> IdentityError {
+    match err {
+        ThrottleError::Throttled { retry_after_secs } => {
+            IdentityError::Throttled { retry_after_secs }
+        }
+        ThrottleError::Unavailable => IdentityError::Unavailable,
+        ThrottleError::Internal => IdentityError::Internal("throttle counter failure".into()),
+    }
 }
 
 impl IdentityService {
@@ -139,29 +166,66 @@ impl IdentityService {
         }
     }
 
-    /// Checks a hotkey-signed request (`{hotkey}:{nonce}:{purpose or body digest}`) without
-    /// looking up its user. State-changing requests can be used once.
-    pub async fn verify_signed(&self, request: &SignedRequest) -> Result<(), IdentityError> {
+    /// Checks a hotkey-signed request without looking up its user, and says what the signature
+    /// allows. The message forms, tried in this order:
+    ///
+    /// 1. bound to the request, `{hotkey}:{nonce}:{METHOD}:{path?query}:{body sha256}`: the
+    ///    user in full, on any route, for any method;
+    /// 2. a read (GET, HEAD) of a route that declares a purpose, `{hotkey}:{nonce}:{purpose}`:
+    ///    reads only — the same message signs every read of that purpose;
+    /// 3. a state-changing request with a body, on a route that accepts Chutes' body form,
+    ///    `{hotkey}:{nonce}:{body sha256}`: the user in full.
+    ///
+    /// A purpose never authorizes a state-changing request, and a body digest never one without
+    /// a body, so a signature made for one route is refused on any other. State-changing
+    /// requests can be used once.
+    pub async fn verify_signed(
+        &self,
+        request: &SignedRequest,
+    ) -> Result<Credential, IdentityError> {
         let window = self.deps.config.identity.signature_window_secs;
         let nonce = request
             .nonce
             .as_deref()
             .ok_or(IdentityError::InvalidNonce)?;
         let nonce_value = self.check_nonce(nonce, window, false)?;
-        let payload = match &request.payload {
-            SignedPayload::Purpose(p) | SignedPayload::BodyDigest(p) => p,
-            SignedPayload::Missing => return Err(IdentityError::MissingPayload),
-        };
         if request.hotkey.len() > 64 || request.signature.len() > 256 {
             return Err(IdentityError::MalformedSignature);
         }
-        let message = format!("{}:{}:{}", request.hotkey, nonce, payload);
-        self.verify(&request.hotkey, &message, &request.signature)?;
+        let bound = request.bound_message(nonce);
+        let (credential, mismatch) = match self.verify(&request.hotkey, &bound, &request.signature)
+        {
+            Ok(()) => (Some(Credential::Full), None),
+            Err(IdentityError::MalformedSignature) => {
+                return Err(IdentityError::MalformedSignature)
+            }
+            Err(e) => (None, Some(e)),
+        };
+        let credential = match credential {
+            Some(c) => c,
+            None => {
+                let legacy = if request.state_changing {
+                    (request.accepts_body_form && request.has_body)
+                        .then_some((request.body_digest.as_str(), Credential::Full))
+                } else {
+                    request
+                        .purpose
+                        .as_deref()
+                        .map(|p| (p, Credential::PurposeSignature))
+                };
+                let Some((payload, credential)) = legacy else {
+                    return Err(mismatch.unwrap_or(IdentityError::MissingPayload));
+                };
+                let message = format!("{}:{}:{}", request.hotkey, nonce, payload);
+                self.verify(&request.hotkey, &message, &request.signature)?;
+                credential
+            }
+        };
         if request.state_changing {
             self.claim_once(&request.signature, nonce_value, window)
                 .await?;
         }
-        Ok(())
+        Ok(credential)
     }
 
     /// Authenticates a hotkey-signed request: a valid signature by the hotkey of a live user.
@@ -169,7 +233,7 @@ impl IdentityService {
         &self,
         request: &SignedRequest,
     ) -> Result<Actor, IdentityError> {
-        self.verify_signed(request).await?;
+        let credential = self.verify_signed(request).await?;
         let user = match self.deps.ports.users.find_by_hotkey(&request.hotkey).await {
             Ok(user) if user.is_active() && !user.is_managed() => user,
             Ok(_) | Err(RepoError::NotFound) => {
@@ -177,7 +241,10 @@ impl IdentityService {
             }
             Err(other) => return Err(other.into()),
         };
-        Ok(Actor::direct(user, None))
+        Ok(match credential {
+            Credential::Full => Actor::direct(user, None),
+            other => Actor::limited(user, other),
+        })
     }
 
     /// Authenticates an API key: admin keys act with the owner's full rights, others only
@@ -241,8 +308,18 @@ impl IdentityService {
         self.deps.ports.external_tokens.is_some()
     }
 
-    /// The live user a fingerprint belongs to.
-    async fn user_by_fingerprint(&self, fingerprint: &str) -> Result<User, IdentityError> {
+    /// The live user a fingerprint belongs to. Every attempt counts against the client
+    /// address's attempts at presented secrets, as logins do.
+    async fn user_by_fingerprint(
+        &self,
+        fingerprint: &str,
+        client_ip: &str,
+    ) -> Result<User, IdentityError> {
+        self.deps
+            .throttle
+            .before_anonymous_attempt(client_ip)
+            .await
+            .map_err(throttled)?;
         if fingerprint.is_empty() || fingerprint.len() > MAX_FINGERPRINT {
             return Err(IdentityError::InvalidFingerprint);
         }
@@ -256,8 +333,12 @@ impl IdentityService {
 
     /// `POST /users/login`: a fingerprint for an access token. The token belongs to a new
     /// session, so logout, forced logout, deletion and fingerprint rotation all end it.
-    pub async fn login_with_fingerprint(&self, fingerprint: &str) -> Result<String, IdentityError> {
-        let user = self.user_by_fingerprint(fingerprint).await?;
+    pub async fn login_with_fingerprint(
+        &self,
+        fingerprint: &str,
+        client_ip: &str,
+    ) -> Result<String, IdentityError> {
+        let user = self.user_by_fingerprint(fingerprint, client_ip).await?;
         let ttl = self.deps.config.identity.fingerprint_token_ttl;
         let auth = crate::services::AuthService::new(self.deps.clone());
         Ok(auth.start_session_with_ttl(&user, ttl).await?.access_token)
@@ -265,25 +346,53 @@ impl IdentityService {
 
     // ---- registration ---------------------------------------------------------------------
 
-    /// Counts one attempt from `client_ip` against a daily limit.
-    async fn throttle(&self, what: &str, client_ip: &str, limit: u64) -> Result<(), IdentityError> {
+    /// The day's counter of `what` from `client_ip`, and the seconds until the day ends.
+    fn daily_key(
+        &self,
+        what: &str,
+        client_ip: &str,
+    ) -> Result<(String, OffsetDateTime, u64), IdentityError> {
         let now = self.now();
         let day_start = now.unix_timestamp() - now.unix_timestamp().rem_euclid(DAY_SECS);
         let window_start = OffsetDateTime::from_unix_timestamp(day_start)
             .map_err(|e| IdentityError::Internal(e.to_string()))?;
         let ip: String = client_ip.chars().take(64).collect();
-        let count = self
-            .deps
+        let retry = (day_start + DAY_SECS - now.unix_timestamp()).max(1);
+        Ok((
+            format!("{what}:{ip}"),
+            window_start,
+            u64::try_from(retry).unwrap_or(1),
+        ))
+    }
+
+    /// Refuses when `client_ip` already made `limit` successful `what`s today (Chutes counts
+    /// accounts created, not attempts).
+    async fn ensure_daily_allowance(
+        &self,
+        what: &str,
+        client_ip: &str,
+        limit: u64,
+    ) -> Result<(), IdentityError> {
+        let (key, window_start, retry_after_secs) = self.daily_key(what, client_ip)?;
+        let made = self.deps.ports.guards.count(&key, window_start).await?;
+        if made >= limit {
+            return Err(IdentityError::Throttled { retry_after_secs });
+        }
+        Ok(())
+    }
+
+    /// Counts one successful `what` from `client_ip` today.
+    async fn spend_daily_allowance(
+        &self,
+        what: &str,
+        client_ip: &str,
+    ) -> Result<(), IdentityError> {
+        let (key, window_start, _) = self.daily_key(what, client_ip)?;
+        self.deps
             .ports
             .guards
-            .hit(&format!("{what}:{ip}"), window_start, DAY_SECS, now)
+            .hit(&key, window_start, DAY_SECS, self.now())
             .await?;
-        if count > limit {
-            let retry = (day_start + DAY_SECS - now.unix_timestamp()).max(1);
-            return Err(IdentityError::Throttled {
-                retry_after_secs: u64::try_from(retry).unwrap_or(1),
-            });
-        }
         Ok(())
     }
 
@@ -353,7 +462,9 @@ impl IdentityService {
         signed: &SignedRequest,
         input: Registration,
     ) -> Result<CreatedAccount, IdentityError> {
-        self.verify_signed(signed).await?;
+        if self.verify_signed(signed).await? != Credential::Full {
+            return Err(IdentityError::MissingPayload);
+        }
         match self.deps.ports.users.find_by_hotkey(&signed.hotkey).await {
             Ok(_) => return Err(IdentityError::Conflict(Conflict::DuplicateHotkey)),
             Err(RepoError::NotFound) => {}
@@ -370,9 +481,12 @@ impl IdentityService {
             Err(other) => return Err(other.into()),
         }
         let limit = self.deps.config.identity.registrations_per_ip_per_day;
-        self.throttle("register", &input.client_ip, limit).await?;
+        self.ensure_daily_allowance("register", &input.client_ip, limit)
+            .await?;
         let (user, fingerprint) = self
             .create_account(None, username, Some(hotkey), Some(coldkey))
+            .await?;
+        self.spend_daily_allowance("register", &input.client_ip)
             .await?;
         Ok(CreatedAccount {
             user,
@@ -389,9 +503,7 @@ impl IdentityService {
         username: &str,
         client_ip: &str,
     ) -> Result<CreatedAccount, IdentityError> {
-        let limit = self.deps.config.identity.created_accounts_per_ip_per_day;
-        self.throttle("create_user", client_ip, limit).await?;
-        UserService::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         if !(actor.has(Permission::CreateUser) || actor.is_admin()) {
             return Err(IdentityError::Forbidden {
                 code: "forbidden",
@@ -399,11 +511,18 @@ impl IdentityService {
             });
         }
         let username = self.chutes_username(username)?;
+        // Counted per client address only once the caller may create accounts, and only when
+        // one is created: nobody else can spend the administrators' allowance.
+        let limit = self.deps.config.identity.created_accounts_per_ip_per_day;
+        self.ensure_daily_allowance("create_user", client_ip, limit)
+            .await?;
         let (user, fingerprint) = self
             .create_account(Some(actor), username, None, None)
             .await?;
+        self.spend_daily_allowance("create_user", client_ip).await?;
         let key = self
             .issue_key(
+                Some(actor),
                 &user,
                 ApiKeyInput {
                     name: "default".to_owned(),
@@ -451,16 +570,7 @@ impl IdentityService {
             return Err(IdentityError::MissingKey);
         }
         let fingerprint = rotation.fingerprint;
-        let len = fingerprint.chars().count();
-        if !(MIN_FINGERPRINT..=MAX_FINGERPRINT).contains(&len)
-            || fingerprint.chars().any(char::is_control)
-        {
-            return Err(ValidationError::new(
-                "fingerprint",
-                format!("fingerprint must be {MIN_FINGERPRINT} to {MAX_FINGERPRINT} printable characters"),
-            )
-            .into());
-        }
+        check_fingerprint_strength(&fingerprint)?;
         let mut target = None;
         let mut last_error = IdentityError::UnknownKey;
         let candidates = [(rotation.coldkey, true), (rotation.hotkey, false)];
@@ -513,26 +623,48 @@ impl IdentityService {
         Ok(())
     }
 
-    /// `POST /users/change_bt_auth`: the fingerprint sets a coldkey and/or hotkey. Invalid
-    /// values of one key are ignored when the other changes (as in Chutes); a hotkey held by
-    /// another user is a conflict.
+    /// `POST /users/change_bt_auth`: the fingerprint sets a coldkey and/or hotkey, each signed
+    /// by itself over [`key_change_message`] (proof that its holder attaches it). Invalid values
+    /// of one key are ignored when the other changes (as in Chutes); a hotkey held by another
+    /// user is a conflict.
     pub async fn change_keys(
         &self,
         fingerprint: &str,
         change: KeyChange,
+        client_ip: &str,
     ) -> Result<User, IdentityError> {
-        let user = self.user_by_fingerprint(fingerprint).await?;
+        let user = self.user_by_fingerprint(fingerprint, client_ip).await?;
+        let username = user.username.clone().unwrap_or_default();
+        let window = self.deps.config.identity.signature_window_secs;
+        let nonce = change.nonce.as_deref().unwrap_or_default();
+        let proven = |key: &str, signature: Option<&str>| -> Result<(), IdentityError> {
+            let signature = signature.ok_or_else(|| {
+                IdentityError::from(ValidationError::new(
+                    "signature",
+                    "each new key must sign {key}:{nonce}:change_bt_auth:{username}",
+                ))
+            })?;
+            self.verify(key, &key_change_message(key, nonce, &username), signature)
+        };
         let mut changes = UserChanges::default();
         let mut first_error: Option<IdentityError> = None;
+        let mut signatures = Vec::new();
         if let Some(raw) = change.coldkey.as_deref() {
             match self.ss58("coldkey", raw) {
-                Ok(coldkey) => changes.coldkey = Some(Some(coldkey)),
+                Ok(coldkey) => {
+                    self.check_nonce(nonce, window, false)?;
+                    proven(&coldkey, change.coldkey_signature.as_deref())?;
+                    signatures.extend(change.coldkey_signature.clone());
+                    changes.coldkey = Some(Some(coldkey));
+                }
                 Err(e) => first_error = first_error.or(Some(e)),
             }
         }
         if let Some(raw) = change.hotkey.as_deref() {
             match self.ss58("hotkey", raw) {
                 Ok(hotkey) => {
+                    self.check_nonce(nonce, window, false)?;
+                    proven(&hotkey, change.hotkey_signature.as_deref())?;
                     match self.deps.ports.users.find_by_hotkey(&hotkey).await {
                         Ok(holder) if holder.id != user.id => {
                             return Err(IdentityError::Conflict(Conflict::DuplicateHotkey))
@@ -540,6 +672,7 @@ impl IdentityService {
                         Ok(_) | Err(RepoError::NotFound) => {}
                         Err(other) => return Err(other.into()),
                     }
+                    signatures.extend(change.hotkey_signature.clone());
                     changes.hotkey = Some(Some(hotkey));
                 }
                 Err(e) => first_error = first_error.or(Some(e)),
@@ -554,6 +687,11 @@ impl IdentityService {
                 .into()
             }));
         }
+        if let Ok(nonce_value) = self.check_nonce(nonce, window, false) {
+            for signature in &signatures {
+                self.claim_once(signature, nonce_value, window).await?;
+            }
+        }
         let actor = Actor::direct(user.clone(), None);
         Ok(self
             .users
@@ -562,8 +700,12 @@ impl IdentityService {
     }
 
     /// `DELETE /users/me` on the Chutes surface: the fingerprint purges its own account.
-    pub async fn purge_by_fingerprint(&self, fingerprint: &str) -> Result<(), IdentityError> {
-        let user = self.user_by_fingerprint(fingerprint).await?;
+    pub async fn purge_by_fingerprint(
+        &self,
+        fingerprint: &str,
+        client_ip: &str,
+    ) -> Result<(), IdentityError> {
+        let user = self.user_by_fingerprint(fingerprint, client_ip).await?;
         let actor = Actor::direct(user.clone(), None);
         Ok(self.users.purge_unchecked(&actor, &user).await?)
     }
@@ -598,8 +740,10 @@ impl IdentityService {
     }
 
     async fn change_own(&self, actor: &Actor, changes: UserChanges) -> Result<User, IdentityError> {
-        UserService::gate(actor)?;
-        ensure_own_write(actor)?;
+        policy::authorize(actor, Access::Write)?;
+        if actor.is_delegated() {
+            return Err(not_for_this_credential());
+        }
         let user = actor.user.clone();
         Ok(self
             .users
@@ -613,7 +757,7 @@ impl IdentityService {
         actor: &Actor,
         username: &str,
     ) -> Result<Uuid, IdentityError> {
-        UserService::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         if !(actor.has(Permission::BillingAdmin) || actor.is_admin()) {
             return Err(IdentityError::Forbidden {
                 code: "forbidden",
@@ -636,6 +780,7 @@ impl IdentityService {
 
     async fn issue_key(
         &self,
+        actor: Option<&Actor>,
         owner: &User,
         input: ApiKeyInput,
     ) -> Result<IssuedApiKey, IdentityError> {
@@ -673,7 +818,7 @@ impl IdentityService {
         }
         let existing = self.deps.ports.api_keys.list(owner.id).await?;
         if existing.len() >= self.deps.config.identity.max_api_keys_per_user {
-            return Err(ValidationError::new("name", "too many API keys; revoke one first").into());
+            return Err(IdentityError::Conflict(Conflict::TooMany));
         }
         let id = self.deps.ports.ids.new_id();
         let secret = format!(
@@ -689,11 +834,23 @@ impl IdentityService {
             .create(NewApiKey {
                 id,
                 user_id: owner.id,
-                name,
+                name: name.clone(),
                 admin: input.admin,
                 scopes,
                 digest: self.deps.ports.secrets.digest(&secret),
                 now: self.now(),
+                audit: Some(audit::event(
+                    &self.deps,
+                    actor,
+                    Some(owner.id),
+                    AuditAction::ApiKeyCreated,
+                    audit::changes([
+                        ("api_key_id", None, Some(id.to_string())),
+                        ("name", None, Some(name)),
+                        ("admin", None, Some(input.admin.to_string())),
+                        ("scopes", None, Some(scopes.names().join(","))),
+                    ]),
+                )),
             })
             .await?;
         Ok(IssuedApiKey { key, secret })
@@ -705,15 +862,14 @@ impl IdentityService {
         actor: &Actor,
         input: ApiKeyInput,
     ) -> Result<IssuedApiKey, IdentityError> {
-        UserService::gate(actor)?;
-        ensure_own_write(actor)?;
-        self.issue_key(&actor.user, input).await
+        policy::authorize(actor, Access::Account)?;
+        self.issue_key(Some(actor), &actor.user, input).await
     }
 
     /// `GET /api/v1/me/api-keys`: the caller's keys, without secrets.
     pub async fn list_api_keys(&self, actor: &Actor) -> Result<Vec<ApiKey>, IdentityError> {
-        UserService::gate(actor)?;
-        if !actor.may_read() || actor.is_delegated() {
+        policy::authorize(actor, Access::Read)?;
+        if actor.is_delegated() {
             return Err(not_for_this_credential());
         }
         Ok(self.deps.ports.api_keys.list(actor.id()).await?)
@@ -721,17 +877,43 @@ impl IdentityService {
 
     /// `DELETE /api/v1/me/api-keys/{id}`: the key stops working at once.
     pub async fn revoke_api_key(&self, actor: &Actor, key_id: Uuid) -> Result<(), IdentityError> {
-        UserService::gate(actor)?;
-        ensure_own_write(actor)?;
-        Ok(self.deps.ports.api_keys.revoke(actor.id(), key_id).await?)
+        policy::authorize(actor, Access::Account)?;
+        let event = audit::event(
+            &self.deps,
+            Some(actor),
+            Some(actor.id()),
+            AuditAction::ApiKeyRevoked,
+            audit::changes([("api_key_id", Some(key_id.to_string()), None)]),
+        );
+        Ok(self
+            .deps
+            .ports
+            .api_keys
+            .revoke(actor.id(), key_id, Some(event))
+            .await?)
     }
 }
 
-/// Credentials and key management are the user's own: never through a delegated token, a
-/// scoped key or an external token.
-fn ensure_own_write(actor: &Actor) -> Result<(), IdentityError> {
-    if actor.is_delegated() || !actor.may_write() {
-        return Err(not_for_this_credential());
+/// A fingerprint its holder chooses: long enough and varied enough that guessing it is hopeless
+/// at the throttled rate, and printable.
+fn check_fingerprint_strength(fingerprint: &str) -> Result<(), IdentityError> {
+    let len = fingerprint.chars().count();
+    let distinct = fingerprint
+        .chars()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if !(MIN_FINGERPRINT..=MAX_FINGERPRINT).contains(&len)
+        || fingerprint.chars().any(char::is_control)
+        || distinct < MIN_FINGERPRINT_DISTINCT
+    {
+        return Err(ValidationError::new(
+            "fingerprint",
+            format!(
+                "fingerprint must be {MIN_FINGERPRINT} to {MAX_FINGERPRINT} printable characters \
+                 with at least {MIN_FINGERPRINT_DISTINCT} different ones"
+            ),
+        )
+        .into());
     }
     Ok(())
 }
@@ -765,6 +947,14 @@ mod tests {
         assert!(!is_chutes_username("ab.c"));
         assert!(!is_chutes_username("ab c"));
         assert!(!is_chutes_username("äbc"));
+    }
+
+    #[test]
+    fn weak_fingerprints_are_refused() {
+        assert!(check_fingerprint_strength("abcdefgh").is_err());
+        assert!(check_fingerprint_strength(&"ab".repeat(10)).is_err());
+        assert!(check_fingerprint_strength("correct-horse-battery").is_ok());
+        assert!(check_fingerprint_strength("0123456789abcdef\n").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::app::Deps;
 use crate::error::LimitError;
 use crate::model::{Permission, RateLimit};
 use crate::ports::RepoError;
+use crate::services::throttle::{bounded, LoginLimits};
 
 /// How long a tier's rules are reused before they are read again; also the longest a refusal is
 /// remembered (see [`RateLimitService::count`]).
@@ -22,31 +23,29 @@ const RULES_TTL: Duration = Duration::seconds(10);
 /// counted in the store as usual.
 const MAX_REMEMBERED_REFUSALS: usize = 10_000;
 
-/// Login throttles: attempts per client IP and per account name, each per fixed window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginLimits {
-    pub per_ip: u32,
-    pub per_account: u32,
-    pub window_secs: u32,
-}
-
-impl Default for LoginLimits {
-    fn default() -> Self {
-        Self {
-            per_ip: 60,
-            per_account: 10,
-            window_secs: 300,
-        }
-    }
-}
-
-/// Rate-limit settings.
-#[derive(Debug, Clone, Default)]
+/// Rate-limit settings, and how much of each kind of object one user may hold.
+#[derive(Debug, Clone)]
 pub struct LimitsConfig {
     /// The tier whose rules apply to users without a tier and, per client IP, to anonymous
     /// calls. `None`: those calls are not limited.
     pub default_tier: Option<String>,
+    /// Throttles of presented secrets (logins, current passwords, fingerprints).
     pub login: LoginLimits,
+    /// Wallets a user may hold, soft-deleted ones included.
+    pub max_wallets_per_user: usize,
+    /// Managed users one manager may have.
+    pub max_managed_users_per_user: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            default_tier: None,
+            login: LoginLimits::default(),
+            max_wallets_per_user: 100,
+            max_managed_users_per_user: 1_000,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -191,21 +190,25 @@ impl RateLimitService {
         Ok(())
     }
 
-    /// Applies the tier rules whose path prefixes `path`: per user for `Some(actor)` (its tier,
+    /// Applies the tier rules whose path prefixes `route`: per user for `Some(actor)` (its tier,
     /// else the default tier), per client IP for anonymous calls (the default tier). Users with
     /// `unlimited` are exempt.
+    ///
+    /// `route` is the template of the operation the request was routed to
+    /// (`/api/v1/users/{user}`), never its raw path: a percent-encoded or otherwise disguised
+    /// path reaches the same operation, so it must meet the same rule.
     pub async fn check_request(
         &self,
         actor: Option<&Actor>,
         client_ip: &str,
-        path: &str,
+        route: &str,
     ) -> Result<(), LimitError> {
         if actor.is_some_and(|a| a.user.permissions.has(Permission::Unlimited)) {
             return Ok(());
         }
         let tier = actor.and_then(|a| a.user.tier_id);
         let rules = self.rules_of(tier).await?;
-        for rule in rules.iter().filter(|r| path.starts_with(r.path.as_str())) {
+        for rule in rules.iter().filter(|r| route.starts_with(r.path.as_str())) {
             let who = match actor {
                 Some(a) => format!("u:{}", a.user.id),
                 None => format!("ip:{}", bounded(client_ip)),
@@ -219,41 +222,4 @@ impl RateLimitService {
         }
         Ok(())
     }
-
-    /// Before a password login: at most `per_ip` attempts per client IP and `per_account`
-    /// attempts per account name in each window, so guessing passwords is slow from one address
-    /// and against one account from many.
-    pub async fn check_login(&self, login: &str, client_ip: &str) -> Result<(), LimitError> {
-        let limits = self.deps.config.limits.login;
-        self.check_login_ip(client_ip).await?;
-        let account = bounded(&login.trim().to_lowercase());
-        self.count(
-            &format!("login:account:{account}"),
-            limits.per_account,
-            limits.window_secs,
-        )
-        .await
-    }
-}
-
-impl RateLimitService {
-    /// Before a login by a secret that names no account (a Chutes fingerprint): the per-IP
-    /// attempt limit alone, shared with password logins.
-    pub async fn check_login_ip(&self, client_ip: &str) -> Result<(), LimitError> {
-        let limits = self.deps.config.limits.login;
-        self.count(
-            &format!("login:ip:{}", bounded(client_ip)),
-            limits.per_ip,
-            limits.window_secs,
-        )
-        .await
-    }
-}
-
-/// Keys stay short and storable whatever the client sends (PostgreSQL text refuses NUL).
-fn bounded(raw: &str) -> String {
-    raw.chars()
-        .take(128)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
 }

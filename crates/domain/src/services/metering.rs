@@ -19,7 +19,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::actor::Actor;
+use crate::actor::{Access, Actor};
 use crate::app::Deps;
 use crate::error::{Conflict, MeteringError, ValidationError};
 use crate::model::{
@@ -184,16 +184,6 @@ impl MeteringService {
         &self.deps.config.metering
     }
 
-    fn gate(actor: &Actor) -> Result<(), MeteringError> {
-        if actor.user.must_change_password {
-            return Err(MeteringError::Forbidden {
-                code: "password_change_required",
-                message: "you must change your password first",
-            });
-        }
-        Ok(())
-    }
-
     async fn resolve(&self, user: &UserRef) -> Result<User, MeteringError> {
         Ok(crate::services::users::resolve_user(&self.deps, user).await?)
     }
@@ -201,7 +191,7 @@ impl MeteringService {
     /// Refuses callers without billing administration, before anything is looked up (the
     /// Chutes admin routes answer 403 whatever they were sent).
     pub fn require_billing_admin(&self, actor: &Actor) -> Result<(), MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         policy::ensure_billing_admin(actor)
     }
 
@@ -211,7 +201,7 @@ impl MeteringService {
 
     /// A user's quota rows and the defaults behind them.
     pub async fn quotas(&self, actor: &Actor, user: &UserRef) -> Result<UserQuotas, MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_read_metering(actor, &target)?;
         let rows = self.deps.ports.metering.quotas(target.id).await?;
@@ -240,7 +230,7 @@ impl MeteringService {
         user: &UserRef,
         quotas: BTreeMap<String, i64>,
     ) -> Result<BTreeMap<ResourceId, u64>, MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let quotas = parse_quotas(quotas)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_bill(actor, &target)?;
@@ -267,7 +257,7 @@ impl MeteringService {
         actor: &Actor,
         user: &UserRef,
     ) -> Result<BTreeMap<ResourceId, Discount>, MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_read_metering(actor, &target)?;
         Ok(self.deps.ports.metering.discounts(target.id).await?)
@@ -281,7 +271,7 @@ impl MeteringService {
         user: &UserRef,
         discounts: BTreeMap<String, String>,
     ) -> Result<BTreeMap<ResourceId, Discount>, MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let discounts = parse_discounts(discounts)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_bill(actor, &target)?;
@@ -313,7 +303,7 @@ impl MeteringService {
         user: &UserRef,
         resource_id: &str,
     ) -> Result<QuotaUsage, MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         let resource = ResourceId::parse("resource_id", resource_id)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_read_metering(actor, &target)?;
@@ -355,7 +345,7 @@ impl MeteringService {
         input: ConsumeInput,
         key: Option<IdempotencyKey>,
     ) -> Result<Consumed, MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Meter)?;
         policy::ensure_may_meter(actor)?;
         let resource = ResourceId::parse("resource_id", &input.resource_id)?;
         let count = bounded("count", input.count, 1, MAX_COUNT)?;
@@ -465,7 +455,7 @@ impl MeteringService {
         user: &UserRef,
         input: UsageInput,
     ) -> Result<(UsagePage, u64, u64), MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         let limit = input.limit.unwrap_or(DEFAULT_USAGE_LIMIT);
         if !(1..=MAX_USAGE_LIMIT).contains(&limit) {
             return Err(ValidationError::new(
@@ -508,7 +498,7 @@ impl MeteringService {
         enabled: bool,
         unlimited: bool,
     ) -> Result<User, MeteringError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_bill(actor, &target)?;
         let shown = |b: bool| Some(b.to_string());

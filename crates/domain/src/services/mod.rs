@@ -8,6 +8,7 @@ pub mod limits;
 pub mod metering;
 pub mod retention;
 pub mod shares;
+pub mod throttle;
 pub mod tiers;
 pub mod users;
 pub mod wallets;
@@ -15,19 +16,20 @@ pub mod wallets;
 pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
 pub use identity::{ApiKeyInput, IdentityService, KeyChange};
-pub use limits::{LimitsConfig, LoginLimits, RateLimitService};
+pub use limits::{LimitsConfig, RateLimitService};
 pub use metering::{
     ConsumeInput, Consumed, MeteringService, QuotaUsage, UsageInput, UserQuotas,
     DEFAULT_USAGE_LIMIT, MAX_USAGE_LIMIT,
 };
 pub use retention::{Pruned, RetentionError, RetentionPolicy, RetentionService};
 pub use shares::{DelegatedToken, ShareService, SharedUser};
+pub use throttle::{AccountKey, CredentialThrottle, LoginLimits, ThrottleError, UNKNOWN_ADDRESS};
 pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{
     CreateUserInput, CreatedUser, GrowthPoint, ListUsersInput, NameCheck, UpdateUserInput,
     UserService, UsersPage,
 };
 pub use wallets::{
-    AdjustmentInput, LedgerInput, TransferInput, WalletService, DEFAULT_LEDGER_LIMIT,
-    MAX_LEDGER_LIMIT,
+    AdjustmentInput, LedgerInput, TransferInput, TransferOutcome, WalletService,
+    DEFAULT_LEDGER_LIMIT, MAX_LEDGER_LIMIT,
 };

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use time::Duration;
 use uuid::Uuid;
 
-use crate::actor::Actor;
+use crate::actor::{Access, Actor};
 use crate::app::Deps;
-use crate::error::{AuthError, UserError, ValidationError};
+use crate::error::{UserError, ValidationError};
 use crate::model::{AccessClaims, AuditAction, FieldChange, NewShare, ScopeSet, Share, User};
 use crate::policy;
 use crate::ports::RepoError;
@@ -61,12 +61,10 @@ impl ShareService {
         Self { deps }
     }
 
-    /// Share management is the caller's own business: not while a password change is pending,
-    /// and never through a delegated token.
-    fn gate(actor: &Actor) -> Result<(), UserError> {
-        if actor.user.must_change_password {
-            return Err(AuthError::PasswordChangeRequired.into());
-        }
+    /// Share management is the caller's own business: the account holder's own sign-in to
+    /// change shares, any reading credential but a delegated token to list them.
+    fn gate(actor: &Actor, access: Access) -> Result<(), UserError> {
+        policy::authorize(actor, access)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot manage shares")
     }
 
@@ -124,7 +122,7 @@ impl ShareService {
         grantee: &UserRef,
         scopes: &[String],
     ) -> Result<(SharedUser, bool), UserError> {
-        Self::gate(actor)?;
+        Self::gate(actor, Access::Account)?;
         let scopes = Self::parse_scopes(scopes)?;
         if actor.user.is_managed() {
             return Err(UserError::forbidden("managed users cannot share"));
@@ -158,7 +156,7 @@ impl ShareService {
         grantee: &UserRef,
         scopes: &[String],
     ) -> Result<SharedUser, UserError> {
-        Self::gate(actor)?;
+        Self::gate(actor, Access::Account)?;
         let scopes = Self::parse_scopes(scopes)?;
         let user = resolve_user(&self.deps, grantee).await?;
         let before = self.deps.ports.shares.get(actor.id(), user.id).await?;
@@ -181,7 +179,7 @@ impl ShareService {
 
     /// `DELETE /me/shares/{grantee}`: revokes a share; it stops working at once.
     pub async fn revoke(&self, actor: &Actor, grantee: &UserRef) -> Result<(), UserError> {
-        Self::gate(actor)?;
+        Self::gate(actor, Access::Account)?;
         let user = resolve_user(&self.deps, grantee).await?;
         let before = self.deps.ports.shares.get(actor.id(), user.id).await?;
         let event = self.audit_event(
@@ -201,14 +199,14 @@ impl ShareService {
 
     /// `GET /me/shares`: the shares the caller granted, with their grantees.
     pub async fn mine(&self, actor: &Actor) -> Result<Vec<SharedUser>, UserError> {
-        Self::gate(actor)?;
+        Self::gate(actor, Access::Read)?;
         let shares = self.deps.ports.shares.granted_by(actor.id()).await?;
         self.with_users(shares, |s| s.grantee_id).await
     }
 
     /// `GET /me/shared-with-me`: the shares granted to the caller by users who are not deleted.
     pub async fn shared_with_me(&self, actor: &Actor) -> Result<Vec<SharedUser>, UserError> {
-        Self::gate(actor)?;
+        Self::gate(actor, Access::Read)?;
         let shares = self.deps.ports.shares.granted_to(actor.id()).await?;
         self.with_users(shares, |s| s.owner_id).await
     }
@@ -273,9 +271,7 @@ impl ShareService {
         user: &UserRef,
         scopes: Option<&[String]>,
     ) -> Result<DelegatedToken, UserError> {
-        if actor.user.must_change_password {
-            return Err(AuthError::PasswordChangeRequired.into());
-        }
+        policy::authorize(actor, Access::Account)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot mint another")?;
         let Some(session_id) = actor.session_id else {
             return Err(UserError::forbidden(

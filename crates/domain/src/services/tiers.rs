@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::actor::Actor;
+use crate::actor::{Access, Actor};
 use crate::app::Deps;
-use crate::error::{TierError, UserError, ValidationError};
+use crate::error::{TierError, ValidationError};
 use crate::model::{AuditAction, FieldChange, RateLimit, ResourceId, Tier, TierSpec, UserChanges};
 use crate::policy;
 use crate::ports::RepoError;
@@ -209,13 +209,6 @@ impl TierService {
         }
     }
 
-    fn gate(actor: &Actor) -> Result<(), TierError> {
-        if actor.user.must_change_password {
-            return Err(UserError::from(crate::AuthError::PasswordChangeRequired).into());
-        }
-        Ok(())
-    }
-
     async fn resolve(&self, tier: &TierRef) -> Result<Tier, TierError> {
         let found = match tier {
             TierRef::Id(id) => self.deps.ports.tiers.get(*id).await,
@@ -233,17 +226,17 @@ impl TierService {
 
     /// Any authenticated user may read tiers.
     pub async fn list(&self, actor: &Actor) -> Result<Vec<Tier>, TierError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         Ok(self.deps.ports.tiers.list().await?)
     }
 
     pub async fn get(&self, actor: &Actor, tier: &TierRef) -> Result<Tier, TierError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         self.resolve(tier).await
     }
 
     pub async fn create(&self, actor: &Actor, input: TierInput) -> Result<Tier, TierError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         Self::ensure_superuser(actor)?;
         if input.name.is_none() {
             return Err(ValidationError::new("name", "Field required").into());
@@ -273,7 +266,7 @@ impl TierService {
         tier: &TierRef,
         input: TierInput,
     ) -> Result<Tier, TierError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         Self::ensure_superuser(actor)?;
         let spec = spec(input)?;
         let current = self.resolve(tier).await?;
@@ -295,7 +288,7 @@ impl TierService {
 
     /// A tier still assigned to users cannot be deleted (409 `tier_in_use`).
     pub async fn delete(&self, actor: &Actor, tier: &TierRef) -> Result<(), TierError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         Self::ensure_superuser(actor)?;
         let current = self.resolve(tier).await?;
         let mut details = BTreeMap::new();
@@ -323,7 +316,7 @@ impl TierService {
 
     /// The user's tier, or `None`. Anyone who can see the user may ask.
     pub async fn of_user(&self, actor: &Actor, user: &UserRef) -> Result<Option<Tier>, TierError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         let target = crate::services::users::resolve_user(&self.deps, user).await?;
         policy::ensure_visible(actor, &target)?;
         match target.tier_id {
@@ -343,7 +336,7 @@ impl TierService {
         user: &UserRef,
         tier_id: Option<Uuid>,
     ) -> Result<Option<Tier>, TierError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let target = crate::services::users::resolve_user(&self.deps, user).await?;
         policy::ensure_visible(actor, &target)?;
         Self::ensure_superuser(actor)?;

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use crate::actor::Actor;
+use crate::actor::{Access, Actor};
 use crate::app::Deps;
 use crate::directory::{SearchTerm, Sort, UserFilter};
-use crate::error::{AuthError, Conflict, UserError, ValidationError};
+use crate::error::{Conflict, UserError, ValidationError};
 use crate::model::{
     AuditAction, DailyCount, DefaultWallet, FieldChange, NewUser, Permission, Permissions,
     RevokeSessions, ScopeSet, User, UserChanges, UserListQuery, UserState, DEFAULT_WALLET_NAME,
@@ -18,6 +18,7 @@ use crate::model::{
 use crate::policy;
 use crate::ports::RepoError;
 use crate::services::audit;
+use crate::services::throttle::{AccountKey, ThrottleError, UNKNOWN_ADDRESS};
 use crate::values::{Email, Paging, Password, PersonName, PresentedSecret, UserRef, Username};
 
 /// The fields an administrator (or, for managed users, anyone) may send to create a user.
@@ -126,6 +127,14 @@ pub struct UserService {
     deps: Arc<Deps>,
 }
 
+fn throttled(err: ThrottleError) -> UserError {
+    match err {
+        ThrottleError::Throttled { retry_after_secs } => UserError::Throttled { retry_after_secs },
+        ThrottleError::Unavailable => UserError::Unavailable,
+        ThrottleError::Internal => UserError::Internal("throttle counter failure".into()),
+    }
+}
+
 /// The scopes of `target`'s share with the actor, read from the store on every call (a revoked
 /// share stops working at once). Not looked up when policy decides without it.
 pub(crate) async fn share_with(
@@ -201,14 +210,6 @@ impl UserService {
         Self { deps }
     }
 
-    /// Refuses everything but the few calls allowed while a password change is pending.
-    pub(crate) fn gate(actor: &Actor) -> Result<(), UserError> {
-        if actor.user.must_change_password {
-            return Err(AuthError::PasswordChangeRequired.into());
-        }
-        Ok(())
-    }
-
     /// The wallet every new user gets, in the configured default currency.
     pub(crate) fn default_wallet(&self) -> DefaultWallet {
         DefaultWallet {
@@ -227,13 +228,13 @@ impl UserService {
     /// Admin-only surfaces (LNbits' admin API) check this before anything else:
     /// `Forbidden` for callers without the `admin` permission.
     pub fn require_admin(&self, actor: &Actor) -> Result<(), UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         policy::ensure_admin(actor)
     }
 
     /// Like [`Self::require_admin`], for superuser-only operations.
     pub fn require_superuser(&self, actor: &Actor) -> Result<(), UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         policy::ensure_superuser(actor)
     }
 
@@ -351,7 +352,7 @@ impl UserService {
         actor: &Actor,
         input: CreateUserInput,
     ) -> Result<CreatedUser, UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let (mut first_name, mut last_name) = (input.first_name, input.last_name);
         if let Some(name) = input.name {
             let (first, last) = split_full_name(&name);
@@ -399,7 +400,7 @@ impl UserService {
         if input.is_superuser == Some(true) {
             permissions = permissions.with(Permission::Superuser);
         }
-        policy::ensure_can_set_permissions(actor, Permissions::NONE, permissions)?;
+        policy::ensure_can_grant(actor, Permissions::NONE, permissions)?;
 
         let policy_rules = &self.deps.config.password_policy;
         let (password, temp_password) = match input.password.as_deref() {
@@ -444,7 +445,12 @@ impl UserService {
         last_name: Option<String>,
         tier_id: Option<Uuid>,
     ) -> Result<CreatedUser, UserError> {
+        policy::authorize(actor, Access::Account)?;
         policy::ensure_can_create_managed_user(actor)?;
+        let cap = self.deps.config.limits.max_managed_users_per_user;
+        if self.deps.ports.users.count_managed_by(actor.id()).await? >= cap {
+            return Err(UserError::Conflict(Conflict::TooMany));
+        }
         if password.is_some() {
             return Err(ValidationError::new(
                 "password",
@@ -553,18 +559,19 @@ impl UserService {
     ///
     /// Authentication loaded the caller's row in this very request; it is not read again.
     pub async fn me(&self, actor: &Actor) -> Result<User, UserError> {
+        policy::authorize_pending(actor, Access::Read)?;
         Ok(actor.user.clone())
     }
 
     pub async fn get(&self, actor: &Actor, user: &UserRef) -> Result<User, UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         self.visible(actor, user).await
     }
 
     /// Administrators page through the whole directory; everyone else sees themselves and the
     /// users they manage.
     pub async fn list(&self, actor: &Actor, input: ListUsersInput) -> Result<UsersPage, UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
         let paging = input.paging;
         let query = Self::query(actor, input);
@@ -594,7 +601,7 @@ impl UserService {
 
     /// `GET /users/count`: how many users the same filters cover.
     pub async fn count(&self, actor: &Actor, input: ListUsersInput) -> Result<u64, UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
         Ok(self
             .deps
@@ -670,11 +677,23 @@ impl UserService {
             && input.is_admin.is_none()
             && input.is_superuser.is_none()
             && input.permissions.is_none();
-        if !only_own_password {
-            Self::gate(actor)?;
+        if only_own_password {
+            policy::authorize_pending(actor, Access::Write)?;
+        } else {
+            policy::authorize(actor, Access::Write)?;
         }
         let share = share_with(&self.deps, actor, &target).await?;
         policy::ensure_can_update(actor, &target, share)?;
+        let changes_login =
+            input.password.is_some() || input.username.is_some() || input.email.is_some();
+        if changes_login {
+            // A login identity or a password is a credential: the account holder's own sign-in
+            // changes it, and only a superuser another administrator's.
+            if actor.id() == target.id {
+                policy::authorize_pending(actor, Access::Account)?;
+            }
+            policy::ensure_may_touch_credentials(actor, &target)?;
+        }
         let now = self.deps.ports.clock.now();
         let mut changes = UserChanges::default();
 
@@ -743,7 +762,7 @@ impl UserService {
             }
         }
         if permissions != target.permissions {
-            policy::ensure_can_set_permissions(actor, target.permissions, permissions)?;
+            policy::ensure_can_set_permissions(actor, &target, target.permissions, permissions)?;
             changes.permissions = Some(permissions);
         }
 
@@ -753,7 +772,7 @@ impl UserService {
                 Password::parse("password", &raw, &self.deps.config.password_policy)?;
             let by_admin = actor.id() != target.id;
             if !by_admin {
-                self.check_current_password(&target, input.current_password)
+                self.check_current_password(actor, &target, input.current_password)
                     .await?;
             }
             changes.password_hash = Some(self.hash(&new_password).await?);
@@ -784,8 +803,11 @@ impl UserService {
         self.apply(Some(actor), &target, action, changes).await
     }
 
+    /// Checks a presented current password, throttled like a login of the same account from the
+    /// same address (a stolen session must not become a password oracle).
     async fn check_current_password(
         &self,
+        actor: &Actor,
         target: &User,
         current: Option<String>,
     ) -> Result<(), UserError> {
@@ -796,6 +818,13 @@ impl UserService {
             )
             .into());
         };
+        let client = actor.client_ip.as_deref().unwrap_or(UNKNOWN_ADDRESS);
+        let account = AccountKey::User(target.id);
+        self.deps
+            .throttle
+            .before_attempt(&account, client)
+            .await
+            .map_err(throttled)?;
         let hash = self.deps.ports.users.password_hash(target.id).await?;
         let matches = self
             .deps
@@ -807,6 +836,11 @@ impl UserService {
         if matches {
             Ok(())
         } else {
+            self.deps
+                .throttle
+                .record_failure(&account, client)
+                .await
+                .map_err(throttled)?;
             Err(ValidationError::new("current_password", "the current password is wrong").into())
         }
     }
@@ -814,7 +848,7 @@ impl UserService {
     /// Login users are soft-deleted (sessions end at once); managed users are purged with
     /// everything they own. Deleting an already-deleted user changes nothing.
     pub async fn delete(&self, actor: &Actor, user: &UserRef) -> Result<(), UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Account)?;
         let target = self.resolve(user).await?;
         let share = share_with(&self.deps, actor, &target).await?;
         policy::ensure_can_delete(actor, &target, share)?;
@@ -862,7 +896,7 @@ impl UserService {
 
     /// Undoes a soft delete.
     pub async fn restore(&self, actor: &Actor, user: &UserRef) -> Result<User, UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_administer(actor, &target)?;
         if target.state != UserState::Deleted {
@@ -899,7 +933,7 @@ impl UserService {
         user: &UserRef,
         state: UserState,
     ) -> Result<User, UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_administer(actor, &target)?;
         if target.state == UserState::Deleted {
@@ -930,7 +964,7 @@ impl UserService {
 
     /// Hard delete: the user and everything it owns, including its managed users.
     pub async fn purge(&self, actor: &Actor, user: &UserRef) -> Result<(), UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_purge(actor, &target)?;
         self.purge_unchecked(actor, &target).await
@@ -939,9 +973,10 @@ impl UserService {
     /// `POST /users/{user}/password`: an administrator issues a new temporary password,
     /// returned once. Every session of the user ends; they must change it at next login.
     pub async fn reset_password(&self, actor: &Actor, user: &UserRef) -> Result<String, UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_administer(actor, &target)?;
+        policy::ensure_may_touch_credentials(actor, &target)?;
         if target.is_managed() {
             return Err(
                 ValidationError::new("user", "managed users cannot have credentials").into(),
@@ -970,14 +1005,14 @@ impl UserService {
         current_password: Option<String>,
         new_password: &str,
     ) -> Result<User, UserError> {
-        policy::ensure_not_delegated(actor, "a delegated token cannot change credentials")?;
+        policy::authorize_pending(actor, Access::Account)?;
         let target = self.deps.ports.users.get(actor.id()).await?;
         let new_password = Password::parse(
             "new_password",
             new_password,
             &self.deps.config.password_policy,
         )?;
-        self.check_current_password(&target, current_password)
+        self.check_current_password(actor, &target, current_password)
             .await?;
         let changes = UserChanges {
             password_hash: Some(self.hash(&new_password).await?),
@@ -995,9 +1030,10 @@ impl UserService {
     /// `POST /users/{user}/logout`: every token and session of the user stops working at once,
     /// on every server process.
     pub async fn force_logout(&self, actor: &Actor, user: &UserRef) -> Result<(), UserError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_administer(actor, &target)?;
+        policy::ensure_may_touch_credentials(actor, &target)?;
         let now = self.deps.ports.clock.now();
         let changes = UserChanges {
             tokens_valid_after: Some(now),

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::actor::Actor;
+use crate::actor::{Access, Actor};
 use crate::app::Deps;
-use crate::error::{ValidationError, WalletError};
+use crate::error::{Conflict, ValidationError, WalletError};
 use crate::model::{
     AuditAction, AuditEvent, BalanceChange, ChangeTarget, Currencies, EntryKind, IdempotencyClaim,
-    LedgerCursor, LedgerPage, Money, NewTransfer, NewWallet, Posted, Transfer, User, Wallet,
+    LedgerCursor, LedgerEntry, LedgerPage, Money, NewTransfer, NewWallet, Posted, User, Wallet,
     WalletSummary,
 };
 use crate::policy;
@@ -57,6 +57,24 @@ impl Default for LedgerInput {
     }
 }
 
+/// A transfer as its caller may see it: the credit side only when the caller may read the
+/// recipient's wallet.
+#[derive(Debug, Clone)]
+pub struct TransferOutcome {
+    pub transfer_id: Uuid,
+    pub from_wallet: Uuid,
+    pub to_wallet: Uuid,
+    pub debit: LedgerEntry,
+    pub credit: Option<LedgerEntry>,
+    pub replayed: bool,
+}
+
+/// A transfer's destination that is missing, or that the caller may not read and that holds
+/// another currency: the same 404 either way.
+fn destination_not_found() -> WalletError {
+    WalletError::NotFound
+}
+
 #[derive(Clone)]
 pub struct WalletService {
     deps: Arc<Deps>,
@@ -83,17 +101,6 @@ impl WalletService {
     /// The configured currencies and their scales.
     pub fn currencies(&self) -> &Currencies {
         &self.deps.config.currencies
-    }
-
-    /// Nothing but the own profile while a password change is pending.
-    fn gate(actor: &Actor) -> Result<(), WalletError> {
-        if actor.user.must_change_password {
-            return Err(WalletError::Forbidden {
-                code: "password_change_required",
-                message: "you must change your password first",
-            });
-        }
-        Ok(())
     }
 
     async fn resolve_user(&self, user: &UserRef) -> Result<User, WalletError> {
@@ -142,7 +149,7 @@ impl WalletService {
         user: &UserRef,
         include_deleted: bool,
     ) -> Result<Vec<Wallet>, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         let owner = self.resolve_user(user).await?;
         policy::ensure_can_list_wallets_of(actor, &owner)?;
         Ok(self
@@ -162,11 +169,22 @@ impl WalletService {
         name: &str,
         currency: &str,
     ) -> Result<Wallet, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let name = WalletName::parse("name", name)?;
         let currency = self.currencies().parse("currency", currency)?;
         let owner = self.resolve_user(user).await?;
         policy::ensure_can_create_wallet_for(actor, &owner)?;
+        let cap = self.deps.config.limits.max_wallets_per_user;
+        let held = self
+            .deps
+            .ports
+            .wallets
+            .list_for_user(owner.id, true)
+            .await?
+            .len();
+        if held >= cap {
+            return Err(WalletError::Conflict(Conflict::TooMany));
+        }
         let wallet = NewWallet {
             id: self.deps.ports.ids.new_id(),
             user_id: owner.id,
@@ -196,7 +214,7 @@ impl WalletService {
     }
 
     pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<Wallet, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         let (wallet, owner) = self.wallet_and_owner(id).await?;
         policy::ensure_can_view_wallet(actor, &owner)?;
         Ok(wallet)
@@ -205,7 +223,7 @@ impl WalletService {
     /// Soft delete: the wallet keeps its balance and ledger, and no money moves through it
     /// until it is restored. Deleting a deleted wallet changes nothing.
     pub async fn delete(&self, actor: &Actor, id: Uuid) -> Result<Wallet, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let (wallet, owner) = self.wallet_and_owner(id).await?;
         policy::ensure_can_manage_wallet(actor, &owner)?;
         if wallet.is_deleted() {
@@ -226,7 +244,7 @@ impl WalletService {
 
     /// Undoes a soft delete.
     pub async fn restore(&self, actor: &Actor, id: Uuid) -> Result<Wallet, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let (_, owner) = self.wallet_and_owner(id).await?;
         policy::ensure_can_manage_wallet(actor, &owner)?;
         let event = self.event(
@@ -280,7 +298,7 @@ impl WalletService {
         input: AdjustmentInput,
         key: Option<IdempotencyKey>,
     ) -> Result<Posted, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let amount = non_zero("amount", input.amount)?;
         let reason = Reason::parse("reason", &input.reason)?;
         let (wallet, owner) = self.wallet_and_owner(wallet_id).await?;
@@ -320,7 +338,7 @@ impl WalletService {
         reason: &str,
         key: Option<IdempotencyKey>,
     ) -> Result<Posted, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let currency = self.currencies().parse("currency", currency)?;
         let money = Money::from_major(self.currencies(), currency, major, "amount")?;
         self.adjust_default(actor, user, money, reason, key).await
@@ -339,7 +357,7 @@ impl WalletService {
         reason: &str,
         key: Option<IdempotencyKey>,
     ) -> Result<Posted, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Write)?;
         let currency = self.currencies().parse("currency", currency)?;
         let money = Money::from_decimal(self.currencies(), currency, decimal, "amount")?;
         self.adjust_default(actor, user, money, reason, key).await
@@ -405,8 +423,8 @@ impl WalletService {
         actor: &Actor,
         input: TransferInput,
         key: Option<IdempotencyKey>,
-    ) -> Result<Transfer, WalletError> {
-        Self::gate(actor)?;
+    ) -> Result<TransferOutcome, WalletError> {
+        policy::authorize(actor, Access::Write)?;
         if input.amount <= 0 {
             return Err(ValidationError::new("amount", "must be greater than zero").into());
         }
@@ -419,9 +437,19 @@ impl WalletService {
             .into());
         }
         let (source, owner) = self.wallet_and_owner(input.from_wallet).await?;
-        policy::ensure_can_transfer_from(actor, &owner)?;
-        let destination = self.deps.ports.wallets.get(input.to_wallet).await?;
+        // A destination the caller may not read answers alike whether it is missing or holds
+        // another currency, and the caller sees only the debit side of the transfer.
+        let (destination, recipient) = match self.wallet_and_owner(input.to_wallet).await {
+            Ok(found) => found,
+            Err(WalletError::NotFound) => return Err(destination_not_found()),
+            Err(other) => return Err(other),
+        };
+        policy::ensure_can_transfer(actor, &owner, &recipient)?;
+        let recipient_visible = policy::can_view_wallet(actor, &recipient);
         if source.currency != destination.currency {
+            if !recipient_visible {
+                return Err(destination_not_found());
+            }
             return Err(ValidationError::new(
                 "to_wallet",
                 format!(
@@ -466,7 +494,15 @@ impl WalletService {
             now: self.deps.ports.clock.now(),
             audit: Some(event),
         };
-        Ok(self.deps.ports.wallets.transfer(transfer).await?)
+        let done = self.deps.ports.wallets.transfer(transfer).await?;
+        Ok(TransferOutcome {
+            transfer_id: done.transfer_id,
+            from_wallet: from,
+            to_wallet: to,
+            debit: done.debit,
+            credit: recipient_visible.then_some(done.credit),
+            replayed: done.replayed,
+        })
     }
 
     /// One page of a wallet's ledger, newest first.
@@ -476,7 +512,7 @@ impl WalletService {
         wallet_id: Uuid,
         input: LedgerInput,
     ) -> Result<LedgerPage, WalletError> {
-        Self::gate(actor)?;
+        policy::authorize(actor, Access::Read)?;
         if !(1..=MAX_LEDGER_LIMIT).contains(&input.limit) {
             return Err(ValidationError::new("limit", "must be between 1 and 500").into());
         }

@@ -6,12 +6,20 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated, JsonOrForm};
 use crate::routes::Routes;
 use crate::state::ApiState;
+use tessera_domain::actor::Access;
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .post("/auth/login", login)
-        .post("/auth/refresh", refresh)
-        .post("/auth/logout", logout);
+        .open(|routes| {
+            routes
+                .post("/auth/login", login)
+                .post("/auth/refresh", refresh);
+        })
+        // Logging out ends only the credential's own session (nothing for a key or a
+        // delegated token): any credential may ask.
+        .requiring(Access::Read, |routes| {
+            routes.post("/auth/logout", logout);
+        });
 }
 
 /// Password login: JSON `{username, password}` or the OAuth2 password form. The username
@@ -45,15 +53,14 @@ pub(crate) async fn login(
             ));
         }
     }
-    state
-        .tessera
-        .limits
-        .check_login(body.username.trim(), &crate::auth::client_ip(&req))
-        .await?;
     let outcome = state
         .tessera
         .auth
-        .login(body.username.trim(), &body.password)
+        .login(
+            body.username.trim(),
+            &body.password,
+            &crate::auth::client_ip(&req),
+        )
         .await;
     match &outcome {
         Ok(_) => state.metrics.login(true),

@@ -21,6 +21,7 @@ use crate::error::{ApiError, QuotaExceededBody};
 use crate::extract::{ApiJson, ApiQuery, Authenticated, Idempotency};
 use crate::routes::Routes;
 use crate::state::ApiState;
+use tessera_domain::actor::Access;
 
 pub fn configure(routes: &mut Routes) {
     routes
@@ -33,7 +34,9 @@ pub fn configure(routes: &mut Routes) {
         .get("/users/{user}/quota-usage/{resource_id}", quota_usage)
         .get("/users/{user}/usage", usage)
         .put("/users/{user}/invoicing", invoicing)
-        .post("/usage", consume);
+        .requiring(Access::Meter, |routes| {
+            routes.post("/usage", consume);
+        });
 }
 
 /// A domain validation error located in the query string or path instead of the body.

@@ -24,12 +24,17 @@ pub fn configure(routes: &mut Routes) {
     routes
         .resource("/users", |r| r.get(list).post(create))
         .get("/users/count", count)
-        .get("/users/name-check", name_check)
-        .get("/stats/growth", growth)
+        .open(|routes| {
+            routes
+                .get("/users/name-check", name_check)
+                .get("/stats/growth", growth);
+        })
         .post("/me/password", change_own_password)
         .resource("/users/me", |r| {
-            // Hotkey-signed `GET /users/me` signs `{hotkey}:{nonce}:me`, as on Chutes.
+            // Hotkey-signed `GET /users/me` may sign `{hotkey}:{nonce}:me`, as on Chutes; its
+            // session check reads the caller's wallets too (one query).
             r.app_data(crate::auth::SigningPurpose("me"))
+                .app_data(crate::gate::WalletsInSessionCheck)
                 .get(get_me)
                 .patch(update_me)
                 .put(replace_me)

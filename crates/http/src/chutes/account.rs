@@ -1,9 +1,11 @@
 //! The account half of the Chutes surface: registration, fingerprints, Bittensor keys, the
 //! caller's profile, and the public name and growth endpoints.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tessera_domain::actor::Access;
 use tessera_domain::model::{
     CreatedAccount, FingerprintRotation, IssuedApiKey, Permission, Registration, User,
 };
@@ -16,7 +18,8 @@ use uuid::Uuid;
 use super::error::responses::{ChutesInvalidBody, ChutesInvalidInput, ChutesServerErrors};
 use super::{identity_error, ChutesAuth, ChutesError, ChutesErrorBody};
 use crate::auth::{
-    client_ip, signed_request_with, SigningPurpose, HOTKEY_HEADER, NONCE_HEADER, SIGNATURE_HEADER,
+    client_ip, signed_request_with, ChutesBodySignature, SigningPurpose, HOTKEY_HEADER,
+    NONCE_HEADER, SIGNATURE_HEADER,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
@@ -28,18 +31,31 @@ const LOGO_BASE: &str = "https://logos.chutes.ai/logos";
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .get("/growth", growth)
-        .get("/name_check", name_check)
+        .open(|routes| {
+            // Public, or checking a secret of their own: registration its body signature, the
+            // fingerprint routes their fingerprint.
+            routes
+                .get("/growth", growth)
+                .get("/name_check", name_check)
+                .resource("/register", |r| {
+                    r.app_data(ChutesBodySignature).post(register)
+                })
+                .post("/login", login)
+                .post("/change_fingerprint", change_fingerprint)
+                .post("/change_bt_auth", change_bt_auth);
+        })
         .get("/user_id_lookup", user_id_lookup)
-        .post("/register", register)
         .post("/create_user", create_user)
-        .post("/login", login)
-        .post("/change_fingerprint", change_fingerprint)
-        .post("/change_bt_auth", change_bt_auth)
-        .get("/set_logo", set_logo)
+        // A GET that changes the account: it needs a credential that may write.
+        .requiring(Access::Write, |routes| {
+            routes.get("/set_logo", set_logo);
+        })
         .put("/squad_access", squad_access)
         .resource("/me", |r| {
-            r.app_data(SigningPurpose("me")).get(me).delete(delete_me)
+            r.app_data(SigningPurpose("me"))
+                .get(me)
+                // Chutes authenticates this one by the fingerprint in `Authorization`.
+                .open(Method::DELETE, delete_me)
         });
 }
 
@@ -459,21 +475,11 @@ pub(crate) async fn login(
     state: web::Data<ApiState>,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<HttpResponse, ChutesError> {
-    match state.tessera.limits.check_login_ip(&client_ip(&req)).await {
-        Ok(()) => {}
-        Err(tessera_domain::LimitError::Limited { retry_after_secs }) => {
-            return Err(ChutesError::throttled(
-                "Too many requests.",
-                retry_after_secs,
-            ))
-        }
-        Err(other) => return Err(other.into()),
-    }
     let fingerprint = body.fingerprint.unwrap_or_default();
     let token = state
         .tessera
         .identity
-        .login_with_fingerprint(&fingerprint)
+        .login_with_fingerprint(&fingerprint, &client_ip(&req))
         .await
         .map_err(identity_error)?;
     Ok(HttpResponse::Ok().json(TokenResponse { token }))
@@ -560,6 +566,15 @@ pub(crate) struct KeysBody {
     coldkey: Option<String>,
     #[serde(default)]
     hotkey: Option<String>,
+    /// Unix seconds within the signature window (Tessera's fix: Chutes asks no proof).
+    #[serde(default)]
+    nonce: Option<String>,
+    /// The new coldkey's signature of `{coldkey}:{nonce}:change_bt_auth:{username}`.
+    #[serde(default)]
+    coldkey_signature: Option<String>,
+    /// The new hotkey's signature of `{hotkey}:{nonce}:change_bt_auth:{username}`.
+    #[serde(default)]
+    hotkey_signature: Option<String>,
 }
 
 #[utoipa::path(
@@ -589,11 +604,14 @@ pub(crate) async fn change_bt_auth(
     let change = KeyChange {
         coldkey: body.coldkey,
         hotkey: body.hotkey.clone(),
+        nonce: body.nonce,
+        coldkey_signature: body.coldkey_signature,
+        hotkey_signature: body.hotkey_signature,
     };
     match state
         .tessera
         .identity
-        .change_keys(&fingerprint, change)
+        .change_keys(&fingerprint, change, &client_ip(&req))
         .await
     {
         Ok(user) => {
@@ -668,7 +686,7 @@ pub(crate) async fn delete_me(
     match state
         .tessera
         .identity
-        .purge_by_fingerprint(fingerprint)
+        .purge_by_fingerprint(fingerprint, &client_ip(&req))
         .await
     {
         Ok(()) => Ok(HttpResponse::Ok().json(DeletedResponse { deleted: true })),

@@ -13,9 +13,6 @@ pub(crate) mod error;
 pub use account::{self_response, SelfResponse};
 pub use error::{ChutesError, ChutesErrorBody};
 
-use std::future::Future;
-use std::pin::Pin;
-
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use tessera_domain::{Actor, AuthError, IdentityError};
@@ -27,13 +24,9 @@ pub fn configure(routes: &mut Routes) {
     routes.scope_with(
         "/users",
         |scope| {
-            scope
-                .wrap(actix_web::middleware::from_fn(
-                    crate::auth::hash_signed_bodies,
-                ))
-                .wrap(actix_web::middleware::from_fn(
-                    crate::auth::limit_anonymous_calls,
-                ))
+            scope.wrap(actix_web::middleware::from_fn(
+                crate::auth::hash_signed_bodies,
+            ))
         },
         |routes| {
             // `/me` (GET, DELETE) and the other literal account routes, then billing's
@@ -44,41 +37,33 @@ pub fn configure(routes: &mut Routes) {
     );
 }
 
-/// The caller, authenticated by any credential, with Chutes' error messages.
+/// The caller, authenticated by any credential and let through by [`crate::gate`].
 pub struct ChutesAuth(pub Actor);
 
 impl FromRequest for ChutesAuth {
     type Error = ChutesError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ChutesError>>>>;
+    type Future = std::future::Ready<Result<Self, ChutesError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            match authenticate(&req).await {
-                Ok(actor) => Ok(ChutesAuth(actor)),
-                Err(AuthFailure::Missing) => Err(ChutesError::unauthorized(
-                    "Can't find a user with that api key in our db :(",
-                )),
-                Err(AuthFailure::Token(
-                    AuthError::InvalidToken | AuthError::InvalidCredentials,
-                )) => Err(ChutesError::unauthorized("Invalid token.")),
-                Err(AuthFailure::Token(other)) => Err(other.into()),
-                Err(AuthFailure::Identity(e)) => Err(identity_error(e)),
-                Err(AuthFailure::ExternalWrite) => Err(ChutesError::unauthorized(
-                    "Only invocations and read/GET requests are allowed with squad auth (for now).",
-                )),
-                Err(AuthFailure::Limited(tessera_domain::LimitError::Limited {
-                    retry_after_secs,
-                })) => Err(ChutesError::throttled(
-                    "Too many requests.",
-                    retry_after_secs,
-                )),
-                Err(AuthFailure::Limited(other)) => Err(other.into()),
-                Err(AuthFailure::Internal(cause)) => {
-                    Err(crate::error::ApiError::Internal(cause).into())
-                }
-            }
-        })
+        std::future::ready(authenticate(req).map(ChutesAuth).map_err(auth_failure))
+    }
+}
+
+/// An authentication failure in Chutes' words.
+pub(crate) fn auth_failure(failure: AuthFailure) -> ChutesError {
+    match failure {
+        AuthFailure::Missing => {
+            ChutesError::unauthorized("Can't find a user with that api key in our db :(")
+        }
+        AuthFailure::Token(AuthError::InvalidToken | AuthError::InvalidCredentials) => {
+            ChutesError::unauthorized("Invalid token.")
+        }
+        AuthFailure::Token(other) => other.into(),
+        AuthFailure::Identity(e) => identity_error(e),
+        AuthFailure::ExternalWrite => ChutesError::unauthorized(
+            "Only invocations and read/GET requests are allowed with squad auth (for now).",
+        ),
+        AuthFailure::Internal(cause) => crate::error::ApiError::Internal(cause).into(),
     }
 }
 

@@ -14,13 +14,9 @@ pub fn configure(routes: &mut Routes) {
     routes.scope_with(
         "/users/api/v1",
         |scope| {
-            scope
-                .wrap(actix_web::middleware::from_fn(
-                    crate::auth::hash_signed_bodies,
-                ))
-                .wrap(actix_web::middleware::from_fn(
-                    crate::auth::limit_anonymous_calls,
-                ))
+            scope.wrap(actix_web::middleware::from_fn(
+                crate::auth::hash_signed_bodies,
+            ))
         },
         users::configure,
     );

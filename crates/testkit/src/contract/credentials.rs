@@ -2,7 +2,11 @@
 //! Bittensor credentials of users.
 
 use futures::future::join_all;
-use tessera_domain::model::{ApiKeyScope, ApiKeyScopes, NewApiKey, NewUser};
+use std::collections::BTreeMap;
+
+use tessera_domain::model::{
+    ApiKeyScope, ApiKeyScopes, AuditAction, AuditEvent, AuditQuery, NewApiKey, NewUser,
+};
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
 use time::Duration;
@@ -21,6 +25,18 @@ fn key_for(user_id: Uuid, digest: &str) -> NewApiKey {
             .collect(),
         digest: digest.into(),
         now: now(),
+        audit: None,
+    }
+}
+
+fn key_event(action: AuditAction, user_id: Uuid) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::now_v7(),
+        at: now(),
+        actor_id: Some(user_id),
+        target_id: Some(user_id),
+        action,
+        changes: BTreeMap::new(),
     }
 }
 
@@ -63,14 +79,83 @@ pub async fn api_keys_round_trip_find_touch_and_revoke(s: Stores) {
 
     let other = create(&s, new_user()).await;
     assert_eq!(
-        err(s.api_keys.revoke(other.id, key.id).await),
+        err(s.api_keys.revoke(other.id, key.id, None).await),
         RepoError::NotFound
     );
-    s.api_keys.revoke(user.id, key.id).await.unwrap();
+    s.api_keys.revoke(user.id, key.id, None).await.unwrap();
     assert_eq!(err(s.api_keys.find(&digest).await), RepoError::NotFound);
     assert_eq!(
         err(s.api_keys.create(key_for(Uuid::now_v7(), "x")).await),
         RepoError::NotFound
+    );
+}
+
+/// A key's creation and revocation are recorded with it; a revocation of a key the owner does
+/// not hold, or a creation for nobody, records nothing.
+pub async fn api_key_changes_record_their_audit_event(s: Stores) {
+    let user = create(&s, new_user()).await;
+    let other = create(&s, new_user()).await;
+    let created = key_event(AuditAction::ApiKeyCreated, user.id);
+    let key = s
+        .api_keys
+        .create(NewApiKey {
+            audit: Some(created.clone()),
+            ..key_for(user.id, &format!("digest-{}", Uuid::now_v7()))
+        })
+        .await
+        .unwrap();
+    let nobody = Uuid::now_v7();
+    assert_eq!(
+        err(s
+            .api_keys
+            .create(NewApiKey {
+                audit: Some(key_event(AuditAction::ApiKeyCreated, nobody)),
+                ..key_for(nobody, "y")
+            })
+            .await),
+        RepoError::NotFound
+    );
+    assert_eq!(
+        err(s
+            .api_keys
+            .revoke(
+                other.id,
+                key.id,
+                Some(key_event(AuditAction::ApiKeyRevoked, other.id))
+            )
+            .await),
+        RepoError::NotFound
+    );
+    let revoked = key_event(AuditAction::ApiKeyRevoked, user.id);
+    s.api_keys
+        .revoke(user.id, key.id, Some(revoked.clone()))
+        .await
+        .unwrap();
+    let events = s
+        .audit
+        .list(AuditQuery {
+            limit: 500,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let keyed: Vec<Uuid> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.action,
+                AuditAction::ApiKeyCreated | AuditAction::ApiKeyRevoked
+            )
+        })
+        .map(|e| e.id)
+        .collect();
+    let mut expected = vec![created.id, revoked.id];
+    let mut got = keyed.clone();
+    expected.sort();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "exactly the two applied changes are recorded"
     );
 }
 
@@ -119,6 +204,16 @@ pub async fn hits_count_per_key_and_window_atomically(s: Stores) {
         counts,
         (1..=20).collect::<Vec<u64>>(),
         "every hit saw its own count"
+    );
+    // Counting reads without adding.
+    assert_eq!(s.guards.count(&key, window).await.unwrap(), 20);
+    assert_eq!(s.guards.count(&key, window).await.unwrap(), 20);
+    assert_eq!(
+        s.guards
+            .count(&format!("{key}-none"), window)
+            .await
+            .unwrap(),
+        0
     );
     // Another key and another window start from one.
     assert_eq!(
