@@ -63,10 +63,11 @@ async fn shares_are_granted_listed_changed_and_revoked() {
 
     let (status, body) = share(&app, &alice, "bob", &["data:read"]).await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["grantee_id"], bob_id);
     assert_eq!(body["owner_id"], alice_id);
     assert_eq!(body["scopes"], json!(["data:read"]));
-    assert_eq!(body["user"]["username"], "bob");
+    // The grantee appears by the name Alice gave, nothing more of Bob's.
+    assert_eq!(body["user"], json!({"username": "bob"}));
+    assert!(body.get("grantee_id").is_none(), "{body}");
 
     // POST on an existing share replaces its scopes: 200.
     let (status, body) = share(&app, &alice, &bob_id, &["data:write", "data:read"]).await;
@@ -76,11 +77,13 @@ async fn shares_are_granted_listed_changed_and_revoked() {
     let (status, body) = send(app.get("/api/v1/me/shares").bearer_auth(&alice)).await;
     assert_eq!(status, 200);
     assert_eq!(body.as_array().unwrap().len(), 1);
-    assert_eq!(body[0]["grantee_id"], bob_id);
+    assert_eq!(body[0]["user"], json!({"username": "bob"}));
     let (status, body) = send(app.get("/api/v1/me/shared-with-me").bearer_auth(&bob)).await;
     assert_eq!(status, 200);
     assert_eq!(body[0]["owner_id"], alice_id);
+    assert_eq!(body[0]["grantee_id"], bob_id);
     assert_eq!(body[0]["user"]["username"], "alice");
+    assert_eq!(body[0]["user"]["id"], alice_id);
     let (_, body) = send(app.get("/api/v1/me/shared-with-me").bearer_auth(&alice)).await;
     assert_eq!(body, json!([]));
 

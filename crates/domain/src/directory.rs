@@ -12,6 +12,9 @@ use crate::model::UserState;
 /// Longest `filterBy` accepted, and most conditions in it.
 pub const MAX_FILTER_LEN: usize = 2048;
 pub const MAX_CONDITIONS: usize = 16;
+/// Most substring (`=@`) conditions in one filter: each is an index scan of its own (or a test
+/// of every candidate row), so their number bounds a listing's cost.
+pub const MAX_SUBSTRING_CONDITIONS: usize = 4;
 /// Longest value in a condition, or in `search` / `name`.
 pub const MAX_TERM_LEN: usize = 254;
 
@@ -147,9 +150,23 @@ impl UserFilter {
                 format!("at most {MAX_CONDITIONS} conditions"),
             ));
         }
-        let mut conditions = Vec::with_capacity(items.len());
+        let mut conditions: Vec<Condition> = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
-            conditions.push(Self::parse_condition(index, item)?);
+            let condition = Self::parse_condition(index, item)?;
+            // A repeated condition adds cost and nothing else: AND is idempotent.
+            if !conditions.contains(&condition) {
+                conditions.push(condition);
+            }
+        }
+        let substrings = conditions
+            .iter()
+            .filter(|c| c.op == FilterOp::Contains)
+            .count();
+        if substrings > MAX_SUBSTRING_CONDITIONS {
+            return Err(ValidationError::new(
+                "filterBy",
+                format!("at most {MAX_SUBSTRING_CONDITIONS} different `=@` conditions"),
+            ));
         }
         Ok(Self { conditions })
     }
@@ -392,6 +409,18 @@ mod tests {
             fails(&format!("{field}=@2024"), "operator not supported");
             fails(&format!("{field}>=yesterday"), "RFC 3339");
         }
+    }
+
+    #[test]
+    fn repeated_conditions_count_once_and_substrings_are_bounded() {
+        let repeated = vec!["email=@@"; 16].join(",");
+        let f = UserFilter::parse(&repeated).map(|f| f.conditions.len());
+        assert_eq!(f, Ok(1));
+        let five = "username=@a,username=@b,email=@c,email=@d,createdBy=@e";
+        assert!(UserFilter::parse(five).is_err());
+        let four_and_more =
+            "username=@a,username=@b,email=@c,createdBy=@e,state==active,isLocal==true";
+        assert!(UserFilter::parse(four_and_more).is_ok());
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub enum UserError {
     /// Too many wrong secrets (a current password) for this account from this address.
     #[error("too many attempts")]
     Throttled { retry_after_secs: u64 },
+    /// A directory query ran past its time limit: narrow the filter or the sort.
+    #[error("query timeout")]
+    Timeout,
     /// The store is unreachable; the request can be retried.
     #[error("storage unavailable")]
     Unavailable,
@@ -203,7 +206,7 @@ impl From<RepoError> for WalletError {
                 ValidationError::new("to_wallet", "the wallets hold different currencies"),
             ),
             RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
             RepoError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -222,7 +225,7 @@ impl From<UserError> for WalletError {
             UserError::Throttled { .. } => {
                 Self::Internal("throttle inside a wallet operation".into())
             }
-            UserError::Unavailable => Self::Unavailable,
+            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -256,7 +259,7 @@ impl From<RepoError> for TierError {
         match err {
             RepoError::NotFound => Self::NotFound,
             RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
             RepoError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -273,7 +276,7 @@ impl From<UserError> for TierError {
             UserError::Throttled { .. } => {
                 Self::Internal("throttle inside a tier operation".into())
             }
-            UserError::Unavailable => Self::Unavailable,
+            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -323,7 +326,7 @@ impl From<RepoError> for MeteringError {
                 ValidationError::new("cost", "the resulting totals would be out of range"),
             ),
             RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
             RepoError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -342,7 +345,7 @@ impl From<UserError> for MeteringError {
             UserError::Throttled { .. } => {
                 Self::Internal("throttle inside a metering operation".into())
             }
-            UserError::Unavailable => Self::Unavailable,
+            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -384,6 +387,7 @@ impl From<RepoError> for UserError {
         match err {
             RepoError::NotFound => Self::NotFound,
             RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Timeout => Self::Timeout,
             RepoError::Unavailable => Self::Unavailable,
             RepoError::Internal(cause) => Self::Internal(cause),
         }
@@ -395,7 +399,7 @@ impl From<RepoError> for AuthError {
         match err {
             RepoError::NotFound => Self::InvalidToken,
             RepoError::Conflict(c) => Self::Internal(format!("unexpected conflict: {c:?}")),
-            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
             RepoError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -482,7 +486,7 @@ impl From<RepoError> for IdentityError {
         match err {
             RepoError::NotFound => Self::NotFound,
             RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
             RepoError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -496,7 +500,7 @@ impl From<UserError> for IdentityError {
             UserError::Conflict(c) => Self::Conflict(c),
             UserError::Validation(v) => Self::Validation(v),
             UserError::Throttled { retry_after_secs } => Self::Throttled { retry_after_secs },
-            UserError::Unavailable => Self::Unavailable,
+            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }
     }

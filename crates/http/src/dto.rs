@@ -428,12 +428,16 @@ pub struct ShareScopesBody {
     pub scopes: Vec<String>,
 }
 
-/// A share as the API shows it, with the other party's id and names.
+/// A share as the API shows it. `user` is the other party: the grantee in `/me/shares`, shown
+/// by its username only (the owner learns nothing about the grantee that the grantee did not
+/// give: no id, no names); the owner in `/me/shared-with-me`, with its id and display name
+/// (the owner chose to share with the caller).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShareView {
     pub owner_id: Uuid,
-    pub grantee_id: Uuid,
-    /// The other party: the grantee in `/me/shares`, the owner in `/me/shared-with-me`.
+    /// Only in `/me/shared-with-me` (the caller's own id there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grantee_id: Option<Uuid>,
     pub user: ShareUserView,
     pub scopes: Vec<&'static str>,
     #[serde(with = "time::serde::rfc3339")]
@@ -444,19 +448,40 @@ pub struct ShareView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShareUserView {
-    pub id: Uuid,
+    /// The owner's id (`/me/shared-with-me` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
     pub username: Option<String>,
-    pub display_name: String,
+    /// The owner's display name (`/me/shared-with-me` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
-impl From<SharedUser> for ShareView {
-    fn from(s: SharedUser) -> Self {
+impl ShareView {
+    /// A share the caller granted: the grantee by username only.
+    pub fn granted(s: SharedUser) -> Self {
         Self {
             owner_id: s.share.owner_id,
-            grantee_id: s.share.grantee_id,
+            grantee_id: None,
             user: ShareUserView {
-                id: s.user.id,
-                display_name: s.user.display_name(),
+                id: None,
+                username: s.user.username,
+                display_name: None,
+            },
+            scopes: s.share.scopes.names(),
+            created_at: s.share.created_at,
+            updated_at: s.share.updated_at,
+        }
+    }
+
+    /// A share granted to the caller: the owner in full.
+    pub fn received(s: SharedUser) -> Self {
+        Self {
+            owner_id: s.share.owner_id,
+            grantee_id: Some(s.share.grantee_id),
+            user: ShareUserView {
+                id: Some(s.user.id),
+                display_name: Some(s.user.display_name()),
                 username: s.user.username,
             },
             scopes: s.share.scopes.names(),

@@ -54,6 +54,8 @@ pub enum ApiError {
     /// 422 in FastAPI's shape.
     Validation(Vec<FieldError>),
     Unavailable,
+    /// 503: a directory query ran past `database.directory_statement_timeout_ms`.
+    QueryTimeout,
     Internal(String),
 }
 
@@ -124,6 +126,7 @@ impl ApiError {
             Self::PayloadTooLarge => "Request body too large".to_owned(),
             Self::TooManyRequests { detail, .. } => (*detail).to_owned(),
             Self::Unavailable => "Service temporarily unavailable".to_owned(),
+            Self::QueryTimeout => "The query took longer than the directory allows".to_owned(),
             Self::Internal(_) => "Internal server error".to_owned(),
         }
     }
@@ -146,6 +149,7 @@ impl std::fmt::Display for ApiError {
             Self::TooManyRequests { detail, .. } => write!(f, "too many requests: {detail}"),
             Self::Validation(errors) => write!(f, "validation failed: {errors:?}"),
             Self::Unavailable => f.write_str("service unavailable"),
+            Self::QueryTimeout => f.write_str("query timeout"),
             Self::Internal(cause) => write!(f, "internal error: {cause}"),
         }
     }
@@ -163,7 +167,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -205,6 +209,14 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
                 ("Service temporarily unavailable", "unavailable")
             }
+            Self::QueryTimeout => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+                (
+                    "The query took longer than the directory allows; narrow the filter, search \
+                     or sort",
+                    "query_timeout",
+                )
+            }
             Self::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ("Internal server error", "internal_error")
@@ -232,6 +244,7 @@ impl From<UserError> for ApiError {
                 retry_after_secs,
                 detail: "Too many wrong attempts; try again later",
             },
+            UserError::Timeout => Self::QueryTimeout,
             UserError::Unavailable => Self::Unavailable,
             UserError::Internal(cause) => Self::Internal(cause),
         }

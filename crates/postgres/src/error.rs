@@ -41,6 +41,12 @@ pub(crate) fn map(err: Error) -> RepoError {
         {
             RepoError::Unavailable
         }
+        // SQLSTATE 57014 query_canceled by `statement_timeout`.
+        Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+            if info.message() == "canceling statement due to statement timeout" =>
+        {
+            RepoError::Timeout
+        }
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => RepoError::Unavailable,
         Error::DatabaseError(_, ref info) if is_connection_failure(info.message()) => {
             RepoError::Unavailable

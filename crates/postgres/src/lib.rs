@@ -29,11 +29,27 @@ use tessera_domain::ports::{RepoError, RepoResult};
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The longest a directory statement (listing, count) may run; `None`: no limit.
+    directory_timeout: Option<std::time::Duration>,
 }
+
+/// [`PgStore::new`]'s limit for directory statements.
+pub const DEFAULT_DIRECTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl PgStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            directory_timeout: Some(DEFAULT_DIRECTORY_TIMEOUT),
+        }
+    }
+
+    /// Limits how long one directory statement (a listing or a count, whose filters callers
+    /// choose) may run; past it the call fails with `RepoError::Timeout` and holds its
+    /// connection no longer. `None` lifts the limit.
+    pub fn with_directory_timeout(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.directory_timeout = limit.filter(|d| !d.is_zero());
+        self
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::audit::record;
 use crate::error::{is_foreign_key_violation, map, TxError};
 use crate::models::{NewUserRow, UserChangeset, UserRow, WalletRow};
-use crate::schema::{sessions, shares, users, wallets};
+use crate::schema::{sessions, users, wallets};
 use crate::PgStore;
 
 diesel::define_sql_function!(fn lower(x: Nullable<Text>) -> Nullable<Text>);
@@ -241,27 +241,40 @@ fn condition_sql(c: &Condition) -> BoolSql {
     }
 }
 
+/// The visibility rule of a non-admin listing as one `id = ANY(ARRAY(…))`: the caller, its
+/// managed users (by `users_manager_id_idx`) and its sharers (by `shares_grantee_idx`) are
+/// gathered first, once, and the users are then read by primary key. However the rest of the
+/// filter looks, the listing reads only these rows (an `OR` of sub-selects let the planner scan
+/// the whole directory under an expensive filter).
+fn visible_to(
+    viewer: Uuid,
+    managed: bool,
+    shared: bool,
+) -> Box<dyn BoxableExpression<users::table, diesel::pg::Pg, SqlType = Bool>> {
+    use diesel::sql_types::{Bool as SqlBool, Uuid as SqlUuid};
+    Box::new(
+        sql::<Bool>("users.id = ANY(ARRAY(SELECT ")
+            .bind::<SqlUuid, _>(viewer)
+            .sql("::uuid UNION ALL SELECT m.id FROM users m WHERE ")
+            .bind::<SqlBool, _>(managed)
+            .sql(" AND m.manager_id = ")
+            .bind::<SqlUuid, _>(viewer)
+            .sql(" UNION ALL SELECT s.owner_id FROM shares s WHERE ")
+            .bind::<SqlBool, _>(shared)
+            .sql(" AND s.grantee_id = ")
+            .bind::<SqlUuid, _>(viewer)
+            .sql("))"),
+    )
+}
+
 fn list_filter(query: &UserListQuery) -> BoxedUsers<'static> {
     let mut q = users::table.into_boxed();
     if let Some(viewer) = query.visible_to {
-        let shared_with_viewer = shares::table
-            .filter(shares::grantee_id.eq(viewer))
-            .select(shares::owner_id);
-        q = match (query.include_managed, query.include_shared) {
-            (true, true) => q.filter(
-                users::id
-                    .eq(viewer)
-                    .or(users::manager_id.eq(viewer))
-                    .or(users::id.eq_any(shared_with_viewer)),
-            ),
-            (true, false) => q.filter(users::id.eq(viewer).or(users::manager_id.eq(viewer))),
-            (false, true) => q.filter(
-                users::id
-                    .eq(viewer)
-                    .or(users::id.eq_any(shared_with_viewer)),
-            ),
-            (false, false) => q.filter(users::id.eq(viewer)),
-        };
+        q = q.filter(visible_to(
+            viewer,
+            query.include_managed,
+            query.include_shared,
+        ));
     }
     if !query.include_deleted {
         q = q.filter(users::state.ne(UserState::Deleted.as_str()));
@@ -435,6 +448,115 @@ struct DayRow {
 
 fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// `SET LOCAL statement_timeout` for the rest of the transaction: a directory statement whose
+/// filter the caller chose cannot hold a connection past `limit`.
+async fn limit_statements(
+    conn: &mut AsyncPgConnection,
+    limit: std::time::Duration,
+) -> Result<(), TxError> {
+    let millis = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+    diesel::sql_query(format!("SET LOCAL statement_timeout = {millis}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One page of a listing and its total (see [`FewMatchesPage`]).
+async fn list_page(
+    conn: &mut AsyncPgConnection,
+    query: &UserListQuery,
+) -> Result<UserPage, TxError> {
+    if narrows(query) {
+        let rows: Vec<(UserRow, i64)> = FewMatchesPage::new(query).load(conn).await?;
+        let total = <[_]>::first(&rows).map(|(_, total)| u64::try_from(*total).unwrap_or(0));
+        match total {
+            Some(total) if total <= SORT_MATCHES_UP_TO => {
+                let users = rows.into_iter().map(|(user, _)| user).collect();
+                return Ok(UserPage {
+                    users: to_users(users)?,
+                    total,
+                });
+            }
+            // No row on a first page: nothing matches.
+            None if query.offset == 0 && query.limit > 0 => {
+                return Ok(UserPage {
+                    users: Vec::new(),
+                    total: 0,
+                })
+            }
+            // Too many matches, or a page past the end (whose total the empty page cannot
+            // tell): count, then read the page in the best order for the size.
+            _ => {}
+        }
+    }
+    let total: i64 = list_filter(query).select(count_star()).first(conn).await?;
+    let total = u64::try_from(total).unwrap_or(0);
+    if query.offset >= total {
+        return Ok(UserPage {
+            users: Vec::new(),
+            total,
+        });
+    }
+    let sort_matches = total <= SORT_MATCHES_UP_TO;
+    let rows: Vec<UserRow> = list_filter(query)
+        .order(sql::<Text>(&sort_sql(query.sort, sort_matches)))
+        .offset(clamp_i64(query.offset))
+        .limit(clamp_i64(query.limit))
+        .select(UserRow::as_select())
+        .load(conn)
+        .await?;
+    Ok(UserPage {
+        users: to_users(rows)?,
+        total,
+    })
+}
+
+/// `EXPLAIN (COSTS OFF)` of a query, as one text row per plan line.
+struct Explain<Q>(Q);
+
+impl<Q> diesel::query_builder::QueryId for Explain<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> diesel::query_builder::Query for Explain<Q> {
+    type SqlType = Text;
+}
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Explain<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("EXPLAIN (COSTS OFF) ");
+        self.0.walk_ast(out.reborrow())
+    }
+}
+
+impl PgStore {
+    /// The plan PostgreSQL chooses for the first statement of a directory listing (for
+    /// operators and for the tests that pin the plans: a non-admin listing must never scan the
+    /// whole directory).
+    pub async fn explain_listing(&self, query: &UserListQuery) -> RepoResult<String> {
+        let mut conn = self.conn().await?;
+        let lines: Vec<String> = if narrows(query) {
+            Explain(FewMatchesPage::new(query))
+                .load(&mut conn)
+                .await
+                .map_err(map)?
+        } else {
+            Explain(list_filter(query).select(count_star()))
+                .load(&mut conn)
+                .await
+                .map_err(map)?
+        };
+        Ok(lines.join("\n"))
+    }
 }
 
 #[async_trait]
@@ -647,67 +769,34 @@ impl UserRepository for PgStore {
 
     async fn list(&self, query: UserListQuery) -> RepoResult<UserPage> {
         let mut conn = self.conn().await?;
-        if narrows(&query) {
-            let rows: Vec<(UserRow, i64)> = FewMatchesPage::new(&query)
-                .load(&mut conn)
+        match self.directory_timeout {
+            None => list_page(&mut conn, &query).await.map_err(RepoError::from),
+            Some(limit) => conn
+                .transaction(async |conn| -> Result<_, TxError> {
+                    limit_statements(conn, limit).await?;
+                    list_page(conn, &query).await
+                })
                 .await
-                .map_err(map)?;
-            let total = <[_]>::first(&rows).map(|(_, total)| u64::try_from(*total).unwrap_or(0));
-            match total {
-                Some(total) if total <= SORT_MATCHES_UP_TO => {
-                    let users = rows.into_iter().map(|(user, _)| user).collect();
-                    return Ok(UserPage {
-                        users: to_users(users)?,
-                        total,
-                    });
-                }
-                // No row on a first page: nothing matches.
-                None if query.offset == 0 && query.limit > 0 => {
-                    return Ok(UserPage {
-                        users: Vec::new(),
-                        total: 0,
-                    })
-                }
-                // Too many matches, or a page past the end (whose total the empty page cannot
-                // tell): count, then read the page in the best order for the size.
-                _ => {}
-            }
+                .map_err(RepoError::from),
         }
-        let total: i64 = list_filter(&query)
-            .select(count_star())
-            .first(&mut conn)
-            .await
-            .map_err(map)?;
-        let total = u64::try_from(total).unwrap_or(0);
-        if query.offset >= total {
-            return Ok(UserPage {
-                users: Vec::new(),
-                total,
-            });
-        }
-        let sort_matches = total <= SORT_MATCHES_UP_TO;
-        let rows: Vec<UserRow> = list_filter(&query)
-            .order(sql::<Text>(&sort_sql(query.sort, sort_matches)))
-            .offset(clamp_i64(query.offset))
-            .limit(clamp_i64(query.limit))
-            .select(UserRow::as_select())
-            .load(&mut conn)
-            .await
-            .map_err(map)?;
-        Ok(UserPage {
-            users: to_users(rows)?,
-            total,
-        })
     }
 
     async fn count(&self, query: UserListQuery) -> RepoResult<u64> {
         let mut conn = self.conn().await?;
-        let total: i64 = list_filter(&query)
-            .select(count_star())
-            .first(&mut conn)
-            .await
-            .map_err(map)?;
-        Ok(u64::try_from(total).unwrap_or(0))
+        let count = async |conn: &mut AsyncPgConnection| -> Result<u64, TxError> {
+            let total: i64 = list_filter(&query).select(count_star()).first(conn).await?;
+            Ok(u64::try_from(total).unwrap_or(0))
+        };
+        match self.directory_timeout {
+            None => count(&mut conn).await.map_err(RepoError::from),
+            Some(limit) => conn
+                .transaction(async |conn| -> Result<_, TxError> {
+                    limit_statements(conn, limit).await?;
+                    count(conn).await
+                })
+                .await
+                .map_err(RepoError::from),
+        }
     }
 
     async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>> {

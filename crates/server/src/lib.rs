@@ -74,7 +74,11 @@ impl Storage {
         }
         .build(settings.database_url())
         .map_err(StartupError::Database)?;
-        Ok(Self::Postgres(PgStore::new(pool)))
+        let directory_timeout =
+            Duration::from_millis(settings.database.directory_statement_timeout_ms);
+        Ok(Self::Postgres(
+            PgStore::new(pool).with_directory_timeout(Some(directory_timeout)),
+        ))
     }
 
     /// One storage per HTTP worker, next to `self`. PostgreSQL gets a pool per worker,

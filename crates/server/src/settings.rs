@@ -59,6 +59,8 @@ pub struct DatabaseSettings {
     pub connect_timeout_ms: u64,
     /// Connections older than this are replaced (0: never).
     pub max_connection_lifetime_secs: u64,
+    /// The longest one directory statement (a listing or count) may run (0: no limit).
+    pub directory_statement_timeout_ms: u64,
     pub migrate_on_start: bool,
 }
 

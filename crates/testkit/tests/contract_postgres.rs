@@ -142,3 +142,120 @@ async fn autovacuum_check_sees_track_counts_off() {
     let pool = PoolSettings::default().build(&db.url).unwrap();
     assert!(!PgStore::new(pool).autovacuum_enabled().await.unwrap());
 }
+
+/// Seeds `n` users straight into the database (the shape `scripts/seed-users.sql` gives the
+/// benchmarks: creators among the first hundred), then analyzes.
+async fn seed_users(url: &str, n: u32) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut conn = AsyncPgConnection::establish(url).await.unwrap();
+    conn.batch_execute(&format!(
+        "INSERT INTO users (id, username, email, first_name, permissions, state, \
+                            tokens_valid_after, created_at, updated_at) \
+         SELECT gen_random_uuid(), 'user' || lpad(i::text, 7, '0'), \
+                'user' || lpad(i::text, 7, '0') || '@example.com', 'Ada', 0, 'active', \
+                now(), now() - make_interval(secs => i), now() \
+         FROM generate_series(1, {n}) AS i; \
+         WITH creators AS (SELECT id, row_number() OVER (ORDER BY username) AS k \
+                           FROM users ORDER BY username LIMIT 100) \
+         UPDATE users u SET created_by = c.id FROM creators c \
+         WHERE c.k = 1 + (abs(hashtext(u.username)) % 100) AND u.id <> c.id; \
+         ANALYZE users; ANALYZE shares;"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Finding 14 (issue "Trust"): a user with no permissions made one listing cost 0.5–0.8 s on
+/// 100 000 users with sixteen substring conditions, because the visibility sub-select defeated
+/// every index. The listing of a non-admin now reads only the caller, its managed users and its
+/// sharers, by primary key, whatever its filter and sort: the plan scans no part of `users`
+/// sequentially.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_14_a_non_admin_listing_reads_only_what_it_may_see() {
+    use tessera_domain::directory::{Sort, SortField, SortOrder, UserFilter};
+    use tessera_domain::model::UserListQuery;
+    use tessera_testkit::contract::{create, new_user};
+
+    let db = TestDatabase::new().await;
+    seed_users(&db.url, 20_000).await;
+    let pool = PoolSettings::default().build(&db.url).unwrap();
+    let store = PgStore::new(pool);
+    let s = Stores::of(store.clone());
+    let viewer = create(&s, new_user()).await;
+    let filter =
+        UserFilter::parse("email=@@,username=@user,createdBy=@user0,state==active").unwrap();
+    for (managed, shared) in [(true, true), (true, false), (false, true)] {
+        for sort in [
+            None,
+            Some(Sort {
+                field: SortField::CreatedBy,
+                order: SortOrder::Desc,
+            }),
+        ] {
+            let query = UserListQuery {
+                include_managed: managed,
+                include_shared: shared,
+                filter: filter.clone(),
+                sort,
+                ..UserListQuery::all(Some(viewer.id), 50)
+            };
+            let plan = store.explain_listing(&query).await.unwrap();
+            assert!(
+                !plan.contains("Seq Scan on users"),
+                "a non-admin listing scans the directory:\n{plan}"
+            );
+            assert!(plan.contains("users_pkey"), "{plan}");
+            // And it still answers: the viewer alone matches nothing of this filter.
+            let page = s.users.list(query).await.unwrap();
+            assert_eq!(page.total, 0);
+        }
+    }
+}
+
+/// Finding 14, the administrators' side: a directory statement cannot run past
+/// `database.directory_statement_timeout_ms`; it fails with `Timeout` (HTTP 503
+/// `query_timeout`) and frees its connection, which serves the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_14_directory_statements_stop_at_their_time_limit() {
+    use tessera_domain::directory::{Sort, SortField, SortOrder, UserFilter};
+    use tessera_domain::model::UserListQuery;
+    use tessera_domain::ports::RepoError;
+
+    let db = TestDatabase::new().await;
+    seed_users(&db.url, 20_000).await;
+    let pool = PoolSettings {
+        max_size: 1,
+        ..PoolSettings::default()
+    }
+    .build(&db.url)
+    .unwrap();
+    // A limit no statement over twenty thousand rows can meet.
+    let store =
+        PgStore::new(pool).with_directory_timeout(Some(std::time::Duration::from_millis(1)));
+    let s = Stores::of(store.clone());
+    let expensive = UserListQuery {
+        filter: UserFilter::parse("createdBy=@user,email=@example").unwrap(),
+        sort: Some(Sort {
+            field: SortField::CreatedBy,
+            order: SortOrder::Desc,
+        }),
+        ..UserListQuery::all(None, 50)
+    };
+    assert_eq!(
+        s.users.list(expensive.clone()).await.unwrap_err(),
+        RepoError::Timeout
+    );
+    assert_eq!(
+        s.users.count(expensive).await.unwrap_err(),
+        RepoError::Timeout
+    );
+    // The one connection is usable again, and other statements have no such limit.
+    assert!(s.users.any_exists().await.unwrap());
+    let unlimited = PgStore::new(store.pool().clone()).with_directory_timeout(None);
+    let page = Stores::of(unlimited)
+        .users
+        .list(UserListQuery::all(None, 5))
+        .await
+        .unwrap();
+    assert_eq!(page.total, 20_000);
+}

@@ -68,6 +68,10 @@ pub enum RepoError {
     Conflict(Conflict),
     #[error("storage unavailable")]
     Unavailable,
+    /// A statement ran past the time limit set for its kind (directory queries): the request
+    /// is too expensive as asked.
+    #[error("statement timeout")]
+    Timeout,
     #[error("storage failure: {0}")]
     Internal(String),
 }

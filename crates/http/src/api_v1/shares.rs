@@ -46,7 +46,7 @@ pub(crate) async fn list(
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let shares = state.tessera.shares.mine(&actor).await?;
-    let views: Vec<ShareView> = shares.into_iter().map(ShareView::from).collect();
+    let views: Vec<ShareView> = shares.into_iter().map(ShareView::granted).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
@@ -79,7 +79,7 @@ pub(crate) async fn grant(
         .shares
         .grant(&actor, &user_ref(&body.grantee)?, &body.scopes)
         .await?;
-    let view = ShareView::from(share);
+    let view = ShareView::granted(share);
     Ok(if created {
         HttpResponse::Created().json(view)
     } else {
@@ -115,7 +115,7 @@ pub(crate) async fn change(
         .shares
         .change(&actor, &user_ref(&path)?, &body.scopes)
         .await?;
-    Ok(HttpResponse::Ok().json(ShareView::from(share)))
+    Ok(HttpResponse::Ok().json(ShareView::granted(share)))
 }
 
 #[utoipa::path(
@@ -167,7 +167,7 @@ pub(crate) async fn shared_with_me(
     Authenticated(actor): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     let shares = state.tessera.shares.shared_with_me(&actor).await?;
-    let views: Vec<ShareView> = shares.into_iter().map(ShareView::from).collect();
+    let views: Vec<ShareView> = shares.into_iter().map(ShareView::received).collect();
     Ok(HttpResponse::Ok().json(views))
 }
 
