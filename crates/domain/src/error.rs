@@ -1,12 +1,12 @@
-//! Errors a caller can act on. One enum per capability; each has an `Internal` variant carrying
-//! the cause for logs, which HTTP never shows.
+//! Errors a caller can act on: one shared core of failures every capability can meet
+//! ([`Failure`]), and one enum per capability with only the variants that capability has, each
+//! wrapping the core transparently. Storage ports report [`RepoError`]; policy refuses with
+//! [`Denied`]. Each converts into every capability's error in one place, here.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use thiserror::Error;
-
-use crate::policy::Denied;
-use crate::ports::RepoError;
 
 /// One input field that failed validation, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -119,16 +119,122 @@ impl Conflict {
     }
 }
 
-/// Errors of the user-administration use cases.
+/// The cause of an internal failure, kept for the logs with its whole source chain; no response
+/// ever shows it.
+pub struct Cause(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl Cause {
+    /// A cause that is an error of its own (its sources are kept).
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(error))
+    }
+
+    /// A cause described in words.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self(message.into().into())
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)?;
+        let mut source = self.0.source();
+        while let Some(inner) = source {
+            write!(f, ": {inner}")?;
+            source = inner.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Cause {}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Self::msg(message)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Self::msg(message)
+    }
+}
+
+/// What a storage adapter may report. Adapters translate their own failures into these:
+/// unique violations by constraint name become [`RepoError::Conflict`], pool time-outs and lost
+/// connections become [`RepoError::Unavailable`].
 #[derive(Debug, Error)]
-pub enum UserError {
-    /// The user does not exist, or the caller may not see it.
-    #[error("user not found")]
+pub enum RepoError {
+    #[error("not found")]
     NotFound,
-    /// A `tier_id` given to create a user names no tier.
-    #[error("tier not found")]
-    TierNotFound,
-    /// The caller can see the user but may not do this.
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    #[error("storage unavailable")]
+    Unavailable,
+    /// A statement ran past the time limit set for its kind (directory queries): the request
+    /// is too expensive as asked.
+    #[error("statement timeout")]
+    Timeout,
+    #[error("storage failure: {0}")]
+    Internal(Cause),
+}
+
+impl RepoError {
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+impl PartialEq for RepoError {
+    /// Internal failures compare equal to each other whatever their cause (tests compare
+    /// outcomes, not messages).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Conflict(a), Self::Conflict(b)) => a == b,
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for RepoError {}
+
+/// Why policy refused. Every capability's error converts from it, so a refusal means the same on
+/// every surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Denied {
+    /// The caller may not know the object exists: answered as not found (404).
+    #[error("not found")]
+    NotFound,
+    /// The caller can see the object (or the operation announces itself) but may not do this
+    /// (403).
+    #[error("{message}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+}
+
+impl Denied {
+    pub const fn forbidden(message: &'static str) -> Self {
+        Self::Forbidden {
+            code: "forbidden",
+            message,
+        }
+    }
+}
+
+/// The failures every capability shares.
+#[derive(Debug, Error)]
+pub enum Failure {
+    /// The caller may not do this (an object it can already see, or an operation that
+    /// announces itself).
     #[error("{message}")]
     Forbidden {
         code: &'static str,
@@ -138,27 +244,122 @@ pub enum UserError {
     Conflict(Conflict),
     #[error(transparent)]
     Validation(#[from] ValidationError),
-    /// Too many wrong secrets (a current password) for this account from this address.
+    /// Too many attempts (a rate limit, a throttle of presented secrets); retry after the given
+    /// number of seconds.
     #[error("too many attempts")]
     Throttled { retry_after_secs: u64 },
-    /// A directory query ran past its time limit: narrow the filter or the sort.
-    #[error("query timeout")]
-    Timeout,
     /// The store is unreachable; the request can be retried.
     #[error("storage unavailable")]
     Unavailable,
+    /// A directory statement ran past its time limit: narrow the filter or the sort.
+    #[error("statement timeout")]
+    Timeout,
+    /// A bug or an unexpected state; the cause is for the logs only.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(Cause),
 }
 
-impl UserError {
-    pub(crate) fn forbidden(message: &'static str) -> Self {
+impl Failure {
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    pub const fn forbidden(message: &'static str) -> Self {
         Self::Forbidden {
             code: "forbidden",
             message,
         }
     }
+
+    /// A storage error whose `NotFound` the capability did not expect.
+    fn from_repo(err: RepoError, unexpected_not_found: &'static str) -> Self {
+        match err {
+            RepoError::NotFound => Self::internal(unexpected_not_found),
+            RepoError::Conflict(c) => Self::Conflict(c),
+            RepoError::Unavailable => Self::Unavailable,
+            RepoError::Timeout => Self::Timeout,
+            RepoError::Internal(cause) => Self::Internal(cause),
+        }
+    }
 }
+
+impl From<RepoError> for Failure {
+    /// For operations that look nothing up by id (housekeeping): a `NotFound` is a bug.
+    fn from(err: RepoError) -> Self {
+        Self::from_repo(err, "not found")
+    }
+}
+
+impl From<Cause> for Failure {
+    fn from(cause: Cause) -> Self {
+        Self::Internal(cause)
+    }
+}
+
+impl From<Denied> for Failure {
+    /// A `NotFound` denial where the capability has no object to be absent is a bug.
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::internal("a not-found denial without an object"),
+            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
+        }
+    }
+}
+
+/// Declares how a capability error takes the shared errors: its own variant for a storage or
+/// policy `NotFound`, the core for everything else.
+macro_rules! capability_error {
+    ($name:ident, not_found: $not_found:expr) => {
+        impl From<RepoError> for $name {
+            fn from(err: RepoError) -> Self {
+                match err {
+                    RepoError::NotFound => $not_found,
+                    other => Self::Failure(Failure::from_repo(other, "not found")),
+                }
+            }
+        }
+
+        impl From<Denied> for $name {
+            fn from(denied: Denied) -> Self {
+                match denied {
+                    Denied::NotFound => $not_found,
+                    forbidden => Self::Failure(forbidden.into()),
+                }
+            }
+        }
+
+        impl From<ValidationError> for $name {
+            fn from(err: ValidationError) -> Self {
+                Self::Failure(Failure::Validation(err))
+            }
+        }
+
+        impl $name {
+            /// The shared failure, if this is one.
+            pub fn failure(&self) -> Option<&Failure> {
+                match self {
+                    Self::Failure(f) => Some(f),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+/// Errors of the user-administration use cases.
+#[derive(Debug, Error)]
+pub enum UserError {
+    /// The user does not exist, or the caller may not see it.
+    #[error("user not found")]
+    NotFound,
+    /// A `tier_id` given to create a user names no tier.
+    #[error("tier not found")]
+    TierNotFound,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+capability_error!(UserError, not_found: UserError::NotFound);
 
 /// Errors of the wallet and ledger use cases.
 #[derive(Debug, Error)]
@@ -169,45 +370,48 @@ pub enum WalletError {
     /// The user named in the request does not exist, or the caller may not see it.
     #[error("user not found")]
     UserNotFound,
-    /// The caller can see the wallet (or user) but may not do this.
-    #[error("{message}")]
-    Forbidden {
-        code: &'static str,
-        message: &'static str,
-    },
-    /// `InsufficientFunds`, `IdempotencyMismatch`, `WalletDeleted`, `WalletState`.
-    #[error("{}", .0.message())]
-    Conflict(Conflict),
     #[error(transparent)]
-    Validation(#[from] ValidationError),
-    #[error("storage unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl WalletError {
-    pub(crate) fn forbidden(message: &'static str) -> Self {
-        Self::Forbidden {
-            code: "forbidden",
-            message,
-        }
-    }
+    Failure(#[from] Failure),
 }
 
 impl From<RepoError> for WalletError {
     fn from(err: RepoError) -> Self {
         match err {
             RepoError::NotFound => Self::NotFound,
-            RepoError::Conflict(Conflict::BalanceOverflow) => Self::Validation(
-                ValidationError::new("amount", "the resulting balance would be out of range"),
-            ),
-            RepoError::Conflict(Conflict::CurrencyMismatch) => Self::Validation(
-                ValidationError::new("to_wallet", "the wallets hold different currencies"),
-            ),
-            RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
-            RepoError::Internal(cause) => Self::Internal(cause),
+            // Only the amount can take a balance out of range, and only two wallets can differ in
+            // currency: both are the request's fault.
+            RepoError::Conflict(Conflict::BalanceOverflow) => {
+                ValidationError::new("amount", "the resulting balance would be out of range").into()
+            }
+            RepoError::Conflict(Conflict::CurrencyMismatch) => {
+                ValidationError::new("to_wallet", "the wallets hold different currencies").into()
+            }
+            other => Self::Failure(Failure::from_repo(other, "not found")),
+        }
+    }
+}
+
+impl From<Denied> for WalletError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::NotFound,
+            forbidden => Self::Failure(forbidden.into()),
+        }
+    }
+}
+
+impl From<ValidationError> for WalletError {
+    fn from(err: ValidationError) -> Self {
+        Self::Failure(Failure::Validation(err))
+    }
+}
+
+impl WalletError {
+    /// A refusal about a user (listing or opening its wallets): absent means the user.
+    pub fn about_user(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::UserNotFound,
+            forbidden => Self::Failure(forbidden.into()),
         }
     }
 }
@@ -217,16 +421,10 @@ impl From<UserError> for WalletError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::NotFound => Self::UserNotFound,
-            // No wallet use case names a tier.
-            UserError::TierNotFound => Self::Internal("tier look-up in a wallet operation".into()),
-            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
-            UserError::Conflict(c) => Self::Conflict(c),
-            UserError::Validation(v) => Self::Validation(v),
-            UserError::Throttled { .. } => {
-                Self::Internal("throttle inside a wallet operation".into())
+            UserError::TierNotFound => {
+                Failure::internal("tier look-up in a wallet operation").into()
             }
-            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
-            UserError::Internal(cause) => Self::Internal(cause),
+            UserError::Failure(f) => Self::Failure(f),
         }
     }
 }
@@ -239,29 +437,31 @@ pub enum TierError {
     /// The user named in a tier operation does not exist or is invisible to the caller.
     #[error("user not found")]
     UserNotFound,
-    #[error("{message}")]
-    Forbidden {
-        code: &'static str,
-        message: &'static str,
-    },
-    #[error("{}", .0.message())]
-    Conflict(Conflict),
     #[error(transparent)]
-    Validation(#[from] ValidationError),
-    #[error("storage unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
+    Failure(#[from] Failure),
 }
 
 impl From<RepoError> for TierError {
     fn from(err: RepoError) -> Self {
         match err {
             RepoError::NotFound => Self::NotFound,
-            RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
-            RepoError::Internal(cause) => Self::Internal(cause),
+            other => Self::Failure(Failure::from_repo(other, "not found")),
         }
+    }
+}
+
+impl From<Denied> for TierError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::UserNotFound,
+            forbidden => Self::Failure(forbidden.into()),
+        }
+    }
+}
+
+impl From<ValidationError> for TierError {
+    fn from(err: ValidationError) -> Self {
+        Self::Failure(Failure::Validation(err))
     }
 }
 
@@ -270,14 +470,7 @@ impl From<UserError> for TierError {
         match err {
             UserError::NotFound => Self::UserNotFound,
             UserError::TierNotFound => Self::NotFound,
-            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
-            UserError::Conflict(c) => Self::Conflict(c),
-            UserError::Validation(v) => Self::Validation(v),
-            UserError::Throttled { .. } => {
-                Self::Internal("throttle inside a tier operation".into())
-            }
-            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
-            UserError::Internal(cause) => Self::Internal(cause),
+            UserError::Failure(f) => Self::Failure(f),
         }
     }
 }
@@ -288,47 +481,38 @@ pub enum MeteringError {
     /// The user does not exist, or the caller may not see it.
     #[error("user not found")]
     UserNotFound,
-    /// The caller can see the user but may not do this.
-    #[error("{message}")]
-    Forbidden {
-        code: &'static str,
-        message: &'static str,
-    },
     /// The day's quota is used up and the balance cannot pay: nothing changed. The quota
     /// resets at `resets_at` (the next 00:00 UTC).
     #[error("quota exceeded and the balance cannot pay for the call")]
     QuotaExceeded { resets_at: time::OffsetDateTime },
-    /// `IdempotencyMismatch`, `NegativeBalance`.
-    #[error("{}", .0.message())]
-    Conflict(Conflict),
     #[error(transparent)]
-    Validation(#[from] ValidationError),
-    #[error("storage unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl MeteringError {
-    pub(crate) fn forbidden(message: &'static str) -> Self {
-        Self::Forbidden {
-            code: "forbidden",
-            message,
-        }
-    }
+    Failure(#[from] Failure),
 }
 
 impl From<RepoError> for MeteringError {
     fn from(err: RepoError) -> Self {
         match err {
             RepoError::NotFound => Self::UserNotFound,
-            RepoError::Conflict(Conflict::BalanceOverflow) => Self::Validation(
-                ValidationError::new("cost", "the resulting totals would be out of range"),
-            ),
-            RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
-            RepoError::Internal(cause) => Self::Internal(cause),
+            RepoError::Conflict(Conflict::BalanceOverflow) => {
+                ValidationError::new("cost", "the resulting totals would be out of range").into()
+            }
+            other => Self::Failure(Failure::from_repo(other, "not found")),
         }
+    }
+}
+
+impl From<Denied> for MeteringError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::UserNotFound,
+            forbidden => Self::Failure(forbidden.into()),
+        }
+    }
+}
+
+impl From<ValidationError> for MeteringError {
+    fn from(err: ValidationError) -> Self {
+        Self::Failure(Failure::Validation(err))
     }
 }
 
@@ -337,16 +521,9 @@ impl From<UserError> for MeteringError {
         match err {
             UserError::NotFound => Self::UserNotFound,
             UserError::TierNotFound => {
-                Self::Internal("tier look-up in a metering operation".into())
+                Failure::internal("tier look-up in a metering operation").into()
             }
-            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
-            UserError::Conflict(c) => Self::Conflict(c),
-            UserError::Validation(v) => Self::Validation(v),
-            UserError::Throttled { .. } => {
-                Self::Internal("throttle inside a metering operation".into())
-            }
-            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
-            UserError::Internal(cause) => Self::Internal(cause),
+            UserError::Failure(f) => Self::Failure(f),
         }
     }
 }
@@ -360,66 +537,42 @@ pub enum AuthError {
     /// The token is missing, malformed, expired, revoked, or its user can no longer act.
     #[error("invalid or expired token")]
     InvalidToken,
-    /// The user must change their (temporary) password before doing anything else.
-    #[error("password change required")]
-    PasswordChangeRequired,
-    /// The credential may not do this (a scoped key logging out, a delegated token minting
-    /// another).
-    #[error("{message}")]
-    Forbidden {
-        code: &'static str,
-        message: &'static str,
-    },
-    /// Too many failed attempts for this account from this address, or from this address;
-    /// retry after the given number of seconds.
-    #[error("too many attempts")]
-    Throttled { retry_after_secs: u64 },
     #[error(transparent)]
-    Validation(#[from] ValidationError),
-    #[error("storage unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<RepoError> for UserError {
-    fn from(err: RepoError) -> Self {
-        match err {
-            RepoError::NotFound => Self::NotFound,
-            RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Timeout => Self::Timeout,
-            RepoError::Unavailable => Self::Unavailable,
-            RepoError::Internal(cause) => Self::Internal(cause),
-        }
-    }
+    Failure(#[from] Failure),
 }
 
 impl From<RepoError> for AuthError {
     fn from(err: RepoError) -> Self {
         match err {
+            // A session, token or user that is gone: the token no longer works.
             RepoError::NotFound => Self::InvalidToken,
-            RepoError::Conflict(c) => Self::Internal(format!("unexpected conflict: {c:?}")),
-            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
-            RepoError::Internal(cause) => Self::Internal(cause),
+            other => Self::Failure(Failure::from_repo(other, "not found")),
         }
+    }
+}
+
+impl From<Denied> for AuthError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::InvalidToken,
+            forbidden => Self::Failure(forbidden.into()),
+        }
+    }
+}
+
+impl From<ValidationError> for AuthError {
+    fn from(err: ValidationError) -> Self {
+        Self::Failure(Failure::Validation(err))
     }
 }
 
 impl From<AuthError> for UserError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::Validation(v) => Self::Validation(v),
-            AuthError::Unavailable => Self::Unavailable,
-            AuthError::Internal(cause) => Self::Internal(cause),
             AuthError::InvalidCredentials | AuthError::InvalidToken => {
-                Self::Internal("authentication failure inside a user operation".into())
+                Failure::internal("authentication failure inside a user operation").into()
             }
-            AuthError::PasswordChangeRequired => Self::Forbidden {
-                code: "password_change_required",
-                message: "you must change your password first",
-            },
-            AuthError::Forbidden { code, message } => Self::Forbidden { code, message },
-            AuthError::Throttled { retry_after_secs } => Self::Throttled { retry_after_secs },
+            AuthError::Failure(f) => Self::Failure(f),
         }
     }
 }
@@ -440,7 +593,7 @@ pub enum IdentityError {
     /// The signature does not verify for the key over the message.
     #[error("invalid request signature for hotkey {hotkey}")]
     SignatureMismatch { hotkey: String, message: String },
-    /// A GET or DELETE of a route without a purpose: nothing to sign.
+    /// A request that no message form covers (a state change signed with a purpose).
     #[error("either payload_str or purpose must be provided")]
     MissingPayload,
     /// The signature of a state-changing request was already used.
@@ -461,47 +614,19 @@ pub enum IdentityError {
     /// Malformed, unknown or revoked API key.
     #[error("invalid api key")]
     InvalidApiKey,
-    /// Too many attempts from this client; retry after the given number of seconds.
-    #[error("too many requests")]
-    Throttled { retry_after_secs: u64 },
-    #[error("{message}")]
-    Forbidden {
-        code: &'static str,
-        message: &'static str,
-    },
     #[error("not found")]
     NotFound,
-    #[error("{}", .0.message())]
-    Conflict(Conflict),
     #[error(transparent)]
-    Validation(#[from] ValidationError),
-    #[error("storage unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
+    Failure(#[from] Failure),
 }
 
-impl From<RepoError> for IdentityError {
-    fn from(err: RepoError) -> Self {
-        match err {
-            RepoError::NotFound => Self::NotFound,
-            RepoError::Conflict(c) => Self::Conflict(c),
-            RepoError::Unavailable | RepoError::Timeout => Self::Unavailable,
-            RepoError::Internal(cause) => Self::Internal(cause),
-        }
-    }
-}
+capability_error!(IdentityError, not_found: IdentityError::NotFound);
 
 impl From<UserError> for IdentityError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::NotFound | UserError::TierNotFound => Self::NotFound,
-            UserError::Forbidden { code, message } => Self::Forbidden { code, message },
-            UserError::Conflict(c) => Self::Conflict(c),
-            UserError::Validation(v) => Self::Validation(v),
-            UserError::Throttled { retry_after_secs } => Self::Throttled { retry_after_secs },
-            UserError::Unavailable | UserError::Timeout => Self::Unavailable,
-            UserError::Internal(cause) => Self::Internal(cause),
+            UserError::Failure(f) => Self::Failure(f),
         }
     }
 }
@@ -510,82 +635,49 @@ impl From<AuthError> for IdentityError {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::InvalidCredentials | AuthError::InvalidToken => Self::InvalidFingerprint,
-            AuthError::PasswordChangeRequired => Self::Forbidden {
-                code: "password_change_required",
-                message: "You must change your password first",
-            },
-            AuthError::Forbidden { code, message } => Self::Forbidden { code, message },
-            AuthError::Throttled { retry_after_secs } => Self::Throttled { retry_after_secs },
-            AuthError::Validation(v) => Self::Validation(v),
-            AuthError::Unavailable => Self::Unavailable,
-            AuthError::Internal(cause) => Self::Internal(cause),
+            AuthError::Failure(f) => Self::Failure(f),
         }
     }
 }
 
-/// A rate limit refused the call.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum LimitError {
-    #[error("rate limit exceeded")]
-    Limited { retry_after_secs: u64 },
-    #[error("storage unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-// Policy refusals, in each capability's words.
+    #[derive(Debug, Error)]
+    #[error("socket closed")]
+    struct Io;
 
-impl From<Denied> for UserError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::NotFound => Self::NotFound,
-            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
-        }
+    #[derive(Debug, Error)]
+    #[error("pool failed")]
+    struct Pool(#[source] Io);
+
+    #[test]
+    fn an_internal_failure_keeps_its_cause_chain_for_the_logs() {
+        let failure = UserError::from(RepoError::Internal(Cause::new(Pool(Io))));
+        assert_eq!(
+            failure.to_string(),
+            "internal error: pool failed: socket closed"
+        );
     }
-}
 
-impl From<Denied> for WalletError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::NotFound => Self::NotFound,
-            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
-        }
-    }
-}
-
-impl From<Denied> for TierError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::NotFound => Self::UserNotFound,
-            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
-        }
-    }
-}
-
-impl From<Denied> for MeteringError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::NotFound => Self::UserNotFound,
-            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
-        }
-    }
-}
-
-impl From<Denied> for IdentityError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::NotFound => Self::NotFound,
-            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
-        }
-    }
-}
-
-impl From<Denied> for AuthError {
-    fn from(denied: Denied) -> Self {
-        match denied {
-            Denied::NotFound => Self::InvalidToken,
-            Denied::Forbidden { code, message } => Self::Forbidden { code, message },
-        }
+    #[test]
+    fn not_found_means_each_capabilitys_own_object() {
+        assert!(matches!(
+            WalletError::from(RepoError::NotFound),
+            WalletError::NotFound
+        ));
+        assert!(matches!(
+            WalletError::about_user(Denied::NotFound),
+            WalletError::UserNotFound
+        ));
+        assert!(matches!(
+            MeteringError::from(Denied::NotFound),
+            MeteringError::UserNotFound
+        ));
+        assert!(matches!(
+            UserError::from(Denied::forbidden("no")),
+            UserError::Failure(Failure::Forbidden { message: "no", .. })
+        ));
     }
 }

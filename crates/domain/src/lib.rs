@@ -20,6 +20,6 @@ pub mod values;
 pub use actor::{Actor, Credential};
 pub use app::{IdentityConfig, Ports, Tessera, TesseraConfig};
 pub use error::{
-    AuthError, Conflict, IdentityError, LimitError, MeteringError, UserError, ValidationError,
-    WalletError,
+    AuthError, Cause, Conflict, Denied, Failure, IdentityError, MeteringError, RepoError,
+    UserError, ValidationError, WalletError,
 };

@@ -5,33 +5,8 @@
 //! only for users the caller can already see.
 
 use crate::actor::{Access, Actor};
-use crate::error::{MeteringError, UserError, WalletError};
+pub use crate::error::Denied;
 use crate::model::{ApiKeyScope, Permission, Permissions, ScopeSet, User, UserState};
-
-/// Why policy refused. Every capability's error converts from it, so a refusal means the same
-/// on every surface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Denied {
-    /// The caller may not know the object exists: answered as not found (404).
-    #[error("not found")]
-    NotFound,
-    /// The caller can see the object (or the operation announces itself) but may not do this
-    /// (403).
-    #[error("{message}")]
-    Forbidden {
-        code: &'static str,
-        message: &'static str,
-    },
-}
-
-impl Denied {
-    pub(crate) const fn forbidden(message: &'static str) -> Self {
-        Self::Forbidden {
-            code: "forbidden",
-            message,
-        }
-    }
-}
 
 /// A user with a pending (administrator-issued) password may only read themselves, change the
 /// password and log out.
@@ -101,20 +76,20 @@ pub fn ensure_visible_shared(
     actor: &Actor,
     target: &User,
     share: Option<ScopeSet>,
-) -> Result<(), UserError> {
+) -> Result<(), Denied> {
     if can_view_shared(actor, target, share) {
         Ok(())
     } else {
-        Err(UserError::NotFound)
+        Err(Denied::NotFound)
     }
 }
 
 /// Delegated tokens change nothing without `data:write` (or `admin`).
-fn ensure_may_write(actor: &Actor) -> Result<(), UserError> {
+fn ensure_may_write(actor: &Actor) -> Result<(), Denied> {
     if actor.may_write() {
         Ok(())
     } else {
-        Err(UserError::forbidden(
+        Err(Denied::forbidden(
             "this delegated token may only read (it lacks the data:write scope)",
         ))
     }
@@ -122,9 +97,9 @@ fn ensure_may_write(actor: &Actor) -> Result<(), UserError> {
 
 /// What a delegated token may never do: credentials, permissions, deleting accounts,
 /// minting further tokens, creating managed users, listing the directory.
-pub fn ensure_not_delegated(actor: &Actor, what: &'static str) -> Result<(), UserError> {
+pub fn ensure_not_delegated(actor: &Actor, what: &'static str) -> Result<(), Denied> {
     if actor.is_delegated() {
-        Err(UserError::forbidden(what))
+        Err(Denied::forbidden(what))
     } else {
         Ok(())
     }
@@ -136,18 +111,18 @@ pub fn manages(actor: &Actor, target: &User) -> bool {
 }
 
 /// `NotFound` unless the actor may see the target.
-pub fn ensure_visible(actor: &Actor, target: &User) -> Result<(), UserError> {
+pub fn ensure_visible(actor: &Actor, target: &User) -> Result<(), Denied> {
     if can_view(actor, target) {
         Ok(())
     } else {
-        Err(UserError::NotFound)
+        Err(Denied::NotFound)
     }
 }
 
 /// Only superusers touch other superusers.
-fn ensure_may_touch(actor: &Actor, target: &User) -> Result<(), UserError> {
+fn ensure_may_touch(actor: &Actor, target: &User) -> Result<(), Denied> {
     if target.permissions.is_superuser() && actor.id() != target.id && !actor.is_superuser() {
-        return Err(UserError::forbidden(
+        return Err(Denied::forbidden(
             "only a superuser may change another superuser",
         ));
     }
@@ -160,13 +135,13 @@ pub fn ensure_can_update(
     actor: &Actor,
     target: &User,
     share: Option<ScopeSet>,
-) -> Result<(), UserError> {
+) -> Result<(), Denied> {
     ensure_visible_shared(actor, target, share)?;
     ensure_may_write(actor)?;
     if actor.id() == target.id || manages(actor, target) || actor.has(Permission::UpdateUser) {
         return ensure_may_touch(actor, target);
     }
-    Err(UserError::forbidden("you may not update this user"))
+    Err(Denied::forbidden("you may not update this user"))
 }
 
 /// Self, manager and `delete_user` holders; never through a delegated token.
@@ -174,49 +149,49 @@ pub fn ensure_can_delete(
     actor: &Actor,
     target: &User,
     share: Option<ScopeSet>,
-) -> Result<(), UserError> {
+) -> Result<(), Denied> {
     ensure_visible_shared(actor, target, share)?;
     ensure_not_delegated(actor, "a delegated token cannot delete users")?;
     if actor.id() == target.id || manages(actor, target) || actor.has(Permission::DeleteUser) {
         return ensure_may_touch(actor, target);
     }
-    Err(UserError::forbidden("you may not delete this user"))
+    Err(Denied::forbidden("you may not delete this user"))
 }
 
 /// Restore, deactivate, reactivate: administrators only.
-pub fn ensure_can_administer(actor: &Actor, target: &User) -> Result<(), UserError> {
+pub fn ensure_can_administer(actor: &Actor, target: &User) -> Result<(), Denied> {
     ensure_visible(actor, target)?;
     if !actor.has(Permission::UpdateUser) {
-        return Err(UserError::forbidden("administrator permission required"));
+        return Err(Denied::forbidden("administrator permission required"));
     }
     ensure_may_touch(actor, target)
 }
 
 /// Hard delete: superusers only.
-pub fn ensure_can_purge(actor: &Actor, target: &User) -> Result<(), UserError> {
+pub fn ensure_can_purge(actor: &Actor, target: &User) -> Result<(), Denied> {
     ensure_visible(actor, target)?;
     if !actor.is_superuser() {
-        return Err(UserError::forbidden("superuser permission required"));
+        return Err(Denied::forbidden("superuser permission required"));
     }
     Ok(())
 }
 
 /// Creating a user with a login identity needs `create_user` (admins have it).
-pub fn ensure_can_create_login_user(actor: &Actor) -> Result<(), UserError> {
+pub fn ensure_can_create_login_user(actor: &Actor) -> Result<(), Denied> {
     if actor.has(Permission::CreateUser) {
         Ok(())
     } else {
-        Err(UserError::forbidden(
+        Err(Denied::forbidden(
             "only administrators may create users with a login",
         ))
     }
 }
 
 /// Managed users may not have managed users of their own (no chains).
-pub fn ensure_can_create_managed_user(actor: &Actor) -> Result<(), UserError> {
+pub fn ensure_can_create_managed_user(actor: &Actor) -> Result<(), Denied> {
     ensure_not_delegated(actor, "a delegated token cannot create managed users")?;
     if actor.user.is_managed() {
-        return Err(UserError::forbidden(
+        return Err(Denied::forbidden(
             "managed users cannot create managed users",
         ));
     }
@@ -231,19 +206,19 @@ pub fn ensure_can_grant(
     actor: &Actor,
     before: Permissions,
     after: Permissions,
-) -> Result<(), UserError> {
+) -> Result<(), Denied> {
     if before == after {
         return Ok(());
     }
     ensure_not_delegated(actor, "a delegated token cannot change permissions")?;
     let privileged = |p: Permissions| p.granted(Permission::Admin) || p.is_superuser();
     if (privileged(before) || privileged(after)) && !actor.is_superuser() {
-        return Err(UserError::forbidden(
+        return Err(Denied::forbidden(
             "only a superuser may grant or revoke admin or superuser",
         ));
     }
     if !actor.has(Permission::UpdateUser) {
-        return Err(UserError::forbidden(
+        return Err(Denied::forbidden(
             "administrator permission required to change permissions",
         ));
     }
@@ -257,7 +232,7 @@ pub fn ensure_can_grant(
             other => actor.has(other),
         };
         if !allowed {
-            return Err(UserError::forbidden(match bit {
+            return Err(Denied::forbidden(match bit {
                 Permission::BillingAdmin => {
                     "only an administrator may grant or revoke billing_admin"
                 }
@@ -275,13 +250,13 @@ pub fn ensure_can_set_permissions(
     target: &User,
     before: Permissions,
     after: Permissions,
-) -> Result<(), UserError> {
+) -> Result<(), Denied> {
     if before == after {
         return Ok(());
     }
     let grants_something = after.bits() & !before.bits() != 0;
     if actor.principal_id() == target.id && grants_something {
-        return Err(UserError::forbidden(
+        return Err(Denied::forbidden(
             "nobody may grant permissions to themselves",
         ));
     }
@@ -290,9 +265,9 @@ pub fn ensure_can_set_permissions(
 
 /// Superusers alone change another administrator's (or superuser's) credentials and login
 /// identity: password, username, email, sessions. Everyone else's are open to administrators.
-pub fn ensure_may_touch_credentials(actor: &Actor, target: &User) -> Result<(), UserError> {
+pub fn ensure_may_touch_credentials(actor: &Actor, target: &User) -> Result<(), Denied> {
     if target.permissions.is_admin() && actor.id() != target.id && !actor.is_superuser() {
-        return Err(UserError::forbidden(
+        return Err(Denied::forbidden(
             "only a superuser may change another administrator's credentials",
         ));
     }
@@ -301,18 +276,12 @@ pub fn ensure_may_touch_credentials(actor: &Actor, target: &User) -> Result<(), 
 
 /// Setting another user's password outright is an administrator's act; for oneself it needs the
 /// current password (checked by the service).
-pub fn ensure_can_set_password(actor: &Actor, target: &User) -> Result<(), UserError> {
+pub fn ensure_can_set_password(actor: &Actor, target: &User) -> Result<(), Denied> {
     ensure_not_delegated(actor, "a delegated token cannot change credentials")?;
-    if target.is_managed() {
-        return Err(UserError::Validation(crate::ValidationError::new(
-            "password",
-            "managed users cannot have credentials",
-        )));
-    }
     if actor.id() == target.id || actor.has(Permission::UpdateUser) {
         Ok(())
     } else {
-        Err(UserError::forbidden(
+        Err(Denied::forbidden(
             "only administrators may set another user's password",
         ))
     }
@@ -320,22 +289,22 @@ pub fn ensure_can_set_password(actor: &Actor, target: &User) -> Result<(), UserE
 
 /// Administrator-only surfaces (the LNbits admin API): `admin` or `superuser`. Refused with
 /// `Forbidden`, since such a surface announces itself as admin-only.
-pub fn ensure_admin(actor: &Actor) -> Result<(), UserError> {
+pub fn ensure_admin(actor: &Actor) -> Result<(), Denied> {
     if actor.is_admin() {
         Ok(())
     } else {
-        Err(UserError::forbidden(
+        Err(Denied::forbidden(
             "User not authorized. No admin privileges.",
         ))
     }
 }
 
 /// Superuser-only operations on an admin surface.
-pub fn ensure_superuser(actor: &Actor) -> Result<(), UserError> {
+pub fn ensure_superuser(actor: &Actor) -> Result<(), Denied> {
     if actor.is_superuser() {
         Ok(())
     } else {
-        Err(UserError::forbidden(
+        Err(Denied::forbidden(
             "User not authorized. No super user privileges.",
         ))
     }
@@ -343,11 +312,11 @@ pub fn ensure_superuser(actor: &Actor) -> Result<(), UserError> {
 
 /// Only a superuser gives a user a tier, when creating the user too (`PATCH /users/{u}/tier`
 /// is superuser-only for the same reason).
-pub fn ensure_can_assign_tier(actor: &Actor) -> Result<(), UserError> {
+pub fn ensure_can_assign_tier(actor: &Actor) -> Result<(), Denied> {
     if actor.is_superuser() {
         Ok(())
     } else {
-        Err(UserError::forbidden("only a superuser may assign a tier"))
+        Err(Denied::forbidden("only a superuser may assign a tier"))
     }
 }
 
@@ -371,21 +340,21 @@ pub fn can_view_wallet(actor: &Actor, owner: &User) -> bool {
     acts_as_owner(actor, owner) || actor.is_admin() || actor.has(Permission::BillingAdmin)
 }
 
-pub fn ensure_can_view_wallet(actor: &Actor, owner: &User) -> Result<(), WalletError> {
+pub fn ensure_can_view_wallet(actor: &Actor, owner: &User) -> Result<(), Denied> {
     if can_view_wallet(actor, owner) {
         Ok(())
     } else {
-        Err(WalletError::NotFound)
+        Err(Denied::NotFound)
     }
 }
 
 /// Soft-deleting and restoring a wallet: the owner (or their manager) and administrators.
-pub fn ensure_can_manage_wallet(actor: &Actor, owner: &User) -> Result<(), WalletError> {
+pub fn ensure_can_manage_wallet(actor: &Actor, owner: &User) -> Result<(), Denied> {
     ensure_can_view_wallet(actor, owner)?;
     if writes_as_owner(actor, owner) || actor.is_admin() {
         Ok(())
     } else {
-        Err(WalletError::forbidden(
+        Err(Denied::forbidden(
             "only the owner or an administrator may do this",
         ))
     }
@@ -393,21 +362,21 @@ pub fn ensure_can_manage_wallet(actor: &Actor, owner: &User) -> Result<(), Walle
 
 /// Listing a user's wallets: whoever may see the user (self, manager, administrators), and
 /// billing administrators.
-pub fn ensure_can_list_wallets_of(actor: &Actor, user: &User) -> Result<(), WalletError> {
+pub fn ensure_can_list_wallets_of(actor: &Actor, user: &User) -> Result<(), Denied> {
     if can_view(actor, user) || actor.has(Permission::BillingAdmin) {
         Ok(())
     } else {
-        Err(WalletError::UserNotFound)
+        Err(Denied::NotFound)
     }
 }
 
 /// Opening a wallet for a user: the user (or their manager) and administrators.
-pub fn ensure_can_create_wallet_for(actor: &Actor, user: &User) -> Result<(), WalletError> {
+pub fn ensure_can_create_wallet_for(actor: &Actor, user: &User) -> Result<(), Denied> {
     ensure_can_list_wallets_of(actor, user)?;
     if writes_as_owner(actor, user) || actor.is_admin() {
         Ok(())
     } else {
-        Err(WalletError::forbidden(
+        Err(Denied::forbidden(
             "only the user or an administrator may open a wallet for this user",
         ))
     }
@@ -431,37 +400,33 @@ pub fn ensure_billing_target(actor: &Actor, target: &User) -> Result<(), Denied>
 
 /// Crediting or debiting a wallet by decree: `billing_admin` (implied by `admin`), never on
 /// one's own wallets.
-pub fn ensure_can_adjust(actor: &Actor, owner: &User) -> Result<(), WalletError> {
+pub fn ensure_can_adjust(actor: &Actor, owner: &User) -> Result<(), Denied> {
     if actor.has(Permission::BillingAdmin) {
-        return Ok(ensure_billing_target(actor, owner)?);
+        return ensure_billing_target(actor, owner);
     }
     ensure_can_view_wallet(actor, owner)?;
-    Err(WalletError::forbidden(
+    Err(Denied::forbidden(
         "the billing_admin permission is required to adjust balances",
     ))
 }
 
 /// Moving money out of a wallet: its owner (or their manager), or a billing administrator —
 /// who, acting on another user's wallet, may not move it into their own.
-pub fn ensure_can_transfer(
-    actor: &Actor,
-    owner: &User,
-    recipient: &User,
-) -> Result<(), WalletError> {
+pub fn ensure_can_transfer(actor: &Actor, owner: &User, recipient: &User) -> Result<(), Denied> {
     if writes_as_owner(actor, owner) {
         return Ok(());
     }
     if actor.has(Permission::BillingAdmin) {
         ensure_billing_target(actor, owner)?;
         if acts_as_owner(actor, recipient) {
-            return Err(WalletError::forbidden(
+            return Err(Denied::forbidden(
                 "billing administrators may not move another user's money to themselves",
             ));
         }
         return Ok(());
     }
     ensure_can_view_wallet(actor, owner)?;
-    Err(WalletError::forbidden(
+    Err(Denied::forbidden(
         "only the owner or a billing administrator may move money out of this wallet",
     ))
 }
@@ -476,11 +441,11 @@ pub const BILLING_ADMIN_REQUIRED: &str =
 
 /// Billing administration: `billing_admin` (implied by `admin` and `superuser`), never through a
 /// delegated token.
-pub fn ensure_billing_admin(actor: &Actor) -> Result<(), MeteringError> {
+pub fn ensure_billing_admin(actor: &Actor) -> Result<(), Denied> {
     if actor.has(Permission::BillingAdmin) {
         Ok(())
     } else {
-        Err(MeteringError::forbidden(BILLING_ADMIN_REQUIRED))
+        Err(Denied::forbidden(BILLING_ADMIN_REQUIRED))
     }
 }
 
@@ -495,11 +460,11 @@ pub fn may_meter(actor: &Actor) -> bool {
             && actor.user.permissions.has(Permission::BillingAdmin))
 }
 
-pub fn ensure_may_meter(actor: &Actor) -> Result<(), MeteringError> {
+pub fn ensure_may_meter(actor: &Actor) -> Result<(), Denied> {
     if may_meter(actor) {
         Ok(())
     } else {
-        Err(MeteringError::forbidden(BILLING_ADMIN_REQUIRED))
+        Err(Denied::forbidden(BILLING_ADMIN_REQUIRED))
     }
 }
 
@@ -512,31 +477,31 @@ fn can_see_for_billing(actor: &Actor, target: &User) -> bool {
 
 /// Reading a user's quotas, discounts, quota usage and usage history: the user (or their
 /// manager), administrators and billing administrators. Anyone else: `UserNotFound`.
-pub fn ensure_can_read_metering(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+pub fn ensure_can_read_metering(actor: &Actor, target: &User) -> Result<(), Denied> {
     if can_see_for_billing(actor, target) {
         Ok(())
     } else {
-        Err(MeteringError::UserNotFound)
+        Err(Denied::NotFound)
     }
 }
 
 /// Changing a user's quotas, discounts or invoicing: billing administrators, never on their
 /// own account, and on a superuser's only as a superuser. A caller who cannot see the user gets
 /// `UserNotFound`; one who can (the user themself) `Forbidden`.
-pub fn ensure_can_bill(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+pub fn ensure_can_bill(actor: &Actor, target: &User) -> Result<(), Denied> {
     if !can_see_for_billing(actor, target) {
-        return Err(MeteringError::UserNotFound);
+        return Err(Denied::NotFound);
     }
     ensure_billing_admin(actor)?;
-    Ok(ensure_billing_target(actor, target)?)
+    ensure_billing_target(actor, target)
 }
 
 /// Consumption for a user: a metering caller, and a user that exists and is not
 /// soft-deleted.
-pub fn ensure_can_meter_for(actor: &Actor, target: &User) -> Result<(), MeteringError> {
+pub fn ensure_can_meter_for(actor: &Actor, target: &User) -> Result<(), Denied> {
     ensure_may_meter(actor)?;
     if target.state == UserState::Deleted {
-        return Err(MeteringError::UserNotFound);
+        return Err(Denied::NotFound);
     }
     Ok(())
 }
@@ -588,13 +553,13 @@ mod tests {
         let admin = user(Permissions::NONE.with(Permission::Admin));
         assert!(matches!(
             ensure_can_update(&actor(&alice), &bob, None),
-            Err(UserError::NotFound)
+            Err(Denied::NotFound)
         ));
         assert!(ensure_can_update(&actor(&alice), &alice, None).is_ok());
         assert!(ensure_can_update(&actor(&admin), &bob, None).is_ok());
         assert!(matches!(
             ensure_can_purge(&actor(&admin), &bob),
-            Err(UserError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
     }
 
@@ -607,7 +572,7 @@ mod tests {
         let stranger = user(Permissions::NONE);
         assert!(matches!(
             ensure_visible(&actor(&stranger), &athlete),
-            Err(UserError::NotFound)
+            Err(Denied::NotFound)
         ));
     }
 
@@ -763,17 +728,17 @@ mod tests {
         assert!(ensure_can_view_wallet(&actor(&owner), &managed).is_ok());
         assert!(matches!(
             ensure_can_view_wallet(&actor(&stranger), &owner),
-            Err(WalletError::NotFound)
+            Err(Denied::NotFound)
         ));
         assert!(ensure_can_view_wallet(&actor(&billing), &owner).is_ok());
 
         assert!(matches!(
             ensure_can_adjust(&actor(&owner), &owner),
-            Err(WalletError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
         assert!(matches!(
             ensure_can_adjust(&actor(&stranger), &owner),
-            Err(WalletError::NotFound)
+            Err(Denied::NotFound)
         ));
         assert!(ensure_can_adjust(&actor(&billing), &owner).is_ok());
         assert!(ensure_can_adjust(&actor(&admin), &owner).is_ok());
@@ -781,15 +746,15 @@ mod tests {
         assert!(ensure_can_transfer(&actor(&owner), &managed, &stranger).is_ok());
         assert!(matches!(
             ensure_can_transfer(&actor(&stranger), &owner, &stranger),
-            Err(WalletError::NotFound)
+            Err(Denied::NotFound)
         ));
         assert!(matches!(
             ensure_can_manage_wallet(&actor(&billing), &owner),
-            Err(WalletError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
         assert!(matches!(
             ensure_can_create_wallet_for(&actor(&stranger), &owner),
-            Err(WalletError::UserNotFound)
+            Err(Denied::NotFound)
         ));
         assert!(ensure_can_create_wallet_for(&actor(&admin), &owner).is_ok());
     }
@@ -804,11 +769,11 @@ mod tests {
         assert!(can_view_shared(&actor(&grantee), &sharer, Some(read)));
         assert!(matches!(
             ensure_can_update(&actor(&grantee), &sharer, Some(ScopeSet::ALL)),
-            Err(UserError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
         assert!(matches!(
             ensure_can_delete(&actor(&grantee), &sharer, Some(read)),
-            Err(UserError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
         let mut gone = sharer.clone();
         gone.state = UserState::Deleted;
@@ -836,12 +801,12 @@ mod tests {
         assert!(!read.is_admin() && !read.is_superuser());
         assert!(matches!(
             ensure_visible(&read, &other),
-            Err(UserError::NotFound)
+            Err(Denied::NotFound)
         ));
         assert!(ensure_visible(&read, &admin_subject).is_ok());
         assert!(matches!(
             ensure_can_update(&read, &admin_subject, None),
-            Err(UserError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
         let write = delegated(ScopeSet::EMPTY.with(Scope::DataWrite));
         assert!(ensure_can_update(&write, &admin_subject, None).is_ok());
@@ -863,15 +828,15 @@ mod tests {
         assert!(ensure_can_read_metering(&actor(&admin), &owner).is_ok());
         assert!(matches!(
             ensure_can_read_metering(&actor(&stranger), &owner),
-            Err(MeteringError::UserNotFound)
+            Err(Denied::NotFound)
         ));
         assert!(matches!(
             ensure_can_bill(&actor(&owner), &owner),
-            Err(MeteringError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
         assert!(matches!(
             ensure_can_bill(&actor(&stranger), &owner),
-            Err(MeteringError::UserNotFound)
+            Err(Denied::NotFound)
         ));
         assert!(ensure_can_bill(&actor(&billing), &owner).is_ok());
         assert!(ensure_can_bill(&actor(&admin), &owner).is_ok());
@@ -880,7 +845,7 @@ mod tests {
         gone.state = UserState::Deleted;
         assert!(matches!(
             ensure_can_meter_for(&actor(&billing), &gone),
-            Err(MeteringError::UserNotFound)
+            Err(Denied::NotFound)
         ));
     }
 
@@ -891,7 +856,7 @@ mod tests {
         let root = user(Permissions::NONE.with(Permission::Superuser));
         assert!(matches!(
             ensure_admin(&actor(&plain)),
-            Err(UserError::Forbidden { .. })
+            Err(Denied::Forbidden { .. })
         ));
         assert!(ensure_admin(&actor(&admin)).is_ok());
         assert!(ensure_superuser(&actor(&admin)).is_err());
@@ -931,7 +896,7 @@ mod tests {
         assert!(ensure_billing_admin(&key(&billing, metering)).is_err());
         assert!(matches!(
             ensure_can_bill(&key(&billing, metering), &target),
-            Err(MeteringError::UserNotFound)
+            Err(Denied::NotFound)
         ));
     }
 }

@@ -20,9 +20,10 @@ use tessera_domain::ports::{
 };
 use tessera_domain::services::{
     AdjustmentInput, CreateUserInput, CredentialThrottle, LoginLimits, RetentionError,
-    RetentionPolicy, ThrottleError,
+    RetentionPolicy,
 };
 use tessera_domain::values::UserRef;
+use tessera_domain::Failure;
 use tessera_domain::{Actor, Ports, Tessera, TesseraConfig, UserError, WalletError};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -125,10 +126,13 @@ async fn a_store_outage_is_unavailable_to_the_users_service() {
     let t = tessera(m);
     let root = superuser();
     let by_id = t.users.get(&root, &UserRef::Id(Uuid::now_v7())).await;
-    assert!(matches!(by_id, Err(UserError::Unavailable)), "{by_id:?}");
+    assert!(
+        matches!(by_id, Err(UserError::Failure(Failure::Unavailable))),
+        "{by_id:?}"
+    );
     let by_name = t.users.get(&root, &UserRef::Username("alice".into())).await;
     assert!(
-        matches!(by_name, Err(UserError::Unavailable)),
+        matches!(by_name, Err(UserError::Failure(Failure::Unavailable))),
         "{by_name:?}"
     );
 }
@@ -171,7 +175,10 @@ async fn creating_a_user_with_an_unknown_tier_is_tier_not_found() {
         "{unknown:?}"
     );
     let outage = t.users.create(&root, input(None)).await;
-    assert!(matches!(outage, Err(UserError::Unavailable)), "{outage:?}");
+    assert!(
+        matches!(outage, Err(UserError::Failure(Failure::Unavailable))),
+        "{outage:?}"
+    );
 
     // Only a superuser gives a tier; nothing reaches the store otherwise.
     let admin = Actor {
@@ -183,7 +190,7 @@ async fn creating_a_user_with_an_unknown_tier_is_tier_not_found() {
     };
     let refused = t.users.create(&admin, input(Some(tier))).await;
     assert!(
-        matches!(refused, Err(UserError::Forbidden { .. })),
+        matches!(refused, Err(UserError::Failure(Failure::Forbidden { .. }))),
         "{refused:?}"
     );
 }
@@ -247,7 +254,7 @@ async fn an_adjustment_hands_its_audit_event_to_the_store() {
         )
         .await;
     assert!(
-        matches!(result, Err(WalletError::Unavailable)),
+        matches!(result, Err(WalletError::Failure(Failure::Unavailable))),
         "{result:?}"
     );
 }
@@ -281,20 +288,26 @@ async fn a_refused_address_is_not_counted_again_until_its_window_ends() {
     // until the window ends (a window's count only grows).
     for _ in 0..5 {
         let refused = throttle.before_anonymous_attempt("10.0.0.1").await;
-        assert_eq!(
-            refused,
-            Err(ThrottleError::Throttled {
-                retry_after_secs: 200
-            })
+        assert!(
+            matches!(
+                refused,
+                Err(Failure::Throttled {
+                    retry_after_secs: 200
+                })
+            ),
+            "{refused:?}"
         );
     }
     *clock.0.lock().unwrap() += time::Duration::seconds(150);
     let refused = throttle.before_anonymous_attempt("10.0.0.1").await;
-    assert_eq!(
-        refused,
-        Err(ThrottleError::Throttled {
-            retry_after_secs: 50
-        })
+    assert!(
+        matches!(
+            refused,
+            Err(Failure::Throttled {
+                retry_after_secs: 50
+            })
+        ),
+        "{refused:?}"
     );
     assert_eq!(hits.load(Ordering::SeqCst), 3);
 }
@@ -328,9 +341,9 @@ async fn restoring_a_user_past_its_retention_is_a_conflict() {
     assert!(
         matches!(
             result,
-            Err(UserError::Conflict(
+            Err(UserError::Failure(Failure::Conflict(
                 tessera_domain::Conflict::RetentionExpired
-            ))
+            )))
         ),
         "{result:?}"
     );

@@ -11,7 +11,8 @@ use tessera_domain::ports::{
 };
 use tessera_domain::services::{AdjustmentInput, CreateUserInput, LedgerInput, TransferInput};
 use tessera_domain::values::{IdempotencyKey, UserRef};
-use tessera_domain::{Actor, Conflict, Ports, Tessera, TesseraConfig, WalletError};
+use tessera_domain::Failure;
+use tessera_domain::{Actor, Cause, Conflict, Ports, Tessera, TesseraConfig, WalletError};
 use tessera_memory::MemoryStore;
 use uuid::Uuid;
 
@@ -19,10 +20,10 @@ struct PlainHasher;
 
 #[async_trait]
 impl PasswordHasher for PlainHasher {
-    async fn hash(&self, password: &str) -> Result<String, String> {
+    async fn hash(&self, password: &str) -> Result<String, Cause> {
         Ok(format!("plain:{password}"))
     }
-    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, String> {
+    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, Cause> {
         Ok(hash == Some(format!("plain:{password}").as_str()))
     }
 }
@@ -30,8 +31,8 @@ impl PasswordHasher for PlainHasher {
 struct NoTokens;
 
 impl TokenCodec for NoTokens {
-    fn encode(&self, _: &AccessClaims) -> Result<String, String> {
-        Err("not in these tests".into())
+    fn encode(&self, _: &AccessClaims) -> Result<String, Cause> {
+        Err(Cause::msg("not in these tests"))
     }
     fn decode(&self, _: &str) -> Option<AccessClaims> {
         None
@@ -150,7 +151,7 @@ async fn bad_adjustments_are_validation_errors() {
             .adjust(&root, w, input(amount, reason), None)
             .await
         {
-            Err(WalletError::Validation(v)) => assert_eq!(v.field, field),
+            Err(WalletError::Failure(Failure::Validation(v))) => assert_eq!(v.field, field),
             other => panic!("{other:?}"),
         }
     }
@@ -159,7 +160,7 @@ async fn bad_adjustments_are_validation_errors() {
         t.wallets
             .adjust(&root, Uuid::now_v7(), input(0, "zero"), None)
             .await,
-        Err(WalletError::Validation(_))
+        Err(WalletError::Failure(Failure::Validation(_)))
     ));
     assert!(matches!(
         t.wallets
@@ -193,7 +194,9 @@ async fn idempotency_fingerprints_cover_the_whole_request() {
     for changed in [input(11, "top up"), input(10, "top up!")] {
         assert!(matches!(
             t.wallets.adjust(&root, w, changed, key("k")).await,
-            Err(WalletError::Conflict(Conflict::IdempotencyMismatch))
+            Err(WalletError::Failure(Failure::Conflict(
+                Conflict::IdempotencyMismatch
+            )))
         ));
     }
     // The same key on another endpoint is another request.
@@ -208,7 +211,9 @@ async fn idempotency_fingerprints_cover_the_whole_request() {
                 key("k")
             )
             .await,
-        Err(WalletError::Conflict(Conflict::IdempotencyMismatch))
+        Err(WalletError::Failure(Failure::Conflict(
+            Conflict::IdempotencyMismatch
+        )))
     ));
     // Keys belong to the caller.
     let ops = user(&t, &root, "ops", Permissions::NONE.with(Permission::Admin)).await;
@@ -237,7 +242,7 @@ async fn wallets_are_reached_by_owner_manager_and_billing_admins_only() {
         t.wallets
             .adjust(&alice, w, input(5, "self-service"), None)
             .await,
-        Err(WalletError::Forbidden { .. })
+        Err(WalletError::Failure(Failure::Forbidden { .. }))
     ));
     assert!(matches!(
         t.wallets
@@ -296,10 +301,10 @@ async fn wallets_are_reached_by_owner_manager_and_billing_admins_only() {
     pending.user.must_change_password = true;
     assert!(matches!(
         t.wallets.get(&pending, w).await,
-        Err(WalletError::Forbidden {
+        Err(WalletError::Failure(Failure::Forbidden {
             code: "password_change_required",
             ..
-        })
+        }))
     ));
     let summaries = t
         .wallets
@@ -339,7 +344,7 @@ async fn major_units_are_scaled_exactly_and_transfers_need_one_currency() {
             .adjust_default_in_major_units(&root, &target, currency, amount, "x", None)
             .await
         {
-            Err(WalletError::Validation(v)) => assert_eq!(v.field, field),
+            Err(WalletError::Failure(Failure::Validation(v))) => assert_eq!(v.field, field),
             other => panic!("{other:?}"),
         }
     }
@@ -366,7 +371,7 @@ async fn major_units_are_scaled_exactly_and_transfers_need_one_currency() {
             )
             .await;
         match result {
-            Err(WalletError::Validation(v)) => assert_eq!(v.field, "to_wallet"),
+            Err(WalletError::Failure(Failure::Validation(v))) => assert_eq!(v.field, "to_wallet"),
             other => panic!("{other:?}"),
         }
     }
@@ -450,13 +455,17 @@ async fn money_changes_are_audited_once_and_refusals_not_at_all() {
         t.wallets
             .adjust(&root, w, input(-5_000, "too much"), None)
             .await,
-        Err(WalletError::Conflict(Conflict::InsufficientFunds))
+        Err(WalletError::Failure(Failure::Conflict(
+            Conflict::InsufficientFunds
+        )))
     ));
     assert!(matches!(
         t.wallets
             .adjust(&root, w, input(7, "other"), key("once"))
             .await,
-        Err(WalletError::Conflict(Conflict::IdempotencyMismatch))
+        Err(WalletError::Failure(Failure::Conflict(
+            Conflict::IdempotencyMismatch
+        )))
     ));
     let overdraft = TransferInput {
         from_wallet: w,
@@ -466,13 +475,17 @@ async fn money_changes_are_audited_once_and_refusals_not_at_all() {
     };
     assert!(matches!(
         t.wallets.transfer(&alice, overdraft, None).await,
-        Err(WalletError::Conflict(Conflict::InsufficientFunds))
+        Err(WalletError::Failure(Failure::Conflict(
+            Conflict::InsufficientFunds
+        )))
     ));
     assert!(matches!(
         t.wallets
             .adjust_default_in_major_units(&root, &UserRef::Id(bob.id()), "sat", -1, "x", None)
             .await,
-        Err(WalletError::Conflict(Conflict::InsufficientFunds))
+        Err(WalletError::Failure(Failure::Conflict(
+            Conflict::InsufficientFunds
+        )))
     ));
     assert_eq!(trail(&t, &root).await.len(), 1);
 
@@ -537,7 +550,9 @@ async fn money_changes_are_audited_once_and_refusals_not_at_all() {
     t.wallets.restore(&root, spare.id).await.unwrap();
     assert!(matches!(
         t.wallets.restore(&root, spare.id).await,
-        Err(WalletError::Conflict(Conflict::WalletState))
+        Err(WalletError::Failure(Failure::Conflict(
+            Conflict::WalletState
+        )))
     ));
     let events = trail(&t, &root).await;
     let actions: Vec<AuditAction> = events.iter().map(|e| e.action).collect();

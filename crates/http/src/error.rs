@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use tessera_domain::error::{
-    AuthError, IdentityError, LimitError, MeteringError, TierError, UserError, ValidationError,
+    AuthError, Failure, IdentityError, MeteringError, TierError, UserError, ValidationError,
     WalletError,
 };
 use utoipa::ToSchema;
@@ -226,27 +226,36 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The shared failures, the same on every canonical and LNbits route.
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Forbidden { code, message } => Self::Forbidden {
+                code,
+                detail: message.to_owned(),
+            },
+            Failure::Conflict(c) => Self::Conflict {
+                code: c.code(),
+                detail: c.message().to_owned(),
+            },
+            Failure::Validation(v) => Self::from_validation(v),
+            Failure::Throttled { retry_after_secs } => Self::TooManyRequests {
+                retry_after_secs,
+                detail: "Too many requests; retry after the given number of seconds",
+            },
+            Failure::Unavailable => Self::Unavailable,
+            Failure::Timeout => Self::QueryTimeout,
+            Failure::Internal(cause) => Self::Internal(cause.to_string()),
+        }
+    }
+}
+
 impl From<UserError> for ApiError {
     fn from(err: UserError) -> Self {
         match err {
             UserError::NotFound => Self::NotFound("User not found"),
             UserError::TierNotFound => Self::NotFound("Tier not found"),
-            UserError::Forbidden { code, message } => Self::Forbidden {
-                code,
-                detail: message.to_owned(),
-            },
-            UserError::Conflict(c) => Self::Conflict {
-                code: c.code(),
-                detail: c.message().to_owned(),
-            },
-            UserError::Validation(v) => Self::from_validation(v),
-            UserError::Throttled { retry_after_secs } => Self::TooManyRequests {
-                retry_after_secs,
-                detail: "Too many wrong attempts; try again later",
-            },
-            UserError::Timeout => Self::QueryTimeout,
-            UserError::Unavailable => Self::Unavailable,
-            UserError::Internal(cause) => Self::Internal(cause),
+            UserError::Failure(f) => f.into(),
         }
     }
 }
@@ -262,21 +271,7 @@ impl From<AuthError> for ApiError {
                 code: "invalid_token",
                 detail: "Invalid or expired token",
             },
-            AuthError::PasswordChangeRequired => Self::Forbidden {
-                code: "password_change_required",
-                detail: "You must change your password first".to_owned(),
-            },
-            AuthError::Forbidden { code, message } => Self::Forbidden {
-                code,
-                detail: message.to_owned(),
-            },
-            AuthError::Throttled { retry_after_secs } => Self::TooManyRequests {
-                retry_after_secs,
-                detail: "Too many login attempts; try again later",
-            },
-            AuthError::Validation(v) => Self::from_validation(v),
-            AuthError::Unavailable => Self::Unavailable,
-            AuthError::Internal(cause) => Self::Internal(cause),
+            AuthError::Failure(f) => f.into(),
         }
     }
 }
@@ -286,17 +281,7 @@ impl From<WalletError> for ApiError {
         match err {
             WalletError::NotFound => Self::NotFound("Wallet not found"),
             WalletError::UserNotFound => Self::NotFound("User not found"),
-            WalletError::Forbidden { code, message } => Self::Forbidden {
-                code,
-                detail: message.to_owned(),
-            },
-            WalletError::Conflict(c) => Self::Conflict {
-                code: c.code(),
-                detail: c.message().to_owned(),
-            },
-            WalletError::Validation(v) => Self::from_validation(v),
-            WalletError::Unavailable => Self::Unavailable,
-            WalletError::Internal(cause) => Self::Internal(cause),
+            WalletError::Failure(f) => f.into(),
         }
     }
 }
@@ -306,17 +291,7 @@ impl From<TierError> for ApiError {
         match err {
             TierError::NotFound => Self::NotFound("Tier not found"),
             TierError::UserNotFound => Self::NotFound("User not found"),
-            TierError::Forbidden { code, message } => Self::Forbidden {
-                code,
-                detail: message.to_owned(),
-            },
-            TierError::Conflict(c) => Self::Conflict {
-                code: c.code(),
-                detail: c.message().to_owned(),
-            },
-            TierError::Validation(v) => Self::from_validation(v),
-            TierError::Unavailable => Self::Unavailable,
-            TierError::Internal(cause) => Self::Internal(cause),
+            TierError::Failure(f) => f.into(),
         }
     }
 }
@@ -497,35 +472,8 @@ impl From<IdentityError> for ApiError {
             IdentityError::InvalidApiKey => {
                 unauthorized("invalid_token", "Invalid or expired token")
             }
-            IdentityError::Throttled { retry_after_secs } => Self::TooManyRequests {
-                retry_after_secs,
-                detail: "Too many requests",
-            },
-            IdentityError::Forbidden { code, message } => Self::Forbidden {
-                code,
-                detail: message.to_owned(),
-            },
             IdentityError::NotFound => Self::NotFound("Not found"),
-            IdentityError::Conflict(c) => Self::Conflict {
-                code: c.code(),
-                detail: c.message().to_owned(),
-            },
-            IdentityError::Validation(v) => Self::from_validation(v),
-            IdentityError::Unavailable => Self::Unavailable,
-            IdentityError::Internal(cause) => Self::Internal(cause),
-        }
-    }
-}
-
-impl From<LimitError> for ApiError {
-    fn from(err: LimitError) -> Self {
-        match err {
-            LimitError::Limited { retry_after_secs } => Self::TooManyRequests {
-                retry_after_secs,
-                detail: "Rate limit exceeded",
-            },
-            LimitError::Unavailable => Self::Unavailable,
-            LimitError::Internal(cause) => Self::Internal(cause),
+            IdentityError::Failure(f) => f.into(),
         }
     }
 }
@@ -534,23 +482,13 @@ impl From<MeteringError> for ApiError {
     fn from(err: MeteringError) -> Self {
         match err {
             MeteringError::UserNotFound => Self::NotFound("User not found"),
-            MeteringError::Forbidden { code, message } => Self::Forbidden {
-                code,
-                detail: message.to_owned(),
-            },
             MeteringError::QuotaExceeded { resets_at } => Self::PaymentRequired {
                 message: "Quota exceeded and the account balance cannot pay for this call",
                 resets_at: resets_at
                     .format(&time::format_description::well_known::Rfc3339)
                     .unwrap_or_default(),
             },
-            MeteringError::Conflict(c) => Self::Conflict {
-                code: c.code(),
-                detail: c.message().to_owned(),
-            },
-            MeteringError::Validation(v) => Self::from_validation(v),
-            MeteringError::Unavailable => Self::Unavailable,
-            MeteringError::Internal(cause) => Self::Internal(cause),
+            MeteringError::Failure(f) => f.into(),
         }
     }
 }

@@ -17,7 +17,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 use tessera_domain::model::WalletSummary;
 use tessera_domain::policy::{self, Denied};
-use tessera_domain::{Actor, LimitError};
+use tessera_domain::{Actor, Failure};
 
 use crate::auth::{client_ip, has_credentials, identify, AuthFailure};
 use crate::chutes::ChutesError;
@@ -54,9 +54,9 @@ impl Surface {
         error.into()
     }
 
-    fn limited(self, error: LimitError) -> actix_web::Error {
+    fn limited(self, error: Failure) -> actix_web::Error {
         match (self, error) {
-            (Self::Chutes, LimitError::Limited { retry_after_secs }) => {
+            (Self::Chutes, Failure::Throttled { retry_after_secs }) => {
                 ChutesError::throttled("Too many requests.", retry_after_secs).into()
             }
             (_, other) => ApiError::from(other).into(),

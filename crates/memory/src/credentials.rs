@@ -22,8 +22,8 @@ impl ApiKeyRepository for MemoryStore {
         if state.api_keys.contains_key(&new.id)
             || state.api_keys.values().any(|r| r.digest == new.digest)
         {
-            return Err(RepoError::Internal(
-                "duplicate key value violates unique constraint \"api_keys_pkey\"".into(),
+            return Err(RepoError::internal(
+                "duplicate key value violates unique constraint \"api_keys_pkey\"",
             ));
         }
         let key = ApiKey {

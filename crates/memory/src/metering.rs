@@ -220,7 +220,7 @@ impl MeteringRepository for MemoryStore {
             if let Some(entry) = &entry {
                 check_entry(entry)?;
                 if state.ledger.contains_key(&entry.id) {
-                    return Err(RepoError::Internal("duplicate ledger entry id".into()));
+                    return Err(RepoError::internal("duplicate ledger entry id"));
                 }
             }
             outcome.amount_charged = c.charge;

@@ -34,7 +34,7 @@ impl SessionRepository for MemoryStore {
             return Err(RepoError::NotFound);
         }
         if state.sessions.contains_key(&session.id) {
-            return Err(RepoError::Internal(format!(
+            return Err(RepoError::internal(format!(
                 "duplicate key: a session with id {} exists",
                 session.id
             )));
@@ -43,8 +43,8 @@ impl SessionRepository for MemoryStore {
             .refresh_tokens
             .contains_key(&session.refresh_token_digest)
         {
-            return Err(RepoError::Internal(
-                "duplicate key: refresh token digest exists".into(),
+            return Err(RepoError::internal(
+                "duplicate key: refresh token digest exists",
             ));
         }
 
@@ -144,8 +144,8 @@ impl SessionRepository for MemoryStore {
             return Ok(RefreshOutcome::Invalid);
         };
         if state.refresh_tokens.contains_key(next) {
-            return Err(RepoError::Internal(
-                "duplicate key: refresh token digest exists".into(),
+            return Err(RepoError::internal(
+                "duplicate key: refresh token digest exists",
             ));
         }
 

@@ -12,9 +12,8 @@ impl State {
     /// The foreign keys and CHECK of a `shares` row.
     fn check_share(&self, share: &NewShare) -> RepoResult<()> {
         if share.owner_id == share.grantee_id {
-            return Err(RepoError::Internal(
-                "new row for relation \"shares\" violates check constraint \"shares_not_self\""
-                    .into(),
+            return Err(RepoError::internal(
+                "new row for relation \"shares\" violates check constraint \"shares_not_self\"",
             ));
         }
         if !self.users.contains_key(&share.owner_id) || !self.users.contains_key(&share.grantee_id)

@@ -111,7 +111,7 @@ pub(crate) fn is_active_superuser(user: &User) -> bool {
 pub(crate) fn check_row(row: &UserRow) -> Result<(), RepoError> {
     let user = &row.user;
     let violated = |name: &str| {
-        Err(RepoError::Internal(format!(
+        Err(RepoError::internal(format!(
             "new row for relation \"users\" violates check constraint \"{name}\""
         )))
     };
@@ -161,7 +161,7 @@ pub(crate) fn check_row(row: &UserRow) -> Result<(), RepoError> {
 /// The row-level CHECK constraints of the `wallets` table.
 pub(crate) fn check_wallet(wallet: &Wallet) -> Result<(), RepoError> {
     let violated = |name: &str| {
-        Err(RepoError::Internal(format!(
+        Err(RepoError::internal(format!(
             "new row for relation \"wallets\" violates check constraint \"{name}\""
         )))
     };
@@ -180,7 +180,7 @@ pub(crate) fn check_wallet(wallet: &Wallet) -> Result<(), RepoError> {
 /// The row-level CHECK constraints of the `ledger_entries` table.
 pub(crate) fn check_entry(entry: &LedgerEntry) -> Result<(), RepoError> {
     let violated = |name: &str| {
-        Err(RepoError::Internal(format!(
+        Err(RepoError::internal(format!(
             "new row for relation \"ledger_entries\" violates check constraint \"{name}\""
         )))
     };
@@ -228,7 +228,7 @@ impl State {
         ] {
             if let Some(target) = target {
                 if !self.users.contains_key(&target) {
-                    return Err(RepoError::Internal(format!(
+                    return Err(RepoError::internal(format!(
                         "insert or update on table \"users\" violates foreign key constraint \"users_{column}_fkey\""
                     )));
                 }

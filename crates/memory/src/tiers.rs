@@ -66,7 +66,7 @@ impl TierRepository for MemoryStore {
         let mut state = self.lock();
         let name = spec
             .name
-            .ok_or_else(|| RepoError::Internal("null value in column \"name\"".into()))?;
+            .ok_or_else(|| RepoError::internal("null value in column \"name\""))?;
         if state.tier_name_taken(&name, None) {
             return Err(RepoError::Conflict(Conflict::DuplicateTierName));
         }

@@ -134,13 +134,13 @@ impl UserRepository for MemoryStore {
         check_row(&row)?;
         check_wallet(&wallet)?;
         if state.wallets.contains_key(&wallet.id) {
-            return Err(RepoError::Internal(format!(
+            return Err(RepoError::internal(format!(
                 "duplicate key value violates unique constraint \"wallets_pkey\": {}",
                 wallet.id
             )));
         }
         if state.users.contains_key(&row.user.id) {
-            return Err(RepoError::Internal(format!(
+            return Err(RepoError::internal(format!(
                 "duplicate key value violates unique constraint \"users_pkey\": {}",
                 row.user.id
             )));

@@ -36,7 +36,7 @@ pub(crate) fn new_wallet(state: &State, new: NewWallet) -> RepoResult<Wallet> {
     };
     check_wallet(&wallet)?;
     if state.wallets.contains_key(&wallet.id) {
-        return Err(RepoError::Internal(format!(
+        return Err(RepoError::internal(format!(
             "duplicate key value violates unique constraint \"wallets_pkey\": {}",
             wallet.id
         )));
@@ -60,14 +60,14 @@ fn replayed(state: &State, claim: Option<&IdempotencyClaim>) -> RepoResult<Optio
         .get(&row.entry_id)
         .cloned()
         .map(Some)
-        .ok_or_else(|| RepoError::Internal("idempotency key without its entry".into()))
+        .ok_or_else(|| RepoError::internal("idempotency key without its entry"))
 }
 
 fn check_claim_scope(state: &State, claim: Option<&IdempotencyClaim>) -> RepoResult<()> {
     if let Some(claim) = claim {
         if !state.users.contains_key(&claim.scope) {
-            return Err(RepoError::Internal(
-                "insert or update on table \"idempotency_keys\" violates foreign key constraint \"idempotency_keys_scope_fkey\"".into(),
+            return Err(RepoError::internal(
+                "insert or update on table \"idempotency_keys\" violates foreign key constraint \"idempotency_keys_scope_fkey\"",
             ));
         }
     }
@@ -76,8 +76,8 @@ fn check_claim_scope(state: &State, claim: Option<&IdempotencyClaim>) -> RepoRes
 
 fn actor_reference(state: &State, actor_id: Option<Uuid>) -> RepoResult<()> {
     if actor_id.is_some_and(|a| !state.users.contains_key(&a)) {
-        return Err(RepoError::Internal(
-            "insert or update on table \"ledger_entries\" violates foreign key constraint \"ledger_entries_actor_id_fkey\"".into(),
+        return Err(RepoError::internal(
+            "insert or update on table \"ledger_entries\" violates foreign key constraint \"ledger_entries_actor_id_fkey\"",
         ));
     }
     Ok(())
@@ -255,7 +255,7 @@ impl WalletRepository for MemoryStore {
         };
         check_entry(&entry)?;
         if state.ledger.contains_key(&entry.id) {
-            return Err(RepoError::Internal("duplicate ledger entry id".into()));
+            return Err(RepoError::internal("duplicate ledger entry id"));
         }
         let event = change.audit_with(&entry);
         claim_row(&mut state, change.idempotency, entry.id, change.now);
@@ -280,7 +280,7 @@ impl WalletRepository for MemoryStore {
                         .find(|e| e.transfer_id == Some(tid) && e.kind == EntryKind::TransferIn)
                 })
                 .cloned()
-                .ok_or_else(|| RepoError::Internal("transfer without its credit".into()))?;
+                .ok_or_else(|| RepoError::internal("transfer without its credit"))?;
             return Ok(Transfer {
                 transfer_id: credit.transfer_id.unwrap_or(t.transfer_id),
                 debit,
@@ -289,7 +289,7 @@ impl WalletRepository for MemoryStore {
             });
         }
         if t.from_wallet == t.to_wallet {
-            return Err(RepoError::Internal("a transfer needs two wallets".into()));
+            return Err(RepoError::internal("a transfer needs two wallets"));
         }
         check_claim_scope(&state, t.idempotency.as_ref())?;
         actor_reference(&state, t.actor_id)?;
@@ -344,7 +344,7 @@ impl WalletRepository for MemoryStore {
             || state.ledger.contains_key(&debit.id)
             || state.ledger.contains_key(&credit.id)
         {
-            return Err(RepoError::Internal("duplicate ledger entry id".into()));
+            return Err(RepoError::internal("duplicate ledger entry id"));
         }
         let event = t.audit_with(&debit, &credit);
         claim_row(&mut state, t.idempotency, debit.id, t.now);

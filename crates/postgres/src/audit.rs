@@ -38,7 +38,7 @@ pub(crate) async fn record(
 /// An event's changes as stored in `audit_events.changes`.
 pub(crate) fn changes_json(e: &AuditEvent) -> Result<serde_json::Value, RepoError> {
     serde_json::to_value(&e.changes)
-        .map_err(|err| RepoError::Internal(format!("cannot encode audit changes: {err}")))
+        .map_err(|err| RepoError::internal(format!("cannot encode audit changes: {err}")))
 }
 
 type Row = (
@@ -53,7 +53,7 @@ type Row = (
 fn event_from(row: Row) -> RepoResult<AuditEvent> {
     let (id, at, actor_id, target_id, action, changes) = row;
     let action = AuditAction::parse(&action)
-        .ok_or_else(|| RepoError::Internal(format!("unknown audit action {action:?}")))?;
+        .ok_or_else(|| RepoError::internal(format!("unknown audit action {action:?}")))?;
     let changes = match changes {
         serde_json::Value::Object(fields) => fields
             .into_iter()

@@ -14,14 +14,14 @@ pub(crate) fn map(err: Error) -> RepoError {
                 // Two transactions raced to open a user's first wallet in a currency; the loser
                 // may retry (the adapters serialise this on the user row, so it is unexpected).
                 Some("wallets_one_default_key") => {
-                    RepoError::Internal("concurrent default wallet creation".into())
+                    RepoError::internal("concurrent default wallet creation")
                 }
                 Some("users_hotkey_key") => RepoError::Conflict(Conflict::DuplicateHotkey),
                 Some("users_fingerprint_hash_key") => {
                     RepoError::Conflict(Conflict::FingerprintTaken)
                 }
                 Some("tiers_name_key") => RepoError::Conflict(Conflict::DuplicateTierName),
-                other => RepoError::Internal(format!("unexpected unique violation on {other:?}")),
+                other => RepoError::internal(format!("unexpected unique violation on {other:?}")),
             }
         }
         Error::DatabaseError(DatabaseErrorKind::CheckViolation, ref info)
@@ -51,7 +51,7 @@ pub(crate) fn map(err: Error) -> RepoError {
         Error::DatabaseError(_, ref info) if is_connection_failure(info.message()) => {
             RepoError::Unavailable
         }
-        other => RepoError::Internal(other.to_string()),
+        other => RepoError::Internal(tessera_domain::Cause::new(other)),
     }
 }
 

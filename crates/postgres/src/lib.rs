@@ -108,7 +108,7 @@ impl PgStore {
             count: i64,
         }
         // Never "current" by default: an unreadable list is an error, not an empty one.
-        let expected = migrate::embedded_versions().map_err(RepoError::Internal)?;
+        let expected = migrate::embedded_versions().map_err(RepoError::internal)?;
         let mut conn = self.conn().await?;
         let applied: Applied = diesel::sql_query(
             "SELECT count(*) AS count FROM __diesel_schema_migrations WHERE version = ANY($1)",

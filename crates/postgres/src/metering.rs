@@ -58,12 +58,12 @@ use crate::PgStore;
 
 fn resource(raw: &str) -> Result<ResourceId, RepoError> {
     ResourceId::parse("resource_id", raw)
-        .map_err(|_| RepoError::Internal(format!("stored resource id {raw:?} is invalid")))
+        .map_err(|_| RepoError::internal(format!("stored resource id {raw:?} is invalid")))
 }
 
 fn discount(ppm: i32) -> Result<Discount, RepoError> {
     Discount::from_ppm("discount", i64::from(ppm))
-        .map_err(|_| RepoError::Internal(format!("stored discount {ppm} is invalid")))
+        .map_err(|_| RepoError::internal(format!("stored discount {ppm} is invalid")))
 }
 
 fn as_i64(v: u64) -> i64 {
@@ -400,7 +400,7 @@ async fn claim(
     let source = source
         .as_deref()
         .and_then(Source::parse)
-        .ok_or_else(|| TxError(RepoError::Internal("usage key without a decision".into())))?;
+        .ok_or_else(|| TxError(RepoError::internal("usage key without a decision")))?;
     Ok(Some(ConsumptionOutcome {
         source,
         amount_charged: amount.unwrap_or(0),

@@ -45,7 +45,7 @@ impl TryFrom<UserRow> for User {
 
     fn try_from(r: UserRow) -> Result<Self, RepoError> {
         let state = UserState::parse(&r.state)
-            .ok_or_else(|| RepoError::Internal(format!("unknown user state {:?}", r.state)))?;
+            .ok_or_else(|| RepoError::internal(format!("unknown user state {:?}", r.state)))?;
         Ok(User {
             id: r.id,
             username: r.username,
@@ -245,7 +245,7 @@ impl TryFrom<LedgerEntryRow> for LedgerEntry {
 
     fn try_from(r: LedgerEntryRow) -> Result<Self, RepoError> {
         let kind = EntryKind::parse(&r.kind).ok_or_else(|| {
-            RepoError::Internal(format!("unknown ledger entry kind {:?}", r.kind))
+            RepoError::internal(format!("unknown ledger entry kind {:?}", r.kind))
         })?;
         Ok(LedgerEntry {
             id: r.id,

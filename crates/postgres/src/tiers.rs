@@ -20,7 +20,7 @@ type TierRow = (Uuid, String, OffsetDateTime, OffsetDateTime);
 
 fn resource(raw: &str) -> RepoResult<ResourceId> {
     ResourceId::parse("resource_id", raw)
-        .map_err(|_| RepoError::Internal(format!("stored resource id {raw:?} is invalid")))
+        .map_err(|_| RepoError::internal(format!("stored resource id {raw:?} is invalid")))
 }
 
 /// Assembles tiers from their rows, quotas and rate limits (rate limits ordered by path).
@@ -186,7 +186,7 @@ impl TierRepository for PgStore {
         let name = spec
             .name
             .clone()
-            .ok_or_else(|| RepoError::Internal("a new tier needs a name".into()))?;
+            .ok_or_else(|| RepoError::internal("a new tier needs a name"))?;
         let mut conn = self.conn().await?;
         conn.transaction(async |conn| -> Result<_, TxError> {
             diesel::insert_into(tiers::table)

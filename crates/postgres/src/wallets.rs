@@ -502,7 +502,7 @@ impl WalletRepository for PgStore {
                 if let Some(first) = claim(conn, c, t.debit_entry_id, t.now).await? {
                     let debit = load_entry(conn, first).await?;
                     let transfer_id = debit.transfer_id.ok_or_else(|| {
-                        TxError(RepoError::Internal("replayed entry is no transfer".into()))
+                        TxError(RepoError::internal("replayed entry is no transfer"))
                     })?;
                     let credit: LedgerEntryRow = ledger_entries::table
                         .filter(ledger_entries::transfer_id.eq(transfer_id))
@@ -520,7 +520,7 @@ impl WalletRepository for PgStore {
                 }
             }
             if t.from_wallet == t.to_wallet {
-                return Err(RepoError::Internal("a transfer needs two wallets".into()).into());
+                return Err(RepoError::internal("a transfer needs two wallets").into());
             }
             // Both rows, locked in id order: opposite transfers cannot deadlock.
             let locked: Vec<(Uuid, String, Option<OffsetDateTime>)> = wallets::table

@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use async_trait::async_trait;
 use tessera_domain::ports::PasswordHasher;
+use tessera_domain::Cause;
 use tokio::sync::{oneshot, Semaphore};
 
 /// Argon2id cost parameters. The defaults are OWASP's minimum (19 MiB, 2 passes, 1 lane);
@@ -118,12 +119,12 @@ impl Argon2Hasher {
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
-    ) -> Result<T, String> {
+    ) -> Result<T, Cause> {
         let _permit = self
             .permits
             .acquire()
             .await
-            .map_err(|_| "password hashing pool closed".to_owned())?;
+            .map_err(|_| Cause::msg("password hashing pool closed"))?;
         let (reply, result) = oneshot::channel();
         let job: Job = Box::new(move |argon| {
             // The caller may have gone away; then nobody needs the result.
@@ -131,10 +132,10 @@ impl Argon2Hasher {
         });
         self.jobs
             .send(job)
-            .map_err(|_| "password hashing pool closed".to_owned())?;
+            .map_err(|_| Cause::msg("password hashing pool closed"))?;
         result
             .await
-            .map_err(|_| "password hashing task failed".to_owned())
+            .map_err(|_| Cause::msg("password hashing task failed"))
     }
 }
 
@@ -170,19 +171,19 @@ fn hashing_thread(argon: &Argon2<'static>, queue: &Mutex<mpsc::Receiver<Job>>) {
 
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
-    async fn hash(&self, password: &str) -> Result<String, String> {
+    async fn hash(&self, password: &str) -> Result<String, Cause> {
         let password = password.to_owned();
         self.blocking(move |argon| {
             let salt = SaltString::generate(&mut OsRng);
             argon
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
-                .map_err(|e| format!("argon2 hash failed: {e}"))
+                .map_err(|e| Cause::msg(format!("argon2 hash failed: {e}")))
         })
         .await?
     }
 
-    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, String> {
+    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, Cause> {
         let password = password.to_owned();
         let (stored, real) = match hash {
             Some(h) => (h.to_owned(), true),

@@ -2,6 +2,7 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 use tessera_domain::model::AccessClaims;
 use tessera_domain::ports::TokenCodec;
+use tessera_domain::Cause;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -58,7 +59,7 @@ impl JwtCodec {
 }
 
 impl TokenCodec for JwtCodec {
-    fn encode(&self, claims: &AccessClaims) -> Result<String, String> {
+    fn encode(&self, claims: &AccessClaims) -> Result<String, Cause> {
         let body = Claims {
             iss: ISSUER.to_owned(),
             sub: claims.subject,
@@ -68,8 +69,7 @@ impl TokenCodec for JwtCodec {
             scope: claims.scope.clone(),
             act: claims.actor,
         };
-        encode(&Header::new(Algorithm::HS256), &body, &self.encoding)
-            .map_err(|e| format!("cannot sign access token: {e}"))
+        encode(&Header::new(Algorithm::HS256), &body, &self.encoding).map_err(Cause::new)
     }
 
     fn decode(&self, token: &str) -> Option<AccessClaims> {

@@ -53,27 +53,6 @@ pub use users::MockUserRepository;
 #[cfg(feature = "mock")]
 pub use wallets::MockWalletRepository;
 
-use thiserror::Error;
-
-use crate::error::Conflict;
-
-/// What a storage adapter may report. Adapters translate their own failures into these:
-/// unique violations by constraint name become [`RepoError::Conflict`], pool time-outs and lost
-/// connections become [`RepoError::Unavailable`].
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum RepoError {
-    #[error("not found")]
-    NotFound,
-    #[error("conflict: {0:?}")]
-    Conflict(Conflict),
-    #[error("storage unavailable")]
-    Unavailable,
-    /// A statement ran past the time limit set for its kind (directory queries): the request
-    /// is too expensive as asked.
-    #[error("statement timeout")]
-    Timeout,
-    #[error("storage failure: {0}")]
-    Internal(String),
-}
+pub use crate::error::RepoError;
 
 pub type RepoResult<T> = Result<T, RepoError>;

@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 
+use crate::error::Cause;
 use crate::model::AccessClaims;
 
 /// Password hashing. Implementations must run the work off the request threads on a bounded
@@ -8,18 +9,19 @@ use crate::model::AccessClaims;
 #[async_trait]
 pub trait PasswordHasher: Send + Sync {
     /// Hash a plaintext into a self-describing string (PHC format for argon2id).
-    async fn hash(&self, password: &str) -> Result<String, String>;
+    /// A failure (the hashing pool gone, a hash that cannot be built) is an internal one.
+    async fn hash(&self, password: &str) -> Result<String, Cause>;
 
     /// Whether `password` matches `hash`. With no hash (unknown user, or a user without a
     /// password) it still performs one full verification against a dummy hash and answers
     /// `false`, so the two cases cannot be told apart by timing.
-    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, String>;
+    async fn verify<'a>(&self, password: &str, hash: Option<&'a str>) -> Result<bool, Cause>;
 }
 
 /// Encoding and checking of access tokens.
 #[cfg_attr(feature = "mock", mockall::automock)]
 pub trait TokenCodec: Send + Sync {
-    fn encode(&self, claims: &AccessClaims) -> Result<String, String>;
+    fn encode(&self, claims: &AccessClaims) -> Result<String, Cause>;
     /// Checks signature, algorithm and time validity. `None` for anything that does not verify.
     fn decode(&self, token: &str) -> Option<AccessClaims>;
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::actor::Actor;
 use crate::app::Deps;
-use crate::error::{UserError, ValidationError};
+use crate::error::{Failure, UserError, ValidationError};
 use crate::model::{
     AuditAction, AuditEvent, AuditQuery, FieldChange, RevokeSessions, User, UserChanges,
 };
@@ -184,10 +184,10 @@ impl AuditService {
     pub async fn list(&self, actor: &Actor, mut query: AuditQuery) -> Result<AuditPage, UserError> {
         crate::policy::authorize(actor, crate::actor::Access::Read)?;
         if !actor.is_admin() {
-            return Err(UserError::Forbidden {
+            return Err(UserError::Failure(Failure::Forbidden {
                 code: "forbidden",
                 message: "administrator permission required",
-            });
+            }));
         }
         if !(1..=MAX_AUDIT_PAGE).contains(&query.limit) {
             return Err(ValidationError::new("limit", "must be between 1 and 500").into());

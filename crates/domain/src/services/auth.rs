@@ -7,12 +7,12 @@ use time::{Duration, OffsetDateTime};
 
 use crate::actor::{Actor, Delegation};
 use crate::app::Deps;
-use crate::error::AuthError;
+use crate::error::{AuthError, Failure};
 use crate::model::{
     AccessClaims, NewSession, RefreshOutcome, ScopeSet, Session, TokenPair, User, WalletSummary,
 };
 use crate::ports::RepoError;
-use crate::services::throttle::{AccountKey, ThrottleError};
+use crate::services::throttle::AccountKey;
 use crate::values::{may_name_a_user, PresentedSecret};
 
 /// The only scope password sessions carry today; delegated tokens will narrow it.
@@ -21,14 +21,6 @@ pub const FULL_SCOPE: &str = "full";
 #[derive(Clone)]
 pub struct AuthService {
     deps: Arc<Deps>,
-}
-
-fn throttled(err: ThrottleError) -> AuthError {
-    match err {
-        ThrottleError::Throttled { retry_after_secs } => AuthError::Throttled { retry_after_secs },
-        ThrottleError::Unavailable => AuthError::Unavailable,
-        ThrottleError::Internal => AuthError::Internal("throttle counter failure".into()),
-    }
 }
 
 fn duration(std: std::time::Duration) -> Duration {
@@ -60,8 +52,7 @@ impl AuthService {
         self.deps
             .throttle
             .before_anonymous_attempt(client_ip)
-            .await
-            .map_err(throttled)?;
+            .await?;
         let found = if !may_name_a_user(login) {
             Err(RepoError::NotFound)
         } else {
@@ -79,15 +70,13 @@ impl AuthService {
         self.deps
             .throttle
             .check_account(&account, client_ip)
-            .await
-            .map_err(throttled)?;
+            .await?;
         let outcome = self.verify_login(found, password).await;
         if matches!(outcome, Err(AuthError::InvalidCredentials)) {
             self.deps
                 .throttle
                 .record_failure(&account, client_ip)
-                .await
-                .map_err(throttled)?;
+                .await?;
         }
         let user = outcome?;
         self.start_session(&user).await
@@ -107,13 +96,13 @@ impl AuthService {
             hasher
                 .verify(password.expose(), None)
                 .await
-                .map_err(AuthError::Internal)?;
+                .map_err(Failure::Internal)?;
             return Err(AuthError::InvalidCredentials);
         };
         let matches = hasher
             .verify(password.expose(), hash.as_deref())
             .await
-            .map_err(AuthError::Internal)?;
+            .map_err(Failure::Internal)?;
         if !matches || !user.is_active() || user.is_managed() {
             return Err(AuthError::InvalidCredentials);
         }
@@ -169,7 +158,7 @@ impl AuthService {
             .ports
             .tokens
             .encode(&claims)
-            .map_err(AuthError::Internal)?;
+            .map_err(Failure::Internal)?;
         Ok(TokenPair {
             access_token,
             token_type: "bearer",

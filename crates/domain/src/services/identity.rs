@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::actor::{Access, Actor, Credential};
 use crate::app::Deps;
-use crate::error::{Conflict, IdentityError, ValidationError};
+use crate::error::{Conflict, Failure, IdentityError, ValidationError};
 use crate::model::{
     ApiKey, ApiKeyScope, ApiKeyScopes, AuditAction, CreatedAccount, FingerprintRotation,
     IssuedApiKey, NewApiKey, NewUser, Permission, Permissions, Registration, SignedRequest, User,
@@ -17,7 +17,6 @@ use crate::model::{
 use crate::policy;
 use crate::ports::{RepoError, SignatureCheck};
 use crate::services::audit;
-use crate::services::throttle::ThrottleError;
 use crate::services::users::UserService;
 use crate::values::Username;
 
@@ -75,16 +74,6 @@ pub fn key_change_message(key: &str, nonce: &str, username: &str) -> String {
 pub struct IdentityService {
     deps: Arc<Deps>,
     users: UserService,
-}
-
-fn throttled(err: ThrottleError) -> IdentityError {
-    match err {
-        ThrottleError::Throttled { retry_after_secs } => {
-            IdentityError::Throttled { retry_after_secs }
-        }
-        ThrottleError::Unavailable => IdentityError::Unavailable,
-        ThrottleError::Internal => IdentityError::Internal("throttle counter failure".into()),
-    }
 }
 
 impl IdentityService {
@@ -318,8 +307,7 @@ impl IdentityService {
         self.deps
             .throttle
             .before_anonymous_attempt(client_ip)
-            .await
-            .map_err(throttled)?;
+            .await?;
         if fingerprint.is_empty() || fingerprint.len() > MAX_FINGERPRINT {
             return Err(IdentityError::InvalidFingerprint);
         }
@@ -355,7 +343,7 @@ impl IdentityService {
         let now = self.now();
         let day_start = now.unix_timestamp() - now.unix_timestamp().rem_euclid(DAY_SECS);
         let window_start = OffsetDateTime::from_unix_timestamp(day_start)
-            .map_err(|e| IdentityError::Internal(e.to_string()))?;
+            .map_err(|e| IdentityError::Failure(Failure::internal(e.to_string())))?;
         let ip: String = client_ip.chars().take(64).collect();
         let retry = (day_start + DAY_SECS - now.unix_timestamp()).max(1);
         Ok((
@@ -376,7 +364,9 @@ impl IdentityService {
         let (key, window_start, retry_after_secs) = self.daily_key(what, client_ip)?;
         let made = self.deps.ports.guards.count(&key, window_start).await?;
         if made >= limit {
-            return Err(IdentityError::Throttled { retry_after_secs });
+            return Err(IdentityError::Failure(Failure::Throttled {
+                retry_after_secs,
+            }));
         }
         Ok(())
     }
@@ -466,7 +456,11 @@ impl IdentityService {
             return Err(IdentityError::MissingPayload);
         }
         match self.deps.ports.users.find_by_hotkey(&signed.hotkey).await {
-            Ok(_) => return Err(IdentityError::Conflict(Conflict::DuplicateHotkey)),
+            Ok(_) => {
+                return Err(IdentityError::Failure(Failure::Conflict(
+                    Conflict::DuplicateHotkey,
+                )))
+            }
             Err(RepoError::NotFound) => {}
             Err(other) => return Err(other.into()),
         }
@@ -476,7 +470,11 @@ impl IdentityService {
         // Taken names are refused before the attempt counts against the throttle (the insert
         // still settles races through the unique index).
         match self.deps.ports.users.find_by_username(&username).await {
-            Ok(_) => return Err(IdentityError::Conflict(Conflict::DuplicateUsername)),
+            Ok(_) => {
+                return Err(IdentityError::Failure(Failure::Conflict(
+                    Conflict::DuplicateUsername,
+                )))
+            }
             Err(RepoError::NotFound) => {}
             Err(other) => return Err(other.into()),
         }
@@ -505,10 +503,10 @@ impl IdentityService {
     ) -> Result<CreatedAccount, IdentityError> {
         policy::authorize(actor, Access::Write)?;
         if !(actor.has(Permission::CreateUser) || actor.is_admin()) {
-            return Err(IdentityError::Forbidden {
+            return Err(IdentityError::Failure(Failure::Forbidden {
                 code: "forbidden",
                 message: "This action can only be performed by user admin accounts.",
-            });
+            }));
         }
         let username = self.chutes_username(username)?;
         // Counted per client address only once the caller may create accounts, and only when
@@ -589,7 +587,8 @@ impl IdentityService {
                     0 => None,
                     // One coldkey may fund several accounts; it cannot say which to change.
                     _ => {
-                        last_error = IdentityError::Conflict(Conflict::DuplicateHotkey);
+                        last_error =
+                            IdentityError::Failure(Failure::Conflict(Conflict::DuplicateHotkey));
                         None
                     }
                 }
@@ -604,7 +603,7 @@ impl IdentityService {
                 target = Some(user);
                 break;
             }
-            if !matches!(last_error, IdentityError::Conflict(_)) {
+            if !matches!(last_error, IdentityError::Failure(Failure::Conflict(_))) {
                 last_error = IdentityError::UnknownKey;
             }
         }
@@ -667,7 +666,9 @@ impl IdentityService {
                     proven(&hotkey, change.hotkey_signature.as_deref())?;
                     match self.deps.ports.users.find_by_hotkey(&hotkey).await {
                         Ok(holder) if holder.id != user.id => {
-                            return Err(IdentityError::Conflict(Conflict::DuplicateHotkey))
+                            return Err(IdentityError::Failure(Failure::Conflict(
+                                Conflict::DuplicateHotkey,
+                            )))
                         }
                         Ok(_) | Err(RepoError::NotFound) => {}
                         Err(other) => return Err(other.into()),
@@ -759,10 +760,10 @@ impl IdentityService {
     ) -> Result<Uuid, IdentityError> {
         policy::authorize(actor, Access::Read)?;
         if !(actor.has(Permission::BillingAdmin) || actor.is_admin()) {
-            return Err(IdentityError::Forbidden {
+            return Err(IdentityError::Failure(Failure::Forbidden {
                 code: "forbidden",
                 message: "This action can only be performed by billing admin accounts.",
-            });
+            }));
         }
         // A name no user can have (control characters, NUL, too long) names nobody.
         if !crate::values::may_name_a_user(username) {
@@ -811,14 +812,14 @@ impl IdentityService {
         if scopes.contains(ApiKeyScope::Metering)
             && !(owner.permissions.has(Permission::BillingAdmin) || owner.permissions.is_admin())
         {
-            return Err(IdentityError::Forbidden {
+            return Err(IdentityError::Failure(Failure::Forbidden {
                 code: "forbidden",
                 message: "only billing administrators may hold metering keys",
-            });
+            }));
         }
         let existing = self.deps.ports.api_keys.list(owner.id).await?;
         if existing.len() >= self.deps.config.identity.max_api_keys_per_user {
-            return Err(IdentityError::Conflict(Conflict::TooMany));
+            return Err(IdentityError::Failure(Failure::Conflict(Conflict::TooMany)));
         }
         let id = self.deps.ports.ids.new_id();
         let secret = format!(
@@ -919,10 +920,10 @@ fn check_fingerprint_strength(fingerprint: &str) -> Result<(), IdentityError> {
 }
 
 fn not_for_this_credential() -> IdentityError {
-    IdentityError::Forbidden {
+    IdentityError::Failure(Failure::Forbidden {
         code: "credential_not_allowed",
         message: "this credential cannot do that",
-    }
+    })
 }
 
 /// A hex signature without its optional `0x`, or `None` when it is not hex.

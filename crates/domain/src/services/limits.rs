@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::actor::Actor;
 use crate::app::Deps;
-use crate::error::LimitError;
+use crate::error::Failure;
 use crate::model::{Permission, RateLimit};
 use crate::ports::RepoError;
 use crate::services::throttle::{bounded, LoginLimits};
@@ -107,7 +107,7 @@ impl RateLimitService {
     }
 
     /// The rules of a tier (`None`: the configured default tier), from a short-lived cache.
-    async fn rules_of(&self, tier_id: Option<Uuid>) -> Result<Arc<Vec<RateLimit>>, LimitError> {
+    async fn rules_of(&self, tier_id: Option<Uuid>) -> Result<Arc<Vec<RateLimit>>, Failure> {
         let now = self.deps.ports.clock.now();
         let cached = self
             .rules
@@ -132,8 +132,8 @@ impl RateLimitService {
             // A tier deleted meanwhile, or a default tier not created yet, limits nothing; it is
             // looked up again next time rather than remembered as empty.
             Err(RepoError::NotFound) => return Ok(Arc::new(Vec::new())),
-            Err(RepoError::Unavailable) => return Err(LimitError::Unavailable),
-            Err(other) => return Err(LimitError::Internal(other.to_string())),
+            Err(RepoError::Unavailable) => return Err(Failure::Unavailable),
+            Err(other) => return Err(Failure::internal(format!("tier rules: {other}"))),
         };
         let rules = Arc::new(rules);
         self.rules
@@ -157,15 +157,15 @@ impl RateLimitService {
     /// change) and repeated without writing to the store. A flood of refused calls — a login
     /// storm against one account — then costs the database nothing. Other processes still ask
     /// the store, which stays the one authority.
-    async fn count(&self, key: &str, limit: u32, period_secs: u32) -> Result<(), LimitError> {
+    async fn count(&self, key: &str, limit: u32, period_secs: u32) -> Result<(), Failure> {
         let now = self.deps.ports.clock.now();
         if let Some(retry_after_secs) = self.remembered_refusal(key, now) {
-            return Err(LimitError::Limited { retry_after_secs });
+            return Err(Failure::Throttled { retry_after_secs });
         }
         let period = i64::from(period_secs.max(1));
         let start = now.unix_timestamp() - now.unix_timestamp().rem_euclid(period);
         let window_start = OffsetDateTime::from_unix_timestamp(start)
-            .map_err(|e| LimitError::Internal(e.to_string()))?;
+            .map_err(|e| Failure::internal(e.to_string()))?;
         let hits = self
             .deps
             .ports
@@ -173,8 +173,8 @@ impl RateLimitService {
             .hit(key, window_start, period, now)
             .await
             .map_err(|e| match e {
-                RepoError::Unavailable => LimitError::Unavailable,
-                other => LimitError::Internal(other.to_string()),
+                RepoError::Unavailable => Failure::Unavailable,
+                other => Failure::internal(format!("rate counter: {other}")),
             })?;
         if hits > u64::from(limit) {
             let retry = (start + period - now.unix_timestamp()).max(1);
@@ -185,7 +185,7 @@ impl RateLimitService {
                 window_end,
             };
             self.remember_refusal(key, refusal, now);
-            return Err(LimitError::Limited { retry_after_secs });
+            return Err(Failure::Throttled { retry_after_secs });
         }
         Ok(())
     }
@@ -202,7 +202,7 @@ impl RateLimitService {
         actor: Option<&Actor>,
         client_ip: &str,
         route: &str,
-    ) -> Result<(), LimitError> {
+    ) -> Result<(), Failure> {
         if actor.is_some_and(|a| a.user.permissions.has(Permission::Unlimited)) {
             return Ok(());
         }

@@ -192,7 +192,7 @@ impl MeteringService {
     /// Chutes admin routes answer 403 whatever they were sent).
     pub fn require_billing_admin(&self, actor: &Actor) -> Result<(), MeteringError> {
         policy::authorize(actor, Access::Read)?;
-        policy::ensure_billing_admin(actor)
+        Ok(policy::ensure_billing_admin(actor)?)
     }
 
     fn unlimited(user: &User) -> bool {

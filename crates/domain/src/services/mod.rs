@@ -23,7 +23,7 @@ pub use metering::{
 };
 pub use retention::{Pruned, RetentionError, RetentionPolicy, RetentionService};
 pub use shares::{DelegatedToken, ShareService, SharedUser};
-pub use throttle::{AccountKey, CredentialThrottle, LoginLimits, ThrottleError, UNKNOWN_ADDRESS};
+pub use throttle::{AccountKey, CredentialThrottle, LoginLimits, UNKNOWN_ADDRESS};
 pub use tiers::{RateLimitInput, TierInput, TierRef, TierService};
 pub use users::{
     CreateUserInput, CreatedUser, GrowthPoint, ListUsersInput, NameCheck, UpdateUserInput,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use thiserror::Error;
+use crate::error::Failure;
 use time::OffsetDateTime;
 
 use crate::app::Deps;
@@ -79,23 +79,9 @@ impl Pruned {
     }
 }
 
-#[derive(Debug, Error)]
-pub enum RetentionError {
-    /// The store is unreachable; the next run catches up.
-    #[error("storage unavailable")]
-    Unavailable,
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<RepoError> for RetentionError {
-    fn from(e: RepoError) -> Self {
-        match e {
-            RepoError::Unavailable => Self::Unavailable,
-            other => Self::Internal(other.to_string()),
-        }
-    }
-}
+/// Housekeeping has no failure of its own: the shared ones (the store unreachable — the next
+/// run catches up — or an internal failure).
+pub type RetentionError = Failure;
 
 /// Rounds per kind and run: with the default batch, a million rows. The rest waits for the
 /// next run, so one run after a long outage stays bounded.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
 use crate::app::Deps;
-use crate::error::{UserError, ValidationError};
+use crate::error::{Failure, UserError, ValidationError};
 use crate::model::{AccessClaims, AuditAction, FieldChange, NewShare, ScopeSet, Share, User};
 use crate::policy;
 use crate::ports::RepoError;
@@ -65,7 +65,10 @@ impl ShareService {
     /// change shares, any reading credential but a delegated token to list them.
     fn gate(actor: &Actor, access: Access) -> Result<(), UserError> {
         policy::authorize(actor, access)?;
-        policy::ensure_not_delegated(actor, "a delegated token cannot manage shares")
+        Ok(policy::ensure_not_delegated(
+            actor,
+            "a delegated token cannot manage shares",
+        )?)
     }
 
     fn parse_scopes(raw: &[String]) -> Result<ScopeSet, UserError> {
@@ -125,7 +128,9 @@ impl ShareService {
         Self::gate(actor, Access::Account)?;
         let scopes = Self::parse_scopes(scopes)?;
         if actor.user.is_managed() {
-            return Err(UserError::forbidden("managed users cannot share"));
+            return Err(UserError::Failure(Failure::forbidden(
+                "managed users cannot share",
+            )));
         }
         let user = self.grantee(actor, grantee).await?;
         let before = match self.deps.ports.shares.get(actor.id(), user.id).await {
@@ -274,9 +279,9 @@ impl ShareService {
         policy::authorize(actor, Access::Account)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot mint another")?;
         let Some(session_id) = actor.session_id else {
-            return Err(UserError::forbidden(
+            return Err(UserError::Failure(Failure::forbidden(
                 "delegated tokens are issued only to password sessions",
-            ));
+            )));
         };
         let target = resolve_user(&self.deps, user).await?;
         let share = crate::services::users::share_with(&self.deps, actor, &target).await?;
@@ -289,21 +294,23 @@ impl ShareService {
         } else if let Some(share) = share {
             share
         } else {
-            return Err(UserError::forbidden(
+            return Err(UserError::Failure(Failure::forbidden(
                 "you neither manage this user nor hold a share from them",
-            ));
+            )));
         };
         if !target.is_active() {
-            return Err(UserError::Conflict(crate::error::Conflict::InvalidState));
+            return Err(UserError::Failure(Failure::Conflict(
+                crate::error::Conflict::InvalidState,
+            )));
         }
         let scopes = match scopes {
             Some(raw) => Self::parse_scopes(raw)?,
             None => held,
         };
         if !held.contains(scopes) {
-            return Err(UserError::forbidden(
+            return Err(UserError::Failure(Failure::forbidden(
                 "the requested scopes exceed those you hold on this user",
-            ));
+            )));
         }
         let now = self.deps.ports.clock.now();
         let ttl = Duration::try_from(self.deps.config.access_token_ttl).unwrap_or(Duration::MAX);
@@ -320,7 +327,7 @@ impl ShareService {
             .ports
             .tokens
             .encode(&claims)
-            .map_err(UserError::Internal)?;
+            .map_err(Failure::Internal)?;
         Ok(DelegatedToken {
             access_token,
             token_type: "bearer",

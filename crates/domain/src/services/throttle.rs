@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::ports::{Clock, GuardRepository, RepoError};
+use crate::error::{Failure, RepoError};
+use crate::ports::{Clock, GuardRepository};
 
 /// What stands for the client address when none is known (calls from outside HTTP).
 pub const UNKNOWN_ADDRESS: &str = "unknown";
@@ -71,23 +72,6 @@ impl AccountKey {
         match self {
             Self::User(id) => format!("u:{}", id.simple()),
             Self::Name(name) => format!("n:{}", bounded(&name.trim().to_lowercase())),
-        }
-    }
-}
-
-/// The caller must wait this many seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThrottleError {
-    Throttled { retry_after_secs: u64 },
-    Unavailable,
-    Internal,
-}
-
-impl From<RepoError> for ThrottleError {
-    fn from(err: RepoError) -> Self {
-        match err {
-            RepoError::Unavailable => Self::Unavailable,
-            _ => Self::Internal,
         }
     }
 }
@@ -142,16 +126,20 @@ impl CredentialThrottle {
     }
 
     /// Counts one attempt from `client` (any secret); refused past `per_ip`.
-    pub async fn before_anonymous_attempt(&self, client: &str) -> Result<(), ThrottleError> {
+    pub async fn before_anonymous_attempt(&self, client: &str) -> Result<(), Failure> {
         let now = self.clock.now();
         let (start, period, left) = window(now, self.limits.window_secs);
         let key = format!("secret:ip:{}", bounded(client));
         if self.remembered(&key, now) {
-            return Err(ThrottleError::Throttled {
+            return Err(Failure::Throttled {
                 retry_after_secs: left,
             });
         }
-        let hits = self.guards.hit(&key, start, period, now).await?;
+        let hits = self
+            .guards
+            .hit(&key, start, period, now)
+            .await
+            .map_err(counter_failure)?;
         if hits > u64::from(self.limits.per_ip) {
             let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
             if refused.len() >= MAX_REMEMBERED {
@@ -160,7 +148,7 @@ impl CredentialThrottle {
             if refused.len() < MAX_REMEMBERED {
                 refused.insert(key, start + time::Duration::seconds(period));
             }
-            return Err(ThrottleError::Throttled {
+            return Err(Failure::Throttled {
                 retry_after_secs: left,
             });
         }
@@ -169,30 +157,23 @@ impl CredentialThrottle {
 
     /// Before a secret of `account` is checked: the address's attempts, then the account's
     /// failures (see the module documentation).
-    pub async fn before_attempt(
-        &self,
-        account: &AccountKey,
-        client: &str,
-    ) -> Result<(), ThrottleError> {
+    pub async fn before_attempt(&self, account: &AccountKey, client: &str) -> Result<(), Failure> {
         self.before_anonymous_attempt(client).await?;
         self.check_account(account, client).await
     }
 
     /// The account half of [`Self::before_attempt`]: counts nothing.
-    pub async fn check_account(
-        &self,
-        account: &AccountKey,
-        client: &str,
-    ) -> Result<(), ThrottleError> {
+    pub async fn check_account(&self, account: &AccountKey, client: &str) -> Result<(), Failure> {
         let now = self.clock.now();
         let (start, _, left) = window(now, self.limits.account_window_secs);
         let account = account.as_key();
         let from_here = self
             .guards
             .count(&format!("secret:fail:{account}:{}", bounded(client)), start)
-            .await?;
+            .await
+            .map_err(counter_failure)?;
         if from_here >= u64::from(self.limits.per_account) {
-            return Err(ThrottleError::Throttled {
+            return Err(Failure::Throttled {
                 retry_after_secs: left,
             });
         }
@@ -200,9 +181,10 @@ impl CredentialThrottle {
             let everywhere = self
                 .guards
                 .count(&format!("secret:fail:{account}"), start)
-                .await?;
+                .await
+                .map_err(counter_failure)?;
             if everywhere >= u64::from(self.limits.per_account_total) {
-                return Err(ThrottleError::Throttled {
+                return Err(Failure::Throttled {
                     retry_after_secs: left,
                 });
             }
@@ -211,11 +193,7 @@ impl CredentialThrottle {
     }
 
     /// After a wrong secret for `account` from `client`.
-    pub async fn record_failure(
-        &self,
-        account: &AccountKey,
-        client: &str,
-    ) -> Result<(), ThrottleError> {
+    pub async fn record_failure(&self, account: &AccountKey, client: &str) -> Result<(), Failure> {
         let now = self.clock.now();
         let (start, period, _) = window(now, self.limits.account_window_secs);
         let account = account.as_key();
@@ -226,11 +204,21 @@ impl CredentialThrottle {
                 period,
                 now,
             )
-            .await?;
+            .await
+            .map_err(counter_failure)?;
         self.guards
             .hit(&format!("secret:fail:{account}"), start, period, now)
-            .await?;
+            .await
+            .map_err(counter_failure)?;
         Ok(())
+    }
+}
+
+/// A counter the store could not read or write.
+fn counter_failure(err: RepoError) -> Failure {
+    match err {
+        RepoError::Unavailable => Failure::Unavailable,
+        other => Failure::internal(format!("throttle counter: {other}")),
     }
 }
 

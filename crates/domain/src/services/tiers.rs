@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
 use crate::app::Deps;
-use crate::error::{TierError, ValidationError};
+use crate::error::{Failure, TierError, ValidationError};
 use crate::model::{AuditAction, FieldChange, RateLimit, ResourceId, Tier, TierSpec, UserChanges};
 use crate::policy;
 use crate::ports::RepoError;
@@ -202,10 +202,10 @@ impl TierService {
         if actor.is_superuser() {
             Ok(())
         } else {
-            Err(TierError::Forbidden {
+            Err(TierError::Failure(Failure::Forbidden {
                 code: "forbidden",
                 message: "superuser permission required",
-            })
+            }))
         }
     }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::actor::{Access, Actor};
 use crate::app::Deps;
 use crate::directory::{SearchTerm, Sort, UserFilter};
-use crate::error::{Conflict, UserError, ValidationError};
+use crate::error::{Conflict, Failure, UserError, ValidationError};
 use crate::model::{
     AuditAction, DailyCount, DefaultWallet, FieldChange, NewUser, Permission, Permissions,
     RevokeSessions, ScopeSet, User, UserChanges, UserListQuery, UserState, DEFAULT_WALLET_NAME,
@@ -18,7 +18,7 @@ use crate::model::{
 use crate::policy;
 use crate::ports::RepoError;
 use crate::services::audit;
-use crate::services::throttle::{AccountKey, ThrottleError, UNKNOWN_ADDRESS};
+use crate::services::throttle::{AccountKey, UNKNOWN_ADDRESS};
 use crate::values::{Email, Paging, Password, PersonName, PresentedSecret, UserRef, Username};
 
 /// The fields an administrator (or, for managed users, anyone) may send to create a user.
@@ -127,14 +127,6 @@ pub struct UserService {
     deps: Arc<Deps>,
 }
 
-fn throttled(err: ThrottleError) -> UserError {
-    match err {
-        ThrottleError::Throttled { retry_after_secs } => UserError::Throttled { retry_after_secs },
-        ThrottleError::Unavailable => UserError::Unavailable,
-        ThrottleError::Internal => UserError::Internal("throttle counter failure".into()),
-    }
-}
-
 /// The scopes of `target`'s share with the actor, read from the store on every call (a revoked
 /// share stops working at once). Not looked up when policy decides without it.
 pub(crate) async fn share_with(
@@ -229,13 +221,13 @@ impl UserService {
     /// `Forbidden` for callers without the `admin` permission.
     pub fn require_admin(&self, actor: &Actor) -> Result<(), UserError> {
         policy::authorize(actor, Access::Read)?;
-        policy::ensure_admin(actor)
+        Ok(policy::ensure_admin(actor)?)
     }
 
     /// Like [`Self::require_admin`], for superuser-only operations.
     pub fn require_superuser(&self, actor: &Actor) -> Result<(), UserError> {
         policy::authorize(actor, Access::Read)?;
-        policy::ensure_superuser(actor)
+        Ok(policy::ensure_superuser(actor)?)
     }
 
     async fn resolve(&self, user: &UserRef) -> Result<User, UserError> {
@@ -342,7 +334,7 @@ impl UserService {
             .hasher
             .hash(password.expose())
             .await
-            .map_err(UserError::Internal)
+            .map_err(|cause| Failure::Internal(cause).into())
     }
 
     /// `POST /users`: with a username or email, a login user (administrators); with only names,
@@ -449,7 +441,7 @@ impl UserService {
         policy::ensure_can_create_managed_user(actor)?;
         let cap = self.deps.config.limits.max_managed_users_per_user;
         if self.deps.ports.users.count_managed_by(actor.id()).await? >= cap {
-            return Err(UserError::Conflict(Conflict::TooMany));
+            return Err(UserError::Failure(Failure::Conflict(Conflict::TooMany)));
         }
         if password.is_some() {
             return Err(ValidationError::new(
@@ -550,7 +542,7 @@ impl UserService {
         }
         match self.create_superuser(username, None, password).await {
             Ok(created) => Ok(Some(created)),
-            Err(UserError::Conflict(Conflict::DuplicateUsername)) => Ok(None),
+            Err(UserError::Failure(Failure::Conflict(Conflict::DuplicateUsername))) => Ok(None),
             Err(other) => Err(other),
         }
     }
@@ -767,6 +759,13 @@ impl UserService {
         }
 
         if let Some(raw) = input.password {
+            if target.is_managed() {
+                return Err(ValidationError::new(
+                    "password",
+                    "managed users cannot have credentials",
+                )
+                .into());
+            }
             policy::ensure_can_set_password(actor, &target)?;
             let new_password =
                 Password::parse("password", &raw, &self.deps.config.password_policy)?;
@@ -820,11 +819,7 @@ impl UserService {
         };
         let client = actor.client_ip.as_deref().unwrap_or(UNKNOWN_ADDRESS);
         let account = AccountKey::User(target.id);
-        self.deps
-            .throttle
-            .before_attempt(&account, client)
-            .await
-            .map_err(throttled)?;
+        self.deps.throttle.before_attempt(&account, client).await?;
         let hash = self.deps.ports.users.password_hash(target.id).await?;
         let matches = self
             .deps
@@ -832,15 +827,11 @@ impl UserService {
             .hasher
             .verify(current.expose(), hash.as_deref())
             .await
-            .map_err(UserError::Internal)?;
+            .map_err(Failure::Internal)?;
         if matches {
             Ok(())
         } else {
-            self.deps
-                .throttle
-                .record_failure(&account, client)
-                .await
-                .map_err(throttled)?;
+            self.deps.throttle.record_failure(&account, client).await?;
             Err(ValidationError::new("current_password", "the current password is wrong").into())
         }
     }
@@ -900,13 +891,17 @@ impl UserService {
         let target = self.resolve(user).await?;
         policy::ensure_can_administer(actor, &target)?;
         if target.state != UserState::Deleted {
-            return Err(UserError::Conflict(Conflict::InvalidState));
+            return Err(UserError::Failure(Failure::Conflict(
+                Conflict::InvalidState,
+            )));
         }
         // Past its retention the user is housekeeping's to purge, whether or not it has run.
         let now = self.deps.ports.clock.now();
         let cutoff = self.deps.config.retention.deleted_users_cutoff(now);
         if matches!((target.deleted_at, cutoff), (Some(at), Some(cutoff)) if at < cutoff) {
-            return Err(UserError::Conflict(Conflict::RetentionExpired));
+            return Err(UserError::Failure(Failure::Conflict(
+                Conflict::RetentionExpired,
+            )));
         }
         let changes = UserChanges {
             state: Some(UserState::Active),
@@ -937,7 +932,9 @@ impl UserService {
         let target = self.resolve(user).await?;
         policy::ensure_can_administer(actor, &target)?;
         if target.state == UserState::Deleted {
-            return Err(UserError::Conflict(Conflict::InvalidState));
+            return Err(UserError::Failure(Failure::Conflict(
+                Conflict::InvalidState,
+            )));
         }
         if target.state == state {
             return Ok(target);

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
 use crate::app::Deps;
-use crate::error::{Conflict, ValidationError, WalletError};
+use crate::error::{Conflict, Failure, ValidationError, WalletError};
 use crate::model::{
     AuditAction, AuditEvent, BalanceChange, ChangeTarget, Currencies, EntryKind, IdempotencyClaim,
     LedgerCursor, LedgerEntry, LedgerPage, Money, NewTransfer, NewWallet, Posted, User, Wallet,
@@ -151,7 +151,7 @@ impl WalletService {
     ) -> Result<Vec<Wallet>, WalletError> {
         policy::authorize(actor, Access::Read)?;
         let owner = self.resolve_user(user).await?;
-        policy::ensure_can_list_wallets_of(actor, &owner)?;
+        policy::ensure_can_list_wallets_of(actor, &owner).map_err(WalletError::about_user)?;
         Ok(self
             .deps
             .ports
@@ -173,7 +173,7 @@ impl WalletService {
         let name = WalletName::parse("name", name)?;
         let currency = self.currencies().parse("currency", currency)?;
         let owner = self.resolve_user(user).await?;
-        policy::ensure_can_create_wallet_for(actor, &owner)?;
+        policy::ensure_can_create_wallet_for(actor, &owner).map_err(WalletError::about_user)?;
         let cap = self.deps.config.limits.max_wallets_per_user;
         let held = self
             .deps
@@ -183,7 +183,7 @@ impl WalletService {
             .await?
             .len();
         if held >= cap {
-            return Err(WalletError::Conflict(Conflict::TooMany));
+            return Err(WalletError::Failure(Failure::Conflict(Conflict::TooMany)));
         }
         let wallet = NewWallet {
             id: self.deps.ports.ids.new_id(),
@@ -374,10 +374,7 @@ impl WalletService {
         let amount = non_zero("amount", money.minor())?;
         let reason = Reason::parse("reason", reason)?;
         let owner = self.resolve_user(user).await?;
-        policy::ensure_can_adjust(actor, &owner).map_err(|e| match e {
-            WalletError::NotFound => WalletError::UserNotFound,
-            other => other,
-        })?;
+        policy::ensure_can_adjust(actor, &owner).map_err(WalletError::about_user)?;
         let currency = money.currency().as_str().to_owned();
         let idempotency = Self::claim(actor, key, || {
             format!(

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use tessera_domain::error::UserError;
 use tessera_domain::model::{AuditAction, AuditQuery};
 use tessera_domain::services::audit::decode_cursor;
+use tessera_domain::Failure;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -132,7 +133,7 @@ pub(crate) async fn list(
         .list(&actor, query)
         .await
         .map_err(|e| match e {
-            UserError::Validation(v) => {
+            UserError::Failure(Failure::Validation(v)) => {
                 ApiError::validation("query", &v.field, v.reason.into_owned(), "value_error")
             }
             other => other.into(),

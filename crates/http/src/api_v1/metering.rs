@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_domain::model::{Discount, ResourceId, UsageItem};
 use tessera_domain::services::{ConsumeInput, QuotaUsage, UsageInput, UserQuotas};
+use tessera_domain::Failure;
 use tessera_domain::MeteringError;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -42,7 +43,7 @@ pub fn configure(routes: &mut Routes) {
 /// A domain validation error located in the query string or path instead of the body.
 fn located(location: &'static str) -> impl Fn(MeteringError) -> ApiError {
     move |e| match e {
-        MeteringError::Validation(v) => {
+        MeteringError::Failure(Failure::Validation(v)) => {
             ApiError::validation(location, &v.field, v.reason.into_owned(), "value_error")
         }
         other => other.into(),

@@ -297,7 +297,7 @@ pub(crate) async fn ledger(
         .ledger(&actor, wallet_id(&path)?, LedgerInput { cursor, limit })
         .await
         .map_err(|e| match e {
-            tessera_domain::WalletError::Validation(v) => {
+            tessera_domain::WalletError::Failure(tessera_domain::Failure::Validation(v)) => {
                 ApiError::validation("query", &v.field, v.reason.into_owned(), "value_error")
             }
             other => other.into(),

@@ -11,6 +11,7 @@ use tessera_domain::model::{
 };
 use tessera_domain::services::KeyChange;
 use tessera_domain::Actor;
+use tessera_domain::Failure;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -379,16 +380,18 @@ pub(crate) async fn register(
 fn registration_error(e: tessera_domain::IdentityError, username: &str) -> ChutesError {
     use tessera_domain::{Conflict, IdentityError};
     match e {
-        IdentityError::Conflict(Conflict::DuplicateHotkey) => {
+        IdentityError::Failure(Failure::Conflict(Conflict::DuplicateHotkey)) => {
             ChutesError::conflict("This hotkey is already registered to a user!")
         }
-        IdentityError::Conflict(Conflict::DuplicateUsername) => ChutesError::conflict(format!(
-            "Username {username} already exists, sorry! Please choose another."
-        )),
-        IdentityError::Validation(v) if v.field == "username" => {
+        IdentityError::Failure(Failure::Conflict(Conflict::DuplicateUsername)) => {
+            ChutesError::conflict(format!(
+                "Username {username} already exists, sorry! Please choose another."
+            ))
+        }
+        IdentityError::Failure(Failure::Validation(v)) if v.field == "username" => {
             ChutesError::bad_request(v.reason.into_owned())
         }
-        IdentityError::Throttled { retry_after_secs } => ChutesError::throttled(
+        IdentityError::Failure(Failure::Throttled { retry_after_secs }) => ChutesError::throttled(
             "Too many registration requests from this IP.",
             retry_after_secs,
         ),
@@ -550,11 +553,11 @@ pub(crate) async fn change_fingerprint(
         Err(IdentityError::UnknownKey | IdentityError::SignatureMismatch { .. }) => Err(
             ChutesError::unauthorized("No user found with the provided hotkey/coldkey"),
         ),
-        Err(IdentityError::Conflict(tessera_domain::Conflict::DuplicateHotkey)) => {
-            Err(ChutesError::conflict(
-                "This coldkey belongs to several accounts; sign with the account's hotkey",
-            ))
-        }
+        Err(IdentityError::Failure(Failure::Conflict(
+            tessera_domain::Conflict::DuplicateHotkey,
+        ))) => Err(ChutesError::conflict(
+            "This coldkey belongs to several accounts; sign with the account's hotkey",
+        )),
         Err(e) => Err(identity_error(e)),
     }
 }
@@ -618,13 +621,15 @@ pub(crate) async fn change_bt_auth(
             let actor = Actor::direct(user.clone(), None);
             Ok(HttpResponse::Ok().json(self_response(&state, &actor, user).await?))
         }
-        Err(IdentityError::Conflict(Conflict::DuplicateHotkey)) => {
+        Err(IdentityError::Failure(Failure::Conflict(Conflict::DuplicateHotkey))) => {
             Err(ChutesError::conflict(format!(
                 "Hotkey already associated with another user: {}",
                 body.hotkey.unwrap_or_default()
             )))
         }
-        Err(IdentityError::Validation(v)) => Err(ChutesError::bad_request(v.reason.into_owned())),
+        Err(IdentityError::Failure(Failure::Validation(v))) => {
+            Err(ChutesError::bad_request(v.reason.into_owned()))
+        }
         Err(e) => Err(identity_error(e)),
     }
 }

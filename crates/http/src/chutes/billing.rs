@@ -17,6 +17,7 @@ use tessera_domain::model::{Money, ResourceId, UsageItem};
 use tessera_domain::services::metering::MAX_QUOTA;
 use tessera_domain::services::UsageInput;
 use tessera_domain::values::UserRef;
+use tessera_domain::Failure;
 use tessera_domain::{Actor, MeteringError, WalletError};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -58,7 +59,9 @@ fn require_billing_admin(state: &ApiState, actor: &Actor) -> Result<(), ChutesEr
         .metering
         .require_billing_admin(actor)
         .map_err(|e| match e {
-            MeteringError::Forbidden { message, .. } => ChutesError::forbidden(message),
+            MeteringError::Failure(Failure::Forbidden { message, .. }) => {
+                ChutesError::forbidden(message)
+            }
             other => other.into(),
         })
 }
@@ -74,7 +77,9 @@ fn target(raw: &str) -> Result<UserRef, ChutesError> {
 fn admin_error(user_id: &str) -> impl Fn(MeteringError) -> ChutesError + '_ {
     move |e| match e {
         MeteringError::UserNotFound => user_not_found(user_id),
-        MeteringError::Forbidden { message, .. } => ChutesError::forbidden(message),
+        MeteringError::Failure(Failure::Forbidden { message, .. }) => {
+            ChutesError::forbidden(message)
+        }
         other => other.into(),
     }
 }
@@ -155,7 +160,9 @@ pub(crate) async fn admin_balance_change(
         .await
         .map_err(|e| match e {
             WalletError::UserNotFound | WalletError::NotFound => user_not_found(&body.user_id),
-            WalletError::Forbidden { message, .. } => ChutesError::forbidden(message),
+            WalletError::Failure(Failure::Forbidden { message, .. }) => {
+                ChutesError::forbidden(message)
+            }
             other => other.into(),
         })?;
     let mut response = HttpResponse::Ok();
@@ -232,7 +239,9 @@ pub(crate) async fn set_quotas(
         .set_quotas(&actor, &user, quotas)
         .await
         .map_err(|e| match e {
-            MeteringError::Validation(v) => ChutesError::bad_request(v.reason.into_owned()),
+            MeteringError::Failure(Failure::Validation(v)) => {
+                ChutesError::bad_request(v.reason.into_owned())
+            }
             other => admin_error(&path)(other),
         })?;
     Ok(HttpResponse::Ok().json(Value::Object(raw)))
@@ -286,7 +295,7 @@ pub(crate) async fn set_discounts(
         .set_discounts(&actor, &user, discounts)
         .await
         .map_err(|e| match e {
-            MeteringError::Validation(v) => ChutesError::bad_request(format!(
+            MeteringError::Failure(Failure::Validation(v)) => ChutesError::bad_request(format!(
                 "Invalid discount value {}: {}",
                 v.field, v.reason
             )),
@@ -453,7 +462,7 @@ pub(crate) async fn my_quota_usage(
         .quota_usage(&actor, &me(&actor), resource)
         .await
         .map_err(|e| match e {
-            MeteringError::Validation(_) => {
+            MeteringError::Failure(Failure::Validation(_)) => {
                 ChutesError::bad_request(format!("Invalid chute_id specified: {chute}"))
             }
             other => other.into(),
@@ -597,16 +606,18 @@ pub(crate) async fn my_usage(
         .usage(&actor, &me(&actor), input)
         .await
         .map_err(|e| match e {
-            MeteringError::Validation(v) => ChutesError::from(ApiError::validation(
-                "query",
-                if v.field == "resource_id" {
-                    "chute_id"
-                } else {
-                    &v.field
-                },
-                v.reason.into_owned(),
-                "value_error",
-            )),
+            MeteringError::Failure(Failure::Validation(v)) => {
+                ChutesError::from(ApiError::validation(
+                    "query",
+                    if v.field == "resource_id" {
+                        "chute_id"
+                    } else {
+                        &v.field
+                    },
+                    v.reason.into_owned(),
+                    "value_error",
+                ))
+            }
             other => other.into(),
         })?;
     let naive = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");

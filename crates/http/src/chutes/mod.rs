@@ -15,6 +15,7 @@ pub use error::{ChutesError, ChutesErrorBody};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
+use tessera_domain::Failure;
 use tessera_domain::{Actor, AuthError, IdentityError};
 
 use crate::auth::{authenticate, AuthFailure};
@@ -97,10 +98,12 @@ pub(crate) fn identity_error(e: IdentityError) -> ChutesError {
         IdentityError::InvalidApiKey => {
             ChutesError::unauthorized("Invalid token or user not found")
         }
-        IdentityError::Throttled { retry_after_secs } => {
+        IdentityError::Failure(Failure::Throttled { retry_after_secs }) => {
             ChutesError::throttled("Too many requests.", retry_after_secs)
         }
-        IdentityError::Forbidden { message, .. } => ChutesError::forbidden(message),
+        IdentityError::Failure(Failure::Forbidden { message, .. }) => {
+            ChutesError::forbidden(message)
+        }
         IdentityError::NotFound => ChutesError::not_found("Not found"),
         other => crate::error::ApiError::from(other).into(),
     }
