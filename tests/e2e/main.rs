@@ -20,6 +20,7 @@ mod sharing;
 mod smoke;
 mod support;
 mod tiers;
+mod trust;
 mod users;
 mod validation;
 mod wallets;
