@@ -21,6 +21,7 @@ mod smoke;
 mod support;
 mod tiers;
 mod trust;
+mod trust_matrix;
 mod users;
 mod validation;
 mod wallets;
