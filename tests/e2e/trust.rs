@@ -18,6 +18,16 @@ use crate::support::{
 
 const CHUTE: &str = "0191f1a2-0000-7000-8000-00000000c0de";
 
+/// Settings overrides for a throttle test, with throttle windows of a day: fixed windows start
+/// on multiples of their length, so no window boundary falls inside a test in practice.
+fn throttled(extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut settings: Vec<(&'static str, String)> =
+        extra.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    settings.push(("rate_limits.login_window_secs", "86400".into()));
+    settings.push(("rate_limits.login_account_window_secs", "86400".into()));
+    settings
+}
+
 /// `request` as if it came from `address` through one trusted proxy (`server.trusted_proxies`
 /// = 1 takes the rightmost `X-Forwarded-For` entry).
 fn from(request: RequestBuilder, address: &str) -> RequestBuilder {
@@ -181,10 +191,10 @@ async fn finding_01b_metering_key_meters_and_does_nothing_else() {
 
 #[tokio::test]
 async fn finding_01c_current_password_guesses_are_throttled_per_account_and_address() {
-    let app = TestApp::spawn_with(&[
-        ("rate_limits.login_per_account", "3".into()),
-        ("server.trusted_proxies", "1".into()),
-    ])
+    let app = TestApp::spawn_with(&throttled(&[
+        ("rate_limits.login_per_account", "3"),
+        ("server.trusted_proxies", "1"),
+    ]))
     .await;
     let (_, token) = app.user_with_token("carol").await;
     let change = |current: String| {
@@ -339,10 +349,10 @@ async fn finding_03_signature_bound_to_one_route_is_refused_on_another_and_diges
 
 #[tokio::test]
 async fn finding_04a_fingerprint_guesses_are_throttled_on_change_bt_auth_and_delete() {
-    let app = TestApp::spawn_with(&[
-        ("rate_limits.login_per_ip", "5".into()),
-        ("server.trusted_proxies", "1".into()),
-    ])
+    let app = TestApp::spawn_with(&throttled(&[
+        ("rate_limits.login_per_ip", "5"),
+        ("server.trusted_proxies", "1"),
+    ]))
     .await;
     let (_, created) = register(&app, "fpowner").await;
     let id = user_id(&created);
@@ -415,8 +425,21 @@ async fn finding_04b_change_bt_auth_needs_each_new_key_to_sign() {
     assert_eq!(status, 401, "{body}");
     let (status, body) = send(change(json!({"coldkey": ss58(&new_coldkey)}))).await;
     assert_eq!(status, 401, "{body}");
-    // Signed by another key, or for another account.
+    // A nonce but no signature: refused as a bad request (400, not 401) naming the message to
+    // sign.
     let nonce = now().to_string();
+    let (status, body) = send(change(
+        json!({"coldkey": ss58(&new_coldkey), "nonce": nonce}),
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(":change_bt_auth:")),
+        "{body}"
+    );
+    // Signed by another key, or for another account.
     for signature in [
         proof(&attacker, &nonce, "keyowner"),
         proof(&new_hotkey, &nonce, "someone_else"),
@@ -430,6 +453,7 @@ async fn finding_04b_change_bt_auth_needs_each_new_key_to_sign() {
 
     let after = read_back(&app, &id).await;
     assert_eq!(after["hotkey"], ss58(&old_hotkey));
+    assert_eq!(after["coldkey"], before["coldkey"]);
     assert_unchanged(&before, &after);
 
     // Signed by the new key for this account: attached.
@@ -491,11 +515,12 @@ async fn finding_04c_chosen_fingerprints_need_16_characters_and_8_distinct() {
 
 // ---- 5. Rate limits -------------------------------------------------------------------------
 
-/// A tier limiting `path` to `limit` calls an hour, as `root`; its id.
+/// A tier limiting `path` to `limit` calls a (UTC) day, as `root`; its id. Fixed windows start
+/// on multiples of their period: a day's boundary does not fall inside a test in practice.
 async fn tier(app: &TestApp, root: &str, name: &str, path: &str, limit: u32) -> String {
     let (status, tier) = send(app.post("/api/v1/tiers").bearer_auth(root).json(&json!({
         "name": name,
-        "rate_limits": [{"path": path, "limit": limit, "period_secs": 3600}],
+        "rate_limits": [{"path": path, "limit": limit, "period_secs": 86_400}],
     })))
     .await;
     assert_eq!(status, 201, "{tier}");
@@ -638,17 +663,17 @@ async fn finding_06_update_user_holder_cannot_grant_billing_admin_nor_credit_its
 
 // ---- 7. Login throttles ---------------------------------------------------------------------
 
-fn login_throttle_settings(total: u32) -> Vec<(&'static str, String)> {
-    vec![
-        ("rate_limits.login_per_account", "3".into()),
-        ("rate_limits.login_per_account_total", total.to_string()),
-        ("server.trusted_proxies", "1".into()),
-    ]
+fn login_throttle_settings(total: &str) -> Vec<(&'static str, String)> {
+    throttled(&[
+        ("rate_limits.login_per_account", "3"),
+        ("rate_limits.login_per_account_total", total),
+        ("server.trusted_proxies", "1"),
+    ])
 }
 
 #[tokio::test]
 async fn finding_07a_an_attacker_address_cannot_lock_the_owner_out() {
-    let app = TestApp::spawn_with(&login_throttle_settings(1_000_000)).await;
+    let app = TestApp::spawn_with(&login_throttle_settings("1000000")).await;
     let root = app.admin_token().await;
     app.create_user(
         &root,
@@ -674,7 +699,7 @@ async fn finding_07a_an_attacker_address_cannot_lock_the_owner_out() {
 
 #[tokio::test]
 async fn finding_07b_username_and_email_share_one_failure_count() {
-    let app = TestApp::spawn_with(&login_throttle_settings(1_000_000)).await;
+    let app = TestApp::spawn_with(&login_throttle_settings("1000000")).await;
     let root = app.admin_token().await;
     app.create_user(
         &root,
@@ -705,7 +730,7 @@ async fn finding_07b_username_and_email_share_one_failure_count() {
 
 #[tokio::test]
 async fn finding_07c_many_addresses_are_capped_overall_but_fresh_addresses_keep_an_attempt() {
-    let app = TestApp::spawn_with(&login_throttle_settings(5)).await;
+    let app = TestApp::spawn_with(&login_throttle_settings("5")).await;
     let root = app.admin_token().await;
     app.create_user(
         &root,
@@ -823,10 +848,10 @@ async fn finding_08b_share_response_shows_the_grantee_by_username_only() {
 
 #[tokio::test]
 async fn finding_08c_client_chosen_forwarded_for_entries_do_not_choose_the_address() {
-    let app = TestApp::spawn_with(&[
-        ("rate_limits.login_per_ip", "2".into()),
-        ("server.trusted_proxies", "1".into()),
-    ])
+    let app = TestApp::spawn_with(&throttled(&[
+        ("rate_limits.login_per_ip", "2"),
+        ("server.trusted_proxies", "1"),
+    ]))
     .await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
