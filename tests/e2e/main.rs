@@ -20,6 +20,8 @@ mod sharing;
 mod smoke;
 mod support;
 mod tiers;
+mod trust;
+mod trust_matrix;
 mod users;
 mod validation;
 mod wallets;

@@ -5,6 +5,7 @@
 //! The server comes from `TESSERA_TEST_DATABASE_URL` (what `make test` sets through
 //! `scripts/dev-postgres`), defaulting to the local server on 127.0.0.1:5432.
 
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -228,6 +229,137 @@ impl TestDatabase {
             name,
             admin_url,
         }
+    }
+}
+
+/// Tables whose rows a *refused* request may legitimately change, left out of
+/// [`state_digests`]:
+///
+/// - `rate_counters`: the fixed-window counters of tier rate limits, anonymous per-address
+///   limits and the throttles of presented secrets (passwords, fingerprints). Counting refused
+///   requests is their whole purpose: a guess that fails must still cost the guesser.
+/// - `used_signatures`: a state-changing hotkey signature is claimed as soon as it verifies,
+///   before the operation decides whether the caller may proceed, so that a refused request's
+///   signature cannot be replayed against another server process either.
+/// - `__diesel_schema_migrations`: the migration runner's bookkeeping, not application state;
+///   no request writes it, and it says nothing about what a request did.
+pub const VOLATILE_TABLES: &[&str] = &[
+    "rate_counters",
+    "used_signatures",
+    "__diesel_schema_migrations",
+];
+
+/// Columns left out of [`state_digests`], as `(table, column)`:
+///
+/// - `api_keys.last_used_at`: stamped whenever a key authenticates, before the route decides
+///   what the key may do, so a key's owner sees that it is being used (refused calls included).
+pub const VOLATILE_COLUMNS: &[(&str, &str)] = &[("api_keys", "last_used_at")];
+
+#[derive(QueryableByName)]
+struct TableRow {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+fn quoted(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// For every table of the `public` schema of the database at `url`, an md5 of all its rows
+/// (each row as text, sorted), except [`VOLATILE_TABLES`] and [`VOLATILE_COLUMNS`]: two equal
+/// results mean no request in between changed any application state. Panics when the database
+/// cannot be read.
+pub async fn state_digests(url: &str) -> BTreeMap<String, String> {
+    StateProbe::connect(url).await.digests().await
+}
+
+/// [`state_digests`] over one connection kept open, for taking many digests in a row (one after
+/// each request, to say which request changed what). The tables and columns are read once, when
+/// connecting; each digest is then one query.
+pub struct StateProbe {
+    conn: AsyncPgConnection,
+    /// One row `(name, digest)` per digested table.
+    query: String,
+}
+
+#[derive(QueryableByName)]
+struct NamedDigest {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    digest: String,
+}
+
+impl StateProbe {
+    pub async fn connect(url: &str) -> Self {
+        let mut conn = match AsyncPgConnection::establish(url).await {
+            Ok(conn) => conn,
+            Err(e) => panic!("cannot reach the test database {url}: {e}"),
+        };
+        let tables: Vec<TableRow> = match diesel::sql_query(
+            "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+        )
+        .load(&mut conn)
+        .await
+        {
+            Ok(tables) => tables,
+            Err(e) => panic!("listing the tables of {url}: {e}"),
+        };
+        let mut parts = Vec::new();
+        for table in tables {
+            if VOLATILE_TABLES.contains(&table.name.as_str()) {
+                continue;
+            }
+            let skipped: Vec<&str> = VOLATILE_COLUMNS
+                .iter()
+                .filter(|(t, _)| *t == table.name)
+                .map(|(_, c)| *c)
+                .collect();
+            let source = if skipped.is_empty() {
+                quoted(&table.name)
+            } else {
+                let columns: Vec<TableRow> = match diesel::sql_query(
+                    "SELECT column_name::text AS name FROM information_schema.columns \
+                     WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                )
+                .bind::<Text, _>(&table.name)
+                .load(&mut conn)
+                .await
+                {
+                    Ok(columns) => columns,
+                    Err(e) => panic!("listing the columns of {}: {e}", table.name),
+                };
+                let kept: Vec<String> = columns
+                    .iter()
+                    .filter(|c| !skipped.contains(&c.name.as_str()))
+                    .map(|c| quoted(&c.name))
+                    .collect();
+                format!("(SELECT {} FROM {})", kept.join(", "), quoted(&table.name))
+            };
+            parts.push(format!(
+                "SELECT '{}'::text AS name, \
+                 (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) \
+                  FROM {source} t) AS digest",
+                table.name.replace('\'', "''")
+            ));
+        }
+        if parts.is_empty() {
+            panic!("no tables to digest in {url}");
+        }
+        Self {
+            conn,
+            query: parts.join(" UNION ALL "),
+        }
+    }
+
+    /// See [`state_digests`].
+    pub async fn digests(&mut self) -> BTreeMap<String, String> {
+        let rows: Vec<NamedDigest> = match diesel::sql_query(&self.query).load(&mut self.conn).await
+        {
+            Ok(rows) => rows,
+            Err(e) => panic!("digesting the tables: {e}"),
+        };
+        rows.into_iter().map(|r| (r.name, r.digest)).collect()
     }
 }
 

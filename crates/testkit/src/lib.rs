@@ -9,4 +9,4 @@ pub mod contract;
 pub mod db;
 
 pub use app::{status_and_json, TestApp, ADMIN_PASSWORD, ADMIN_USERNAME};
-pub use db::TestDatabase;
+pub use db::{state_digests, StateProbe, TestDatabase};
