@@ -25,12 +25,10 @@ pub struct Summary {
     pub sources: Vec<&'static str>,
 }
 
-/// Builds Tessera over memory, registers a user, credits her wallet and reads it back.
-pub async fn run() -> Result<Summary, Box<dyn Error>> {
-    // One store behind every storage port; cheap argon2 because this is a demo.
-    let store = MemoryStore::new();
-    let store_port = Arc::new(store.clone());
-    let tessera = Tessera::new(
+/// Tessera over one in-memory store; cheap argon2 because this is a demo.
+pub fn build(config: TesseraConfig) -> Result<Tessera, Box<dyn Error>> {
+    let store_port = Arc::new(MemoryStore::new());
+    Ok(Tessera::new(
         Ports {
             users: store_port.clone(),
             sessions: store_port.clone(),
@@ -54,8 +52,13 @@ pub async fn run() -> Result<Summary, Box<dyn Error>> {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Generator),
         },
-        TesseraConfig::default(),
-    );
+        config,
+    ))
+}
+
+/// Builds Tessera over memory, registers a user, credits her wallet and reads it back.
+pub async fn run() -> Result<Summary, Box<dyn Error>> {
+    let tessera = build(TesseraConfig::default())?;
 
     // The first superuser, then every call as an authenticated actor — the same rules as the
     // HTTP API.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::counters::{Counters, CountersSnapshot};
 use crate::model::{Currencies, MeteringDefaults};
 use crate::ports::{
     ApiKeyRepository, AuditRepository, Clock, ExternalTokenVerifier, GuardRepository, IdGenerator,
@@ -108,13 +109,6 @@ impl Default for TesseraConfig {
     }
 }
 
-pub(crate) struct Deps {
-    pub ports: Ports,
-    pub config: TesseraConfig,
-    /// One per application, so a refusal it remembers holds for every service.
-    pub throttle: CredentialThrottle,
-}
-
 /// Tessera's use cases, ready to be served over HTTP or called from another Rust program.
 #[derive(Clone)]
 pub struct Tessera {
@@ -128,31 +122,38 @@ pub struct Tessera {
     pub limits: RateLimitService,
     pub metering: MeteringService,
     pub retention: RetentionService,
+    counters: Arc<Counters>,
 }
 
 impl Tessera {
     pub fn new(ports: Ports, config: TesseraConfig) -> Self {
+        // One throttle for the application, so a refusal it remembers holds for every service.
         let throttle = CredentialThrottle::new(
             ports.guards.clone(),
             ports.clock.clone(),
             config.limits.login,
         );
-        let deps = Arc::new(Deps {
-            ports,
-            config,
-            throttle,
-        });
+        let config = Arc::new(config);
+        let counters = Arc::new(Counters::default());
+        let (p, c, t, n) = (&ports, &config, &throttle, &counters);
         Self {
-            users: UserService::new(deps.clone()),
-            auth: AuthService::new(deps.clone()),
-            wallets: WalletService::new(deps.clone()),
-            tiers: TierService::new(deps.clone()),
-            shares: ShareService::new(deps.clone()),
-            metering: MeteringService::new(deps.clone()),
-            audit: AuditService::new(deps.clone()),
-            identity: IdentityService::new(deps.clone()),
-            retention: RetentionService::new(deps.clone()),
-            limits: RateLimitService::new(deps),
+            users: UserService::new(p, c, t),
+            auth: AuthService::new(p, c, t, n),
+            wallets: WalletService::new(p, c, n),
+            tiers: TierService::new(p),
+            shares: ShareService::new(p, c),
+            metering: MeteringService::new(p, c, n),
+            audit: AuditService::new(p),
+            identity: IdentityService::new(p, c, t, n),
+            retention: RetentionService::new(p, c, n),
+            limits: RateLimitService::new(p, c),
+            counters,
         }
+    }
+
+    /// Logins, ledger entries, metering decisions and housekeeping, as counted by this object's
+    /// services (the server exports the sum over its workers at `/metrics`).
+    pub fn counters(&self) -> CountersSnapshot {
+        self.counters.snapshot()
     }
 }

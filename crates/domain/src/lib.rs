@@ -9,6 +9,7 @@
 
 pub mod actor;
 pub mod app;
+pub mod counters;
 pub mod directory;
 pub mod error;
 pub mod model;

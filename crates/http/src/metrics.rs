@@ -1,14 +1,15 @@
 //! Prometheus metrics: requests by route template and status with a latency histogram, the
-//! database pool, login outcomes, ledger entries, metering decisions and housekeeping. Served at
-//! `/metrics`.
+//! database pool, and the domain's business counters (login outcomes, ledger entries, metering
+//! decisions, housekeeping), which the domain keeps itself (`Tessera::counters`) and this module
+//! only exports. Served at `/metrics`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use tessera_domain::services::Pruned;
+use tessera_domain::counters::{CountersSnapshot, HOUSEKEEPING_KINDS, METERING_SOURCES};
 
 /// A connection pool's state at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +26,12 @@ pub trait PoolStats: Send + Sync {
     fn status(&self) -> Option<PoolStatus>;
 }
 
+/// The domain's business counters at scrape time: the server sums those of every application
+/// object it runs (one per HTTP worker, and the one housekeeping uses).
+pub trait CounterSource: Send + Sync {
+    fn snapshot(&self) -> CountersSnapshot;
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -39,6 +46,9 @@ pub struct Metrics {
     pool_in_use: IntGauge,
     pool_waiting: IntGauge,
     pool: Arc<dyn PoolStats>,
+    counters: Arc<dyn CounterSource>,
+    /// The counters as last exported; a scrape adds what they grew by since.
+    exported: Mutex<CountersSnapshot>,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
@@ -52,11 +62,14 @@ fn as_gauge(v: usize) -> i64 {
 }
 
 impl Metrics {
-    pub fn new(pool: Arc<dyn PoolStats>) -> Result<Self, String> {
-        Self::build(pool).map_err(|e| format!("cannot register metrics: {e}"))
+    pub fn new(pool: Arc<dyn PoolStats>, counters: Arc<dyn CounterSource>) -> Result<Self, String> {
+        Self::build(pool, counters).map_err(|e| format!("cannot register metrics: {e}"))
     }
 
-    fn build(pool: Arc<dyn PoolStats>) -> Result<Self, prometheus::Error> {
+    fn build(
+        pool: Arc<dyn PoolStats>,
+        counters: Arc<dyn CounterSource>,
+    ) -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("tessera".into()), None)?;
         let requests = IntCounterVec::new(
             Opts::new(
@@ -131,6 +144,8 @@ impl Metrics {
             housekeeping_runs,
             housekeeping_removed,
             pool,
+            counters,
+            exported: Mutex::new(CountersSnapshot::default()),
         })
     }
 
@@ -145,42 +160,41 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn login(&self, succeeded: bool) {
-        let outcome = if succeeded { "success" } else { "failure" };
-        self.logins.with_label_values(&[outcome]).inc();
-    }
-
-    pub fn ledger_entries(&self, written: u64) {
-        self.ledger_entries.inc_by(written);
-    }
-
-    /// One consumption decision: `quota`, `balance`, `free`, `invoice`, or `refused`.
-    pub fn metering_decision(&self, source: &str) {
-        self.metering.with_label_values(&[source]).inc();
-    }
-
-    /// One housekeeping run: what it removed, or `None` if it failed.
-    pub fn housekeeping_run(&self, removed: Option<&Pruned>) {
-        let Some(p) = removed else {
-            self.housekeeping_runs.with_label_values(&["failed"]).inc();
-            return;
-        };
-        self.housekeeping_runs.with_label_values(&["ok"]).inc();
-        for (kind, n) in [
-            ("users", p.users),
-            ("sessions", p.sessions),
-            ("idempotency_keys", p.idempotency_keys),
-            ("usage_keys", p.usage_keys),
-            ("quota_counters", p.quota_counters),
-        ] {
+    /// Adds to the exported counters what the domain's grew by since the last scrape.
+    fn export_counters(&self) {
+        let now = self.counters.snapshot();
+        let mut exported = self.exported.lock().unwrap_or_else(PoisonError::into_inner);
+        let grown = |now: u64, before: u64| now.saturating_sub(before);
+        self.logins
+            .with_label_values(&["success"])
+            .inc_by(grown(now.logins_succeeded, exported.logins_succeeded));
+        self.logins
+            .with_label_values(&["failure"])
+            .inc_by(grown(now.logins_failed, exported.logins_failed));
+        self.ledger_entries
+            .inc_by(grown(now.ledger_entries, exported.ledger_entries));
+        for (i, source) in METERING_SOURCES.into_iter().enumerate() {
+            self.metering
+                .with_label_values(&[source])
+                .inc_by(grown(now.metering[i], exported.metering[i]));
+        }
+        self.housekeeping_runs
+            .with_label_values(&["ok"])
+            .inc_by(grown(now.housekeeping_ok, exported.housekeeping_ok));
+        self.housekeeping_runs
+            .with_label_values(&["failed"])
+            .inc_by(grown(now.housekeeping_failed, exported.housekeeping_failed));
+        for (i, kind) in HOUSEKEEPING_KINDS.into_iter().enumerate() {
             self.housekeeping_removed
                 .with_label_values(&[kind])
-                .inc_by(n);
+                .inc_by(grown(now.removed[i], exported.removed[i]));
         }
+        *exported = now;
     }
 
     /// The text exposition, with the pool read now.
     pub fn render(&self) -> String {
+        self.export_counters();
         if let Some(s) = self.pool.status() {
             self.pool_max.set(as_gauge(s.max_size));
             self.pool_size.set(as_gauge(s.size));
@@ -215,17 +229,27 @@ mod tests {
         }
     }
 
+    /// Counters that grow by a fixed step at every read.
+    struct Growing(Mutex<CountersSnapshot>);
+    impl CounterSource for Growing {
+        fn snapshot(&self) -> CountersSnapshot {
+            let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            s.logins_failed += 1;
+            s.ledger_entries += 2;
+            s.metering[0] += 1;
+            s.metering[4] += 1;
+            *s
+        }
+    }
+
     #[test]
     fn renders_requests_logins_ledger_and_pool() {
-        let m = Metrics::new(Arc::new(FixedPool)).map_err(|e| e.to_string());
+        let counters = Arc::new(Growing(Mutex::new(CountersSnapshot::default())));
+        let m = Metrics::new(Arc::new(FixedPool), counters).map_err(|e| e.to_string());
         let Ok(m) = m else {
             panic!("metrics");
         };
         m.observe_request("GET", "/api/v1/users/{user}", 200, 0.002);
-        m.login(false);
-        m.ledger_entries(2);
-        m.metering_decision("quota");
-        m.metering_decision("refused");
         let text = m.render();
         assert!(text.contains(r#"tessera_metering_decisions_total{source="quota"} 1"#));
         assert!(text.contains(r#"tessera_metering_decisions_total{source="refused"} 1"#));
@@ -235,5 +259,9 @@ mod tests {
         assert!(text.contains(r#"tessera_logins_total{outcome="failure"} 1"#));
         assert!(text.contains("tessera_ledger_entries_total 2"));
         assert!(text.contains("tessera_db_pool_in_use 2"));
+        // A second scrape exports what the counters grew by since, once.
+        let text = m.render();
+        assert!(text.contains(r#"tessera_logins_total{outcome="failure"} 2"#));
+        assert!(text.contains("tessera_ledger_entries_total 4"));
     }
 }

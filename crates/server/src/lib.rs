@@ -13,6 +13,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
+use tessera_domain::counters::CountersSnapshot;
 use tessera_domain::ports::{
     ApiKeyRepository, AuditRepository, ExternalTokenVerifier, GuardRepository, MeteringRepository,
     SessionRepository, ShareRepository, SystemClock, TierRepository, UserRepository,
@@ -21,7 +22,7 @@ use tessera_domain::ports::{
 use tessera_domain::services::{CreatedUser, LimitsConfig, LoginLimits};
 use tessera_domain::values::PasswordPolicy;
 use tessera_domain::{IdentityConfig, Ports, Tessera, TesseraConfig};
-use tessera_http::metrics::{Metrics, PoolStats, PoolStatus};
+use tessera_http::metrics::{CounterSource, Metrics, PoolStats, PoolStatus};
 use tessera_http::{ApiState, HttpLimits, Readiness};
 use tessera_memory::MemoryStore;
 use tessera_postgres::{PgStore, PoolSettings};
@@ -112,6 +113,17 @@ impl Storage {
                 .await
                 .map_err(|e| StartupError::Database(e.to_string())),
         }
+    }
+}
+
+/// The business counters of several application objects (one per HTTP worker, and the one
+/// housekeeping runs on), reported as one.
+struct SummedCounters(Vec<Tessera>);
+
+impl CounterSource for SummedCounters {
+    fn snapshot(&self) -> CountersSnapshot {
+        let snapshots: Vec<CountersSnapshot> = self.0.iter().map(Tessera::counters).collect();
+        CountersSnapshot::sum(&snapshots)
     }
 }
 
@@ -339,7 +351,6 @@ pub struct RunningServer {
     server: actix_web::dev::Server,
     /// How often housekeeping runs while the server does (`retention.interval_secs`).
     housekeeping: Option<Duration>,
-    metrics: Arc<Metrics>,
 }
 
 impl RunningServer {
@@ -348,7 +359,7 @@ impl RunningServer {
     pub async fn run(self) -> std::io::Result<()> {
         let housekeeping = self
             .housekeeping
-            .map(|every| tokio::spawn(housekeeping(self.tessera.clone(), self.metrics, every)));
+            .map(|every| tokio::spawn(housekeeping(self.tessera.clone(), every)));
         let result = self.server.await;
         if let Some(task) = housekeeping {
             task.abort();
@@ -366,13 +377,13 @@ impl RunningServer {
 
 /// Prunes now and then every `every` (a run that overruns delays the next, never doubles up).
 /// Failures are logged and retried at the next tick: the data waits, nothing is lost.
-async fn housekeeping(tessera: Tessera, metrics: Arc<Metrics>, every: Duration) {
+async fn housekeeping(tessera: Tessera, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        // The run counts itself in the domain's counters (exported at /metrics).
         let result = tessera.retention.prune().await;
-        metrics.housekeeping_run(result.as_ref().ok());
         match result {
             Ok(pruned) if pruned.total() > 0 => tracing::info!(
                 users = pruned.users,
@@ -423,14 +434,26 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
 
     let workers = settings.worker_count();
     let storages = control.per_worker(settings, workers)?;
+    let worker_tesseras: Vec<Tessera> = storages
+        .iter()
+        .map(|storage| tessera_over(storage, &parts))
+        .collect();
+    // Every application object counts for itself; /metrics shows their sum.
+    let mut counted = worker_tesseras.clone();
+    counted.push(tessera.clone());
     let metrics = Arc::new(
-        Metrics::new(Arc::new(StoragePools(storages.clone()))).map_err(StartupError::Metrics)?,
+        Metrics::new(
+            Arc::new(StoragePools(storages.clone())),
+            Arc::new(SummedCounters(counted)),
+        )
+        .map_err(StartupError::Metrics)?,
     );
     let states: Vec<web::Data<ApiState>> = storages
         .into_iter()
-        .map(|storage| {
+        .zip(worker_tesseras)
+        .map(|(storage, tessera)| {
             web::Data::new(ApiState {
-                tessera: tessera_over(&storage, &parts),
+                tessera,
                 readiness: Arc::new(StorageReadiness(storage)),
                 metrics: metrics.clone(),
             })
@@ -495,7 +518,6 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
         tessera,
         server,
         housekeeping: settings.retention.interval(),
-        metrics,
     })
 }
 

@@ -8,25 +8,29 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::app::Deps;
+use crate::app::Ports;
 use crate::error::{Failure, UserError, ValidationError};
 use crate::model::{
     AuditAction, AuditEvent, AuditQuery, FieldChange, RevokeSessions, User, UserChanges,
 };
+use crate::ports::AuditRepository;
 
 /// Largest page of audit events.
 pub const MAX_AUDIT_PAGE: u64 = 500;
 
+/// An event with its id and time (from the `IdGenerator` and `Clock` ports of the service that
+/// makes it), recording `actor`'s principal.
 pub(crate) fn event(
-    deps: &Deps,
+    id: Uuid,
+    at: OffsetDateTime,
     actor: Option<&Actor>,
     target: Option<Uuid>,
     action: AuditAction,
     changes: BTreeMap<String, FieldChange>,
 ) -> AuditEvent {
     AuditEvent {
-        id: deps.ports.ids.new_id(),
-        at: deps.ports.clock.now(),
+        id,
+        at,
         actor_id: actor.map(Actor::principal_id),
         target_id: target,
         action,
@@ -172,12 +176,14 @@ pub struct AuditPage {
 
 #[derive(Clone)]
 pub struct AuditService {
-    deps: Arc<Deps>,
+    audit: Arc<dyn AuditRepository>,
 }
 
 impl AuditService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(ports: &Ports) -> Self {
+        Self {
+            audit: ports.audit.clone(),
+        }
     }
 
     /// Administrators read the trail, newest first.
@@ -195,7 +201,7 @@ impl AuditService {
         let limit = query.limit;
         // One extra row tells whether another page exists.
         query.limit += 1;
-        let mut events = self.deps.ports.audit.list(query).await?;
+        let mut events = self.audit.list(query).await?;
         let more = events.len() as u64 > limit;
         events.truncate(limit as usize);
         let next_cursor = match (more, events.last()) {

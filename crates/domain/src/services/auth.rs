@@ -6,13 +6,18 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use crate::actor::{Actor, Delegation};
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
+use crate::counters::Counters;
 use crate::error::{AuthError, Failure};
 use crate::model::{
     AccessClaims, NewSession, RefreshOutcome, ScopeSet, Session, TokenPair, User, WalletSummary,
 };
-use crate::ports::RepoError;
+use crate::ports::{
+    Clock, IdGenerator, PasswordHasher, RepoError, SecretGenerator, SessionRepository, TokenCodec,
+    UserRepository,
+};
 use crate::services::throttle::AccountKey;
+use crate::services::throttle::CredentialThrottle;
 use crate::values::{may_name_a_user, PresentedSecret};
 
 /// The only scope password sessions carry today; delegated tokens will narrow it.
@@ -20,7 +25,16 @@ pub const FULL_SCOPE: &str = "full";
 
 #[derive(Clone)]
 pub struct AuthService {
-    deps: Arc<Deps>,
+    counters: Arc<Counters>,
+    users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn TokenCodec>,
+    secrets: Arc<dyn SecretGenerator>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    config: Arc<TesseraConfig>,
+    throttle: CredentialThrottle,
 }
 
 fn duration(std: std::time::Duration) -> Duration {
@@ -28,8 +42,24 @@ fn duration(std: std::time::Duration) -> Duration {
 }
 
 impl AuthService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(
+        ports: &Ports,
+        config: &Arc<TesseraConfig>,
+        throttle: &CredentialThrottle,
+        counters: &Arc<Counters>,
+    ) -> Self {
+        Self {
+            counters: counters.clone(),
+            users: ports.users.clone(),
+            sessions: ports.sessions.clone(),
+            hasher: ports.hasher.clone(),
+            tokens: ports.tokens.clone(),
+            secrets: ports.secrets.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            config: config.clone(),
+            throttle: throttle.clone(),
+        }
     }
 
     /// Exchanges a username-or-email and password for a token pair. Unknown users, wrong
@@ -46,17 +76,13 @@ impl AuthService {
         password: &str,
         client_ip: &str,
     ) -> Result<TokenPair, AuthError> {
-        let ports = &self.deps.ports;
         let login = login.trim();
         // The address first: a flood from one address costs one counter each, no look-up.
-        self.deps
-            .throttle
-            .before_anonymous_attempt(client_ip)
-            .await?;
+        self.throttle.before_anonymous_attempt(client_ip).await?;
         let found = if !may_name_a_user(login) {
             Err(RepoError::NotFound)
         } else {
-            ports.users.find_login(login).await
+            self.users.find_login(login).await
         };
         let found = match found {
             Ok(found) => Some(found),
@@ -67,19 +93,18 @@ impl AuthService {
             Some((user, _)) => AccountKey::User(user.id),
             None => AccountKey::Name(login.to_owned()),
         };
-        self.deps
-            .throttle
-            .check_account(&account, client_ip)
-            .await?;
+        self.throttle.check_account(&account, client_ip).await?;
         let outcome = self.verify_login(found, password).await;
         if matches!(outcome, Err(AuthError::InvalidCredentials)) {
-            self.deps
-                .throttle
-                .record_failure(&account, client_ip)
-                .await?;
+            self.counters.login(false);
+            self.throttle.record_failure(&account, client_ip).await?;
         }
         let user = outcome?;
-        self.start_session(&user).await
+        let pair = self.start_session(&user).await;
+        if pair.is_ok() {
+            self.counters.login(true);
+        }
+        pair
     }
 
     /// The password check of a login: one full verification whatever was found.
@@ -88,7 +113,7 @@ impl AuthService {
         found: Option<(User, Option<String>)>,
         password: &str,
     ) -> Result<User, AuthError> {
-        let hasher = &self.deps.ports.hasher;
+        let hasher = &self.hasher;
         let Some(password) = PresentedSecret::new(password.to_owned()) else {
             return Err(AuthError::InvalidCredentials);
         };
@@ -110,7 +135,7 @@ impl AuthService {
     }
 
     async fn start_session(&self, user: &User) -> Result<TokenPair, AuthError> {
-        self.start_session_with_ttl(user, self.deps.config.access_token_ttl)
+        self.start_session_with_ttl(user, self.config.access_token_ttl)
             .await
     }
 
@@ -121,18 +146,17 @@ impl AuthService {
         user: &User,
         access_ttl: std::time::Duration,
     ) -> Result<TokenPair, AuthError> {
-        let ports = &self.deps.ports;
-        let now = ports.clock.now();
-        let refresh_token = ports.secrets.new_token();
+        let now = self.clock.now();
+        let refresh_token = self.secrets.new_token();
         let session = NewSession {
-            id: ports.ids.new_id(),
+            id: self.ids.new_id(),
             user_id: user.id,
-            refresh_token_digest: ports.secrets.digest(&refresh_token),
+            refresh_token_digest: self.secrets.digest(&refresh_token),
             now,
-            expires_at: now + duration(self.deps.config.session_ttl),
+            expires_at: now + duration(self.config.session_ttl),
         };
         let session_id = session.id;
-        ports.sessions.start(session).await?;
+        self.sessions.start(session).await?;
         self.token_pair(user, session_id, now, refresh_token, access_ttl)
     }
 
@@ -153,12 +177,7 @@ impl AuthService {
             scope: FULL_SCOPE.to_owned(),
             actor: None,
         };
-        let access_token = self
-            .deps
-            .ports
-            .tokens
-            .encode(&claims)
-            .map_err(Failure::Internal)?;
+        let access_token = self.tokens.encode(&claims).map_err(Failure::Internal)?;
         Ok(TokenPair {
             access_token,
             token_type: "bearer",
@@ -171,33 +190,26 @@ impl AuthService {
     /// Spends a refresh token for a new pair. Presenting a token that was already spent revokes
     /// its whole session: someone else has it.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AuthError> {
-        let ports = &self.deps.ports;
         if refresh_token.is_empty() || refresh_token.len() > 512 {
             return Err(AuthError::InvalidToken);
         }
-        let now = ports.clock.now();
-        let next = ports.secrets.new_token();
-        let outcome = ports
+        let now = self.clock.now();
+        let next = self.secrets.new_token();
+        let outcome = self
             .sessions
             .rotate_refresh(
-                &ports.secrets.digest(refresh_token),
-                &ports.secrets.digest(&next),
+                &self.secrets.digest(refresh_token),
+                &self.secrets.digest(&next),
                 now,
             )
             .await?;
         match outcome {
             RefreshOutcome::Rotated { session, user } => {
                 if !user.is_active() || user.is_managed() {
-                    ports.sessions.revoke(session.id, now).await?;
+                    self.sessions.revoke(session.id, now).await?;
                     return Err(AuthError::InvalidToken);
                 }
-                self.token_pair(
-                    &user,
-                    session.id,
-                    now,
-                    next,
-                    self.deps.config.access_token_ttl,
-                )
+                self.token_pair(&user, session.id, now, next, self.config.access_token_ttl)
             }
             RefreshOutcome::Reused { .. } | RefreshOutcome::Invalid => Err(AuthError::InvalidToken),
         }
@@ -207,8 +219,8 @@ impl AuthService {
     pub async fn logout(&self, actor: &Actor) -> Result<(), AuthError> {
         crate::policy::authorize_pending(actor, crate::actor::Access::Read)?;
         if let Some(session_id) = actor.session_id {
-            let now = self.deps.ports.clock.now();
-            self.deps.ports.sessions.revoke(session_id, now).await?;
+            let now = self.clock.now();
+            self.sessions.revoke(session_id, now).await?;
         }
         Ok(())
     }
@@ -234,9 +246,8 @@ impl AuthService {
         token: &str,
         with_wallets: bool,
     ) -> Result<(Actor, Option<WalletSummary>), AuthError> {
-        let ports = &self.deps.ports;
-        let claims = ports.tokens.decode(token).ok_or(AuthError::InvalidToken)?;
-        let now = ports.clock.now();
+        let claims = self.tokens.decode(token).ok_or(AuthError::InvalidToken)?;
+        let now = self.clock.now();
         if claims.expires_at <= now {
             return Err(AuthError::InvalidToken);
         }
@@ -244,7 +255,7 @@ impl AuthService {
             let actor = self.authenticate_delegated(&claims, principal, now).await?;
             return Ok((actor, None));
         }
-        let sessions = &ports.sessions;
+        let sessions = &self.sessions;
         let (session_id, user_id) = (claims.session_id, claims.subject);
         let found = if with_wallets {
             sessions
@@ -281,8 +292,6 @@ impl AuthService {
     ) -> Result<Actor, AuthError> {
         let scopes = ScopeSet::parse_claim(&claims.scope).ok_or(AuthError::InvalidToken)?;
         let check = match self
-            .deps
-            .ports
             .sessions
             .check_delegated(claims.session_id, principal, claims.subject)
             .await

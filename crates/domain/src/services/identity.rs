@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::actor::{Access, Actor, Credential};
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
+use crate::counters::Counters;
 use crate::error::{Conflict, Failure, IdentityError, ValidationError};
 use crate::model::{
     ApiKey, ApiKeyScope, ApiKeyScopes, AuditAction, CreatedAccount, FingerprintRotation,
@@ -15,9 +16,14 @@ use crate::model::{
     UserChanges, API_KEY_TOUCH_INTERVAL,
 };
 use crate::policy;
-use crate::ports::{RepoError, SignatureCheck};
+use crate::ports::{
+    ApiKeyRepository, Clock, ExternalTokenVerifier, GuardRepository, IdGenerator, RepoError,
+    SecretGenerator, SignatureCheck, SignatureVerifier, UserRepository,
+};
 use crate::services::audit;
+use crate::services::throttle::CredentialThrottle;
 use crate::services::users::UserService;
+use crate::services::AuthService;
 use crate::values::Username;
 
 /// API keys look like Chutes': `cpk_` + key id (32 hex) + `.` + user id (32 hex) + `.` +
@@ -72,20 +78,47 @@ pub fn key_change_message(key: &str, nonce: &str, username: &str) -> String {
 
 #[derive(Clone)]
 pub struct IdentityService {
-    deps: Arc<Deps>,
-    users: UserService,
+    users: Arc<dyn UserRepository>,
+    api_keys: Arc<dyn ApiKeyRepository>,
+    guards: Arc<dyn GuardRepository>,
+    secrets: Arc<dyn SecretGenerator>,
+    signatures: Arc<dyn SignatureVerifier>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    external_tokens: Option<Arc<dyn ExternalTokenVerifier>>,
+    config: Arc<TesseraConfig>,
+    throttle: CredentialThrottle,
+    /// Account creation and changes go through the user use cases (their audit and rules).
+    accounts: UserService,
+    /// Fingerprint logins start sessions as password logins do.
+    sessions: AuthService,
 }
 
 impl IdentityService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
+    pub(crate) fn new(
+        ports: &Ports,
+        config: &Arc<TesseraConfig>,
+        throttle: &CredentialThrottle,
+        counters: &Arc<Counters>,
+    ) -> Self {
         Self {
-            users: UserService::new(deps.clone()),
-            deps,
+            users: ports.users.clone(),
+            api_keys: ports.api_keys.clone(),
+            guards: ports.guards.clone(),
+            secrets: ports.secrets.clone(),
+            signatures: ports.signatures.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            external_tokens: ports.external_tokens.clone(),
+            config: config.clone(),
+            throttle: throttle.clone(),
+            accounts: UserService::new(ports, config, throttle),
+            sessions: AuthService::new(ports, config, throttle, counters),
         }
     }
 
     fn now(&self) -> OffsetDateTime {
-        self.deps.ports.clock.now()
+        self.clock.now()
     }
 
     // ---- authentication -------------------------------------------------------------------
@@ -111,12 +144,7 @@ impl IdentityService {
 
     /// Verifies `signature` by `key` over `message`, mapping failures to their errors.
     fn verify(&self, key: &str, message: &str, signature: &str) -> Result<(), IdentityError> {
-        match self
-            .deps
-            .ports
-            .signatures
-            .verify(key, message.as_bytes(), signature)
-        {
+        match self.signatures.verify(key, message.as_bytes(), signature) {
             SignatureCheck::Valid => Ok(()),
             SignatureCheck::MalformedSignature => Err(IdentityError::MalformedSignature),
             SignatureCheck::MalformedAddress | SignatureCheck::Mismatch => {
@@ -143,8 +171,6 @@ impl IdentityService {
         let expires_at = OffsetDateTime::from_unix_timestamp(nonce.saturating_add(window + 1))
             .map_err(|_| IdentityError::InvalidNonce)?;
         let first = self
-            .deps
-            .ports
             .guards
             .claim_signature(&normalized, expires_at, self.now())
             .await?;
@@ -172,7 +198,7 @@ impl IdentityService {
         &self,
         request: &SignedRequest,
     ) -> Result<Credential, IdentityError> {
-        let window = self.deps.config.identity.signature_window_secs;
+        let window = self.config.identity.signature_window_secs;
         let nonce = request
             .nonce
             .as_deref()
@@ -223,7 +249,7 @@ impl IdentityService {
         request: &SignedRequest,
     ) -> Result<Actor, IdentityError> {
         let credential = self.verify_signed(request).await?;
-        let user = match self.deps.ports.users.find_by_hotkey(&request.hotkey).await {
+        let user = match self.users.find_by_hotkey(&request.hotkey).await {
             Ok(user) if user.is_active() && !user.is_managed() => user,
             Ok(_) | Err(RepoError::NotFound) => {
                 return Err(IdentityError::UnknownHotkey(request.hotkey.clone()))
@@ -242,8 +268,8 @@ impl IdentityService {
         if !presented.starts_with(API_KEY_PREFIX) || presented.len() > MAX_PRESENTED_SECRET {
             return Err(IdentityError::InvalidApiKey);
         }
-        let digest = self.deps.ports.secrets.digest(presented);
-        let (key, user) = match self.deps.ports.api_keys.find(&digest).await {
+        let digest = self.secrets.digest(presented);
+        let (key, user) = match self.api_keys.find(&digest).await {
             Ok(found) => found,
             Err(RepoError::NotFound) => return Err(IdentityError::InvalidApiKey),
             Err(other) => return Err(other.into()),
@@ -256,7 +282,7 @@ impl IdentityService {
             .last_used_at
             .is_none_or(|at| now - at >= API_KEY_TOUCH_INTERVAL)
         {
-            self.deps.ports.api_keys.touch(key.id, now).await?;
+            self.api_keys.touch(key.id, now).await?;
         }
         Ok(if key.admin {
             Actor::direct(user, None)
@@ -275,13 +301,11 @@ impl IdentityService {
     /// (`squad_enabled`).
     pub async fn authenticate_external(&self, token: &str) -> Result<Actor, IdentityError> {
         let verifier = self
-            .deps
-            .ports
             .external_tokens
             .as_ref()
             .ok_or(IdentityError::InvalidApiKey)?;
         let user_id = verifier.verify(token).ok_or(IdentityError::InvalidApiKey)?;
-        let user = match self.deps.ports.users.get(user_id).await {
+        let user = match self.users.get(user_id).await {
             Ok(user) => user,
             Err(RepoError::NotFound) => return Err(IdentityError::InvalidApiKey),
             Err(other) => return Err(other.into()),
@@ -294,7 +318,7 @@ impl IdentityService {
 
     /// Whether a trusted external issuer is configured.
     pub fn accepts_external_tokens(&self) -> bool {
-        self.deps.ports.external_tokens.is_some()
+        self.external_tokens.is_some()
     }
 
     /// The live user a fingerprint belongs to. Every attempt counts against the client
@@ -304,15 +328,12 @@ impl IdentityService {
         fingerprint: &str,
         client_ip: &str,
     ) -> Result<User, IdentityError> {
-        self.deps
-            .throttle
-            .before_anonymous_attempt(client_ip)
-            .await?;
+        self.throttle.before_anonymous_attempt(client_ip).await?;
         if fingerprint.is_empty() || fingerprint.len() > MAX_FINGERPRINT {
             return Err(IdentityError::InvalidFingerprint);
         }
-        let digest = self.deps.ports.secrets.fingerprint_digest(fingerprint);
-        match self.deps.ports.users.find_by_fingerprint(&digest).await {
+        let digest = self.secrets.fingerprint_digest(fingerprint);
+        match self.users.find_by_fingerprint(&digest).await {
             Ok(user) if user.is_active() && !user.is_managed() => Ok(user),
             Ok(_) | Err(RepoError::NotFound) => Err(IdentityError::InvalidFingerprint),
             Err(other) => Err(other.into()),
@@ -327,9 +348,12 @@ impl IdentityService {
         client_ip: &str,
     ) -> Result<String, IdentityError> {
         let user = self.user_by_fingerprint(fingerprint, client_ip).await?;
-        let ttl = self.deps.config.identity.fingerprint_token_ttl;
-        let auth = crate::services::AuthService::new(self.deps.clone());
-        Ok(auth.start_session_with_ttl(&user, ttl).await?.access_token)
+        let ttl = self.config.identity.fingerprint_token_ttl;
+        Ok(self
+            .sessions
+            .start_session_with_ttl(&user, ttl)
+            .await?
+            .access_token)
     }
 
     // ---- registration ---------------------------------------------------------------------
@@ -362,7 +386,7 @@ impl IdentityService {
         limit: u64,
     ) -> Result<(), IdentityError> {
         let (key, window_start, retry_after_secs) = self.daily_key(what, client_ip)?;
-        let made = self.deps.ports.guards.count(&key, window_start).await?;
+        let made = self.guards.count(&key, window_start).await?;
         if made >= limit {
             return Err(IdentityError::Failure(Failure::Throttled {
                 retry_after_secs,
@@ -378,9 +402,7 @@ impl IdentityService {
         client_ip: &str,
     ) -> Result<(), IdentityError> {
         let (key, window_start, _) = self.daily_key(what, client_ip)?;
-        self.deps
-            .ports
-            .guards
+        self.guards
             .hit(&key, window_start, DAY_SECS, self.now())
             .await?;
         Ok(())
@@ -400,14 +422,14 @@ impl IdentityService {
 
     fn ss58(&self, field: &'static str, raw: &str) -> Result<String, IdentityError> {
         let raw = raw.trim();
-        if raw.len() > 64 || !self.deps.ports.signatures.is_valid_address(raw) {
+        if raw.len() > 64 || !self.signatures.is_valid_address(raw) {
             return Err(ValidationError::new(field, format!("Invalid {field}: {raw}")).into());
         }
         Ok(raw.to_owned())
     }
 
     fn account_permissions(&self) -> Permissions {
-        if self.deps.config.identity.all_accounts_free {
+        if self.config.identity.all_accounts_free {
             Permissions::NONE.with(Permission::FreeAccount)
         } else {
             Permissions::NONE
@@ -421,9 +443,9 @@ impl IdentityService {
         hotkey: Option<String>,
         coldkey: Option<String>,
     ) -> Result<(User, String), IdentityError> {
-        let fingerprint = self.deps.ports.secrets.new_fingerprint();
+        let fingerprint = self.secrets.new_fingerprint();
         let new = NewUser {
-            id: self.deps.ports.ids.new_id(),
+            id: self.ids.new_id(),
             username: Some(username),
             email: None,
             first_name: None,
@@ -431,17 +453,17 @@ impl IdentityService {
             password_hash: None,
             hotkey,
             coldkey,
-            fingerprint_digest: Some(self.deps.ports.secrets.fingerprint_digest(&fingerprint)),
+            fingerprint_digest: Some(self.secrets.fingerprint_digest(&fingerprint)),
             permissions: self.account_permissions(),
             tier_id: None,
             manager_id: None,
             must_change_password: false,
             created_by: actor.map(Actor::principal_id),
             now: self.now(),
-            default_wallet: self.users.default_wallet(),
+            default_wallet: self.accounts.default_wallet(),
             audit: None,
         };
-        let user = self.users.insert(actor, new).await?;
+        let user = self.accounts.insert(actor, new).await?;
         Ok((user, fingerprint))
     }
 
@@ -455,7 +477,7 @@ impl IdentityService {
         if self.verify_signed(signed).await? != Credential::Full {
             return Err(IdentityError::MissingPayload);
         }
-        match self.deps.ports.users.find_by_hotkey(&signed.hotkey).await {
+        match self.users.find_by_hotkey(&signed.hotkey).await {
             Ok(_) => {
                 return Err(IdentityError::Failure(Failure::Conflict(
                     Conflict::DuplicateHotkey,
@@ -469,7 +491,7 @@ impl IdentityService {
         let coldkey = self.ss58("coldkey", &input.coldkey)?;
         // Taken names are refused before the attempt counts against the throttle (the insert
         // still settles races through the unique index).
-        match self.deps.ports.users.find_by_username(&username).await {
+        match self.users.find_by_username(&username).await {
             Ok(_) => {
                 return Err(IdentityError::Failure(Failure::Conflict(
                     Conflict::DuplicateUsername,
@@ -478,7 +500,7 @@ impl IdentityService {
             Err(RepoError::NotFound) => {}
             Err(other) => return Err(other.into()),
         }
-        let limit = self.deps.config.identity.registrations_per_ip_per_day;
+        let limit = self.config.identity.registrations_per_ip_per_day;
         self.ensure_daily_allowance("register", &input.client_ip, limit)
             .await?;
         let (user, fingerprint) = self
@@ -511,7 +533,7 @@ impl IdentityService {
         let username = self.chutes_username(username)?;
         // Counted per client address only once the caller may create accounts, and only when
         // one is created: nobody else can spend the administrators' allowance.
-        let limit = self.deps.config.identity.created_accounts_per_ip_per_day;
+        let limit = self.config.identity.created_accounts_per_ip_per_day;
         self.ensure_daily_allowance("create_user", client_ip, limit)
             .await?;
         let (user, fingerprint) = self
@@ -541,7 +563,7 @@ impl IdentityService {
         if self.chutes_username(username).is_err() {
             return Ok((false, false));
         }
-        match self.deps.ports.users.find_by_username(username).await {
+        match self.users.find_by_username(username).await {
             Ok(_) => Ok((true, false)),
             Err(RepoError::NotFound) => Ok((true, true)),
             Err(other) => Err(other.into()),
@@ -557,7 +579,7 @@ impl IdentityService {
         &self,
         rotation: FingerprintRotation,
     ) -> Result<(), IdentityError> {
-        let window = self.deps.config.identity.rotation_window_secs;
+        let window = self.config.identity.rotation_window_secs;
         if rotation.signature.len() > 256
             || hex_body(&rotation.signature).is_none_or(|h| h.is_empty())
         {
@@ -580,7 +602,7 @@ impl IdentityService {
                 continue;
             }
             let found = if is_coldkey {
-                let mut holders = self.deps.ports.users.find_by_coldkey(&key, 2).await?;
+                let mut holders = self.users.find_by_coldkey(&key, 2).await?;
                 holders.retain(|u| u.is_active() && !u.is_managed());
                 match holders.len() {
                     1 => holders.pop(),
@@ -593,7 +615,7 @@ impl IdentityService {
                     }
                 }
             } else {
-                match self.deps.ports.users.find_by_hotkey(&key).await {
+                match self.users.find_by_hotkey(&key).await {
                     Ok(u) if u.is_active() && !u.is_managed() => Some(u),
                     Ok(_) | Err(RepoError::NotFound) => None,
                     Err(other) => return Err(other.into()),
@@ -611,12 +633,12 @@ impl IdentityService {
         self.claim_once(&rotation.signature, nonce, window).await?;
         let now = self.now();
         let changes = UserChanges {
-            fingerprint_digest: Some(self.deps.ports.secrets.fingerprint_digest(&fingerprint)),
+            fingerprint_digest: Some(self.secrets.fingerprint_digest(&fingerprint)),
             tokens_valid_after: Some(now),
             revoke_sessions: crate::model::RevokeSessions::All,
             ..UserChanges::default()
         };
-        self.users
+        self.accounts
             .apply(None, &user, AuditAction::UserUpdated, changes)
             .await?;
         Ok(())
@@ -634,7 +656,7 @@ impl IdentityService {
     ) -> Result<User, IdentityError> {
         let user = self.user_by_fingerprint(fingerprint, client_ip).await?;
         let username = user.username.clone().unwrap_or_default();
-        let window = self.deps.config.identity.signature_window_secs;
+        let window = self.config.identity.signature_window_secs;
         let nonce = change.nonce.as_deref().unwrap_or_default();
         let proven = |key: &str, signature: Option<&str>| -> Result<(), IdentityError> {
             let signature = signature.ok_or_else(|| {
@@ -664,7 +686,7 @@ impl IdentityService {
                 Ok(hotkey) => {
                     self.check_nonce(nonce, window, false)?;
                     proven(&hotkey, change.hotkey_signature.as_deref())?;
-                    match self.deps.ports.users.find_by_hotkey(&hotkey).await {
+                    match self.users.find_by_hotkey(&hotkey).await {
                         Ok(holder) if holder.id != user.id => {
                             return Err(IdentityError::Failure(Failure::Conflict(
                                 Conflict::DuplicateHotkey,
@@ -695,7 +717,7 @@ impl IdentityService {
         }
         let actor = Actor::direct(user.clone(), None);
         Ok(self
-            .users
+            .accounts
             .apply(Some(&actor), &user, AuditAction::UserUpdated, changes)
             .await?)
     }
@@ -708,7 +730,7 @@ impl IdentityService {
     ) -> Result<(), IdentityError> {
         let user = self.user_by_fingerprint(fingerprint, client_ip).await?;
         let actor = Actor::direct(user.clone(), None);
-        Ok(self.users.purge_unchecked(&actor, &user).await?)
+        Ok(self.accounts.purge_unchecked(&actor, &user).await?)
     }
 
     /// `GET /users/set_logo`: the caller's logo.
@@ -747,7 +769,7 @@ impl IdentityService {
         }
         let user = actor.user.clone();
         Ok(self
-            .users
+            .accounts
             .apply(Some(actor), &user, AuditAction::UserUpdated, changes)
             .await?)
     }
@@ -769,7 +791,7 @@ impl IdentityService {
         if !crate::values::may_name_a_user(username) {
             return Err(IdentityError::NotFound);
         }
-        let user = self.deps.ports.users.find_by_username(username).await?;
+        let user = self.users.find_by_username(username).await?;
         // Exact and case-sensitive, like Chutes; deleted users are not looked up.
         if user.username.as_deref() != Some(username) || user.deleted_at.is_some() {
             return Err(IdentityError::NotFound);
@@ -817,20 +839,18 @@ impl IdentityService {
                 message: "only billing administrators may hold metering keys",
             }));
         }
-        let existing = self.deps.ports.api_keys.list(owner.id).await?;
-        if existing.len() >= self.deps.config.identity.max_api_keys_per_user {
+        let existing = self.api_keys.list(owner.id).await?;
+        if existing.len() >= self.config.identity.max_api_keys_per_user {
             return Err(IdentityError::Failure(Failure::Conflict(Conflict::TooMany)));
         }
-        let id = self.deps.ports.ids.new_id();
+        let id = self.ids.new_id();
         let secret = format!(
             "{API_KEY_PREFIX}{}.{}.{}",
             id.simple(),
             owner.id.simple(),
-            self.deps.ports.secrets.new_fingerprint()
+            self.secrets.new_fingerprint()
         );
         let key = self
-            .deps
-            .ports
             .api_keys
             .create(NewApiKey {
                 id,
@@ -838,10 +858,11 @@ impl IdentityService {
                 name: name.clone(),
                 admin: input.admin,
                 scopes,
-                digest: self.deps.ports.secrets.digest(&secret),
+                digest: self.secrets.digest(&secret),
                 now: self.now(),
                 audit: Some(audit::event(
-                    &self.deps,
+                    self.ids.new_id(),
+                    self.clock.now(),
                     actor,
                     Some(owner.id),
                     AuditAction::ApiKeyCreated,
@@ -873,22 +894,21 @@ impl IdentityService {
         if actor.is_delegated() {
             return Err(not_for_this_credential());
         }
-        Ok(self.deps.ports.api_keys.list(actor.id()).await?)
+        Ok(self.api_keys.list(actor.id()).await?)
     }
 
     /// `DELETE /api/v1/me/api-keys/{id}`: the key stops working at once.
     pub async fn revoke_api_key(&self, actor: &Actor, key_id: Uuid) -> Result<(), IdentityError> {
         policy::authorize(actor, Access::Account)?;
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(actor.id()),
             AuditAction::ApiKeyRevoked,
             audit::changes([("api_key_id", Some(key_id.to_string()), None)]),
         );
         Ok(self
-            .deps
-            .ports
             .api_keys
             .revoke(actor.id(), key_id, Some(event))
             .await?)

@@ -9,10 +9,10 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
 use crate::error::Failure;
 use crate::model::{Permission, RateLimit};
-use crate::ports::RepoError;
+use crate::ports::{Clock, GuardRepository, RepoError, TierRepository};
 use crate::services::throttle::{bounded, LoginLimits};
 
 /// How long a tier's rules are reused before they are read again; also the longest a refusal is
@@ -66,7 +66,10 @@ struct CachedRules {
 
 #[derive(Clone)]
 pub struct RateLimitService {
-    deps: Arc<Deps>,
+    tiers: Arc<dyn TierRepository>,
+    guards: Arc<dyn GuardRepository>,
+    clock: Arc<dyn Clock>,
+    config: Arc<TesseraConfig>,
     rules: Arc<Mutex<HashMap<Option<Uuid>, CachedRules>>>,
     /// Keys found over their limit, with when that answer stops being certain.
     refused: Arc<Mutex<HashMap<String, Refusal>>>,
@@ -80,9 +83,12 @@ struct Refusal {
 }
 
 impl RateLimitService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
+    pub(crate) fn new(ports: &Ports, config: &Arc<TesseraConfig>) -> Self {
         Self {
-            deps,
+            tiers: ports.tiers.clone(),
+            guards: ports.guards.clone(),
+            clock: ports.clock.clone(),
+            config: config.clone(),
             rules: Arc::new(Mutex::new(HashMap::new())),
             refused: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -108,7 +114,7 @@ impl RateLimitService {
 
     /// The rules of a tier (`None`: the configured default tier), from a short-lived cache.
     async fn rules_of(&self, tier_id: Option<Uuid>) -> Result<Arc<Vec<RateLimit>>, Failure> {
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let cached = self
             .rules
             .lock()
@@ -118,10 +124,10 @@ impl RateLimitService {
         if let Some(hit) = cached.filter(|c| now - c.read_at < RULES_TTL) {
             return Ok(hit.rules);
         }
-        let tiers = &self.deps.ports.tiers;
+        let tiers = &self.tiers;
         let found = match tier_id {
             Some(id) => tiers.get(id).await.map(Some),
-            None => match &self.deps.config.limits.default_tier {
+            None => match &self.config.limits.default_tier {
                 Some(name) => tiers.find_by_name(name).await.map(Some),
                 None => Ok(None),
             },
@@ -158,7 +164,7 @@ impl RateLimitService {
     /// storm against one account — then costs the database nothing. Other processes still ask
     /// the store, which stays the one authority.
     async fn count(&self, key: &str, limit: u32, period_secs: u32) -> Result<(), Failure> {
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         if let Some(retry_after_secs) = self.remembered_refusal(key, now) {
             return Err(Failure::Throttled { retry_after_secs });
         }
@@ -167,8 +173,6 @@ impl RateLimitService {
         let window_start = OffsetDateTime::from_unix_timestamp(start)
             .map_err(|e| Failure::internal(e.to_string()))?;
         let hits = self
-            .deps
-            .ports
             .guards
             .hit(key, window_start, period, now)
             .await

@@ -20,7 +20,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
+use crate::counters::Counters;
 use crate::error::{Conflict, MeteringError, ValidationError};
 use crate::model::{
     charge, day_of, hour_of, next_reset, AuditAction, Consumption, ConsumptionMode,
@@ -28,7 +29,9 @@ use crate::model::{
     ResourceId, UsagePage, UsageQuery, User,
 };
 use crate::policy;
-use crate::ports::RepoError;
+use crate::ports::{
+    Clock, IdGenerator, MeteringRepository, RepoError, TierRepository, UserRepository,
+};
 use crate::services::audit;
 use crate::values::{IdempotencyKey, Paging, UserRef};
 
@@ -108,7 +111,13 @@ pub struct UsageInput {
 
 #[derive(Clone)]
 pub struct MeteringService {
-    deps: Arc<Deps>,
+    counters: Arc<Counters>,
+    users: Arc<dyn UserRepository>,
+    metering: Arc<dyn MeteringRepository>,
+    tiers: Arc<dyn TierRepository>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    config: Arc<TesseraConfig>,
 }
 
 fn bounded(field: &'static str, value: i64, min: i64, max: i64) -> Result<i64, ValidationError> {
@@ -175,17 +184,29 @@ fn show_map<V: std::fmt::Display>(m: &BTreeMap<ResourceId, V>) -> String {
 }
 
 impl MeteringService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(
+        ports: &Ports,
+        config: &Arc<TesseraConfig>,
+        counters: &Arc<Counters>,
+    ) -> Self {
+        Self {
+            counters: counters.clone(),
+            users: ports.users.clone(),
+            metering: ports.metering.clone(),
+            tiers: ports.tiers.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            config: config.clone(),
+        }
     }
 
     /// The server-wide fallbacks in force.
     pub fn defaults(&self) -> &MeteringDefaults {
-        &self.deps.config.metering
+        &self.config.metering
     }
 
     async fn resolve(&self, user: &UserRef) -> Result<User, MeteringError> {
-        Ok(crate::services::users::resolve_user(&self.deps, user).await?)
+        Ok(crate::services::users::resolve_user(&*self.users, user).await?)
     }
 
     /// Refuses callers without billing administration, before anything is looked up (the
@@ -204,9 +225,9 @@ impl MeteringService {
         policy::authorize(actor, Access::Read)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_read_metering(actor, &target)?;
-        let rows = self.deps.ports.metering.quotas(target.id).await?;
+        let rows = self.metering.quotas(target.id).await?;
         let tier = match target.tier_id {
-            Some(id) => match self.deps.ports.tiers.get(id).await {
+            Some(id) => match self.tiers.get(id).await {
                 Ok(tier) => Some(tier.quotas),
                 Err(RepoError::NotFound) => None,
                 Err(other) => return Err(other.into()),
@@ -234,18 +255,17 @@ impl MeteringService {
         let quotas = parse_quotas(quotas)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_bill(actor, &target)?;
-        let before = self.deps.ports.metering.quotas(target.id).await?;
+        let before = self.metering.quotas(target.id).await?;
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(target.id),
             AuditAction::QuotasChanged,
             audit::changes([("quotas", Some(show_map(&before)), Some(show_map(&quotas)))]),
         );
-        let now = self.deps.ports.clock.now();
-        self.deps
-            .ports
-            .metering
+        let now = self.clock.now();
+        self.metering
             .replace_quotas(target.id, quotas.clone(), now, Some(event))
             .await?;
         Ok(quotas)
@@ -260,7 +280,7 @@ impl MeteringService {
         policy::authorize(actor, Access::Read)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_read_metering(actor, &target)?;
-        Ok(self.deps.ports.metering.discounts(target.id).await?)
+        Ok(self.metering.discounts(target.id).await?)
     }
 
     /// Replaces every discount of a user. Values are decimal fractions (`"0.15"`). Billing
@@ -275,9 +295,10 @@ impl MeteringService {
         let discounts = parse_discounts(discounts)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_bill(actor, &target)?;
-        let before = self.deps.ports.metering.discounts(target.id).await?;
+        let before = self.metering.discounts(target.id).await?;
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(target.id),
             AuditAction::DiscountsChanged,
@@ -287,10 +308,8 @@ impl MeteringService {
                 Some(show_map(&discounts)),
             )]),
         );
-        let now = self.deps.ports.clock.now();
-        self.deps
-            .ports
-            .metering
+        let now = self.clock.now();
+        self.metering
             .replace_discounts(target.id, discounts.clone(), now, Some(event))
             .await?;
         Ok(discounts)
@@ -307,7 +326,7 @@ impl MeteringService {
         let resource = ResourceId::parse("resource_id", resource_id)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_read_metering(actor, &target)?;
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let resets_at = next_reset(now);
         if Self::unlimited(&target) {
             return Ok(QuotaUsage {
@@ -318,11 +337,9 @@ impl MeteringService {
                 counter: None,
             });
         }
-        let rates = self.deps.ports.metering.rates(target.id, &resource).await?;
+        let rates = self.metering.rates(target.id, &resource).await?;
         let quota = rates.quota(&resource, self.defaults());
         let used = self
-            .deps
-            .ports
             .metering
             .counter(target.id, quota.counter, day_of(now))
             .await?;
@@ -353,15 +370,10 @@ impl MeteringService {
         let input_tokens = bounded("input_tokens", input.input_tokens, 0, MAX_TOKENS)?;
         let output_tokens = bounded("output_tokens", input.output_tokens, 0, MAX_TOKENS)?;
         // The user and the rates together: one round trip fewer on every consumption.
-        let (target, rates) = self
-            .deps
-            .ports
-            .metering
-            .consumer(input.user_id, &resource)
-            .await?;
+        let (target, rates) = self.metering.consumer(input.user_id, &resource).await?;
         policy::ensure_can_meter_for(actor, &target)?;
 
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let resets_at = next_reset(now);
         let (mode, discount) = if target.permissions.has(Permission::FreeAccount) {
             (ConsumptionMode::Free, None)
@@ -381,7 +393,6 @@ impl MeteringService {
             _ => charge(cost, discount),
         };
         let currency = self
-            .deps
             .config
             .currencies
             .default_currency()
@@ -408,20 +419,27 @@ impl MeteringService {
             currency: currency.clone(),
             day: day_of(now),
             bucket: hour_of(now),
-            entry_id: self.deps.ports.ids.new_id(),
-            new_wallet_id: self.deps.ports.ids.new_id(),
+            entry_id: self.ids.new_id(),
+            new_wallet_id: self.ids.new_id(),
             reason: format!("usage of {resource} x{count}"),
             actor_id: Some(actor.id()),
             idempotency,
             now,
         };
-        let outcome = match self.deps.ports.metering.consume(consumption).await {
+        let outcome = match self.metering.consume(consumption).await {
             Ok(outcome) => outcome,
             Err(RepoError::Conflict(Conflict::InsufficientFunds)) => {
+                self.counters.metering(None);
                 return Err(MeteringError::QuotaExceeded { resets_at });
             }
             Err(other) => return Err(other.into()),
         };
+        if !outcome.replayed {
+            self.counters.metering(Some(outcome.source));
+            if outcome.entry_id.is_some() {
+                self.counters.ledger_entries(1);
+            }
+        }
         let quota = match mode {
             ConsumptionMode::Metered(q) => QuotaUsage {
                 limit: Some(q.limit),
@@ -484,7 +502,7 @@ impl MeteringService {
             offset,
             limit,
         };
-        let found = self.deps.ports.metering.usage(target.id, query).await?;
+        let found = self.metering.usage(target.id, query).await?;
         Ok((found, page, limit))
     }
 
@@ -503,7 +521,8 @@ impl MeteringService {
         policy::ensure_can_bill(actor, &target)?;
         let shown = |b: bool| Some(b.to_string());
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(target.id),
             AuditAction::InvoicingChanged,
@@ -512,10 +531,8 @@ impl MeteringService {
                 ("unlimited", shown(target.unlimited), shown(unlimited)),
             ]),
         );
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         Ok(self
-            .deps
-            .ports
             .users
             .set_invoicing(target.id, enabled, unlimited, now, Some(event))
             .await?)

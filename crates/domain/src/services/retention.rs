@@ -12,9 +12,13 @@ use std::time::Duration;
 use crate::error::Failure;
 use time::OffsetDateTime;
 
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
+use crate::counters::Counters;
 use crate::model::{AuditAction, FieldChange};
-use crate::ports::RepoError;
+use crate::ports::{
+    Clock, IdGenerator, MeteringRepository, RepoError, SessionRepository, UserRepository,
+    WalletRepository,
+};
 use crate::services::audit;
 
 /// How long each kind of expendable data is kept. `None` keeps it until removed by hand.
@@ -89,17 +93,37 @@ const MAX_ROUNDS: u32 = 1000;
 
 #[derive(Clone)]
 pub struct RetentionService {
-    deps: Arc<Deps>,
+    counters: Arc<Counters>,
+    users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionRepository>,
+    wallets: Arc<dyn WalletRepository>,
+    metering: Arc<dyn MeteringRepository>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    config: Arc<TesseraConfig>,
 }
 
 impl RetentionService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(
+        ports: &Ports,
+        config: &Arc<TesseraConfig>,
+        counters: &Arc<Counters>,
+    ) -> Self {
+        Self {
+            counters: counters.clone(),
+            users: ports.users.clone(),
+            sessions: ports.sessions.clone(),
+            wallets: ports.wallets.clone(),
+            metering: ports.metering.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            config: config.clone(),
+        }
     }
 
     /// The policy this service applies (`TesseraConfig::retention`).
     pub fn policy(&self) -> &RetentionPolicy {
-        &self.deps.config.retention
+        &self.config.retention
     }
 
     /// One housekeeping run: purges users past their retention (each in its own transaction,
@@ -107,9 +131,14 @@ impl RetentionService {
     /// and past quota counters, a batch at a time until none is left. Safe to run from several
     /// processes at once: every removal re-checks its condition as it deletes.
     pub async fn prune(&self) -> Result<Pruned, RetentionError> {
-        let policy = &self.deps.config.retention;
-        let ports = &self.deps.ports;
-        let now = ports.clock.now();
+        let result = self.prune_all().await;
+        self.counters.housekeeping(result.as_ref().ok());
+        result
+    }
+
+    async fn prune_all(&self) -> Result<Pruned, RetentionError> {
+        let policy = &self.config.retention;
+        let now = self.clock.now();
         let limit = policy.batch_size.max(1);
         let mut pruned = Pruned::default();
 
@@ -117,23 +146,21 @@ impl RetentionService {
             pruned.users = self.purge_deleted_users(cutoff, limit).await?;
         }
         if let Some(cutoff) = cutoff(now, policy.ended_sessions) {
-            pruned.sessions = drain(limit, || ports.sessions.prune_ended(cutoff, limit)).await?;
+            pruned.sessions = drain(limit, || self.sessions.prune_ended(cutoff, limit)).await?;
         }
         if let Some(cutoff) = cutoff(now, policy.idempotency_keys) {
-            pruned.idempotency_keys = drain(limit, || {
-                ports.wallets.prune_idempotency_keys(cutoff, limit)
-            })
-            .await?;
+            pruned.idempotency_keys =
+                drain(limit, || self.wallets.prune_idempotency_keys(cutoff, limit)).await?;
         }
         if let Some(cutoff) = cutoff(now, policy.usage_keys) {
             pruned.usage_keys =
-                drain(limit, || ports.metering.prune_usage_keys(cutoff, limit)).await?;
+                drain(limit, || self.metering.prune_usage_keys(cutoff, limit)).await?;
         }
         if let Some(cutoff) = cutoff(now, policy.quota_counters) {
             // Counters are per UTC day: a day goes once all of it is older than the period.
             let day = cutoff.to_offset(time::UtcOffset::UTC).date();
             pruned.quota_counters =
-                drain(limit, || ports.metering.prune_quota_counters(day, limit)).await?;
+                drain(limit, || self.metering.prune_quota_counters(day, limit)).await?;
         }
         Ok(pruned)
     }
@@ -143,7 +170,7 @@ impl RetentionService {
         cutoff: OffsetDateTime,
         limit: u32,
     ) -> Result<u64, RetentionError> {
-        let users = &self.deps.ports.users;
+        let users = &self.users;
         let mut purged = 0;
         for _ in 0..MAX_ROUNDS {
             let due = users.deleted_before(cutoff, limit).await?;
@@ -158,7 +185,8 @@ impl RetentionService {
                     },
                 );
                 let event = audit::event(
-                    &self.deps,
+                    self.ids.new_id(),
+                    self.clock.now(),
                     None,
                     Some(*id),
                     AuditAction::UserPurged,

@@ -9,11 +9,11 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
 use crate::error::{Failure, UserError, ValidationError};
 use crate::model::{AccessClaims, AuditAction, FieldChange, NewShare, ScopeSet, Share, User};
 use crate::policy;
-use crate::ports::RepoError;
+use crate::ports::{Clock, IdGenerator, RepoError, ShareRepository, TokenCodec, UserRepository};
 use crate::services::audit;
 use crate::services::users::resolve_user;
 use crate::values::UserRef;
@@ -38,7 +38,12 @@ pub struct DelegatedToken {
 
 #[derive(Clone)]
 pub struct ShareService {
-    deps: Arc<Deps>,
+    users: Arc<dyn UserRepository>,
+    shares: Arc<dyn ShareRepository>,
+    tokens: Arc<dyn TokenCodec>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    config: Arc<TesseraConfig>,
 }
 
 fn scopes_change(
@@ -57,8 +62,15 @@ fn scopes_change(
 }
 
 impl ShareService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(ports: &Ports, config: &Arc<TesseraConfig>) -> Self {
+        Self {
+            users: ports.users.clone(),
+            shares: ports.shares.clone(),
+            tokens: ports.tokens.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            config: config.clone(),
+        }
     }
 
     /// Share management is the caller's own business: the account holder's own sign-in to
@@ -81,7 +93,7 @@ impl ShareService {
 
     /// The grantee named in a share request: any live user with a login, other than the caller.
     async fn grantee(&self, actor: &Actor, grantee: &UserRef) -> Result<User, UserError> {
-        let user = resolve_user(&self.deps, grantee).await?;
+        let user = resolve_user(&*self.users, grantee).await?;
         if user.state == crate::model::UserState::Deleted {
             return Err(UserError::NotFound);
         }
@@ -114,7 +126,14 @@ impl ShareService {
                 after: Some(grantee.to_string()),
             },
         );
-        audit::event(&self.deps, Some(actor), Some(actor.id()), action, details)
+        audit::event(
+            self.ids.new_id(),
+            self.clock.now(),
+            Some(actor),
+            Some(actor.id()),
+            action,
+            details,
+        )
     }
 
     /// `POST /me/shares`: grants scopes to a user, or replaces the scopes of an existing share
@@ -133,7 +152,7 @@ impl ShareService {
             )));
         }
         let user = self.grantee(actor, grantee).await?;
-        let before = match self.deps.ports.shares.get(actor.id(), user.id).await {
+        let before = match self.shares.get(actor.id(), user.id).await {
             Ok(share) => Some(share.scopes),
             Err(RepoError::NotFound) => None,
             Err(other) => return Err(other.into()),
@@ -147,10 +166,10 @@ impl ShareService {
             owner_id: actor.id(),
             grantee_id: user.id,
             scopes,
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
             audit: Some(self.audit_event(actor, user.id, action, before, Some(scopes))),
         };
-        let (share, created) = self.deps.ports.shares.put(new).await?;
+        let (share, created) = self.shares.put(new).await?;
         Ok((SharedUser { share, user }, created))
     }
 
@@ -163,13 +182,13 @@ impl ShareService {
     ) -> Result<SharedUser, UserError> {
         Self::gate(actor, Access::Account)?;
         let scopes = Self::parse_scopes(scopes)?;
-        let user = resolve_user(&self.deps, grantee).await?;
-        let before = self.deps.ports.shares.get(actor.id(), user.id).await?;
+        let user = resolve_user(&*self.users, grantee).await?;
+        let before = self.shares.get(actor.id(), user.id).await?;
         let new = NewShare {
             owner_id: actor.id(),
             grantee_id: user.id,
             scopes,
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
             audit: Some(self.audit_event(
                 actor,
                 user.id,
@@ -178,15 +197,15 @@ impl ShareService {
                 Some(scopes),
             )),
         };
-        let share = self.deps.ports.shares.update(new).await?;
+        let share = self.shares.update(new).await?;
         Ok(SharedUser { share, user })
     }
 
     /// `DELETE /me/shares/{grantee}`: revokes a share; it stops working at once.
     pub async fn revoke(&self, actor: &Actor, grantee: &UserRef) -> Result<(), UserError> {
         Self::gate(actor, Access::Account)?;
-        let user = resolve_user(&self.deps, grantee).await?;
-        let before = self.deps.ports.shares.get(actor.id(), user.id).await?;
+        let user = resolve_user(&*self.users, grantee).await?;
+        let before = self.shares.get(actor.id(), user.id).await?;
         let event = self.audit_event(
             actor,
             user.id,
@@ -194,25 +213,20 @@ impl ShareService {
             Some(before.scopes),
             None,
         );
-        Ok(self
-            .deps
-            .ports
-            .shares
-            .delete(actor.id(), user.id, Some(event))
-            .await?)
+        Ok(self.shares.delete(actor.id(), user.id, Some(event)).await?)
     }
 
     /// `GET /me/shares`: the shares the caller granted, with their grantees.
     pub async fn mine(&self, actor: &Actor) -> Result<Vec<SharedUser>, UserError> {
         Self::gate(actor, Access::Read)?;
-        let shares = self.deps.ports.shares.granted_by(actor.id()).await?;
+        let shares = self.shares.granted_by(actor.id()).await?;
         self.with_users(shares, |s| s.grantee_id).await
     }
 
     /// `GET /me/shared-with-me`: the shares granted to the caller by users who are not deleted.
     pub async fn shared_with_me(&self, actor: &Actor) -> Result<Vec<SharedUser>, UserError> {
         Self::gate(actor, Access::Read)?;
-        let shares = self.deps.ports.shares.granted_to(actor.id()).await?;
+        let shares = self.shares.granted_to(actor.id()).await?;
         self.with_users(shares, |s| s.owner_id).await
     }
 
@@ -223,7 +237,7 @@ impl ShareService {
     ) -> Result<Vec<SharedUser>, UserError> {
         let mut out = Vec::with_capacity(shares.len());
         for share in shares {
-            match self.deps.ports.users.get(other(&share)).await {
+            match self.users.get(other(&share)).await {
                 Ok(user) if user.state != crate::model::UserState::Deleted => {
                     out.push(SharedUser { share, user });
                 }
@@ -244,9 +258,7 @@ impl ShareService {
         let granted: HashMap<Uuid, ScopeSet> = if actor.is_delegated() {
             HashMap::new()
         } else {
-            self.deps
-                .ports
-                .shares
+            self.shares
                 .granted_to(actor.id())
                 .await?
                 .into_iter()
@@ -283,8 +295,8 @@ impl ShareService {
                 "delegated tokens are issued only to password sessions",
             )));
         };
-        let target = resolve_user(&self.deps, user).await?;
-        let share = crate::services::users::share_with(&self.deps, actor, &target).await?;
+        let target = resolve_user(&*self.users, user).await?;
+        let share = crate::services::users::share_with(&*self.shares, actor, &target).await?;
         policy::ensure_visible_shared(actor, &target, share)?;
         if target.id == actor.id() {
             return Err(ValidationError::new("user", "you cannot delegate to yourself").into());
@@ -312,8 +324,8 @@ impl ShareService {
                 "the requested scopes exceed those you hold on this user",
             )));
         }
-        let now = self.deps.ports.clock.now();
-        let ttl = Duration::try_from(self.deps.config.access_token_ttl).unwrap_or(Duration::MAX);
+        let now = self.clock.now();
+        let ttl = Duration::try_from(self.config.access_token_ttl).unwrap_or(Duration::MAX);
         let claims = AccessClaims {
             subject: target.id,
             session_id,
@@ -322,12 +334,7 @@ impl ShareService {
             scope: scopes.to_claim(),
             actor: Some(actor.id()),
         };
-        let access_token = self
-            .deps
-            .ports
-            .tokens
-            .encode(&claims)
-            .map_err(Failure::Internal)?;
+        let access_token = self.tokens.encode(&claims).map_err(Failure::Internal)?;
         Ok(DelegatedToken {
             access_token,
             token_type: "bearer",

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
-use crate::app::Deps;
+use crate::app::Ports;
 use crate::error::{Failure, TierError, ValidationError};
 use crate::model::{AuditAction, FieldChange, RateLimit, ResourceId, Tier, TierSpec, UserChanges};
 use crate::policy;
-use crate::ports::RepoError;
+use crate::ports::{Clock, IdGenerator, RepoError, TierRepository, UserRepository};
 use crate::services::audit;
 use crate::values::UserRef;
 
@@ -190,12 +190,20 @@ fn tier_changes(before: Option<&Tier>, spec: &TierSpec, id: Uuid) -> BTreeMap<St
 
 #[derive(Clone)]
 pub struct TierService {
-    deps: Arc<Deps>,
+    users: Arc<dyn UserRepository>,
+    tiers: Arc<dyn TierRepository>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
 }
 
 impl TierService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(ports: &Ports) -> Self {
+        Self {
+            users: ports.users.clone(),
+            tiers: ports.tiers.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+        }
     }
 
     fn ensure_superuser(actor: &Actor) -> Result<(), TierError> {
@@ -211,7 +219,7 @@ impl TierService {
 
     async fn resolve(&self, tier: &TierRef) -> Result<Tier, TierError> {
         let found = match tier {
-            TierRef::Id(id) => self.deps.ports.tiers.get(*id).await,
+            TierRef::Id(id) => self.tiers.get(*id).await,
             // No tier can be named so (names are validated on write): never ask the database,
             // which refuses a NUL byte in text.
             TierRef::Name(name)
@@ -219,7 +227,7 @@ impl TierService {
             {
                 return Err(TierError::NotFound)
             }
-            TierRef::Name(name) => self.deps.ports.tiers.find_by_name(name).await,
+            TierRef::Name(name) => self.tiers.find_by_name(name).await,
         };
         Ok(found?)
     }
@@ -227,7 +235,7 @@ impl TierService {
     /// Any authenticated user may read tiers.
     pub async fn list(&self, actor: &Actor) -> Result<Vec<Tier>, TierError> {
         policy::authorize(actor, Access::Read)?;
-        Ok(self.deps.ports.tiers.list().await?)
+        Ok(self.tiers.list().await?)
     }
 
     pub async fn get(&self, actor: &Actor, tier: &TierRef) -> Result<Tier, TierError> {
@@ -242,22 +250,18 @@ impl TierService {
             return Err(ValidationError::new("name", "Field required").into());
         }
         let spec = spec(input)?;
-        let now = self.deps.ports.clock.now();
-        let id = self.deps.ports.ids.new_id();
+        let now = self.clock.now();
+        let id = self.ids.new_id();
         // Tier events name the tier as their target, so its history can be filtered.
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(id),
             AuditAction::TierCreated,
             tier_changes(None, &spec, id),
         );
-        Ok(self
-            .deps
-            .ports
-            .tiers
-            .create(id, spec, now, Some(event))
-            .await?)
+        Ok(self.tiers.create(id, spec, now, Some(event)).await?)
     }
 
     pub async fn update(
@@ -270,17 +274,16 @@ impl TierService {
         Self::ensure_superuser(actor)?;
         let spec = spec(input)?;
         let current = self.resolve(tier).await?;
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(current.id),
             AuditAction::TierUpdated,
             tier_changes(Some(&current), &spec, current.id),
         );
         Ok(self
-            .deps
-            .ports
             .tiers
             .update(current.id, spec, now, Some(event))
             .await?)
@@ -300,28 +303,24 @@ impl TierService {
             },
         );
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(current.id),
             AuditAction::TierDeleted,
             details,
         );
-        Ok(self
-            .deps
-            .ports
-            .tiers
-            .delete(current.id, Some(event))
-            .await?)
+        Ok(self.tiers.delete(current.id, Some(event)).await?)
     }
 
     /// The user's tier, or `None`. Anyone who can see the user may ask.
     pub async fn of_user(&self, actor: &Actor, user: &UserRef) -> Result<Option<Tier>, TierError> {
         policy::authorize(actor, Access::Read)?;
-        let target = crate::services::users::resolve_user(&self.deps, user).await?;
+        let target = crate::services::users::resolve_user(&*self.users, user).await?;
         policy::ensure_visible(actor, &target)?;
         match target.tier_id {
             None => Ok(None),
-            Some(id) => match self.deps.ports.tiers.get(id).await {
+            Some(id) => match self.tiers.get(id).await {
                 Ok(tier) => Ok(Some(tier)),
                 Err(RepoError::NotFound) => Ok(None),
                 Err(other) => Err(other.into()),
@@ -337,27 +336,28 @@ impl TierService {
         tier_id: Option<Uuid>,
     ) -> Result<Option<Tier>, TierError> {
         policy::authorize(actor, Access::Write)?;
-        let target = crate::services::users::resolve_user(&self.deps, user).await?;
+        let target = crate::services::users::resolve_user(&*self.users, user).await?;
         policy::ensure_visible(actor, &target)?;
         Self::ensure_superuser(actor)?;
         let tier = match tier_id {
-            Some(id) => Some(self.deps.ports.tiers.get(id).await?),
+            Some(id) => Some(self.tiers.get(id).await?),
             None => None,
         };
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let mut changes = UserChanges {
             tier_id: Some(tier_id),
             ..UserChanges::default()
         };
         let details = audit::user_changes(&target, &changes);
         changes.audit = Some(audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(target.id),
             AuditAction::TierAssigned,
             details,
         ));
-        match self.deps.ports.users.update(target.id, changes, now).await {
+        match self.users.update(target.id, changes, now).await {
             Ok(_) => Ok(tier),
             // The tier vanished between the check and the update (its foreign key failed).
             Err(RepoError::NotFound) => Err(TierError::NotFound),

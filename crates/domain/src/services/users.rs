@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
 use crate::directory::{SearchTerm, Sort, UserFilter};
 use crate::error::{Conflict, Failure, UserError, ValidationError};
 use crate::model::{
@@ -16,8 +16,11 @@ use crate::model::{
     RevokeSessions, ScopeSet, User, UserChanges, UserListQuery, UserState, DEFAULT_WALLET_NAME,
 };
 use crate::policy;
-use crate::ports::RepoError;
+use crate::ports::{
+    Clock, IdGenerator, PasswordHasher, RepoError, SecretGenerator, ShareRepository, UserRepository,
+};
 use crate::services::audit;
+use crate::services::throttle::CredentialThrottle;
 use crate::services::throttle::{AccountKey, UNKNOWN_ADDRESS};
 use crate::values::{Email, Paging, Password, PersonName, PresentedSecret, UserRef, Username};
 
@@ -124,13 +127,20 @@ impl UsersPage {
 
 #[derive(Clone)]
 pub struct UserService {
-    deps: Arc<Deps>,
+    users: Arc<dyn UserRepository>,
+    shares: Arc<dyn ShareRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    secrets: Arc<dyn SecretGenerator>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    config: Arc<TesseraConfig>,
+    throttle: CredentialThrottle,
 }
 
 /// The scopes of `target`'s share with the actor, read from the store on every call (a revoked
 /// share stops working at once). Not looked up when policy decides without it.
 pub(crate) async fn share_with(
-    deps: &Deps,
+    shares: &dyn ShareRepository,
     actor: &Actor,
     target: &User,
 ) -> Result<Option<ScopeSet>, UserError> {
@@ -141,7 +151,7 @@ pub(crate) async fn share_with(
     {
         return Ok(None);
     }
-    match deps.ports.shares.get(target.id, actor.id()).await {
+    match shares.get(target.id, actor.id()).await {
         Ok(share) => Ok(Some(share.scopes)),
         Err(crate::ports::RepoError::NotFound) => Ok(None),
         Err(other) => Err(other.into()),
@@ -149,10 +159,13 @@ pub(crate) async fn share_with(
 }
 
 /// Looks a user up by id or username (no policy).
-pub(crate) async fn resolve_user(deps: &Deps, user: &UserRef) -> Result<User, UserError> {
+pub(crate) async fn resolve_user(
+    users: &dyn UserRepository,
+    user: &UserRef,
+) -> Result<User, UserError> {
     let found = match user {
-        UserRef::Id(id) => deps.ports.users.get(*id).await,
-        UserRef::Username(name) => deps.ports.users.find_by_username(name).await,
+        UserRef::Id(id) => users.get(*id).await,
+        UserRef::Username(name) => users.find_by_username(name).await,
     };
     Ok(found?)
 }
@@ -198,17 +211,29 @@ fn optional_name(
 }
 
 impl UserService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(
+        ports: &Ports,
+        config: &Arc<TesseraConfig>,
+        throttle: &CredentialThrottle,
+    ) -> Self {
+        Self {
+            users: ports.users.clone(),
+            shares: ports.shares.clone(),
+            hasher: ports.hasher.clone(),
+            secrets: ports.secrets.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            config: config.clone(),
+            throttle: throttle.clone(),
+        }
     }
 
     /// The wallet every new user gets, in the configured default currency.
     pub(crate) fn default_wallet(&self) -> DefaultWallet {
         DefaultWallet {
-            id: self.deps.ports.ids.new_id(),
+            id: self.ids.new_id(),
             name: DEFAULT_WALLET_NAME.to_owned(),
             currency: self
-                .deps
                 .config
                 .currencies
                 .default_currency()
@@ -231,7 +256,7 @@ impl UserService {
     }
 
     async fn resolve(&self, user: &UserRef) -> Result<User, UserError> {
-        resolve_user(&self.deps, user).await
+        resolve_user(&*self.users, user).await
     }
 
     /// Applies a change with its audit event.
@@ -244,19 +269,15 @@ impl UserService {
     ) -> Result<User, UserError> {
         let details = audit::user_changes(target, &changes);
         changes.audit = Some(audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             actor,
             Some(target.id),
             action,
             details,
         ));
-        let now = self.deps.ports.clock.now();
-        Ok(self
-            .deps
-            .ports
-            .users
-            .update(target.id, changes, now)
-            .await?)
+        let now = self.clock.now();
+        Ok(self.users.update(target.id, changes, now).await?)
     }
 
     fn creation_audit(&self, actor: Option<&Actor>, new: &NewUser) -> crate::model::AuditEvent {
@@ -293,7 +314,8 @@ impl UserService {
             );
         }
         audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             actor,
             Some(new.id),
             AuditAction::UserCreated,
@@ -308,30 +330,23 @@ impl UserService {
     ) -> Result<User, UserError> {
         new.audit = Some(self.creation_audit(actor, &new));
         let with_tier = new.tier_id.is_some();
-        self.deps
-            .ports
-            .users
-            .create(new)
-            .await
-            .map_err(|e| match e {
-                // The store's only `NotFound` on create: the tier does not exist.
-                RepoError::NotFound if with_tier => UserError::TierNotFound,
-                other => other.into(),
-            })
+        self.users.create(new).await.map_err(|e| match e {
+            // The store's only `NotFound` on create: the tier does not exist.
+            RepoError::NotFound if with_tier => UserError::TierNotFound,
+            other => other.into(),
+        })
     }
 
     /// Looks a user up and checks the actor may see it (shares considered).
     async fn visible(&self, actor: &Actor, user: &UserRef) -> Result<User, UserError> {
         let target = self.resolve(user).await?;
-        let share = share_with(&self.deps, actor, &target).await?;
+        let share = share_with(&*self.shares, actor, &target).await?;
         policy::ensure_visible_shared(actor, &target, share)?;
         Ok(target)
     }
 
     async fn hash(&self, password: &Password) -> Result<String, UserError> {
-        self.deps
-            .ports
-            .hasher
+        self.hasher
             .hash(password.expose())
             .await
             .map_err(|cause| Failure::Internal(cause).into())
@@ -394,17 +409,17 @@ impl UserService {
         }
         policy::ensure_can_grant(actor, Permissions::NONE, permissions)?;
 
-        let policy_rules = &self.deps.config.password_policy;
+        let policy_rules = &self.config.password_policy;
         let (password, temp_password) = match input.password.as_deref() {
             Some(raw) => (Password::parse("password", raw, policy_rules)?, None),
             None => {
-                let generated = self.deps.ports.secrets.new_password();
+                let generated = self.secrets.new_password();
                 (Password::generated(generated.clone()), Some(generated))
             }
         };
         let password_hash = self.hash(&password).await?;
         let new = NewUser {
-            id: self.deps.ports.ids.new_id(),
+            id: self.ids.new_id(),
             username: Some(username.into_inner()),
             email: email.map(Email::into_inner),
             first_name,
@@ -418,7 +433,7 @@ impl UserService {
             manager_id: None,
             must_change_password: temp_password.is_some(),
             created_by: Some(actor.id()),
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
             audit: None,
             default_wallet: self.default_wallet(),
         };
@@ -439,8 +454,8 @@ impl UserService {
     ) -> Result<CreatedUser, UserError> {
         policy::authorize(actor, Access::Account)?;
         policy::ensure_can_create_managed_user(actor)?;
-        let cap = self.deps.config.limits.max_managed_users_per_user;
-        if self.deps.ports.users.count_managed_by(actor.id()).await? >= cap {
+        let cap = self.config.limits.max_managed_users_per_user;
+        if self.users.count_managed_by(actor.id()).await? >= cap {
             return Err(UserError::Failure(Failure::Conflict(Conflict::TooMany)));
         }
         if password.is_some() {
@@ -458,7 +473,7 @@ impl UserService {
             .into());
         }
         let new = NewUser {
-            id: self.deps.ports.ids.new_id(),
+            id: self.ids.new_id(),
             username: None,
             email: None,
             first_name,
@@ -472,7 +487,7 @@ impl UserService {
             manager_id: Some(actor.id()),
             must_change_password: false,
             created_by: Some(actor.id()),
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
             audit: None,
             default_wallet: self.default_wallet(),
         };
@@ -495,17 +510,17 @@ impl UserService {
         let email = email.map(|e| Email::parse("email", e)).transpose()?;
         let (password, temp_password) = match password {
             Some(raw) => (
-                Password::parse("password", raw, &self.deps.config.password_policy)?,
+                Password::parse("password", raw, &self.config.password_policy)?,
                 None,
             ),
             None => {
-                let generated = self.deps.ports.secrets.new_password();
+                let generated = self.secrets.new_password();
                 (Password::generated(generated.clone()), Some(generated))
             }
         };
         let password_hash = self.hash(&password).await?;
         let new = NewUser {
-            id: self.deps.ports.ids.new_id(),
+            id: self.ids.new_id(),
             username: Some(username.into_inner()),
             email: email.map(Email::into_inner),
             first_name: None,
@@ -519,7 +534,7 @@ impl UserService {
             manager_id: None,
             must_change_password: false,
             created_by: None,
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
             audit: None,
             default_wallet: self.default_wallet(),
         };
@@ -537,7 +552,7 @@ impl UserService {
         username: &str,
         password: Option<&str>,
     ) -> Result<Option<CreatedUser>, UserError> {
-        if self.deps.ports.users.any_exists().await? {
+        if self.users.any_exists().await? {
             return Ok(None);
         }
         match self.create_superuser(username, None, password).await {
@@ -567,7 +582,7 @@ impl UserService {
         policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
         let paging = input.paging;
         let query = Self::query(actor, input);
-        let page = self.deps.ports.users.list(query).await?;
+        let page = self.users.list(query).await?;
         Ok(UsersPage {
             users: page.users,
             total: page.total,
@@ -595,12 +610,7 @@ impl UserService {
     pub async fn count(&self, actor: &Actor, input: ListUsersInput) -> Result<u64, UserError> {
         policy::authorize(actor, Access::Read)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
-        Ok(self
-            .deps
-            .ports
-            .users
-            .count(Self::query(actor, input))
-            .await?)
+        Ok(self.users.count(Self::query(actor, input)).await?)
     }
 
     /// Whether `username` is a valid login name and free. Names are compared in lowercase and
@@ -612,7 +622,7 @@ impl UserService {
                 available: false,
             });
         }
-        let available = match self.deps.ports.users.find_by_username(username).await {
+        let available = match self.users.find_by_username(username).await {
             Ok(_) => false,
             Err(RepoError::NotFound) => true,
             Err(other) => return Err(other.into()),
@@ -628,10 +638,10 @@ impl UserService {
         let days = days
             .unwrap_or(DEFAULT_GROWTH_DAYS)
             .clamp(1, MAX_GROWTH_DAYS);
-        let daily: Vec<DailyCount> = self.deps.ports.users.growth(days).await?;
+        let daily: Vec<DailyCount> = self.users.growth(days).await?;
         let mut everyone = UserListQuery::all(None, 1);
         everyone.include_deleted = true;
-        let total = self.deps.ports.users.count(everyone).await?;
+        let total = self.users.count(everyone).await?;
         // Newest first: the running total at a day is everything minus what came after it.
         let mut after = 0u64;
         Ok(daily
@@ -674,7 +684,7 @@ impl UserService {
         } else {
             policy::authorize(actor, Access::Write)?;
         }
-        let share = share_with(&self.deps, actor, &target).await?;
+        let share = share_with(&*self.shares, actor, &target).await?;
         policy::ensure_can_update(actor, &target, share)?;
         let changes_login =
             input.password.is_some() || input.username.is_some() || input.email.is_some();
@@ -686,7 +696,7 @@ impl UserService {
             }
             policy::ensure_may_touch_credentials(actor, &target)?;
         }
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let mut changes = UserChanges::default();
 
         if let Some(raw) = input.username {
@@ -767,8 +777,7 @@ impl UserService {
                 .into());
             }
             policy::ensure_can_set_password(actor, &target)?;
-            let new_password =
-                Password::parse("password", &raw, &self.deps.config.password_policy)?;
+            let new_password = Password::parse("password", &raw, &self.config.password_policy)?;
             let by_admin = actor.id() != target.id;
             if !by_admin {
                 self.check_current_password(actor, &target, input.current_password)
@@ -819,11 +828,9 @@ impl UserService {
         };
         let client = actor.client_ip.as_deref().unwrap_or(UNKNOWN_ADDRESS);
         let account = AccountKey::User(target.id);
-        self.deps.throttle.before_attempt(&account, client).await?;
-        let hash = self.deps.ports.users.password_hash(target.id).await?;
+        self.throttle.before_attempt(&account, client).await?;
+        let hash = self.users.password_hash(target.id).await?;
         let matches = self
-            .deps
-            .ports
             .hasher
             .verify(current.expose(), hash.as_deref())
             .await
@@ -831,7 +838,7 @@ impl UserService {
         if matches {
             Ok(())
         } else {
-            self.deps.throttle.record_failure(&account, client).await?;
+            self.throttle.record_failure(&account, client).await?;
             Err(ValidationError::new("current_password", "the current password is wrong").into())
         }
     }
@@ -841,7 +848,7 @@ impl UserService {
     pub async fn delete(&self, actor: &Actor, user: &UserRef) -> Result<(), UserError> {
         policy::authorize(actor, Access::Account)?;
         let target = self.resolve(user).await?;
-        let share = share_with(&self.deps, actor, &target).await?;
+        let share = share_with(&*self.shares, actor, &target).await?;
         policy::ensure_can_delete(actor, &target, share)?;
         if target.is_managed() {
             return self.purge_unchecked(actor, &target).await;
@@ -849,7 +856,7 @@ impl UserService {
         if target.state == UserState::Deleted {
             return Ok(());
         }
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let changes = UserChanges {
             state: Some(UserState::Deleted),
             deleted_at: Some(Some(now)),
@@ -876,13 +883,14 @@ impl UserService {
             },
         );
         let event = audit::event(
-            &self.deps,
+            self.ids.new_id(),
+            self.clock.now(),
             Some(actor),
             Some(target.id),
             AuditAction::UserPurged,
             details,
         );
-        Ok(self.deps.ports.users.purge(target.id, Some(event)).await?)
+        Ok(self.users.purge(target.id, Some(event)).await?)
     }
 
     /// Undoes a soft delete.
@@ -896,8 +904,8 @@ impl UserService {
             )));
         }
         // Past its retention the user is housekeeping's to purge, whether or not it has run.
-        let now = self.deps.ports.clock.now();
-        let cutoff = self.deps.config.retention.deleted_users_cutoff(now);
+        let now = self.clock.now();
+        let cutoff = self.config.retention.deleted_users_cutoff(now);
         if matches!((target.deleted_at, cutoff), (Some(at), Some(cutoff)) if at < cutoff) {
             return Err(UserError::Failure(Failure::Conflict(
                 Conflict::RetentionExpired,
@@ -939,7 +947,7 @@ impl UserService {
         if target.state == state {
             return Ok(target);
         }
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let locking = state == UserState::Deactivated;
         let changes = UserChanges {
             state: Some(state),
@@ -979,9 +987,9 @@ impl UserService {
                 ValidationError::new("user", "managed users cannot have credentials").into(),
             );
         }
-        let temp = self.deps.ports.secrets.new_password();
+        let temp = self.secrets.new_password();
         let hash = self.hash(&Password::generated(temp.clone())).await?;
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let changes = UserChanges {
             password_hash: Some(hash),
             must_change_password: Some(true),
@@ -1003,12 +1011,9 @@ impl UserService {
         new_password: &str,
     ) -> Result<User, UserError> {
         policy::authorize_pending(actor, Access::Account)?;
-        let target = self.deps.ports.users.get(actor.id()).await?;
-        let new_password = Password::parse(
-            "new_password",
-            new_password,
-            &self.deps.config.password_policy,
-        )?;
+        let target = self.users.get(actor.id()).await?;
+        let new_password =
+            Password::parse("new_password", new_password, &self.config.password_policy)?;
         self.check_current_password(actor, &target, current_password)
             .await?;
         let changes = UserChanges {
@@ -1031,7 +1036,7 @@ impl UserService {
         let target = self.resolve(user).await?;
         policy::ensure_can_administer(actor, &target)?;
         policy::ensure_may_touch_credentials(actor, &target)?;
-        let now = self.deps.ports.clock.now();
+        let now = self.clock.now();
         let changes = UserChanges {
             tokens_valid_after: Some(now),
             revoke_sessions: RevokeSessions::All,

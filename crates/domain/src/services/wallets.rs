@@ -8,7 +8,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
-use crate::app::Deps;
+use crate::app::{Ports, TesseraConfig};
+use crate::counters::Counters;
 use crate::error::{Conflict, Failure, ValidationError, WalletError};
 use crate::model::{
     AuditAction, AuditEvent, BalanceChange, ChangeTarget, Currencies, EntryKind, IdempotencyClaim,
@@ -16,6 +17,7 @@ use crate::model::{
     WalletSummary,
 };
 use crate::policy;
+use crate::ports::{Clock, IdGenerator, UserRepository, WalletRepository};
 use crate::services::audit;
 use crate::values::{IdempotencyKey, Reason, UserRef, WalletName};
 
@@ -77,7 +79,12 @@ fn destination_not_found() -> WalletError {
 
 #[derive(Clone)]
 pub struct WalletService {
-    deps: Arc<Deps>,
+    counters: Arc<Counters>,
+    users: Arc<dyn UserRepository>,
+    wallets: Arc<dyn WalletRepository>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    config: Arc<TesseraConfig>,
 }
 
 /// A value for the `after` side of an audit field.
@@ -94,17 +101,35 @@ fn non_zero(field: &'static str, amount: i64) -> Result<i64, ValidationError> {
 }
 
 impl WalletService {
-    pub(crate) fn new(deps: Arc<Deps>) -> Self {
-        Self { deps }
+    pub(crate) fn new(
+        ports: &Ports,
+        config: &Arc<TesseraConfig>,
+        counters: &Arc<Counters>,
+    ) -> Self {
+        Self {
+            counters: counters.clone(),
+            users: ports.users.clone(),
+            wallets: ports.wallets.clone(),
+            clock: ports.clock.clone(),
+            ids: ports.ids.clone(),
+            config: config.clone(),
+        }
+    }
+
+    /// Counts a posted change's ledger entry (a replay wrote none).
+    fn count(&self, posted: &Posted) {
+        if !posted.replayed {
+            self.counters.ledger_entries(1);
+        }
     }
 
     /// The configured currencies and their scales.
     pub fn currencies(&self) -> &Currencies {
-        &self.deps.config.currencies
+        &self.config.currencies
     }
 
     async fn resolve_user(&self, user: &UserRef) -> Result<User, WalletError> {
-        let users = &self.deps.ports.users;
+        let users = &self.users;
         let found = match user {
             UserRef::Id(id) => users.get(*id).await,
             UserRef::Username(name) => users.find_by_username(name).await,
@@ -116,7 +141,7 @@ impl WalletService {
     async fn wallet_and_owner(&self, id: Uuid) -> Result<(Wallet, User), WalletError> {
         // A wallet's owner always exists (wallets go with their user); anything else is a
         // wallet nobody can see.
-        Ok(self.deps.ports.wallets.get_with_owner(id).await?)
+        Ok(self.wallets.get_with_owner(id).await?)
     }
 
     /// An audit event on a wallet of `owner`; the owner is the event's target.
@@ -127,7 +152,14 @@ impl WalletService {
         action: AuditAction,
         changes: std::collections::BTreeMap<String, crate::model::FieldChange>,
     ) -> AuditEvent {
-        audit::event(&self.deps, Some(actor), Some(owner), action, changes)
+        audit::event(
+            self.ids.new_id(),
+            self.clock.now(),
+            Some(actor),
+            Some(owner),
+            action,
+            changes,
+        )
     }
 
     fn claim(
@@ -153,8 +185,6 @@ impl WalletService {
         let owner = self.resolve_user(user).await?;
         policy::ensure_can_list_wallets_of(actor, &owner).map_err(WalletError::about_user)?;
         Ok(self
-            .deps
-            .ports
             .wallets
             .list_for_user(owner.id, include_deleted)
             .await?)
@@ -174,23 +204,17 @@ impl WalletService {
         let currency = self.currencies().parse("currency", currency)?;
         let owner = self.resolve_user(user).await?;
         policy::ensure_can_create_wallet_for(actor, &owner).map_err(WalletError::about_user)?;
-        let cap = self.deps.config.limits.max_wallets_per_user;
-        let held = self
-            .deps
-            .ports
-            .wallets
-            .list_for_user(owner.id, true)
-            .await?
-            .len();
+        let cap = self.config.limits.max_wallets_per_user;
+        let held = self.wallets.list_for_user(owner.id, true).await?.len();
         if held >= cap {
             return Err(WalletError::Failure(Failure::Conflict(Conflict::TooMany)));
         }
         let wallet = NewWallet {
-            id: self.deps.ports.ids.new_id(),
+            id: self.ids.new_id(),
             user_id: owner.id,
             name: name.into_inner(),
             currency: currency.as_str().to_owned(),
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
         };
         let event = self.event(
             actor,
@@ -202,9 +226,7 @@ impl WalletService {
                 ("currency", None, shown(&wallet.currency)),
             ]),
         );
-        self.deps
-            .ports
-            .wallets
+        self.wallets
             .create(wallet, Some(event))
             .await
             .map_err(|e| match e {
@@ -238,8 +260,8 @@ impl WalletService {
                 ("state", shown("active"), shown("deleted")),
             ]),
         );
-        let now = self.deps.ports.clock.now();
-        Ok(self.deps.ports.wallets.delete(id, now, Some(event)).await?)
+        let now = self.clock.now();
+        Ok(self.wallets.delete(id, now, Some(event)).await?)
     }
 
     /// Undoes a soft delete.
@@ -256,13 +278,8 @@ impl WalletService {
                 ("state", shown("deleted"), shown("active")),
             ]),
         );
-        let now = self.deps.ports.clock.now();
-        Ok(self
-            .deps
-            .ports
-            .wallets
-            .restore(id, now, Some(event))
-            .await?)
+        let now = self.clock.now();
+        Ok(self.wallets.restore(id, now, Some(event)).await?)
     }
 
     /// The event of a balance adjustment; the store adds `wallet_id` and `balance_after`.
@@ -309,7 +326,7 @@ impl WalletService {
                 reason.as_str()
             )
         });
-        let entry_id = self.deps.ports.ids.new_id();
+        let entry_id = self.ids.new_id();
         let event =
             self.adjustment_event(actor, owner.id, entry_id, &wallet.currency, amount, &reason);
         let change = BalanceChange {
@@ -320,10 +337,12 @@ impl WalletService {
             reason: reason.into_inner(),
             actor_id: Some(actor.id()),
             idempotency,
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
             audit: Some(event),
         };
-        Ok(self.deps.ports.wallets.apply(change).await?)
+        let posted = self.wallets.apply(change).await?;
+        self.count(&posted);
+        Ok(posted)
     }
 
     /// Credits or debits a user's default wallet in `currency` by whole major units (LNbits:
@@ -383,13 +402,13 @@ impl WalletService {
                 reason.as_str()
             )
         });
-        let now = self.deps.ports.clock.now();
-        let entry_id = self.deps.ports.ids.new_id();
+        let now = self.clock.now();
+        let entry_id = self.ids.new_id();
         let event = self.adjustment_event(actor, owner.id, entry_id, &currency, amount, &reason);
         let change = BalanceChange {
             entry_id,
             target: ChangeTarget::DefaultOf(NewWallet {
-                id: self.deps.ports.ids.new_id(),
+                id: self.ids.new_id(),
                 user_id: owner.id,
                 name: crate::model::DEFAULT_WALLET_NAME.to_owned(),
                 currency,
@@ -403,15 +422,12 @@ impl WalletService {
             now,
             audit: Some(event),
         };
-        self.deps
-            .ports
-            .wallets
-            .apply(change)
-            .await
-            .map_err(|e| match e {
-                crate::ports::RepoError::NotFound => WalletError::UserNotFound,
-                other => other.into(),
-            })
+        let posted = self.wallets.apply(change).await.map_err(|e| match e {
+            crate::ports::RepoError::NotFound => WalletError::UserNotFound,
+            other => other.into(),
+        })?;
+        self.count(&posted);
+        Ok(posted)
     }
 
     /// Moves `amount` minor units between two wallets of one currency, atomically.
@@ -463,7 +479,7 @@ impl WalletService {
                 reason.as_str()
             )
         });
-        let transfer_id = self.deps.ports.ids.new_id();
+        let transfer_id = self.ids.new_id();
         let event = self.event(
             actor,
             owner.id,
@@ -480,18 +496,21 @@ impl WalletService {
         );
         let transfer = NewTransfer {
             transfer_id,
-            debit_entry_id: self.deps.ports.ids.new_id(),
-            credit_entry_id: self.deps.ports.ids.new_id(),
+            debit_entry_id: self.ids.new_id(),
+            credit_entry_id: self.ids.new_id(),
             from_wallet: from,
             to_wallet: to,
             amount,
             reason: reason.into_inner(),
             actor_id: Some(actor.id()),
             idempotency,
-            now: self.deps.ports.clock.now(),
+            now: self.clock.now(),
             audit: Some(event),
         };
-        let done = self.deps.ports.wallets.transfer(transfer).await?;
+        let done = self.wallets.transfer(transfer).await?;
+        if !done.replayed {
+            self.counters.ledger_entries(2);
+        }
         Ok(TransferOutcome {
             transfer_id: done.transfer_id,
             from_wallet: from,
@@ -517,8 +536,6 @@ impl WalletService {
         policy::ensure_can_view_wallet(actor, &owner)?;
         let limit = input.limit as usize;
         let mut entries = self
-            .deps
-            .ports
             .wallets
             .ledger(wallet_id, input.cursor, input.limit + 1)
             .await?;
@@ -547,6 +564,6 @@ impl WalletService {
         if visible.is_empty() {
             return Ok(HashMap::new());
         }
-        Ok(self.deps.ports.wallets.summaries(&visible).await?)
+        Ok(self.wallets.summaries(&visible).await?)
     }
 }

@@ -53,7 +53,7 @@ pub(crate) async fn login(
             ));
         }
     }
-    let outcome = state
+    let pair = state
         .tessera
         .auth
         .login(
@@ -61,13 +61,7 @@ pub(crate) async fn login(
             &body.password,
             &crate::auth::client_ip(&req),
         )
-        .await;
-    match &outcome {
-        Ok(_) => state.metrics.login(true),
-        Err(tessera_domain::AuthError::InvalidCredentials) => state.metrics.login(false),
-        Err(_) => {}
-    }
-    let pair = outcome?;
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(TokenView::from(pair)))

@@ -374,22 +374,12 @@ pub(crate) async fn consume(
     };
     let consumed = match state.tessera.metering.consume(&actor, input, key).await {
         Ok(consumed) => consumed,
-        Err(e) => {
-            if matches!(e, MeteringError::QuotaExceeded { .. }) {
-                state.metrics.metering_decision("refused");
-            }
-            return Err(e.into());
-        }
+        Err(e) => return Err(e.into()),
     };
     let outcome = &consumed.outcome;
     let mut response = HttpResponse::Created();
     if outcome.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
-    } else {
-        state.metrics.metering_decision(outcome.source.as_str());
-        if outcome.entry_id.is_some() {
-            state.metrics.ledger_entries(1);
-        }
     }
     Ok(response.json(ConsumedView {
         user_id: body.user_id,

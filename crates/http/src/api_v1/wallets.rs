@@ -220,9 +220,6 @@ pub(crate) async fn adjust(
         .wallets
         .adjust(&actor, wallet_id(&path)?, input, key)
         .await?;
-    if !posted.replayed {
-        state.metrics.ledger_entries(1);
-    }
     Ok(created(posted.replayed).json(LedgerEntryView::from(posted.entry)))
 }
 
@@ -256,9 +253,6 @@ pub(crate) async fn transfer(
         reason: body.reason,
     };
     let transfer = state.tessera.wallets.transfer(&actor, input, key).await?;
-    if !transfer.replayed {
-        state.metrics.ledger_entries(2);
-    }
     Ok(created(transfer.replayed).json(TransferView::from(transfer)))
 }
 

@@ -168,8 +168,6 @@ pub(crate) async fn admin_balance_change(
     let mut response = HttpResponse::Ok();
     if posted.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
-    } else {
-        state.metrics.ledger_entries(1);
     }
     Ok(response.json(BalanceChanged {
         new_balance: as_major(&state, posted.entry.balance_after),

@@ -370,8 +370,6 @@ pub(crate) async fn balance(
     let mut response = HttpResponse::Ok();
     if posted.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
-    } else {
-        state.metrics.ledger_entries(1);
     }
     Ok(response.json(BalanceItem {
         user_id: id,
