@@ -7,19 +7,17 @@ use std::sync::{Arc, OnceLock};
 use actix_web::{web, HttpResponse};
 use utoipa_swagger_ui::Config;
 
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 
 /// Where the explorer finds the document, relative to the page's base (`/docs/`), so it also
 /// works behind a path-prefixing proxy.
 const DOCUMENT_URL: &str = "../openapi.json";
 
 pub fn configure(routes: &mut Routes) {
-    routes.open(|routes| {
-        routes
-            .get("/openapi.json", openapi_json)
-            .get("/docs", docs_page)
-            .get("/docs/{file:.*}", docs_asset);
-    });
+    routes
+        .op(op!(openapi_json))
+        .op(op!(docs_page))
+        .op_at("/docs/{file:.*}", op!(docs_asset));
 }
 
 /// The document, serialised once: it only changes with the binary.
@@ -37,6 +35,7 @@ fn document_json() -> &'static str {
     get,
     path = "/openapi.json",
     operation_id = "openapi_document",
+    security(),
     tag = "operations",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document of every surface", content_type = "application/json", body = Object),
@@ -54,6 +53,7 @@ pub(crate) async fn openapi_json() -> HttpResponse {
     get,
     path = "/docs",
     operation_id = "docs_page",
+    security(),
     tag = "operations",
     responses(
         (status = 200, description = "The API explorer (Swagger UI) over `/openapi.json`", content_type = "text/html", body = String),
@@ -98,6 +98,7 @@ fn explorer_page() -> Option<String> {
     get,
     path = "/docs/{file}",
     operation_id = "docs_asset",
+    security(),
     tag = "operations",
     params(("file" = String, Path, description = "An asset of the page (`swagger-ui.css`, `swagger-ui-bundle.js`, …)")),
     responses(

@@ -3,16 +3,11 @@
 use actix_web::{web, HttpResponse};
 
 use crate::dto::ProbeView;
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
-    routes.open(|routes| {
-        routes
-            .get("/healthz", healthz)
-            .get("/readyz", readyz)
-            .get("/metrics", metrics);
-    });
+    routes.op(op!(healthz)).op(op!(readyz)).op(op!(metrics));
 }
 
 /// Liveness: the process answers.
@@ -20,6 +15,7 @@ pub fn configure(routes: &mut Routes) {
     get,
     path = "/healthz",
     operation_id = "healthz",
+    security(),
     tag = "operations",
     responses((status = 200, description = "Alive", body = ProbeView, example = json!({"status": "ok"}))),
 )]
@@ -35,6 +31,7 @@ pub(crate) async fn healthz() -> HttpResponse {
     get,
     path = "/readyz",
     operation_id = "readyz",
+    security(),
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = ProbeView, example = json!({"status": "ready"})),
@@ -66,6 +63,7 @@ pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     get,
     path = "/metrics",
     operation_id = "metrics",
+    security(),
     tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)),
 )]

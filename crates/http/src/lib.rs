@@ -60,14 +60,14 @@ pub fn configure(
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
             .app_data(web::Data::new(limits))
             .default_service(web::to(not_found));
-        // The log is only read by `registered_routes`; serving discards it.
+        // The log is only read by `registered_routes` and the document; serving discards it.
         let log = RouteLog::default();
         register_routes(&mut Routes::new(cfg, &log));
     }
 }
 
-/// Every route of every surface, in matching order. Each must be documented in
-/// [`openapi`] (the module doc there says how).
+/// Every operation of every surface, in matching order: the one list the server serves and
+/// the OpenAPI document describes (see [`routes`]).
 fn register_routes(routes: &mut Routes) {
     health::configure(routes);
     docs::configure(routes);
@@ -77,12 +77,22 @@ fn register_routes(routes: &mut Routes) {
     chutes::configure(routes);
 }
 
-/// The `(method, path template)` of every route [`configure`] registers, from the same
-/// registration code (no state is needed: actix runs the configuration eagerly).
-pub fn registered_routes() -> Vec<RegisteredRoute> {
+/// Replays the registration into a log (no state is needed: actix runs the configuration
+/// eagerly).
+fn registration() -> RouteLog {
     let log = RouteLog::default();
     let _app = actix_web::App::new().configure(|cfg| register_routes(&mut Routes::new(cfg, &log)));
-    log.routes()
+    log
+}
+
+/// The `(method, actix path template)` of every route [`configure`] registers.
+pub fn registered_routes() -> Vec<RegisteredRoute> {
+    registration().routes()
+}
+
+/// Every registered operation with its documentation, in registration order.
+pub(crate) fn registered_operations() -> Vec<routes::LoggedOperation> {
+    registration().into_operations()
 }
 
 async fn not_found() -> HttpResponse {

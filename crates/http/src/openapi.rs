@@ -1,37 +1,33 @@
 //! The OpenAPI 3.1 document of every surface, served at `/openapi.json` and explored at `/docs`.
 //!
-//! Schemas are derived next to the wire types (`ToSchema` / `IntoParams` in `dto.rs` and the
-//! surface modules); each handler carries its own `#[utoipa::path]`; this module only gathers
-//! them. The test below compares the document with the routes the server really registers
-//! (recorded by [`crate::routes::Routes`]) and fails on any difference, in either direction.
+//! Schemas are derived next to the wire types (`ToSchema` / `IntoParams`); each handler carries
+//! its own `#[utoipa::path]`; the operations come from the very list that registers the routes
+//! ([`crate::routes`]), so the document and the server cannot disagree. This module adds what is
+//! not an operation (info, servers, tags, security schemes, the error schemas) and stamps the
+//! default security requirement on every operation that does not state its own.
 //!
 //! # Adding a route
 //!
-//! 1. Register it in its module's `configure(routes: &mut Routes)` with `routes.get(..)`,
-//!    `routes.post(..)`, `routes.resource(path, |r| r.get(..).patch(..))` or inside
-//!    `routes.scope(..)` — never on actix's `ServiceConfig` directly, or it is not recorded.
-//! 2. Annotate the handler with `#[utoipa::path(...)]`: the method, the FULL path with the scope
+//! 1. Write the handler with `#[utoipa::path(...)]`: the method, the FULL path with the scope
 //!    prefix (`/api/v1/...`, `/users/...`), a unique `operation_id`, a `tag` (see [`ApiDoc`]),
-//!    `params(...)` for path / query / header (`Idempotency-Key`) parameters, `request_body`,
-//!    `security(...)` (`bearer`, `api_key`, or the three hotkey schemes together:
-//!    `("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = [])`), and `responses(...)`:
-//!    the success statuses with their bodies, then the error sets of
-//!    [`crate::error::responses`] that apply (`Unauthenticated`, `Forbidden`, `NotFound`,
-//!    `Conflict`, `InvalidBody`, `InvalidInput`, `ServerErrors`). Chutes routes answer
-//!    `{"detail": …}`: describe their errors with `body = ChutesErrorBody`.
-//! 3. Derive `ToSchema` (bodies) or `IntoParams` (query structs) on its wire types.
-//! 4. Add the handler to `paths(...)` of [`ApiDoc`] below.
-//!
-//! `cargo test -p tessera-http openapi` then passes; it names any route that is registered but
-//! not documented, or documented but not registered.
+//!    a one-line `summary` (the doc comment's first line), `params(...)`, `request_body`, and
+//!    `responses(...)`: the success statuses with their bodies, then the error sets of
+//!    [`crate::error::responses`] that apply. Chutes routes answer `{"detail": …}`: describe
+//!    their errors with `body = ChutesErrorBody`.
+//! 2. Security: say nothing for the default (a bearer token, an API key or a hotkey
+//!    signature); `security()` for a public route; a scheme of its own otherwise. What the
+//!    credential must allow follows from the method unless
+//!    `extensions(("x-tessera-access" = json!(...)))` says otherwise (see [`crate::routes`]).
+//! 3. Register it in its module's `configure` with `routes.op(op!(handler))` (or inside a
+//!    `routes.resource(path, |r| r.op(..))`), in matching order.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
-use crate::api_v1::{api_keys, audit, auth, metering, shares, tiers, users, wallets};
 use crate::chutes::ChutesErrorBody;
 use crate::error::{ErrorBody, FieldError, ValidationBody};
-use crate::{chutes, docs, health, lnbits};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,106 +39,6 @@ use crate::{chutes, docs, health, lnbits};
             - the LNbits-compatible admin surface under `/users/api/v1/user*`.\n\n\
             Errors are `{\"detail\", \"code\"}` (Chutes: `{\"detail\"}`); validation failures are \
             422 with FastAPI's `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
-    ),
-    paths(
-        // Operations
-        health::healthz,
-        health::readyz,
-        health::metrics,
-        docs::openapi_json,
-        docs::docs_page,
-        docs::docs_asset,
-        // /api/v1 auth
-        auth::login,
-        auth::refresh,
-        auth::logout,
-        shares::delegated_token,
-        api_keys::list,
-        api_keys::create,
-        api_keys::revoke,
-        // /api/v1 users
-        users::list,
-        users::create,
-        users::count,
-        users::name_check,
-        users::growth,
-        users::change_own_password,
-        users::get_me,
-        users::update_me,
-        users::replace_me,
-        users::delete_me,
-        users::purge,
-        users::get,
-        users::update,
-        users::replace,
-        users::delete,
-        users::restore,
-        users::reset_password,
-        users::force_logout,
-        users::deactivate,
-        users::reactivate,
-        // /api/v1 tiers
-        tiers::list,
-        tiers::create,
-        tiers::get,
-        tiers::update,
-        tiers::delete,
-        tiers::user_tier,
-        tiers::assign,
-        // /api/v1 sharing
-        shares::list,
-        shares::grant,
-        shares::shared_with_me,
-        shares::change,
-        shares::revoke,
-        // /api/v1 wallets and ledger
-        wallets::list,
-        wallets::create,
-        wallets::get,
-        wallets::delete,
-        wallets::restore,
-        wallets::adjust,
-        wallets::ledger,
-        wallets::transfer,
-        // /api/v1 metering
-        metering::get_quotas,
-        metering::put_quotas,
-        metering::get_discounts,
-        metering::put_discounts,
-        metering::quota_usage,
-        metering::usage,
-        metering::invoicing,
-        metering::consume,
-        // /api/v1 audit
-        audit::list,
-        // Chutes
-        chutes::account::growth,
-        chutes::account::name_check,
-        chutes::account::user_id_lookup,
-        chutes::account::register,
-        chutes::account::create_user,
-        chutes::account::login,
-        chutes::account::change_fingerprint,
-        chutes::account::change_bt_auth,
-        chutes::account::set_logo,
-        chutes::account::squad_access,
-        chutes::account::me,
-        chutes::account::delete_me,
-        chutes::billing::my_quotas,
-        chutes::billing::my_discounts,
-        chutes::billing::my_quota_usage,
-        chutes::billing::my_usage,
-        chutes::billing::admin_balance_change,
-        chutes::billing::set_quotas,
-        chutes::billing::set_discounts,
-        chutes::billing::enable_invoicing,
-        // LNbits
-        lnbits::users::list,
-        lnbits::users::create,
-        lnbits::users::get,
-        lnbits::users::update,
-        lnbits::users::delete,
-        lnbits::users::balance,
     ),
     // Schemas referenced by hand-built responses (`crate::error::responses`) or kept for
     // surfaces whose routes reference them by name.
@@ -186,6 +82,14 @@ impl Modify for SecuritySchemes {
                 "An API key, bare or as `Bearer <key>`",
             ))),
         );
+        components.add_security_scheme(
+            "fingerprint",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "A Chutes account's fingerprint (`change_bt_auth`: the whole header value; \
+                 `DELETE /users/me`: its last word)",
+            ))),
+        );
         // A hotkey signature is three headers that only make sense together: operations list
         // the three schemes in one requirement.
         for (name, header, description) in [
@@ -197,7 +101,9 @@ impl Modify for SecuritySchemes {
             (
                 "hotkey_signature",
                 "X-Chutes-Signature",
-                "Hex sr25519 signature over `{hotkey}:{nonce}:{purpose or SHA-256 of the body}`",
+                "Hex sr25519 signature over `{hotkey}:{nonce}:{METHOD}:{path?query}:{SHA-256 of \
+                 the body}` (Chutes' `{hotkey}:{nonce}:{purpose}` on reads of a route with a \
+                 purpose, and `{hotkey}:{nonce}:{SHA-256 of the body}` on registration)",
             ),
             (
                 "hotkey_nonce",
@@ -225,9 +131,35 @@ impl Modify for PackageVersion {
     }
 }
 
-/// The document `/openapi.json` serves.
+/// The requirement every operation gets unless it states its own: an access token, an API key,
+/// or a hotkey signature (three headers that only make sense together).
+fn default_security() -> Vec<SecurityRequirement> {
+    vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("api_key", Vec::<String>::new()),
+        SecurityRequirement::new("hotkey", Vec::<String>::new())
+            .add("hotkey_signature", Vec::<String>::new())
+            .add("hotkey_nonce", Vec::<String>::new()),
+    ]
+}
+
+/// The document `/openapi.json` serves: [`ApiDoc`] with every registered operation, each
+/// carrying its security requirement (generators read it per operation, not from the root).
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    for logged in crate::registered_operations() {
+        let mut operation = logged.operation;
+        if operation.security.is_none() {
+            operation.security = Some(default_security());
+        }
+        for (name, schema) in logged.schemas {
+            components.schemas.entry(name).or_insert(schema);
+        }
+        doc.paths
+            .add_path_operation(logged.path, vec![logged.method], operation);
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -337,8 +269,11 @@ mod tests {
         }
         let json = serde_json::to_value(&doc).unwrap_or_default();
         for (method, path, operation) in operations() {
-            let Some(requirements) = operation.security else {
+            if crate::routes::is_public(&operation) {
                 continue;
+            }
+            let Some(requirements) = operation.security else {
+                panic!("{method} {path} states no security requirement");
             };
             let requirements = serde_json::to_value(requirements).unwrap_or_default();
             for requirement in requirements.as_array().into_iter().flatten() {

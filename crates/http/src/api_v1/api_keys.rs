@@ -12,13 +12,13 @@ use uuid::Uuid;
 use crate::error::responses::{Forbidden, InvalidBody, NotFound, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .resource("/me/api-keys", |r| r.get(list).post(create))
-        .delete("/me/api-keys/{id}", revoke);
+        .resource("/me/api-keys", |r| r.op(op!(list)).op(op!(create)))
+        .op(op!(revoke));
 }
 
 /// One of the caller's API keys (never its secret).
@@ -74,11 +74,6 @@ pub(crate) struct CreatedApiKey {
     path = "/api/v1/me/api-keys",
     operation_id = "list_api_keys",
     tag = "auth",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller's API keys, without secrets", body = [ApiKeyView]),
         Unauthenticated, Forbidden, ServerErrors,
@@ -99,11 +94,6 @@ pub(crate) async fn list(
     operation_id = "create_api_key",
     tag = "auth",
     request_body = CreateBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "The new key with its `secret_key`, shown only here", body = CreatedApiKey),
         Unauthenticated, Forbidden, InvalidBody, ServerErrors,
@@ -146,11 +136,6 @@ pub(crate) async fn create(
     operation_id = "revoke_api_key",
     tag = "auth",
     params(("id" = String, Path, description = "The API key's id (UUID)")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "The key is revoked"),
         Unauthenticated, Forbidden, NotFound, ServerErrors,

@@ -14,11 +14,11 @@ use uuid::Uuid;
 use crate::error::responses::{Forbidden, InvalidInput, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Authenticated};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
-    routes.get("/audit", list);
+    routes.op(op!(list));
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -85,11 +85,6 @@ fn time_param(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, 
     operation_id = "list_audit_events",
     tag = "audit",
     params(AuditParams),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "A page of events", body = AuditPageView),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,

@@ -4,22 +4,11 @@ use crate::dto::{LoginBody, RefreshBody, TokenView};
 use crate::error::responses::{InvalidBody, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated, JsonOrForm};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
-use tessera_domain::actor::Access;
 
 pub fn configure(routes: &mut Routes) {
-    routes
-        .open(|routes| {
-            routes
-                .post("/auth/login", login)
-                .post("/auth/refresh", refresh);
-        })
-        // Logging out ends only the credential's own session (nothing for a key or a
-        // delegated token): any credential may ask.
-        .requiring(Access::Read, |routes| {
-            routes.post("/auth/logout", logout);
-        });
+    routes.op(op!(login)).op(op!(refresh)).op(op!(logout));
 }
 
 /// Password login: JSON `{username, password}` or the OAuth2 password form. The username
@@ -28,6 +17,7 @@ pub fn configure(routes: &mut Routes) {
     post,
     path = "/api/v1/auth/login",
     operation_id = "login",
+    security(),
     tag = "auth",
     request_body(content(
         (LoginBody = "application/json"),
@@ -72,6 +62,7 @@ pub(crate) async fn login(
     post,
     path = "/api/v1/auth/refresh",
     operation_id = "refresh",
+    security(),
     tag = "auth",
     request_body = RefreshBody,
     responses(
@@ -94,12 +85,8 @@ pub(crate) async fn refresh(
     post,
     path = "/api/v1/auth/logout",
     operation_id = "logout",
+    extensions(("x-tessera-access" = json!("read"))),
     tag = "auth",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "The session is revoked"),
         Unauthenticated, ServerErrors,

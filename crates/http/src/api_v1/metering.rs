@@ -20,24 +20,21 @@ use crate::error::responses::{
 };
 use crate::error::{ApiError, QuotaExceededBody};
 use crate::extract::{ApiJson, ApiQuery, Authenticated, Idempotency};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
-use tessera_domain::actor::Access;
 
 pub fn configure(routes: &mut Routes) {
     routes
         .resource("/users/{user}/quotas", |r| {
-            r.get(get_quotas).put(put_quotas)
+            r.op(op!(get_quotas)).op(op!(put_quotas))
         })
         .resource("/users/{user}/discounts", |r| {
-            r.get(get_discounts).put(put_discounts)
+            r.op(op!(get_discounts)).op(op!(put_discounts))
         })
-        .get("/users/{user}/quota-usage/{resource_id}", quota_usage)
-        .get("/users/{user}/usage", usage)
-        .put("/users/{user}/invoicing", invoicing)
-        .requiring(Access::Meter, |routes| {
-            routes.post("/usage", consume);
-        });
+        .op(op!(quota_usage))
+        .op(op!(usage))
+        .op(op!(invoicing))
+        .op(op!(consume));
 }
 
 /// A domain validation error located in the query string or path instead of the body.
@@ -81,11 +78,6 @@ impl From<UserQuotas> for QuotasView {
     operation_id = "get_user_quotas",
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user's quota rows, the defaults that apply without a row, and whether the user is unlimited (free or invoiced)", body = QuotasView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -118,11 +110,6 @@ pub(crate) struct QuotasBody(BTreeMap<String, i64>);
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = QuotasBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The quotas after the change (audited `user.quotas_changed`)", body = QuotasView),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
@@ -160,11 +147,6 @@ fn discounts_view(d: &BTreeMap<ResourceId, Discount>) -> DiscountsView {
     operation_id = "get_user_discounts",
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user's discounts: `{resource_id: fraction}`", body = DiscountsView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -206,11 +188,6 @@ pub(crate) struct DiscountsBody(BTreeMap<String, Fraction>);
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = DiscountsBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The discounts after the change (audited `user.discounts_changed`)", body = DiscountsView),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
@@ -273,11 +250,6 @@ impl From<QuotaUsage> for QuotaView {
     operation_id = "get_user_quota_usage",
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username"), ("resource_id" = String, Path, description = "A resource id (UUID), or `*` for the wildcard quota and its shared counter")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Today's quota, use and reset time for the resource", body = QuotaView),
         Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,
@@ -343,14 +315,10 @@ pub(crate) struct ConsumedView {
     post,
     path = "/api/v1/usage",
     operation_id = "consume",
+    extensions(("x-tessera-access" = json!("meter"))),
     tag = "metering",
     params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first decision (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = ConsumeBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "Recorded: `source` is `quota`, `balance`, `free` or `invoice`. Billing administrators, or an API key with the `metering` scope whose owner is one", body = ConsumedView, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored decision of an earlier request with the same key"))),
         (status = 402, description = "The day's quota is used up and the balance cannot pay; nothing changed", body = QuotaExceededBody),
@@ -459,11 +427,6 @@ pub(crate) struct UsagePageView {
     operation_id = "get_user_usage",
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username"), UsageQueryParams),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Hourly usage buckets, newest first", body = UsagePageView),
         Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,
@@ -527,11 +490,6 @@ pub(crate) struct InvoicingView {
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = InvoicingBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user's invoicing flags after the change (audited `user.invoicing_changed`)", body = InvoicingView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,

@@ -10,15 +10,17 @@ use crate::error::responses::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .post("/auth/delegated-token", delegated_token)
-        .resource("/me/shares", |r| r.get(list).post(grant))
-        .get("/me/shared-with-me", shared_with_me)
-        .resource("/me/shares/{grantee}", |r| r.patch(change).delete(revoke));
+        .op(op!(delegated_token))
+        .resource("/me/shares", |r| r.op(op!(list)).op(op!(grant)))
+        .op(op!(shared_with_me))
+        .resource("/me/shares/{grantee}", |r| {
+            r.op(op!(change)).op(op!(revoke))
+        });
 }
 
 /// A reference that cannot name a user names nobody.
@@ -31,11 +33,6 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
     path = "/api/v1/me/shares",
     operation_id = "list_my_shares",
     tag = "shares",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller's shares; `user` is the grantee", body = [ShareView]),
         Unauthenticated, Forbidden, ServerErrors,
@@ -58,11 +55,6 @@ pub(crate) async fn list(
     operation_id = "grant_share",
     tag = "shares",
     request_body = ShareBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "A new share", body = ShareView),
         (status = 200, description = "An existing share's scopes were replaced", body = ShareView),
@@ -94,11 +86,6 @@ pub(crate) async fn grant(
     tag = "shares",
     params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
     request_body = ShareScopesBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The share with its new scopes", body = ShareView),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
@@ -124,11 +111,6 @@ pub(crate) async fn change(
     operation_id = "revoke_share",
     tag = "shares",
     params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "Revoked"),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -152,11 +134,6 @@ pub(crate) async fn revoke(
     path = "/api/v1/me/shared-with-me",
     operation_id = "list_shared_with_me",
     tag = "shares",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Shares granted to the caller; `user` is the owner", body = [ShareView]),
         Unauthenticated, Forbidden, ServerErrors,
@@ -178,11 +155,6 @@ pub(crate) async fn shared_with_me(
     operation_id = "delegated_token",
     tag = "auth",
     request_body = DelegatedTokenBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "An access token acting as the subject within the scopes", body = DelegatedTokenView),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,

@@ -15,14 +15,18 @@ use crate::error::responses::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .resource("/tiers", |r| r.get(list).post(create))
-        .resource("/tiers/{tier}", |r| r.get(get).patch(update).delete(delete))
-        .resource("/users/{user}/tier", |r| r.get(user_tier).patch(assign));
+        .resource("/tiers", |r| r.op(op!(list)).op(op!(create)))
+        .resource("/tiers/{tier}", |r| {
+            r.op(op!(get)).op(op!(update)).op(op!(delete))
+        })
+        .resource("/users/{user}/tier", |r| {
+            r.op(op!(user_tier)).op(op!(assign))
+        });
 }
 
 /// A rate limit on a path: at most `limit` requests per `period_secs`.
@@ -113,11 +117,6 @@ pub(crate) struct AssignBody {
     path = "/api/v1/tiers",
     operation_id = "list_tiers",
     tag = "tiers",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Every tier", body = [TierView]),
         Unauthenticated, Forbidden, ServerErrors,
@@ -138,11 +137,6 @@ pub(crate) async fn list(
     operation_id = "create_tier",
     tag = "tiers",
     request_body = TierBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "The new tier", body = TierView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -163,11 +157,6 @@ pub(crate) async fn create(
     operation_id = "get_tier",
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The tier", body = TierView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -193,11 +182,6 @@ pub(crate) async fn get(
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
     request_body = TierBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The updated tier", body = TierView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -223,11 +207,6 @@ pub(crate) async fn update(
     operation_id = "delete_tier",
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "Deleted"),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -253,11 +232,6 @@ pub(crate) async fn delete(
     operation_id = "get_user_tier",
     tag = "tiers",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user's tier, or `null`", body = Option<TierView>),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -284,11 +258,6 @@ pub(crate) async fn user_tier(
     tag = "tiers",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = AssignBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The tier now assigned, or `null`", body = Option<TierView>),
         Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,

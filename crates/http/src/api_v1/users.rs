@@ -16,39 +16,39 @@ use crate::error::responses::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Authenticated, AuthenticatedWithWallets, JsonOrForm};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
     // Literal segments are registered before `{user}` so that `me` and `db_user` always win.
     routes
-        .resource("/users", |r| r.get(list).post(create))
-        .get("/users/count", count)
-        .open(|routes| {
-            routes
-                .get("/users/name-check", name_check)
-                .get("/stats/growth", growth);
-        })
-        .post("/me/password", change_own_password)
+        .resource("/users", |r| r.op(op!(list)).op(op!(create)))
+        .op(op!(count))
+        .op(op!(name_check))
+        .op(op!(growth))
+        .op(op!(change_own_password))
         .resource("/users/me", |r| {
             // Hotkey-signed `GET /users/me` may sign `{hotkey}:{nonce}:me`, as on Chutes; its
             // session check reads the caller's wallets too (one query).
             r.app_data(crate::auth::SigningPurpose("me"))
                 .app_data(crate::gate::WalletsInSessionCheck)
-                .get(get_me)
-                .patch(update_me)
-                .put(replace_me)
-                .delete(delete_me)
+                .op(op!(get_me))
+                .op(op!(update_me))
+                .op(op!(replace_me))
+                .op(op!(delete_me))
         })
-        .resource("/users/db_user/{user}", |r| r.delete(purge))
+        .resource("/users/db_user/{user}", |r| r.op(op!(purge)))
         .resource("/users/{user}", |r| {
-            r.get(get).patch(update).put(replace).delete(delete)
+            r.op(op!(get))
+                .op(op!(update))
+                .op(op!(replace))
+                .op(op!(delete))
         })
-        .post("/users/{user}/restore", restore)
-        .post("/users/{user}/password", reset_password)
-        .post("/users/{user}/logout", force_logout)
-        .post("/users/{user}/deactivate", deactivate)
-        .post("/users/{user}/reactivate", reactivate);
+        .op(op!(restore))
+        .op(op!(reset_password))
+        .op(op!(force_logout))
+        .op(op!(deactivate))
+        .op(op!(reactivate));
 }
 
 /// User views with their wallet counts and default-wallet balances: one extra store round trip
@@ -153,11 +153,6 @@ fn list_input(q: ListUsersQuery) -> Result<ListUsersInput, ApiError> {
     operation_id = "count_users",
     tag = "users",
     params(ListUsersQuery),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "How many users the listing would show", body = CountView),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,
@@ -176,6 +171,7 @@ pub(crate) async fn count(
     get,
     path = "/api/v1/users/name-check",
     operation_id = "check_username",
+    security(),
     tag = "users",
     params(NameCheckQuery),
     responses(
@@ -198,6 +194,7 @@ pub(crate) async fn name_check(
     get,
     path = "/api/v1/stats/growth",
     operation_id = "user_growth",
+    security(),
     tag = "users",
     params(GrowthQuery),
     responses(
@@ -227,11 +224,6 @@ pub(crate) async fn growth(
     operation_id = "reset_user_password",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "A temporary password, shown once; the user's sessions are revoked", body = TempPasswordView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -261,11 +253,6 @@ pub(crate) async fn reset_password(
     operation_id = "force_logout_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "Every session and token of the user is revoked"),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -290,11 +277,6 @@ pub(crate) async fn force_logout(
     operation_id = "change_own_password",
     tag = "users",
     request_body = ChangePasswordBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "Changed; the caller's other sessions are revoked"),
         Unauthenticated, Forbidden, InvalidBody, ServerErrors,
@@ -319,11 +301,6 @@ pub(crate) async fn change_own_password(
     operation_id = "list_users",
     tag = "users",
     params(ListUsersQuery),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "A page of the users the caller can see", body = UserListView),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,
@@ -363,11 +340,6 @@ pub(crate) async fn list(
     operation_id = "create_user",
     tag = "users",
     request_body = CreateUserBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "The new user, with `temp_password` when one was generated", body = CreatedUserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -403,11 +375,6 @@ pub(crate) async fn create(
     path = "/api/v1/users/me",
     operation_id = "get_me",
     tag = "users",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller", body = UserView),
         Unauthenticated, ServerErrors,
@@ -435,11 +402,6 @@ pub(crate) async fn get_me(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The updated caller", body = UserView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -465,11 +427,6 @@ pub(crate) async fn update_me(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The updated caller", body = UserView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -488,11 +445,6 @@ pub(crate) async fn replace_me(
     path = "/api/v1/users/me",
     operation_id = "delete_me",
     tag = "users",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "The caller's account is soft-deleted"),
         Unauthenticated, Forbidden, Conflict, ServerErrors,
@@ -513,11 +465,6 @@ pub(crate) async fn delete_me(
     operation_id = "get_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user", body = UserView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -542,11 +489,6 @@ pub(crate) async fn get(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The updated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -578,11 +520,6 @@ pub(crate) async fn update(
         (UpdateUserBody = "application/json"),
         (UpdateUserBody = "application/x-www-form-urlencoded"),
     )),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The updated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -603,11 +540,6 @@ pub(crate) async fn replace(
     operation_id = "delete_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "Soft-deleted (a managed user is purged)"),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -632,11 +564,6 @@ pub(crate) async fn delete(
     operation_id = "purge_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "The user and all their data are gone"),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -657,11 +584,6 @@ pub(crate) async fn purge(
     operation_id = "restore_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The restored user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -686,11 +608,6 @@ pub(crate) async fn restore(
     operation_id = "deactivate_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The deactivated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -715,11 +632,6 @@ pub(crate) async fn deactivate(
     operation_id = "reactivate_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The reactivated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,

@@ -15,17 +15,17 @@ use crate::error::responses::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Authenticated, Idempotency};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .resource("/users/{user}/wallets", |r| r.get(list).post(create))
-        .resource("/wallets/{id}", |r| r.get(get).delete(delete))
-        .post("/wallets/{id}/restore", restore)
-        .post("/wallets/{id}/adjustments", adjust)
-        .get("/wallets/{id}/ledger", ledger)
-        .post("/transfers", transfer);
+        .resource("/users/{user}/wallets", |r| r.op(op!(list)).op(op!(create)))
+        .resource("/wallets/{id}", |r| r.op(op!(get)).op(op!(delete)))
+        .op(op!(restore))
+        .op(op!(adjust))
+        .op(op!(ledger))
+        .op(op!(transfer));
 }
 
 fn wallet_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -47,11 +47,6 @@ fn created(replayed: bool) -> actix_web::HttpResponseBuilder {
     operation_id = "list_wallets",
     tag = "wallets",
     params(("user" = String, Path, description = "A user id (UUID) or a username"), ListWalletsQuery),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user's wallets with their balances", body = WalletListView),
         Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,
@@ -80,11 +75,6 @@ pub(crate) async fn list(
     tag = "wallets",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = CreateWalletBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "The new wallet", body = WalletView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -110,11 +100,6 @@ pub(crate) async fn create(
     operation_id = "get_wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The wallet", body = WalletView),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -135,11 +120,6 @@ pub(crate) async fn get(
     operation_id = "delete_wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 204, description = "Soft-deleted"),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -164,11 +144,6 @@ pub(crate) async fn delete(
     operation_id = "restore_wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The restored wallet", body = WalletView),
         Unauthenticated, Forbidden, NotFound, Conflict, ServerErrors,
@@ -194,11 +169,6 @@ pub(crate) async fn restore(
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = AdjustmentBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "The ledger entry, with `balance_after`", body = LedgerEntryView, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -230,11 +200,6 @@ pub(crate) async fn adjust(
     tag = "wallets",
     params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = TransferBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "Both ledger entries of the transfer", body = TransferView, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -262,11 +227,6 @@ pub(crate) async fn transfer(
     operation_id = "wallet_ledger",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)"), LedgerQuery),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Ledger entries, newest first", body = LedgerPageView),
         Unauthenticated, Forbidden, NotFound, InvalidInput, ServerErrors,

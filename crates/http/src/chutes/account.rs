@@ -1,11 +1,9 @@
 //! The account half of the Chutes surface: registration, fingerprints, Bittensor keys, the
 //! caller's profile, and the public name and growth endpoints.
 
-use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_domain::actor::Access;
 use tessera_domain::model::{
     CreatedAccount, FingerprintRotation, IssuedApiKey, Permission, Registration, User,
 };
@@ -24,7 +22,7 @@ use crate::auth::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 const COLDKEY_HEADER: &str = "x-chutes-coldkey";
@@ -32,31 +30,23 @@ const LOGO_BASE: &str = "https://logos.chutes.ai/logos";
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .open(|routes| {
-            // Public, or checking a secret of their own: registration its body signature, the
-            // fingerprint routes their fingerprint.
-            routes
-                .get("/growth", growth)
-                .get("/name_check", name_check)
-                .resource("/register", |r| {
-                    r.app_data(ChutesBodySignature).post(register)
-                })
-                .post("/login", login)
-                .post("/change_fingerprint", change_fingerprint)
-                .post("/change_bt_auth", change_bt_auth);
+        .op(op!(growth))
+        .op(op!(name_check))
+        // Registration checks its own signature, in Chutes' body form too.
+        .resource("/register", |r| {
+            r.app_data(ChutesBodySignature).op(op!(register))
         })
-        .get("/user_id_lookup", user_id_lookup)
-        .post("/create_user", create_user)
-        // A GET that changes the account: it needs a credential that may write.
-        .requiring(Access::Write, |routes| {
-            routes.get("/set_logo", set_logo);
-        })
-        .put("/squad_access", squad_access)
+        .op(op!(login))
+        .op(op!(change_fingerprint))
+        .op(op!(change_bt_auth))
+        .op(op!(user_id_lookup))
+        .op(op!(create_user))
+        .op(op!(set_logo))
+        .op(op!(squad_access))
         .resource("/me", |r| {
             r.app_data(SigningPurpose("me"))
-                .get(me)
-                // Chutes authenticates this one by the fingerprint in `Authorization`.
-                .open(Method::DELETE, delete_me)
+                .op(op!(me))
+                .op(op!(delete_me))
         });
 }
 
@@ -227,6 +217,7 @@ pub(crate) struct Day {
     get,
     path = "/users/growth",
     operation_id = "chutes_user_growth",
+    security(),
     tag = "chutes",
     responses(
         (status = 200, description = "Users created per day and in total, oldest first", body = [Day]),
@@ -269,6 +260,7 @@ pub(crate) struct UserIdResponse {
     get,
     path = "/users/name_check",
     operation_id = "chutes_name_check",
+    security(),
     tag = "chutes",
     params(UsernameQuery),
     responses(
@@ -295,11 +287,6 @@ pub(crate) async fn name_check(
     operation_id = "chutes_user_id_lookup",
     tag = "chutes",
     params(UsernameQuery),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user's id", body = UserIdResponse),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -344,6 +331,7 @@ pub(crate) struct RegisterBody {
     post,
     path = "/users/register",
     operation_id = "chutes_register",
+    extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
     request_body = RegisterBody,
     security(("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = [])),
@@ -414,11 +402,6 @@ pub(crate) struct CreateUserBody {
     operation_id = "chutes_create_user",
     tag = "chutes",
     request_body = CreateUserBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The new account, with its fingerprint and API key (shown only here)", body = RegistrationResponse),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -465,6 +448,7 @@ pub(crate) struct TokenResponse {
     post,
     path = "/users/login",
     operation_id = "chutes_login",
+    security(),
     tag = "chutes",
     request_body = LoginBody,
     responses(
@@ -505,6 +489,7 @@ pub(crate) struct StatusResponse {
     post,
     path = "/users/change_fingerprint",
     operation_id = "chutes_change_fingerprint",
+    extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
     request_body = FingerprintBody,
     params(
@@ -584,6 +569,8 @@ pub(crate) struct KeysBody {
     post,
     path = "/users/change_bt_auth",
     operation_id = "chutes_change_bt_auth",
+    security(("fingerprint" = [])),
+    extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
     request_body = KeysBody,
     params(
@@ -639,11 +626,6 @@ pub(crate) async fn change_bt_auth(
     path = "/users/me",
     operation_id = "chutes_me",
     tag = "chutes",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller's profile and balance (hotkey signatures sign the purpose `me`)", body = SelfResponse),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -672,6 +654,8 @@ pub(crate) struct DeletedResponse {
     delete,
     path = "/users/me",
     operation_id = "chutes_delete_me",
+    security(("fingerprint" = [])),
+    extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
     params(
         ("Authorization" = String, Header, description = "The account's fingerprint, as the header's last word (`Bearer` optional); tokens and API keys do not work here"),
@@ -713,13 +697,9 @@ pub(crate) struct LogoQuery {
     get,
     path = "/users/set_logo",
     operation_id = "chutes_set_logo",
+    extensions(("x-tessera-access" = json!("write"))),
     tag = "chutes",
     params(LogoQuery),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller's profile with the new logo", body = SelfResponse),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -764,11 +744,6 @@ pub(crate) struct SquadAccessResponse {
         content = Object,
         description = "`{\"enable\": true|false}` (also `\"true\"` / `\"True\"`)",
         example = json!({"enable": true}),
-    ),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
     ),
     responses(
         (status = 200, description = "Whether squad access is now enabled", body = SquadAccessResponse),

@@ -29,7 +29,7 @@ use super::error::responses::{ChutesInvalidBody, ChutesInvalidInput, ChutesServe
 use super::{self_response, ChutesAuth, ChutesError, ChutesErrorBody, SelfResponse};
 use crate::error::ApiError;
 use crate::extract::{idempotency_key, ApiQuery, LaterJson};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 /// Registers the billing routes inside the `/users` scope, after the account routes (whose
@@ -38,14 +38,14 @@ use crate::state::ApiState;
 /// taken for a user id.
 pub fn configure(routes: &mut Routes) {
     routes
-        .get("/me/quotas", my_quotas)
-        .get("/me/discounts", my_discounts)
-        .get("/me/quota_usage/{chute_id}", my_quota_usage)
-        .get("/me/usage", my_usage)
-        .post("/admin_balance_change", admin_balance_change)
-        .post("/{user_id}/quotas", set_quotas)
-        .post("/{user_id}/discounts", set_discounts)
-        .post("/{user_id}/enable_invoicing", enable_invoicing);
+        .op(op!(my_quotas))
+        .op(op!(my_discounts))
+        .op(op!(my_quota_usage))
+        .op(op!(my_usage))
+        .op(op!(admin_balance_change))
+        .op(op!(set_quotas))
+        .op(op!(set_discounts))
+        .op(op!(enable_invoicing));
 }
 
 fn user_not_found(raw: &str) -> ChutesError {
@@ -121,11 +121,6 @@ pub(crate) struct BalanceChanged {
     tag = "chutes",
     params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = BalanceChangeBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The new balance (USD) and the ledger entry's id", body = BalanceChanged, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -198,11 +193,6 @@ fn check_key(key: &str) -> Result<(), ChutesError> {
     tag = "chutes",
     params(("user_id" = String, Path, description = "The user's id (UUID)")),
     request_body(content = BTreeMap<String, u64>, description = "Replace-all `{chute_id or \"*\": daily limit (0..=10^12)}`"),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The object as sent", body = BTreeMap<String, u64>),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -254,11 +244,6 @@ pub(crate) async fn set_quotas(
     tag = "chutes",
     params(("user_id" = String, Path, description = "The user's id (UUID)")),
     request_body(content = BTreeMap<String, f64>, description = "Replace-all `{chute_id or \"*\": fraction strictly between 0 and 1, at most six decimal places}`"),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The object as sent", body = BTreeMap<String, f64>),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -336,11 +321,6 @@ pub(crate) enum MyQuotas {
     path = "/users/me/quotas",
     operation_id = "chutes_my_quotas",
     tag = "chutes",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller's quota rows; without rows the defaults object; `{}` for free or invoiced users", body = MyQuotas),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -396,11 +376,6 @@ pub(crate) struct DiscountRow {
     path = "/users/me/discounts",
     operation_id = "chutes_my_discounts",
     tag = "chutes",
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller's discounts, or `[]`", body = [DiscountRow]),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -435,11 +410,6 @@ pub(crate) async fn my_discounts(
     operation_id = "chutes_my_quota_usage",
     tag = "chutes",
     params(("chute_id" = String, Path, description = "A chute id (UUID); `me` or `*` for the wildcard quota")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Today's quota and use", body = MyQuotaUsage),
         (status = 400, description = "`Invalid chute_id specified: …`", body = ChutesErrorBody),
@@ -574,11 +544,6 @@ fn iso(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiErro
     operation_id = "chutes_my_usage",
     tag = "chutes",
     params(UsageParams),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The caller's hourly usage, newest first", body = MyUsagePage),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),
@@ -663,11 +628,6 @@ pub(crate) struct EnableInvoicingBody {
     tag = "chutes",
     params(("user_id" = String, Path, description = "The user's id (UUID)")),
     request_body(content = Option<EnableInvoicingBody>, description = "Optional; a missing or unparsable body is ignored"),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The target user's SelfResponse, invoice billing on", body = SelfResponse),
         (status = 401, description = "No or an invalid credential, signature or nonce (Chutes' message)", body = ChutesErrorBody),

@@ -16,7 +16,7 @@ use crate::error::responses::{
 };
 use crate::error::ApiError;
 use crate::extract::{idempotency_key, ApiQuery, Authenticated, LaterJson};
-use crate::routes::Routes;
+use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 /// The seed's default page size.
@@ -26,9 +26,11 @@ const CURRENCY: &str = "sat";
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .resource("/user", |r| r.get(list).post(create))
-        .resource("/user/{user_id}", |r| r.get(get).put(update).delete(delete))
-        .put("/user/{user_id}/balance", balance);
+        .resource("/user", |r| r.op(op!(list)).op(op!(create)))
+        .resource("/user/{user_id}", |r| {
+            r.op(op!(get)).op(op!(update)).op(op!(delete))
+        })
+        .op(op!(balance));
 }
 
 /// `{id, username, email, is_admin, wallet_count, created_at}`.
@@ -134,11 +136,6 @@ async fn items(
     operation_id = "lnbits_list_users",
     tag = "lnbits",
     params(ListQuery),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Users, oldest first (a plain array)", body = [UserItem]),
         Unauthenticated, Forbidden, InvalidInput, ServerErrors,
@@ -169,11 +166,6 @@ pub(crate) async fn list(
     operation_id = "lnbits_get_user",
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The user", body = UserItem),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -202,11 +194,6 @@ pub(crate) async fn get(
     operation_id = "lnbits_create_user",
     tag = "lnbits",
     request_body = CreateBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 201, description = "The new user (the password is not echoed)", body = CreatedItem),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -256,11 +243,6 @@ pub(crate) async fn create(
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id")),
     request_body = UpdateBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The updated user", body = UpdatedItem),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -302,11 +284,6 @@ pub(crate) async fn update(
     operation_id = "lnbits_delete_user",
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id")),
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "Purged with its wallets and their ledger", body = DetailView, example = json!({"detail": "User deleted"})),
         Unauthenticated, Forbidden, NotFound, ServerErrors,
@@ -336,11 +313,6 @@ pub(crate) async fn delete(
     tag = "lnbits",
     params(("user_id" = Uuid, Path, description = "The user's id"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = BalanceBody,
-    security(
-        ("bearer" = []),
-        ("api_key" = []),
-        ("hotkey" = [], "hotkey_signature" = [], "hotkey_nonce" = []),
-    ),
     responses(
         (status = 200, description = "The default `sat` wallet's new balance, in millisats", body = BalanceItem, headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored result of an earlier request with the same key"))),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
