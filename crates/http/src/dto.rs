@@ -33,6 +33,7 @@ pub struct UserView {
     pub logo_id: Option<Uuid>,
     pub hotkey: Option<String>,
     pub coldkey: Option<String>,
+    #[schema(value_type = Vec<crate::vocabulary::PermissionName>)]
     pub permissions: Vec<&'static str>,
     pub permissions_bitmask: i64,
     pub is_admin: bool,
@@ -69,6 +70,7 @@ pub struct UserView {
     /// In listings: the caller's scopes on this user (all of them on themselves and on their
     /// managed users; a share's on a user who shared with the caller).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::vocabulary::ShareScopeName>>)]
     pub scopes: Option<Vec<&'static str>>,
 }
 
@@ -184,8 +186,10 @@ pub struct ListUsersQuery {
     pub search: Option<String>,
     pub name: Option<String>,
     #[serde(rename = "sortBy", alias = "sort_by")]
+    #[param(value_type = Option<crate::vocabulary::UserSortFieldName>)]
     pub sort_by: Option<String>,
     #[serde(rename = "sortOrder", alias = "sort_order")]
+    #[param(value_type = Option<crate::vocabulary::SortOrderName>)]
     pub sort_order: Option<String>,
 }
 
@@ -419,12 +423,14 @@ pub struct CountView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ShareBody {
     pub grantee: String,
+    #[schema(value_type = Vec<crate::vocabulary::ShareScopeName>)]
     pub scopes: Vec<String>,
 }
 
 /// `PATCH /me/shares/{grantee}`: the new scopes.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ShareScopesBody {
+    #[schema(value_type = Vec<crate::vocabulary::ShareScopeName>)]
     pub scopes: Vec<String>,
 }
 
@@ -439,6 +445,7 @@ pub struct ShareView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grantee_id: Option<Uuid>,
     pub user: ShareUserView,
+    #[schema(value_type = Vec<crate::vocabulary::ShareScopeName>)]
     pub scopes: Vec<&'static str>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -497,6 +504,7 @@ pub struct DelegatedTokenBody {
     /// SweatStack names it `sub`.
     #[serde(alias = "sub")]
     pub user: String,
+    #[schema(value_type = Option<Vec<crate::vocabulary::ShareScopeName>>)]
     pub scopes: Option<Vec<String>>,
 }
 
@@ -507,6 +515,7 @@ pub struct DelegatedTokenView {
     pub expires_in: i64,
     pub user_id: Uuid,
     pub scope: String,
+    #[schema(value_type = Vec<crate::vocabulary::ShareScopeName>)]
     pub scopes: Vec<&'static str>,
 }
 

@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod request_id;
 pub mod routes;
 mod state;
+pub mod vocabulary;
 
 use actix_web::{web, HttpResponse};
 

@@ -28,6 +28,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::chutes::ChutesErrorBody;
 use crate::error::{ErrorBody, FieldError, ValidationBody};
+use crate::vocabulary::{
+    ApiKeyScopeName, PermissionName, ShareScopeName, SortOrderName, UserSortFieldName,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,9 +43,20 @@ use crate::error::{ErrorBody, FieldError, ValidationBody};
             Errors are `{\"detail\", \"code\"}` (Chutes: `{\"detail\"}`); validation failures are \
             422 with FastAPI's `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
     ),
-    // Schemas referenced by hand-built responses (`crate::error::responses`) or kept for
-    // surfaces whose routes reference them by name.
-    components(schemas(ErrorBody, ValidationBody, FieldError, ChutesErrorBody)),
+    // Schemas referenced by hand-built responses (`crate::error::responses`), and the closed
+    // sets, some of which only query parameters name.
+    components(schemas(
+        ErrorBody,
+        ValidationBody,
+        FieldError,
+        ChutesErrorBody,
+        ApiKeyScopeName,
+        ShareScopeName,
+        PermissionName,
+        UserSortFieldName,
+        SortOrderName,
+    )),
+    servers((url = "/", description = "This server")),
     modifiers(&SecuritySchemes, &PackageVersion),
     tags(
         (name = "auth", description = "Canonical API (`/api/v1`): login, refresh, logout, delegated tokens, API keys"),
@@ -437,6 +451,34 @@ mod tests {
                 ["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/chutes.SelfResponse"
         );
+    }
+
+    /// What code generators and linters need of every operation (the `openapi-clients` check
+    /// runs them for real; this catches a regression at `cargo test`).
+    #[test]
+    fn every_operation_serves_code_generators() {
+        let json = serde_json::to_value(document()).unwrap_or_default();
+        assert!(
+            json["servers"].as_array().is_some_and(|s| !s.is_empty()),
+            "the document names no server"
+        );
+        for (method, path, operation) in operations() {
+            assert!(
+                operation.summary.as_deref().is_some_and(|s| !s.is_empty()),
+                "{method} {path} has no summary"
+            );
+            assert!(
+                operation.security.is_some(),
+                "{method} {path} states no security (public ones say `security()`)"
+            );
+            if let Some(body) = &operation.request_body {
+                assert_eq!(
+                    body.content.len(),
+                    1,
+                    "{method} {path}: generators mishandle a body with several media types"
+                );
+            }
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(crate) struct ApiKeyView {
     id: Uuid,
     name: String,
     admin: bool,
+    #[schema(value_type = Vec<crate::vocabulary::ApiKeyScopeName>)]
     scopes: Vec<&'static str>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -57,6 +58,7 @@ pub(crate) struct CreateBody {
     admin: bool,
     /// Scope names, at most 16.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::vocabulary::ApiKeyScopeName>)]
     scopes: Vec<String>,
 }
 
@@ -73,6 +75,7 @@ pub(crate) struct CreatedApiKey {
     get,
     path = "/api/v1/me/api-keys",
     operation_id = "list_api_keys",
+    summary = "The caller's API keys (never their secrets)",
     tag = "auth",
     responses(
         (status = 200, description = "The caller's API keys, without secrets", body = [ApiKeyView]),
@@ -92,6 +95,7 @@ pub(crate) async fn list(
     post,
     path = "/api/v1/me/api-keys",
     operation_id = "create_api_key",
+    summary = "Creates an API key for the caller; its secret is shown only here",
     tag = "auth",
     request_body = CreateBody,
     responses(
@@ -134,6 +138,7 @@ pub(crate) async fn create(
     delete,
     path = "/api/v1/me/api-keys/{id}",
     operation_id = "revoke_api_key",
+    summary = "Revokes one of the caller's API keys",
     tag = "auth",
     params(("id" = String, Path, description = "The API key's id (UUID)")),
     responses(

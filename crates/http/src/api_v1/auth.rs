@@ -19,10 +19,11 @@ pub fn configure(routes: &mut Routes) {
     operation_id = "login",
     security(),
     tag = "auth",
-    request_body(content(
-        (LoginBody = "application/json"),
-        (LoginBody = "application/x-www-form-urlencoded"),
-    )),
+    request_body(
+        content = LoginBody,
+        content_type = "application/json",
+        description = "JSON; the same fields are also accepted as application/x-www-form-urlencoded (where a field cannot be set to null)"
+    ),
     responses(
         (status = 200, description = "A new session's tokens", body = TokenView),
         Unauthenticated, InvalidBody, ServerErrors,

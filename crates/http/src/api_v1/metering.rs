@@ -76,6 +76,7 @@ impl From<UserQuotas> for QuotasView {
     get,
     path = "/api/v1/users/{user}/quotas",
     operation_id = "get_user_quotas",
+    summary = "The user's daily quotas",
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -145,6 +146,7 @@ fn discounts_view(d: &BTreeMap<ResourceId, Discount>) -> DiscountsView {
     get,
     path = "/api/v1/users/{user}/discounts",
     operation_id = "get_user_discounts",
+    summary = "The user's discounts",
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -248,6 +250,7 @@ impl From<QuotaUsage> for QuotaView {
     get,
     path = "/api/v1/users/{user}/quota-usage/{resource_id}",
     operation_id = "get_user_quota_usage",
+    summary = "The user's quota and usage today for one resource",
     tag = "metering",
     params(("user" = String, Path, description = "A user id (UUID) or a username"), ("resource_id" = String, Path, description = "A resource id (UUID), or `*` for the wildcard quota and its shared counter")),
     responses(

@@ -32,6 +32,7 @@ fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
     get,
     path = "/api/v1/me/shares",
     operation_id = "list_my_shares",
+    summary = "The shares the caller granted",
     tag = "shares",
     responses(
         (status = 200, description = "The caller's shares; `user` is the grantee", body = [ShareView]),
@@ -83,6 +84,7 @@ pub(crate) async fn grant(
     patch,
     path = "/api/v1/me/shares/{grantee}",
     operation_id = "change_share",
+    summary = "Replaces the scopes of a share the caller granted",
     tag = "shares",
     params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
     request_body = ShareScopesBody,
@@ -109,6 +111,7 @@ pub(crate) async fn change(
     delete,
     path = "/api/v1/me/shares/{grantee}",
     operation_id = "revoke_share",
+    summary = "Revokes a share the caller granted",
     tag = "shares",
     params(("grantee" = String, Path, description = "The grantee's id (UUID) or username")),
     responses(
@@ -133,6 +136,7 @@ pub(crate) async fn revoke(
     get,
     path = "/api/v1/me/shared-with-me",
     operation_id = "list_shared_with_me",
+    summary = "The shares other users granted to the caller",
     tag = "shares",
     responses(
         (status = 200, description = "Shares granted to the caller; `user` is the owner", body = [ShareView]),

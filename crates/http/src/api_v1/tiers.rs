@@ -116,6 +116,7 @@ pub(crate) struct AssignBody {
     get,
     path = "/api/v1/tiers",
     operation_id = "list_tiers",
+    summary = "The tiers",
     tag = "tiers",
     responses(
         (status = 200, description = "Every tier", body = [TierView]),
@@ -135,6 +136,7 @@ pub(crate) async fn list(
     post,
     path = "/api/v1/tiers",
     operation_id = "create_tier",
+    summary = "Creates a tier",
     tag = "tiers",
     request_body = TierBody,
     responses(
@@ -155,6 +157,7 @@ pub(crate) async fn create(
     get,
     path = "/api/v1/tiers/{tier}",
     operation_id = "get_tier",
+    summary = "One tier",
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
     responses(
@@ -179,6 +182,7 @@ pub(crate) async fn get(
     patch,
     path = "/api/v1/tiers/{tier}",
     operation_id = "update_tier",
+    summary = "Updates a tier",
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
     request_body = TierBody,
@@ -205,6 +209,7 @@ pub(crate) async fn update(
     delete,
     path = "/api/v1/tiers/{tier}",
     operation_id = "delete_tier",
+    summary = "Deletes a tier",
     tag = "tiers",
     params(("tier" = String, Path, description = "A tier id (UUID) or name")),
     responses(

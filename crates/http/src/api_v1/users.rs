@@ -151,6 +151,7 @@ fn list_input(q: ListUsersQuery) -> Result<ListUsersInput, ApiError> {
     get,
     path = "/api/v1/users/count",
     operation_id = "count_users",
+    summary = "Counts the users a listing with the same filters would return",
     tag = "users",
     params(ListUsersQuery),
     responses(
@@ -171,6 +172,7 @@ pub(crate) async fn count(
     get,
     path = "/api/v1/users/name-check",
     operation_id = "check_username",
+    summary = "Whether a username is valid and free",
     security(),
     tag = "users",
     params(NameCheckQuery),
@@ -194,6 +196,7 @@ pub(crate) async fn name_check(
     get,
     path = "/api/v1/stats/growth",
     operation_id = "user_growth",
+    summary = "Users created per day",
     security(),
     tag = "users",
     params(GrowthQuery),
@@ -222,6 +225,7 @@ pub(crate) async fn growth(
     post,
     path = "/api/v1/users/{user}/password",
     operation_id = "reset_user_password",
+    summary = "Resets a user's password to a temporary one",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -251,6 +255,7 @@ pub(crate) async fn reset_password(
     post,
     path = "/api/v1/users/{user}/logout",
     operation_id = "force_logout_user",
+    summary = "Ends every session of a user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -275,6 +280,7 @@ pub(crate) async fn force_logout(
     post,
     path = "/api/v1/me/password",
     operation_id = "change_own_password",
+    summary = "Changes the caller's password",
     tag = "users",
     request_body = ChangePasswordBody,
     responses(
@@ -299,6 +305,7 @@ pub(crate) async fn change_own_password(
     get,
     path = "/api/v1/users",
     operation_id = "list_users",
+    summary = "Lists the users the caller may see: paged, filtered, searched and sorted",
     tag = "users",
     params(ListUsersQuery),
     responses(
@@ -338,6 +345,7 @@ pub(crate) async fn list(
     post,
     path = "/api/v1/users",
     operation_id = "create_user",
+    summary = "Creates a user",
     tag = "users",
     request_body = CreateUserBody,
     responses(
@@ -374,6 +382,7 @@ pub(crate) async fn create(
     get,
     path = "/api/v1/users/me",
     operation_id = "get_me",
+    summary = "The caller",
     tag = "users",
     responses(
         (status = 200, description = "The caller", body = UserView),
@@ -397,11 +406,13 @@ pub(crate) async fn get_me(
     patch,
     path = "/api/v1/users/me",
     operation_id = "update_me",
+    summary = "Updates the caller (a partial update)",
     tag = "users",
-    request_body(content(
-        (UpdateUserBody = "application/json"),
-        (UpdateUserBody = "application/x-www-form-urlencoded"),
-    )),
+    request_body(
+        content = UpdateUserBody,
+        content_type = "application/json",
+        description = "JSON; the same fields are also accepted as application/x-www-form-urlencoded (where a field cannot be set to null)"
+    ),
     responses(
         (status = 200, description = "The updated caller", body = UserView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -423,10 +434,11 @@ pub(crate) async fn update_me(
     path = "/api/v1/users/me",
     operation_id = "replace_me",
     tag = "users",
-    request_body(content(
-        (UpdateUserBody = "application/json"),
-        (UpdateUserBody = "application/x-www-form-urlencoded"),
-    )),
+    request_body(
+        content = UpdateUserBody,
+        content_type = "application/json",
+        description = "JSON; the same fields are also accepted as application/x-www-form-urlencoded (where a field cannot be set to null)"
+    ),
     responses(
         (status = 200, description = "The updated caller", body = UserView),
         Unauthenticated, Forbidden, Conflict, InvalidBody, ServerErrors,
@@ -444,6 +456,7 @@ pub(crate) async fn replace_me(
     delete,
     path = "/api/v1/users/me",
     operation_id = "delete_me",
+    summary = "Deletes the caller's own account",
     tag = "users",
     responses(
         (status = 204, description = "The caller's account is soft-deleted"),
@@ -463,6 +476,7 @@ pub(crate) async fn delete_me(
     get,
     path = "/api/v1/users/{user}",
     operation_id = "get_user",
+    summary = "One user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -483,12 +497,14 @@ pub(crate) async fn get(
     patch,
     path = "/api/v1/users/{user}",
     operation_id = "update_user",
+    summary = "Updates a user (a partial update)",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    request_body(content(
-        (UpdateUserBody = "application/json"),
-        (UpdateUserBody = "application/x-www-form-urlencoded"),
-    )),
+    request_body(
+        content = UpdateUserBody,
+        content_type = "application/json",
+        description = "JSON; the same fields are also accepted as application/x-www-form-urlencoded (where a field cannot be set to null)"
+    ),
     responses(
         (status = 200, description = "The updated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -516,10 +532,11 @@ pub(crate) async fn update(
     operation_id = "replace_user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
-    request_body(content(
-        (UpdateUserBody = "application/json"),
-        (UpdateUserBody = "application/x-www-form-urlencoded"),
-    )),
+    request_body(
+        content = UpdateUserBody,
+        content_type = "application/json",
+        description = "JSON; the same fields are also accepted as application/x-www-form-urlencoded (where a field cannot be set to null)"
+    ),
     responses(
         (status = 200, description = "The updated user", body = UserView),
         Unauthenticated, Forbidden, NotFound, Conflict, InvalidBody, ServerErrors,
@@ -538,6 +555,7 @@ pub(crate) async fn replace(
     delete,
     path = "/api/v1/users/{user}",
     operation_id = "delete_user",
+    summary = "Deletes a user (restorable)",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -562,6 +580,7 @@ pub(crate) async fn delete(
     delete,
     path = "/api/v1/users/db_user/{user}",
     operation_id = "purge_user",
+    summary = "Purges a user for good, with its wallets and ledger",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -582,6 +601,7 @@ pub(crate) async fn purge(
     post,
     path = "/api/v1/users/{user}/restore",
     operation_id = "restore_user",
+    summary = "Restores a deleted user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -606,6 +626,7 @@ pub(crate) async fn restore(
     post,
     path = "/api/v1/users/{user}/deactivate",
     operation_id = "deactivate_user",
+    summary = "Deactivates a user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(
@@ -630,6 +651,7 @@ pub(crate) async fn deactivate(
     post,
     path = "/api/v1/users/{user}/reactivate",
     operation_id = "reactivate_user",
+    summary = "Reactivates a deactivated user",
     tag = "users",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     responses(

@@ -45,6 +45,7 @@ fn created(replayed: bool) -> actix_web::HttpResponseBuilder {
     get,
     path = "/api/v1/users/{user}/wallets",
     operation_id = "list_wallets",
+    summary = "The user's wallets",
     tag = "wallets",
     params(("user" = String, Path, description = "A user id (UUID) or a username"), ListWalletsQuery),
     responses(
@@ -72,6 +73,7 @@ pub(crate) async fn list(
     post,
     path = "/api/v1/users/{user}/wallets",
     operation_id = "create_wallet",
+    summary = "Opens a wallet for the user",
     tag = "wallets",
     params(("user" = String, Path, description = "A user id (UUID) or a username")),
     request_body = CreateWalletBody,
@@ -98,6 +100,7 @@ pub(crate) async fn create(
     get,
     path = "/api/v1/wallets/{id}",
     operation_id = "get_wallet",
+    summary = "One wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
     responses(
@@ -118,6 +121,7 @@ pub(crate) async fn get(
     delete,
     path = "/api/v1/wallets/{id}",
     operation_id = "delete_wallet",
+    summary = "Deletes a wallet (restorable)",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
     responses(
@@ -142,6 +146,7 @@ pub(crate) async fn delete(
     post,
     path = "/api/v1/wallets/{id}/restore",
     operation_id = "restore_wallet",
+    summary = "Restores a deleted wallet",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)")),
     responses(
@@ -166,6 +171,7 @@ pub(crate) async fn restore(
     post,
     path = "/api/v1/wallets/{id}/adjustments",
     operation_id = "adjust_wallet",
+    summary = "Credits or debits a wallet (honours Idempotency-Key)",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)"), ("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = AdjustmentBody,
@@ -197,6 +203,7 @@ pub(crate) async fn adjust(
     post,
     path = "/api/v1/transfers",
     operation_id = "transfer",
+    summary = "Moves money between two wallets of one currency",
     tag = "wallets",
     params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; a replay with the same body returns the first result (marked `Idempotent-Replayed: true`), a different body is 409")),
     request_body = TransferBody,
@@ -225,6 +232,7 @@ pub(crate) async fn transfer(
     get,
     path = "/api/v1/wallets/{id}/ledger",
     operation_id = "wallet_ledger",
+    summary = "The wallet's ledger, newest first",
     tag = "wallets",
     params(("id" = String, Path, description = "A wallet id (UUID)"), LedgerQuery),
     responses(

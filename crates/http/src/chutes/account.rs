@@ -139,6 +139,7 @@ pub(crate) struct ApiKeyView {
     name: String,
     created_at: String,
     last_used_at: Option<String>,
+    #[schema(value_type = Vec<crate::vocabulary::ApiKeyScopeName>)]
     scopes: Vec<&'static str>,
     secret_key: String,
 }
@@ -217,6 +218,7 @@ pub(crate) struct Day {
     get,
     path = "/users/growth",
     operation_id = "chutes_user_growth",
+    summary = "Users created per day (Chutes)",
     security(),
     tag = "chutes",
     responses(
@@ -260,6 +262,7 @@ pub(crate) struct UserIdResponse {
     get,
     path = "/users/name_check",
     operation_id = "chutes_name_check",
+    summary = "Whether a username is valid and free (Chutes)",
     security(),
     tag = "chutes",
     params(UsernameQuery),
@@ -285,6 +288,7 @@ pub(crate) async fn name_check(
     get,
     path = "/users/user_id_lookup",
     operation_id = "chutes_user_id_lookup",
+    summary = "A user's id by username (Chutes)",
     tag = "chutes",
     params(UsernameQuery),
     responses(
@@ -331,6 +335,7 @@ pub(crate) struct RegisterBody {
     post,
     path = "/users/register",
     operation_id = "chutes_register",
+    summary = "Registers an account by hotkey signature (Chutes)",
     extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
     request_body = RegisterBody,
@@ -400,6 +405,7 @@ pub(crate) struct CreateUserBody {
     post,
     path = "/users/create_user",
     operation_id = "chutes_create_user",
+    summary = "Creates an account without Bittensor keys, with its fingerprint and an admin key (Chutes)",
     tag = "chutes",
     request_body = CreateUserBody,
     responses(
@@ -448,6 +454,7 @@ pub(crate) struct TokenResponse {
     post,
     path = "/users/login",
     operation_id = "chutes_login",
+    summary = "Logs in with a fingerprint (Chutes)",
     security(),
     tag = "chutes",
     request_body = LoginBody,
@@ -489,6 +496,7 @@ pub(crate) struct StatusResponse {
     post,
     path = "/users/change_fingerprint",
     operation_id = "chutes_change_fingerprint",
+    summary = "Replaces the account's fingerprint (hotkey- or coldkey-signed)",
     extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
     request_body = FingerprintBody,
@@ -569,6 +577,7 @@ pub(crate) struct KeysBody {
     post,
     path = "/users/change_bt_auth",
     operation_id = "chutes_change_bt_auth",
+    summary = "Attaches Bittensor keys to the account (fingerprint-authenticated, each key signed)",
     security(("fingerprint" = [])),
     extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
@@ -625,6 +634,7 @@ pub(crate) async fn change_bt_auth(
     get,
     path = "/users/me",
     operation_id = "chutes_me",
+    summary = "The caller's profile and balance (Chutes)",
     tag = "chutes",
     responses(
         (status = 200, description = "The caller's profile and balance (hotkey signatures sign the purpose `me`)", body = SelfResponse),
@@ -654,6 +664,7 @@ pub(crate) struct DeletedResponse {
     delete,
     path = "/users/me",
     operation_id = "chutes_delete_me",
+    summary = "Deletes the caller's account (fingerprint-authenticated)",
     security(("fingerprint" = [])),
     extensions(("x-tessera-access" = json!("own"))),
     tag = "chutes",
@@ -697,6 +708,7 @@ pub(crate) struct LogoQuery {
     get,
     path = "/users/set_logo",
     operation_id = "chutes_set_logo",
+    summary = "Sets the caller's logo (Chutes)",
     extensions(("x-tessera-access" = json!("write"))),
     tag = "chutes",
     params(LogoQuery),
@@ -739,6 +751,7 @@ pub(crate) struct SquadAccessResponse {
     put,
     path = "/users/squad_access",
     operation_id = "chutes_squad_access",
+    summary = "Enables or disables squad access for the caller (Chutes)",
     tag = "chutes",
     request_body(
         content = Object,
