@@ -1,5 +1,6 @@
 //! Who is calling: every credential of PRODUCT.md §2, decided in Chutes' order so its clients
-//! work unchanged on every surface. [`crate::gate`] calls [`identify`] once per request.
+//! work unchanged on every surface. The gate in front of every route calls [`identify`] once
+//! per request.
 //!
 //! 1. Hotkey mode, when both `X-Chutes-Hotkey` and `X-Chutes-Signature` are present: sr25519
 //!    over the request itself, `{hotkey}:{nonce}:{METHOD}:{path?query}:{sha256-hex of the raw
@@ -24,7 +25,6 @@ use tessera_domain::services::identity::API_KEY_PREFIX;
 use tessera_domain::{Actor, AuthError, IdentityError};
 
 use crate::error::ApiError;
-use crate::gate::Identified;
 use crate::state::ApiState;
 use crate::HttpLimits;
 
@@ -195,23 +195,6 @@ fn authorization(req: &HttpRequest) -> Option<(bool, String)> {
         return None;
     }
     Some((is_bearer, token.to_owned()))
-}
-
-/// The caller [`crate::gate`] established for this request. Only authenticated routes have
-/// one; asking on an open route is a wiring error, answered as a server error.
-pub fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
-    Ok(authenticate_with_wallets(req)?.0)
-}
-
-/// [`authenticate`], with the caller's wallet summary when the session check read it (`None`:
-/// read it separately).
-pub fn authenticate_with_wallets(
-    req: &HttpRequest,
-) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {
-    req.extensions_mut()
-        .remove::<Identified>()
-        .map(|Identified(actor, wallets)| (actor, wallets))
-        .ok_or_else(|| AuthFailure::Internal("no caller: the route is not authenticated".into()))
 }
 
 /// Whether the request carries anything that could be a credential.

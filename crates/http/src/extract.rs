@@ -8,9 +8,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use tessera_domain::model::WalletSummary;
 use tessera_domain::values::IdempotencyKey;
 use tessera_domain::Actor;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::error::{ApiError, FieldError};
 
@@ -26,7 +30,7 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(
-            crate::auth::authenticate(req)
+            crate::gate::authenticate(req)
                 .map(Authenticated)
                 .map_err(ApiError::from),
         )
@@ -43,7 +47,7 @@ impl FromRequest for AuthenticatedWithWallets {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(
-            crate::auth::authenticate_with_wallets(req)
+            crate::gate::authenticate_with_wallets(req)
                 .map(|(actor, wallets)| AuthenticatedWithWallets(actor, wallets))
                 .map_err(ApiError::from),
         )
@@ -297,4 +301,75 @@ impl FromRequest for Idempotency {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(idempotency_key(req).map(Idempotency))
     }
+}
+
+/// `Some(None)` for an explicit `null`, `None` for an absent field.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What a date-time query parameter accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateTimeForm {
+    /// RFC 3339 only (the canonical API).
+    Rfc3339,
+    /// RFC 3339, or naive (`2025-01-02T03:04:05`, taken as UTC), or a date (Chutes, FastAPI).
+    Lenient,
+}
+
+/// A date-time query parameter (`None` when absent or empty); a bad one is a 422 naming it.
+pub fn date_time_param(
+    field: &str,
+    form: DateTimeForm,
+    raw: Option<&str>,
+) -> Result<Option<OffsetDateTime>, ApiError> {
+    // Chutes (FastAPI) takes an empty value for no value; the canonical API refuses it.
+    let raw = match (form, raw) {
+        (_, None) => return Ok(None),
+        (DateTimeForm::Lenient, Some(r)) if r.trim().is_empty() => return Ok(None),
+        (DateTimeForm::Lenient, Some(r)) => r.trim(),
+        (DateTimeForm::Rfc3339, Some(r)) => r,
+    };
+    if raw.len() > 64 {
+        return Err(ApiError::validation(
+            "query",
+            field,
+            "is too long",
+            "value_error",
+        ));
+    }
+    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Ok(Some(t));
+    }
+    if form == DateTimeForm::Rfc3339 {
+        return Err(ApiError::validation(
+            "query",
+            field,
+            "not an RFC 3339 date-time",
+            "value_error",
+        ));
+    }
+    let naive = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let naive_frac =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
+    let date = format_description!("[year]-[month]-[day]");
+    PrimitiveDateTime::parse(raw, naive)
+        .or_else(|_| PrimitiveDateTime::parse(raw, naive_frac))
+        .map(PrimitiveDateTime::assume_utc)
+        .or_else(|_| {
+            time::Date::parse(raw, date).map(|d| d.with_time(time::Time::MIDNIGHT).assume_utc())
+        })
+        .map(Some)
+        .map_err(|_| {
+            ApiError::validation(
+                "query",
+                field,
+                "Input should be a valid datetime",
+                "datetime_parsing",
+            )
+        })
 }

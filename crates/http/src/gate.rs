@@ -1,5 +1,5 @@
-//! The gate every route passes before its handler (each route's resource is wrapped by
-//! [`gate`]; see [`crate::routes`]).
+//! The gate every route passes before its handler: each route's resource (see the route list,
+//! `routes.rs`) is wrapped by [`gate`] and carries a [`RouteInfo`].
 //!
 //! For an authenticated route it identifies the caller once, from whichever credential the
 //! request carries, then asks the domain whether that credential allows the route's
@@ -10,20 +10,47 @@
 //! address. Open routes only meet the anonymous limits. The handler's extractors then read the
 //! caller the gate established ([`Identified`]).
 
+use std::rc::Rc;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, HttpRequest};
+use tessera_domain::actor::Access;
 use tessera_domain::model::WalletSummary;
 use tessera_domain::policy::{self, Denied};
 use tessera_domain::{Actor, Failure};
 
 use crate::auth::{client_ip, has_credentials, identify, AuthFailure};
-use crate::chutes::ChutesError;
 use crate::error::ApiError;
-use crate::routes::{RouteInfo, RouteMode};
 use crate::state::ApiState;
+
+/// What the gate asks of a request to one route and method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteMode {
+    /// No credential is taken (public routes, and routes that check their own secret).
+    Open,
+    /// A credential is required and must allow this access.
+    Authenticated(Access),
+}
+
+/// A resource's template and, per method, what the gate asks; resource data read by the gate.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// The full template (`/api/v1/users/{user}`): rate-limit rules and metrics match it.
+    pub template: Rc<str>,
+    pub modes: Vec<(Method, RouteMode)>,
+}
+
+impl RouteInfo {
+    pub fn mode(&self, method: &Method) -> Option<RouteMode> {
+        self.modes
+            .iter()
+            .find(|(m, _)| m == method || (*method == Method::HEAD && m == Method::GET))
+            .map(|(_, mode)| *mode)
+    }
+}
 
 /// The caller the gate established for this request, with its wallet summary when the session
 /// check read it (routes marked [`WalletsInSessionCheck`]).
@@ -34,55 +61,45 @@ pub(crate) struct Identified(pub Actor, pub Option<WalletSummary>);
 #[derive(Debug, Clone, Copy)]
 pub struct WalletsInSessionCheck;
 
-/// Which error shape a route answers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Surface {
-    Canonical,
-    Chutes,
+/// How a surface words the gate's refusals: resource or scope data (the Chutes scope sets its
+/// own); without it, the canonical `{"detail", "code"}` shapes.
+#[derive(Clone, Copy)]
+pub struct SurfaceErrors {
+    pub unauthenticated: fn(AuthFailure) -> actix_web::Error,
+    pub limited: fn(Failure) -> actix_web::Error,
+    pub denied: fn(Denied) -> actix_web::Error,
 }
 
-impl Surface {
-    fn of(template: &str) -> Self {
-        if template.starts_with("/users") && !template.starts_with("/users/api/v1") {
-            Self::Chutes
-        } else {
-            Self::Canonical
-        }
-    }
-
-    fn refuse(self, error: ApiError) -> actix_web::Error {
-        error.into()
-    }
-
-    fn limited(self, error: Failure) -> actix_web::Error {
-        match (self, error) {
-            (Self::Chutes, Failure::Throttled { retry_after_secs }) => {
-                ChutesError::throttled("Too many requests.", retry_after_secs).into()
-            }
-            (_, other) => ApiError::from(other).into(),
-        }
-    }
-
-    fn denied(self, denied: Denied) -> actix_web::Error {
-        match (self, denied) {
-            (Self::Chutes, Denied::Forbidden { message, .. }) => {
-                ChutesError::forbidden(message).into()
-            }
-            (_, Denied::NotFound) => ApiError::NotFound("Not found").into(),
-            (_, Denied::Forbidden { code, message }) => ApiError::Forbidden {
+impl SurfaceErrors {
+    pub const CANONICAL: Self = Self {
+        unauthenticated: |failure| ApiError::from(failure).into(),
+        limited: |failure| ApiError::from(failure).into(),
+        denied: |denied| match denied {
+            Denied::NotFound => ApiError::NotFound("Not found").into(),
+            Denied::Forbidden { code, message } => ApiError::Forbidden {
                 code,
                 detail: message.to_owned(),
             }
             .into(),
-        }
-    }
+        },
+    };
+}
 
-    fn unauthenticated(self, failure: AuthFailure) -> actix_web::Error {
-        match self {
-            Self::Chutes => crate::chutes::auth_failure(failure).into(),
-            Self::Canonical => self.refuse(failure.into()),
-        }
-    }
+/// The caller [`crate::gate`] established for this request. Only authenticated routes have
+/// one; asking on an open route is a wiring error, answered as a server error.
+pub fn authenticate(req: &HttpRequest) -> Result<Actor, AuthFailure> {
+    Ok(authenticate_with_wallets(req)?.0)
+}
+
+/// [`authenticate`], with the caller's wallet summary when the session check read it (`None`:
+/// read it separately).
+pub fn authenticate_with_wallets(
+    req: &HttpRequest,
+) -> Result<(Actor, Option<WalletSummary>), AuthFailure> {
+    req.extensions_mut()
+        .remove::<Identified>()
+        .map(|Identified(actor, wallets)| (actor, wallets))
+        .ok_or_else(|| AuthFailure::Internal("no caller: the route is not authenticated".into()))
 }
 
 /// The middleware itself. A refusal is answered here, as a response (not an error), so the
@@ -105,7 +122,10 @@ async fn admit(req: &ServiceRequest) -> Result<(), actix_web::Error> {
     ) else {
         return Ok(());
     };
-    let surface = Surface::of(&info.template);
+    let surface = req
+        .app_data::<SurfaceErrors>()
+        .copied()
+        .unwrap_or(SurfaceErrors::CANONICAL);
     let limits = &state.tessera.limits;
     let ip = client_ip(req.request());
     // A method the resource lacks is its 405, decided by the resource.
@@ -116,7 +136,7 @@ async fn admit(req: &ServiceRequest) -> Result<(), actix_web::Error> {
         RouteMode::Open => limits
             .check_request(None, &ip, &info.template)
             .await
-            .map_err(|e| surface.limited(e))?,
+            .map_err(surface.limited)?,
         RouteMode::Authenticated(access) => {
             let with_wallets =
                 *req.method() == Method::GET && req.app_data::<WalletsInSessionCheck>().is_some();
@@ -131,8 +151,8 @@ async fn admit(req: &ServiceRequest) -> Result<(), actix_web::Error> {
                     limits
                         .check_request(Some(&actor), &ip, &info.template)
                         .await
-                        .map_err(|e| surface.limited(e))?;
-                    policy::authorize_pending(&actor, access).map_err(|d| surface.denied(d))?;
+                        .map_err(surface.limited)?;
+                    policy::authorize_pending(&actor, access).map_err(surface.denied)?;
                     req.extensions_mut().insert(Identified(actor, wallets));
                 }
                 Err(failure) => {
@@ -141,24 +161,11 @@ async fn admit(req: &ServiceRequest) -> Result<(), actix_web::Error> {
                     limits
                         .check_request(None, &ip, &info.template)
                         .await
-                        .map_err(|e| surface.limited(e))?;
-                    return Err(surface.unauthenticated(failure));
+                        .map_err(surface.limited)?;
+                    return Err((surface.unauthenticated)(failure));
                 }
             }
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Surface;
-
-    #[test]
-    fn surfaces_follow_the_template() {
-        assert_eq!(Surface::of("/users/me"), Surface::Chutes);
-        assert_eq!(Surface::of("/users/{user_id}/quotas"), Surface::Chutes);
-        assert_eq!(Surface::of("/users/api/v1/user"), Surface::Canonical);
-        assert_eq!(Surface::of("/api/v1/users/me"), Surface::Canonical);
-    }
 }

@@ -1,13 +1,24 @@
 //! Liveness and readiness probes, outside `/api/v1`.
 
 use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::dto::ProbeView;
 use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
     routes.op(op!(healthz)).op(op!(readyz)).op(op!(metrics));
+}
+
+/// A probe's answer (`/healthz`, `/readyz`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeView {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: &'static str,
+    /// Why the service is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Liveness: the process answers.

@@ -9,7 +9,6 @@ pub mod auth;
 pub mod chutes;
 pub mod deadline;
 mod docs;
-pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod gate;

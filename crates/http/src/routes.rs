@@ -3,8 +3,8 @@
 //! A route is registered as a [`Documented`] operation — a handler together with what its
 //! `#[utoipa::path]` says: method, full path, parameters, bodies, responses, security — built by
 //! [`op!`]. Each module's `configure` hands its operations to [`Routes`], in matching order, and
-//! `Routes` registers each on actix *and* records it in a [`RouteLog`]; the document
-//! (`crate::openapi::document`) is assembled from that log, so a route cannot be served without
+//! `Routes` registers each on actix *and* records it in a [`RouteLog`]; the OpenAPI document is
+//! assembled from that log, so a route cannot be served without
 //! being documented, nor documented without being served.
 //!
 //! The documentation also decides how the route is guarded. Every route is an actix resource of
@@ -28,38 +28,14 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{guard, web, FromRequest, Handler, Responder};
 use tessera_domain::actor::Access;
+
+use crate::gate::{RouteInfo, RouteMode};
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 
 /// The extension naming what an operation's credential must allow (see the module doc).
 pub const ACCESS_EXTENSION: &str = "x-tessera-access";
-
-/// What the gate asks of a request to one route and method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteMode {
-    /// No credential is taken (public routes, and routes that check their own secret).
-    Open,
-    /// A credential is required and must allow this access.
-    Authenticated(Access),
-}
-
-/// A resource's template and, per method, what the gate asks; resource data read by the gate.
-#[derive(Debug, Clone)]
-pub struct RouteInfo {
-    /// The full template (`/api/v1/users/{user}`): rate-limit rules and metrics match it.
-    pub template: Rc<str>,
-    pub modes: Vec<(Method, RouteMode)>,
-}
-
-impl RouteInfo {
-    pub fn mode(&self, method: &Method) -> Option<RouteMode> {
-        self.modes
-            .iter()
-            .find(|(m, _)| m == method || (*method == Method::HEAD && m == Method::GET))
-            .map(|(_, mode)| *mode)
-    }
-}
 
 /// A handler with its documentation (see [`op!`]).
 pub struct Documented<F, Args> {

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::map;
+use crate::precision::{ceil_micros, floor_micros};
 use crate::schema::audit_events;
-use crate::users::{ceil_micros, floor_micros};
 use crate::PgStore;
 
 /// Writes an audit event on `conn` — inside the caller's transaction.

@@ -12,6 +12,7 @@ mod metering;
 mod migrate;
 mod models;
 mod pool;
+mod precision;
 mod prepared;
 pub mod schema;
 mod sessions;

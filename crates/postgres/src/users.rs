@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::audit::record;
 use crate::error::{is_foreign_key_violation, map, TxError};
 use crate::models::{NewUserRow, UserChangeset, UserRow, WalletRow};
+use crate::precision::{ceil_micros, floor_micros};
 use crate::schema::{sessions, users, wallets};
 use crate::PgStore;
 
@@ -128,23 +129,6 @@ fn text_compare(column: &'static str, op: FilterOp, operand: &str) -> BoolSql {
             .bind::<Text, _>(operand.to_owned())
             .sql(")"),
     )
-}
-
-/// `t` rounded down to whole microseconds, PostgreSQL's precision. (Binding `t` as it is would
-/// truncate toward 2000-01-01, which rounds earlier times up.)
-pub(crate) fn floor_micros(t: OffsetDateTime) -> OffsetDateTime {
-    let nanos = t.nanosecond();
-    t.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(t)
-}
-
-/// `t` rounded up to whole microseconds.
-pub(crate) fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
-    let floor = floor_micros(t);
-    if floor == t {
-        t
-    } else {
-        floor + time::Duration::microseconds(1)
-    }
 }
 
 /// A comparison with a bound that may be finer than the stored microseconds, kept exact:

@@ -7,12 +7,12 @@ use tessera_domain::model::{AuditAction, AuditQuery};
 use tessera_domain::services::audit::decode_cursor;
 use tessera_domain::Failure;
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::responses::{Forbidden, InvalidInput, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
+use crate::extract::{date_time_param, DateTimeForm};
 use crate::extract::{ApiQuery, Authenticated};
 use crate::routes::{op, Routes};
 use crate::state::ApiState;
@@ -69,15 +69,6 @@ pub(crate) struct AuditPageView {
     next_cursor: Option<String>,
 }
 
-fn time_param(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
-    raw.map(|r| {
-        OffsetDateTime::parse(r, &Rfc3339).map_err(|_| {
-            ApiError::validation("query", field, "not an RFC 3339 date-time", "value_error")
-        })
-    })
-    .transpose()
-}
-
 /// The audit trail (admins): newest first; `next_cursor` continues the listing.
 #[utoipa::path(
     get,
@@ -116,8 +107,8 @@ pub(crate) async fn list(
         actor_id: p.actor,
         target_id: p.target,
         action,
-        from: time_param("from", p.from.as_deref())?,
-        to: time_param("to", p.to.as_deref())?,
+        from: date_time_param("from", DateTimeForm::Rfc3339, p.from.as_deref())?,
+        to: date_time_param("to", DateTimeForm::Rfc3339, p.to.as_deref())?,
         after,
         limit: p.limit.unwrap_or(50),
     };

@@ -1,6 +1,6 @@
 use actix_web::{web, HttpResponse};
 
-use crate::dto::{LoginBody, RefreshBody, TokenView};
+use crate::api_v1::dto::{LoginBody, RefreshBody, TokenView};
 use crate::error::responses::{InvalidBody, ServerErrors, Unauthenticated};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated, JsonOrForm};

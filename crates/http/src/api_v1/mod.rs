@@ -3,6 +3,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub mod dto;
 pub(crate) mod metering;
 pub(crate) mod shares;
 pub(crate) mod tiers;

@@ -2,9 +2,11 @@
 //! (`/auth/delegated-token`).
 
 use actix_web::{web, HttpResponse};
-use tessera_domain::values::UserRef;
 
-use crate::dto::{DelegatedTokenBody, DelegatedTokenView, ShareBody, ShareScopesBody, ShareView};
+use super::user_ref;
+use crate::api_v1::dto::{
+    DelegatedTokenBody, DelegatedTokenView, ShareBody, ShareScopesBody, ShareView,
+};
 use crate::error::responses::{
     Conflict, Forbidden, InvalidBody, NotFound, ServerErrors, Unauthenticated,
 };
@@ -21,11 +23,6 @@ pub fn configure(routes: &mut Routes) {
         .resource("/me/shares/{grantee}", |r| {
             r.op(op!(change)).op(op!(revoke))
         });
-}
-
-/// A reference that cannot name a user names nobody.
-fn user_ref(raw: &str) -> Result<UserRef, ApiError> {
-    UserRef::parse(raw).map_err(|_| ApiError::NotFound("User not found"))
 }
 
 #[utoipa::path(

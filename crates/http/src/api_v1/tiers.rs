@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::user_ref;
-use crate::dto::double_option;
 use crate::error::responses::{
     Conflict, Forbidden, InvalidBody, NotFound, ServerErrors, Unauthenticated,
 };
 use crate::error::ApiError;
+use crate::extract::double_option;
 use crate::extract::{ApiJson, Authenticated};
 use crate::routes::{op, Routes};
 use crate::state::ApiState;

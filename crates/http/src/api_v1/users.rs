@@ -6,7 +6,7 @@ use tessera_domain::values::{Paging, UserRef};
 use tessera_domain::{Actor, ValidationError};
 
 use super::user_ref;
-use crate::dto::{
+use crate::api_v1::dto::{
     scope_names, ChangePasswordBody, CountView, CreateUserBody, CreatedUserView, GrowthPointView,
     GrowthQuery, ListUsersQuery, NameCheckQuery, NameCheckView, TempPasswordView, UpdateUserBody,
     UserListView, UserView,

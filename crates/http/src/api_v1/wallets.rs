@@ -6,7 +6,7 @@ use tessera_domain::services::{AdjustmentInput, LedgerInput, TransferInput, DEFA
 use uuid::Uuid;
 
 use super::user_ref;
-use crate::dto::{
+use crate::api_v1::dto::{
     AdjustmentBody, CreateWalletBody, LedgerEntryView, LedgerPageView, LedgerQuery,
     ListWalletsQuery, TransferBody, TransferView, WalletListView, WalletView,
 };

@@ -19,15 +19,14 @@ use tessera_domain::services::UsageInput;
 use tessera_domain::values::UserRef;
 use tessera_domain::Failure;
 use tessera_domain::{Actor, MeteringError, WalletError};
-use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::error::responses::{ChutesInvalidBody, ChutesInvalidInput, ChutesServerErrors};
 use super::{self_response, ChutesAuth, ChutesError, ChutesErrorBody, SelfResponse};
 use crate::error::ApiError;
+use crate::extract::{date_time_param, DateTimeForm};
 use crate::extract::{idempotency_key, ApiQuery, LaterJson};
 use crate::routes::{op, Routes};
 use crate::state::ApiState;
@@ -498,43 +497,6 @@ pub(crate) struct MyUsageItem {
     count: i64,
 }
 
-/// An ISO date-time: RFC 3339, or naive (`2025-01-02T03:04:05`, taken as UTC), or a date.
-fn iso(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
-    let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    if raw.len() > 64 {
-        return Err(ApiError::validation(
-            "query",
-            field,
-            "is too long",
-            "value_error",
-        ));
-    }
-    if let Ok(t) = OffsetDateTime::parse(raw, &Rfc3339) {
-        return Ok(Some(t));
-    }
-    let naive = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-    let naive_frac =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond]");
-    let date = format_description!("[year]-[month]-[day]");
-    PrimitiveDateTime::parse(raw, naive)
-        .or_else(|_| PrimitiveDateTime::parse(raw, naive_frac))
-        .map(PrimitiveDateTime::assume_utc)
-        .or_else(|_| {
-            time::Date::parse(raw, date).map(|d| d.with_time(time::Time::MIDNIGHT).assume_utc())
-        })
-        .map(Some)
-        .map_err(|_| {
-            ApiError::validation(
-                "query",
-                field,
-                "Input should be a valid datetime",
-                "datetime_parsing",
-            )
-        })
-}
-
 /// `GET /users/me/usage` → `{total, page, limit, items}`: hourly buckets, newest first
 /// (`per_chute`: `{bucket, chute_id, amount, count}`, else summed `{bucket, amount, count}`);
 /// `amount` in USD, `bucket` ISO without a zone (UTC).
@@ -560,8 +522,8 @@ pub(crate) async fn my_usage(
         limit: q.limit,
         per_resource: q.per_chute,
         resource_id: q.chute_id,
-        start: iso("start_date", q.start_date.as_deref())?,
-        end: iso("end_date", q.end_date.as_deref())?,
+        start: date_time_param("start_date", DateTimeForm::Lenient, q.start_date.as_deref())?,
+        end: date_time_param("end_date", DateTimeForm::Lenient, q.end_date.as_deref())?,
     };
     let (found, page, limit) = state
         .tessera

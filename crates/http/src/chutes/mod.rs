@@ -18,16 +18,19 @@ use actix_web::{FromRequest, HttpRequest};
 use tessera_domain::Failure;
 use tessera_domain::{Actor, AuthError, IdentityError};
 
-use crate::auth::{authenticate, AuthFailure};
+use crate::auth::AuthFailure;
+use crate::gate::{authenticate, SurfaceErrors};
 use crate::routes::Routes;
 
 pub fn configure(routes: &mut Routes) {
     routes.scope_with(
         "/users",
         |scope| {
-            scope.wrap(actix_web::middleware::from_fn(
-                crate::auth::hash_signed_bodies,
-            ))
+            scope
+                .app_data(CHUTES_ERRORS)
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::hash_signed_bodies,
+                ))
         },
         |routes| {
             // `/me` (GET, DELETE) and the other literal account routes, then billing's
@@ -49,6 +52,21 @@ impl FromRequest for ChutesAuth {
         std::future::ready(authenticate(req).map(ChutesAuth).map_err(auth_failure))
     }
 }
+
+/// The gate's refusals in Chutes' words (`{"detail": …}`).
+const CHUTES_ERRORS: SurfaceErrors = SurfaceErrors {
+    unauthenticated: |failure| auth_failure(failure).into(),
+    limited: |failure| match failure {
+        Failure::Throttled { retry_after_secs } => {
+            ChutesError::throttled("Too many requests.", retry_after_secs).into()
+        }
+        other => crate::error::ApiError::from(other).into(),
+    },
+    denied: |denied| match denied {
+        tessera_domain::Denied::Forbidden { message, .. } => ChutesError::forbidden(message).into(),
+        not_found => (SurfaceErrors::CANONICAL.denied)(not_found),
+    },
+};
 
 /// An authentication failure in Chutes' words.
 pub(crate) fn auth_failure(failure: AuthFailure) -> ChutesError {

@@ -10,11 +10,11 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::dto::{double_option, DetailView};
 use crate::error::responses::{
     Conflict, Forbidden, InvalidBody, InvalidInput, NotFound, ServerErrors, Unauthenticated,
 };
 use crate::error::ApiError;
+use crate::extract::double_option;
 use crate::extract::{idempotency_key, ApiQuery, Authenticated, LaterJson};
 use crate::routes::{op, Routes};
 use crate::state::ApiState;
@@ -127,6 +127,12 @@ async fn items(
             created_at: u.created_at,
         })
         .collect())
+}
+
+/// A bare message: `{"detail": "User deleted"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailView {
+    pub detail: &'static str,
 }
 
 /// `GET /users/api/v1/user?limit=&offset=`: a plain JSON array, oldest first.

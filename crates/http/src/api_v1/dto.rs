@@ -3,21 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tessera_domain::model::{LedgerEntry, ScopeSet, TokenPair, User, Wallet, WalletSummary};
 use tessera_domain::services::{DelegatedToken, SharedUser, TransferOutcome};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-
-/// `Some(None)` for an explicit `null`, `None` for an absent field.
-pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// A user as the canonical API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -154,11 +145,11 @@ pub struct CreateUserBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateUserBody {
     pub username: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::extract::double_option")]
     pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::extract::double_option")]
     pub first_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::extract::double_option")]
     pub last_name: Option<Option<String>>,
     pub name: Option<String>,
     pub password: Option<String>,
@@ -556,20 +547,4 @@ pub struct GrowthPointView {
     pub count: u64,
     /// Users created up to and including that day.
     pub cumulative: u64,
-}
-
-/// A probe's answer (`/healthz`, `/readyz`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProbeView {
-    /// `ok`, `ready` or `unavailable`.
-    pub status: &'static str,
-    /// Why the service is not ready.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// A bare message: `{"detail": "User deleted"}`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DetailView {
-    pub detail: &'static str,
 }
