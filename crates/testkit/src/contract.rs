@@ -20,8 +20,8 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use tessera_domain::model::{
-    DefaultWallet, NewSession, NewUser, Permission, Permissions, RevokeSessions, Session, User,
-    UserChanges, UserListQuery, UserState,
+    AuditEvent, DefaultWallet, NewSession, NewUser, Permission, Permissions, RevokeSessions,
+    Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
     ApiKeyRepository, AuditRepository, GuardRepository, MeteringRepository, RepoError, RepoResult,
@@ -354,10 +354,7 @@ pub fn new_user() -> NewUser {
 }
 
 pub fn new_superuser() -> NewUser {
-    NewUser {
-        permissions: superuser(),
-        ..new_user()
-    }
+    new_user().permissions(superuser())
 }
 
 /// A managed user: no login identity, no credentials.
@@ -380,6 +377,154 @@ pub fn new_managed_user(manager: Uuid) -> NewUser {
         now: now(),
         default_wallet: default_wallet(),
         audit: None,
+    }
+}
+
+/// Chained setters on a [`NewUser`]: a case starts from [`new_user`], [`new_superuser`] or
+/// [`new_managed_user`] and changes only the fields it is about.
+///
+/// ```ignore
+/// let ada = create(&s, new_user().username("ada").email(None).created_at(t)).await;
+/// let member = new_user().tier_id(gold.id).created_by(root.id).password_hash(None);
+/// ```
+///
+/// Text fields take a string (`&str` or `String`: set) or an `Option<String>` (as is, so `None`
+/// clears); id fields take a [`Uuid`] or an `Option<Uuid>`.
+pub trait UserBuilder: Sized {
+    fn id(self, id: Uuid) -> Self;
+    fn username(self, username: impl Text) -> Self;
+    fn email(self, email: impl Text) -> Self;
+    fn first_name(self, first_name: impl Text) -> Self;
+    fn last_name(self, last_name: impl Text) -> Self;
+    fn password_hash(self, hash: impl Text) -> Self;
+    fn hotkey(self, hotkey: impl Text) -> Self;
+    fn coldkey(self, coldkey: impl Text) -> Self;
+    fn fingerprint_digest(self, digest: impl Text) -> Self;
+    fn permissions(self, permissions: Permissions) -> Self;
+    fn tier_id(self, tier: impl Into<Option<Uuid>>) -> Self;
+    fn manager_id(self, manager: impl Into<Option<Uuid>>) -> Self;
+    fn created_by(self, creator: impl Into<Option<Uuid>>) -> Self;
+    fn must_change_password(self, must: bool) -> Self;
+    /// The creation time (`NewUser::now`).
+    fn created_at(self, at: OffsetDateTime) -> Self;
+    /// The audit event recorded with the insert.
+    fn audit(self, event: AuditEvent) -> Self;
+}
+
+impl UserBuilder for NewUser {
+    fn id(self, id: Uuid) -> Self {
+        Self { id, ..self }
+    }
+    fn username(self, username: impl Text) -> Self {
+        Self {
+            username: username.into_text(),
+            ..self
+        }
+    }
+    fn email(self, email: impl Text) -> Self {
+        Self {
+            email: email.into_text(),
+            ..self
+        }
+    }
+    fn first_name(self, first_name: impl Text) -> Self {
+        Self {
+            first_name: first_name.into_text(),
+            ..self
+        }
+    }
+    fn last_name(self, last_name: impl Text) -> Self {
+        Self {
+            last_name: last_name.into_text(),
+            ..self
+        }
+    }
+    fn password_hash(self, hash: impl Text) -> Self {
+        Self {
+            password_hash: hash.into_text(),
+            ..self
+        }
+    }
+    fn hotkey(self, hotkey: impl Text) -> Self {
+        Self {
+            hotkey: hotkey.into_text(),
+            ..self
+        }
+    }
+    fn coldkey(self, coldkey: impl Text) -> Self {
+        Self {
+            coldkey: coldkey.into_text(),
+            ..self
+        }
+    }
+    fn fingerprint_digest(self, digest: impl Text) -> Self {
+        Self {
+            fingerprint_digest: digest.into_text(),
+            ..self
+        }
+    }
+    fn permissions(self, permissions: Permissions) -> Self {
+        Self {
+            permissions,
+            ..self
+        }
+    }
+    fn tier_id(self, tier: impl Into<Option<Uuid>>) -> Self {
+        Self {
+            tier_id: tier.into(),
+            ..self
+        }
+    }
+    fn manager_id(self, manager: impl Into<Option<Uuid>>) -> Self {
+        Self {
+            manager_id: manager.into(),
+            ..self
+        }
+    }
+    fn created_by(self, creator: impl Into<Option<Uuid>>) -> Self {
+        Self {
+            created_by: creator.into(),
+            ..self
+        }
+    }
+    fn must_change_password(self, must_change_password: bool) -> Self {
+        Self {
+            must_change_password,
+            ..self
+        }
+    }
+    fn created_at(self, at: OffsetDateTime) -> Self {
+        Self { now: at, ..self }
+    }
+    fn audit(self, event: AuditEvent) -> Self {
+        Self {
+            audit: Some(event),
+            ..self
+        }
+    }
+}
+
+/// A value for a text field of [`UserBuilder`]: a string sets it, an `Option<String>` is taken
+/// as is.
+pub trait Text {
+    fn into_text(self) -> Option<String>;
+}
+
+impl Text for &str {
+    fn into_text(self) -> Option<String> {
+        Some(self.to_owned())
+    }
+}
+
+impl Text for String {
+    fn into_text(self) -> Option<String> {
+        Some(self)
+    }
+}
+
+impl Text for Option<String> {
+    fn into_text(self) -> Option<String> {
+        self
     }
 }
 
@@ -504,10 +649,8 @@ fn some(s: &str) -> Option<String> {
 
 /// A login user `username` (email `<username>@example.com`, a password), created at `at(secs)`.
 fn named(username: &str, secs: i64) -> NewUser {
-    NewUser {
-        username: some(username),
-        email: Some(format!("{username}@example.com")),
-        now: at(secs),
-        ..new_user()
-    }
+    new_user()
+        .username(username)
+        .email(format!("{username}@example.com"))
+        .created_at(at(secs))
 }

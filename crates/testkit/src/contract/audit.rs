@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use tessera_domain::model::{
-    AuditAction, AuditEvent, AuditQuery, FieldChange, NewUser, Permission, Permissions,
-    RevokeSessions, UserChanges, UserState,
+    AuditAction, AuditEvent, AuditQuery, FieldChange, Permission, Permissions, RevokeSessions,
+    UserChanges, UserState,
 };
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
@@ -18,7 +18,7 @@ use super::directory::{assert_filter, everyone};
 use super::tiers::{new_tier, tier_spec};
 use super::{
     at, create, err, named, new_superuser, new_user, renamed, rfc, soft_delete, some,
-    start_session_at, with_permissions, with_state, with_tier, Stores,
+    start_session_at, with_permissions, with_state, with_tier, Stores, UserBuilder,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -181,14 +181,7 @@ pub async fn audit_events_of_every_store_operation_are_listed(s: Stores) {
         changes: BTreeMap::new(),
         ..event(None, None, AuditAction::UserCreated, at(7))
     };
-    create(
-        &s,
-        NewUser {
-            audit: Some(system.clone()),
-            ..named("system-made", 7)
-        },
-    )
-    .await;
+    create(&s, named("system-made", 7).audit(system.clone())).await;
 
     assert_eq!(
         audit(&s, audit_query()).await,
@@ -473,28 +466,21 @@ pub async fn failed_changes_record_no_audit_event(s: Stores) {
     let e = |action| event(Some(root.id), None, action, at(50));
 
     // Users.
-    let dup = NewUser {
-        audit: Some(e(AuditAction::UserCreated)),
-        ..named("ONE", 10)
-    };
+    let dup = named("ONE", 10).audit(e(AuditAction::UserCreated));
     assert_eq!(
         err(s.users.create(dup).await),
         RepoError::Conflict(Conflict::DuplicateUsername)
     );
-    let dup = NewUser {
-        email: some("TWO@example.com"),
-        audit: Some(e(AuditAction::UserCreated)),
-        ..named("three", 10)
-    };
+    let dup = named("three", 10)
+        .email("TWO@example.com")
+        .audit(e(AuditAction::UserCreated));
     assert_eq!(
         err(s.users.create(dup).await),
         RepoError::Conflict(Conflict::DuplicateEmail)
     );
-    let tierless = NewUser {
-        tier_id: Some(Uuid::now_v7()),
-        audit: Some(e(AuditAction::UserCreated)),
-        ..named("four", 10)
-    };
+    let tierless = named("four", 10)
+        .tier_id(Uuid::now_v7())
+        .audit(e(AuditAction::UserCreated));
     assert_eq!(err(s.users.create(tierless).await), RepoError::NotFound);
     let failing_updates: Vec<(Uuid, UserChanges, RepoError)> = vec![
         (
@@ -656,22 +642,8 @@ pub async fn failed_changes_record_no_audit_event(s: Stores) {
 /// stored microseconds, before and after PostgreSQL's 2000-01-01 epoch alike.
 pub async fn date_bounds_compare_at_full_precision(s: Stores) {
     let epoch = datetime!(2000-01-01 00:00:00 UTC);
-    let before = create(
-        &s,
-        NewUser {
-            now: epoch - Duration::microseconds(1),
-            ..new_user()
-        },
-    )
-    .await;
-    let on = create(
-        &s,
-        NewUser {
-            now: epoch,
-            ..new_user()
-        },
-    )
-    .await;
+    let before = create(&s, new_user().created_at(epoch - Duration::microseconds(1))).await;
+    let on = create(&s, new_user().created_at(epoch)).await;
     let b = create(&s, named("b-user", 10)).await;
     start_session_at(&s, b.id, at(10), at(100_000)).await;
     let half = Duration::nanoseconds(500);

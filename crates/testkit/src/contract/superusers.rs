@@ -2,26 +2,21 @@
 //! may leave the store without an active superuser, even when every superuser is demoted at
 //! once.
 
-use tessera_domain::model::{
-    NewUser, Permission, Permissions, RevokeSessions, UserChanges, UserState,
-};
+use tessera_domain::model::{Permission, Permissions, RevokeSessions, UserChanges, UserState};
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
 use time::Duration;
 
 use super::{
     conflict, create, err, new_superuser, new_user, now, session, soft_delete, start_session,
-    superuser, with_permissions, with_state, Stores,
+    superuser, with_permissions, with_state, Stores, UserBuilder,
 };
 
 pub async fn last_superuser_cannot_be_demoted(s: Stores) {
     let root = create(&s, new_superuser()).await;
     create(
         &s,
-        NewUser {
-            permissions: Permissions::NONE.with(Permission::Admin),
-            ..new_user()
-        },
+        new_user().permissions(Permissions::NONE.with(Permission::Admin)),
     )
     .await;
     let demote = UserChanges {

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use tessera_domain::model::{NewUser, RateLimit, ResourceId, Tier, TierSpec};
+use tessera_domain::model::{RateLimit, ResourceId, Tier, TierSpec};
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
 use uuid::Uuid;
 
 use super::directory::everyone;
-use super::{at, create, err, named, soft_delete, some, with_tier, Stores};
+use super::{at, create, err, named, soft_delete, some, with_tier, Stores, UserBuilder};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -273,14 +273,7 @@ pub async fn tiers_are_listed_by_name_case_insensitively(s: Stores) {
 pub async fn tier_in_use_cannot_be_deleted(s: Stores) {
     let gold = new_tier(&s, "Gold").await;
     let spare = new_tier(&s, "Spare").await;
-    let user = create(
-        &s,
-        NewUser {
-            tier_id: Some(gold.id),
-            ..named("member", 1)
-        },
-    )
-    .await;
+    let user = create(&s, named("member", 1).tier_id(gold.id)).await;
     assert_eq!(user.tier_id, Some(gold.id));
 
     assert_eq!(
@@ -316,14 +309,7 @@ pub async fn tier_in_use_cannot_be_deleted(s: Stores) {
     );
 
     // A purged user releases its tier, and the freed name can be reused.
-    let other = create(
-        &s,
-        NewUser {
-            tier_id: Some(spare.id),
-            ..named("other", 4)
-        },
-    )
-    .await;
+    let other = create(&s, named("other", 4).tier_id(spare.id)).await;
     assert_eq!(
         err(s.tiers.delete(spare.id, None).await),
         RepoError::Conflict(Conflict::TierInUse)
@@ -336,10 +322,7 @@ pub async fn tier_in_use_cannot_be_deleted(s: Stores) {
 
 pub async fn unknown_tier_on_user_create_or_update_is_not_found(s: Stores) {
     let ghost = Uuid::now_v7();
-    let new = NewUser {
-        tier_id: Some(ghost),
-        ..named("tierless", 1)
-    };
+    let new = named("tierless", 1).tier_id(ghost);
     let id = new.id;
     assert_eq!(err(s.users.create(new).await), RepoError::NotFound);
     assert_eq!(err(s.users.get(id).await), RepoError::NotFound);

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     conflict, create, default_wallet, digest, err, fake_hash, new_managed_user, new_user, now,
     query, session, soft_delete, start_session, unique_username, with_permissions, with_state,
-    Stores,
+    Stores, UserBuilder,
 };
 
 /// `s`, upper-cased: the same name in another letter case.
@@ -111,10 +111,7 @@ pub async fn create_and_get_roundtrip(s: Stores) {
 
 pub async fn duplicate_username_in_other_case_conflicts(s: Stores) {
     let a = create(&s, new_user()).await;
-    let b = NewUser {
-        username: Some(upper(&a.username)),
-        ..new_user()
-    };
+    let b = new_user().username(upper(&a.username));
     let b_id = b.id;
     assert_eq!(
         err(s.users.create(b).await),
@@ -125,10 +122,7 @@ pub async fn duplicate_username_in_other_case_conflicts(s: Stores) {
 
 pub async fn duplicate_email_in_other_case_conflicts(s: Stores) {
     let a = create(&s, new_user()).await;
-    let b = NewUser {
-        email: Some(upper(&a.email)),
-        ..new_user()
-    };
+    let b = new_user().email(upper(&a.email));
     let b_id = b.id;
     assert_eq!(
         err(s.users.create(b).await),
@@ -136,31 +130,15 @@ pub async fn duplicate_email_in_other_case_conflicts(s: Stores) {
     );
     assert_eq!(err(s.users.get(b_id).await), RepoError::NotFound);
     // Users without an email never conflict with each other.
-    create(
-        &s,
-        NewUser {
-            email: None,
-            ..new_user()
-        },
-    )
-    .await;
-    create(
-        &s,
-        NewUser {
-            email: None,
-            ..new_user()
-        },
-    )
-    .await;
+    create(&s, new_user().email(None)).await;
+    create(&s, new_user().email(None)).await;
 }
 
 pub async fn username_conflict_is_reported_before_email(s: Stores) {
     let a = create(&s, new_user()).await;
-    let b = NewUser {
-        username: a.username.clone(),
-        email: a.email.clone(),
-        ..new_user()
-    };
+    let b = new_user()
+        .username(a.username.clone())
+        .email(a.email.clone());
     assert_eq!(
         err(s.users.create(b).await),
         conflict(Conflict::DuplicateUsername)
@@ -172,18 +150,12 @@ pub async fn soft_deleted_users_keep_their_names(s: Stores) {
     let deleted = s.users.update(gone.id, soft_delete(now()), now()).await;
     assert_eq!(deleted.unwrap().state, UserState::Deleted);
 
-    let same_name = NewUser {
-        username: Some(upper(&gone.username)),
-        ..new_user()
-    };
+    let same_name = new_user().username(upper(&gone.username));
     assert_eq!(
         err(s.users.create(same_name).await),
         conflict(Conflict::DuplicateUsername)
     );
-    let same_email = NewUser {
-        email: Some(upper(&gone.email)),
-        ..new_user()
-    };
+    let same_email = new_user().email(upper(&gone.email));
     assert_eq!(
         err(s.users.create(same_email).await),
         conflict(Conflict::DuplicateEmail)
@@ -294,14 +266,7 @@ pub async fn find_login_by_username_or_email(s: Stores) {
     let by_email = s.users.find_login(&upper(&a.email)).await.unwrap();
     assert_eq!(by_email, (a.clone(), hash));
 
-    let no_password = create(
-        &s,
-        NewUser {
-            password_hash: None,
-            ..new_user()
-        },
-    )
-    .await;
+    let no_password = create(&s, new_user().password_hash(None)).await;
     assert!(!no_password.has_password);
     let found = s
         .users
@@ -334,32 +299,17 @@ pub async fn find_login_by_username_or_email(s: Stores) {
 /// own email, so no user can hold another user's email as a login name.
 pub async fn email_shaped_usernames_are_the_users_own_email(s: Stores) {
     let login = format!("{}@example.org", unique_username());
-    let owner = create(
-        &s,
-        NewUser {
-            email: Some(login.to_uppercase()),
-            ..new_user()
-        },
-    )
-    .await;
+    let owner = create(&s, new_user().email(login.to_uppercase())).await;
     // Without the matching email: refused by the store's CHECK constraint.
     let alone = s
         .users
-        .create(NewUser {
-            username: Some(login.clone()),
-            email: None,
-            ..new_user()
-        })
+        .create(new_user().username(login.clone()).email(None))
         .await;
     assert!(matches!(alone, Err(RepoError::Internal(_))), "{alone:?}");
     // With it: the email is taken, in any letter case.
     let both = s
         .users
-        .create(NewUser {
-            username: Some(login.clone()),
-            email: Some(login.clone()),
-            ..new_user()
-        })
+        .create(new_user().username(login.clone()).email(login.clone()))
         .await;
     assert_eq!(err(both), RepoError::Conflict(Conflict::DuplicateEmail));
     let found = s.users.find_login(&login).await.unwrap();
@@ -368,11 +318,9 @@ pub async fn email_shaped_usernames_are_the_users_own_email(s: Stores) {
     let other = format!("{}@example.net", unique_username());
     let local = create(
         &s,
-        NewUser {
-            username: Some(other.clone()),
-            email: Some(other.to_uppercase()),
-            ..new_user()
-        },
+        new_user()
+            .username(other.clone())
+            .email(other.to_uppercase()),
     )
     .await;
     assert_eq!(s.users.find_login(&other).await.unwrap().0.id, local.id);
@@ -425,14 +373,12 @@ pub async fn missing_users_are_not_found(s: Stores) {
 
 pub async fn partial_update_leaves_other_fields_alone(s: Stores) {
     let t0 = now();
-    let new = NewUser {
-        first_name: Some("Ada".into()),
-        last_name: Some("Lovelace".into()),
-        permissions: Permissions::NONE.with(Permission::Developer),
-        must_change_password: true,
-        now: t0,
-        ..new_user()
-    };
+    let new = new_user()
+        .first_name("Ada")
+        .last_name("Lovelace")
+        .permissions(Permissions::NONE.with(Permission::Developer))
+        .must_change_password(true)
+        .created_at(t0);
     let hash = new.password_hash.clone();
     let before = create(&s, new).await;
     let t1 = t0 + Duration::seconds(1);
@@ -453,24 +399,13 @@ pub async fn partial_update_leaves_other_fields_alone(s: Stores) {
     assert_eq!(s.users.password_hash(before.id).await.unwrap(), hash);
 
     // A cleared email is free for another user.
-    let reuse = NewUser {
-        email: Some(upper(&before.email)),
-        ..new_user()
-    };
+    let reuse = new_user().email(upper(&before.email));
     create(&s, reuse).await;
 }
 
 pub async fn update_applies_every_field(s: Stores) {
     let t0 = now();
-    let before = create(
-        &s,
-        NewUser {
-            password_hash: None,
-            now: t0,
-            ..new_user()
-        },
-    )
-    .await;
+    let before = create(&s, new_user().password_hash(None).created_at(t0)).await;
     assert!(!before.has_password);
 
     let (t1, t2, t3) = (
@@ -591,14 +526,7 @@ pub async fn update_applies_every_field(s: Stores) {
 
 pub async fn update_sets_updated_at(s: Stores) {
     let t0 = now();
-    let before = create(
-        &s,
-        NewUser {
-            now: t0,
-            ..new_user()
-        },
-    )
-    .await;
+    let before = create(&s, new_user().created_at(t0)).await;
     let t1 = t0 + Duration::seconds(10);
     let updated = s
         .users
@@ -630,14 +558,7 @@ pub async fn purge_cascades_to_managed_users_and_sessions(s: Stores) {
     let manager = create(&s, new_user()).await;
     let managed = create(&s, new_managed_user(manager.id)).await;
     let nested = create(&s, new_managed_user(managed.id)).await;
-    let created = create(
-        &s,
-        NewUser {
-            created_by: Some(manager.id),
-            ..new_user()
-        },
-    )
-    .await;
+    let created = create(&s, new_user().created_by(manager.id)).await;
     let bystander = create(&s, new_user()).await;
     let (manager_sid, manager_token) = start_session(&s, manager.id).await;
     let (managed_sid, managed_token) = start_session(&s, managed.id).await;
@@ -689,11 +610,9 @@ pub async fn purge_cascades_to_managed_users_and_sessions(s: Stores) {
     // Purged names are free again.
     create(
         &s,
-        NewUser {
-            username: manager.username.clone(),
-            email: manager.email.clone(),
-            ..new_user()
-        },
+        new_user()
+            .username(manager.username.clone())
+            .email(manager.email.clone()),
     )
     .await;
     assert_eq!(
@@ -735,10 +654,7 @@ pub async fn concurrent_creates_of_one_username(s: Stores) {
                     }
                 })
                 .collect();
-            let user = NewUser {
-                username: Some(format!("{variant}{suffix}")),
-                ..new_user()
-            };
+            let user = new_user().username(format!("{variant}{suffix}"));
             let s = s.clone();
             tokio::spawn(async move { s.users.create(user).await })
         })

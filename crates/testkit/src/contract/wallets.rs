@@ -18,10 +18,6 @@ use uuid::Uuid;
 
 use super::{now, Stores};
 
-// The cases in `wallets/` name these two as `super::…`, as they did when this file held them.
-use super::start_session;
-use tessera_domain::model::NewUser;
-
 mod audit;
 pub use audit::*;
 

@@ -1,47 +1,30 @@
 //! Counting (`count` agrees with the listing's total) and growth (users per UTC day).
 
-use tessera_domain::model::{DailyCount, NewUser, UserListQuery, UserState};
+use tessera_domain::model::{DailyCount, UserListQuery, UserState};
 use time::macros::{date, datetime};
 use time::OffsetDateTime;
 
 use super::{by_name, everyone, filtered, listed, searched};
 use crate::contract::tiers::new_tier;
 use crate::contract::{
-    at, create, named, new_managed_user, new_user, soft_delete, some, with_state, Stores,
+    at, create, named, new_managed_user, new_user, soft_delete, with_state, Stores, UserBuilder,
 };
 
 pub async fn count_equals_list_total_for_every_query(s: Stores) {
     let tier = new_tier(&s, "gold").await;
-    let root = create(
-        &s,
-        NewUser {
-            tier_id: Some(tier.id),
-            first_name: some("Root"),
-            ..named("root", 0)
-        },
-    )
-    .await;
+    let root = create(&s, named("root", 0).tier_id(tier.id).first_name("Root")).await;
     for i in 1..=6 {
         create(
             &s,
-            NewUser {
-                created_by: Some(root.id),
-                tier_id: (i % 2 == 0).then_some(tier.id),
-                first_name: some(&format!("First{i}")),
-                ..named(&format!("member{i}"), i)
-            },
+            named(&format!("member{i}"), i)
+                .created_by(root.id)
+                .tier_id((i % 2 == 0).then_some(tier.id))
+                .first_name(format!("First{i}")),
         )
         .await;
     }
     for i in 0..3 {
-        create(
-            &s,
-            NewUser {
-                now: at(10 + i),
-                ..new_managed_user(root.id)
-            },
-        )
-        .await;
+        create(&s, new_managed_user(root.id).created_at(at(10 + i))).await;
     }
     let gone = create(&s, named("gone", 20)).await;
     s.users
@@ -111,10 +94,7 @@ pub async fn count_equals_list_total_for_every_query(s: Stores) {
 
 pub async fn growth_counts_users_per_utc_day_newest_first(s: Stores) {
     assert_eq!(s.users.growth(366).await.unwrap(), vec![]);
-    let created_at = |t: OffsetDateTime| NewUser {
-        now: t,
-        ..new_user()
-    };
+    let created_at = |t: OffsetDateTime| new_user().created_at(t);
     let first = create(&s, created_at(datetime!(2024-03-01 00:00:00 UTC))).await;
     create(&s, created_at(datetime!(2024-03-01 23:59:59.999999 UTC))).await;
     // 01:00 on the 2nd at +05:00 is 20:00 on the 1st in UTC.
@@ -134,10 +114,7 @@ pub async fn growth_counts_users_per_utc_day_newest_first(s: Stores) {
         .unwrap();
     create(
         &s,
-        NewUser {
-            now: datetime!(2024-03-05 23:59:59 -01:00),
-            ..new_managed_user(first.id)
-        },
+        new_managed_user(first.id).created_at(datetime!(2024-03-05 23:59:59 -01:00)),
     )
     .await;
 

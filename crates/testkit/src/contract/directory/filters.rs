@@ -1,51 +1,23 @@
 //! `filterBy`: each field with each operator it supports, and conditions combined.
 
-use tessera_domain::model::{NewUser, Tier, User, UserListQuery, UserState};
+use tessera_domain::model::{Tier, User, UserListQuery, UserState};
 use time::{Duration, OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use super::{assert_filter, assert_lists, everyone, filtered, term};
 use crate::contract::tiers::{new_tier, tier_spec};
 use crate::contract::{
-    at, create, named, new_managed_user, renamed, rfc, soft_delete, some, start_session_at,
-    with_state, with_tier, Stores,
+    at, create, named, new_managed_user, renamed, rfc, soft_delete, start_session_at, with_state,
+    with_tier, Stores, UserBuilder,
 };
 
 pub async fn filter_username_and_email_by_each_operator(s: Stores) {
-    let alice = create(
-        &s,
-        NewUser {
-            email: some("alice@x.org"),
-            ..named("alice", 1)
-        },
-    )
-    .await;
-    let bob = create(
-        &s,
-        NewUser {
-            email: some("BOB@Example.com"),
-            ..named("Bob", 2)
-        },
-    )
-    .await;
+    let alice = create(&s, named("alice", 1).email("alice@x.org")).await;
+    let bob = create(&s, named("Bob", 2).email("BOB@Example.com")).await;
     let carol = create(&s, named("carol", 3)).await;
-    let dave = create(
-        &s,
-        NewUser {
-            email: None,
-            ..named("dave", 4)
-        },
-    )
-    .await;
+    let dave = create(&s, named("dave", 4).email(None)).await;
     // No username and no email: fails every text comparison.
-    let managed = create(
-        &s,
-        NewUser {
-            now: at(5),
-            ..new_managed_user(alice.id)
-        },
-    )
-    .await;
+    let managed = create(&s, new_managed_user(alice.id).created_at(at(5))).await;
     assert_lists(
         &s,
         everyone(),
@@ -84,22 +56,12 @@ pub async fn filter_username_and_email_by_each_operator(s: Stores) {
 pub async fn filter_created_by_by_username_id_and_contains(s: Stores) {
     let admin = create(&s, named("Admin.One", 1)).await;
     let helper = create(&s, named("helper", 2)).await;
-    let by = |creator: &User, name: &str, secs: i64| NewUser {
-        created_by: Some(creator.id),
-        ..named(name, secs)
-    };
+    let by = |creator: &User, name: &str, secs: i64| named(name, secs).created_by(creator.id);
     let u1 = create(&s, by(&admin, "u1", 3)).await;
     let u2 = create(&s, by(&admin, "u2", 4)).await;
     let u3 = create(&s, by(&helper, "u3", 5)).await;
     let u4 = create(&s, named("u4", 6)).await;
-    let managed = create(
-        &s,
-        NewUser {
-            now: at(7),
-            ..new_managed_user(helper.id)
-        },
-    )
-    .await;
+    let managed = create(&s, new_managed_user(helper.id).created_at(at(7))).await;
 
     assert_filter(&s, "createdBy==admin.one", &[&u1, &u2]).await;
     assert_filter(&s, "createdBy==ADMIN.ONE", &[&u1, &u2]).await;
@@ -192,22 +154,8 @@ pub async fn filter_dates_with_inclusive_bounds(s: Stores) {
 
 pub async fn filter_is_local_and_state(s: Stores) {
     let local = create(&s, named("local", 1)).await;
-    let passwordless = create(
-        &s,
-        NewUser {
-            password_hash: None,
-            ..named("passwordless", 2)
-        },
-    )
-    .await;
-    let managed = create(
-        &s,
-        NewUser {
-            now: at(3),
-            ..new_managed_user(local.id)
-        },
-    )
-    .await;
+    let passwordless = create(&s, named("passwordless", 2).password_hash(None)).await;
+    let managed = create(&s, new_managed_user(local.id).created_at(at(3))).await;
     let locked = create(&s, named("locked", 4)).await;
     let locked = s
         .users
@@ -253,10 +201,7 @@ pub async fn filter_tier_by_name_id_and_contains(s: Stores) {
     let gold = new_tier(&s, "Gold").await;
     let silver = new_tier(&s, "Silver").await;
     let golden = new_tier(&s, "Golden Plus").await;
-    let in_tier = |tier: &Tier, name: &str, secs: i64| NewUser {
-        tier_id: Some(tier.id),
-        ..named(name, secs)
-    };
+    let in_tier = |tier: &Tier, name: &str, secs: i64| named(name, secs).tier_id(tier.id);
     let g1 = create(&s, in_tier(&gold, "g1", 1)).await;
     let g2 = create(&s, in_tier(&golden, "g2", 2)).await;
     let s1 = create(&s, in_tier(&silver, "s1", 3)).await;
@@ -295,23 +240,8 @@ pub async fn filter_tier_by_name_id_and_contains(s: Stores) {
 
 pub async fn filter_conditions_are_anded(s: Stores) {
     let tier = new_tier(&s, "pro").await;
-    let a = create(
-        &s,
-        NewUser {
-            tier_id: Some(tier.id),
-            ..named("anna", 1)
-        },
-    )
-    .await;
-    let b = create(
-        &s,
-        NewUser {
-            tier_id: Some(tier.id),
-            password_hash: None,
-            ..named("annabel", 2)
-        },
-    )
-    .await;
+    let a = create(&s, named("anna", 1).tier_id(tier.id)).await;
+    let b = create(&s, named("annabel", 2).tier_id(tier.id).password_hash(None)).await;
     let c = create(&s, named("andrew", 3)).await;
     let d = create(&s, named("bertha", 4)).await;
 

@@ -6,14 +6,14 @@ use std::collections::HashSet;
 use std::fmt::Debug;
 
 use tessera_domain::directory::{Sort, SortField, SortOrder};
-use tessera_domain::model::{NewUser, User, UserListQuery};
+use tessera_domain::model::{User, UserListQuery};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{assert_lists, everyone, filter, filtered, labels, listed, sorted_by};
 use crate::contract::{
     at, create, fake_hash, ids, named, new_managed_user, new_user, now, query, renamed, rfc,
-    soft_delete, start_session_at, Stores,
+    soft_delete, start_session_at, Stores, UserBuilder,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -137,20 +137,12 @@ pub async fn list_orders_pages_and_counts(s: Stores) {
     let (early_id, late_id) = (a.min(b), a.max(b));
     let second = create(
         &s,
-        NewUser {
-            id: early_id,
-            now: t + Duration::seconds(2),
-            ..new_user()
-        },
+        new_user().id(early_id).created_at(t + Duration::seconds(2)),
     )
     .await;
     let first = create(
         &s,
-        NewUser {
-            id: late_id,
-            now: t + Duration::seconds(1),
-            ..new_user()
-        },
+        new_user().id(late_id).created_at(t + Duration::seconds(1)),
     )
     .await;
     // Same creation time: ties go by id.
@@ -158,30 +150,15 @@ pub async fn list_orders_pages_and_counts(s: Stores) {
     let (tie_low, tie_high) = (a.min(b), a.max(b));
     let tie_b = create(
         &s,
-        NewUser {
-            id: tie_high,
-            now: t + Duration::seconds(3),
-            ..new_user()
-        },
+        new_user().id(tie_high).created_at(t + Duration::seconds(3)),
     )
     .await;
     let tie_a = create(
         &s,
-        NewUser {
-            id: tie_low,
-            now: t + Duration::seconds(3),
-            ..new_user()
-        },
+        new_user().id(tie_low).created_at(t + Duration::seconds(3)),
     )
     .await;
-    let gone = create(
-        &s,
-        NewUser {
-            now: t + Duration::seconds(4),
-            ..new_user()
-        },
-    )
-    .await;
+    let gone = create(&s, new_user().created_at(t + Duration::seconds(4))).await;
     let gone = s
         .users
         .update(
@@ -245,17 +222,9 @@ pub async fn list_orders_pages_and_counts(s: Stores) {
 
 pub async fn list_visible_to_self_and_managed(s: Stores) {
     let t = now();
-    let manager = create(
-        &s,
-        NewUser {
-            now: t,
-            ..new_user()
-        },
-    )
-    .await;
-    let at = |secs: i64, manager: Uuid| NewUser {
-        now: t + Duration::seconds(secs),
-        ..new_managed_user(manager)
+    let manager = create(&s, new_user().created_at(t)).await;
+    let at = |secs: i64, manager: Uuid| {
+        new_managed_user(manager).created_at(t + Duration::seconds(secs))
     };
     let m1 = create(&s, at(1, manager.id)).await;
     let m2 = create(&s, at(2, manager.id)).await;
@@ -319,48 +288,12 @@ pub async fn list_visible_to_self_and_managed(s: Stores) {
 
 pub async fn sort_by_every_field_nulls_last_ties_by_id(s: Stores) {
     let zed = create(&s, named("zed", 0)).await;
-    let amy = create(
-        &s,
-        NewUser {
-            password_hash: None,
-            ..named("Amy", 0)
-        },
-    )
-    .await;
-    let carl = create(
-        &s,
-        NewUser {
-            created_by: Some(zed.id),
-            ..named("carl", 10)
-        },
-    )
-    .await;
-    let beth = create(
-        &s,
-        NewUser {
-            created_by: Some(amy.id),
-            ..named("Beth", 10)
-        },
-    )
-    .await;
-    let dan = create(
-        &s,
-        NewUser {
-            created_by: Some(zed.id),
-            password_hash: None,
-            ..named("dan", 20)
-        },
-    )
-    .await;
+    let amy = create(&s, named("Amy", 0).password_hash(None)).await;
+    let carl = create(&s, named("carl", 10).created_by(zed.id)).await;
+    let beth = create(&s, named("Beth", 10).created_by(amy.id)).await;
+    let dan = create(&s, named("dan", 20).created_by(zed.id).password_hash(None)).await;
     let alan = create(&s, named("alan", 30)).await;
-    let managed = create(
-        &s,
-        NewUser {
-            now: at(30),
-            ..new_managed_user(amy.id)
-        },
-    )
-    .await;
+    let managed = create(&s, new_managed_user(amy.id).created_at(at(30))).await;
     start_session_at(&s, carl.id, at(100), at(100_000)).await;
     start_session_at(&s, beth.id, at(100), at(100_000)).await;
     start_session_at(&s, alan.id, at(50), at(100_000)).await;
@@ -462,12 +395,10 @@ pub async fn paging_through_ties_never_repeats_or_skips(s: Stores) {
     for i in 0..9 {
         let user = create(
             &s,
-            NewUser {
-                id: Uuid::new_v4(),
-                created_by: (i % 2 == 0).then_some(creator.id),
-                password_hash: (i % 3 != 0).then(fake_hash),
-                ..named(&format!("tied{i}"), 60)
-            },
+            named(&format!("tied{i}"), 60)
+                .id(Uuid::new_v4())
+                .created_by((i % 2 == 0).then_some(creator.id))
+                .password_hash((i % 3 != 0).then(fake_hash)),
         )
         .await;
         tied.push(user);

@@ -1,58 +1,36 @@
 //! `search` (username, email, first and last name) and `name` (the display name), with
 //! pattern metacharacters matched literally.
 
-use tessera_domain::model::{NewUser, UserListQuery};
+use tessera_domain::model::UserListQuery;
 
 use super::{assert_filter, assert_lists, assert_name, assert_search, everyone, filtered, term};
 use crate::contract::tiers::new_tier;
-use crate::contract::{at, create, named, new_managed_user, some, with_tier, Stores};
+use crate::contract::{at, create, named, new_managed_user, with_tier, Stores, UserBuilder};
 
 pub async fn search_covers_username_email_first_and_last_name(s: Stores) {
     let john = create(
         &s,
-        NewUser {
-            email: some("j@corp.io"),
-            first_name: some("John"),
-            last_name: some("Smith"),
-            ..named("jsmith", 1)
-        },
+        named("jsmith", 1)
+            .email("j@corp.io")
+            .first_name("John")
+            .last_name("Smith"),
     )
     .await;
     let ann = create(
         &s,
-        NewUser {
-            email: some("annie@SMITHS.example"),
-            first_name: some("Ann"),
-            last_name: some("Lee"),
-            ..named("ann", 2)
-        },
+        named("ann", 2)
+            .email("annie@SMITHS.example")
+            .first_name("Ann")
+            .last_name("Lee"),
     )
     .await;
-    let zed = create(
-        &s,
-        NewUser {
-            email: some("zed@x.io"),
-            first_name: some("Smithy"),
-            ..named("zed", 3)
-        },
-    )
-    .await;
-    let bob = create(
-        &s,
-        NewUser {
-            email: None,
-            last_name: some("Jones"),
-            ..named("bob", 4)
-        },
-    )
-    .await;
+    let zed = create(&s, named("zed", 3).email("zed@x.io").first_name("Smithy")).await;
+    let bob = create(&s, named("bob", 4).email(None).last_name("Jones")).await;
     let managed = create(
         &s,
-        NewUser {
-            first_name: some("Smitty"),
-            now: at(5),
-            ..new_managed_user(bob.id)
-        },
+        new_managed_user(bob.id)
+            .first_name("Smitty")
+            .created_at(at(5)),
     )
     .await;
 
@@ -77,64 +55,20 @@ pub async fn search_covers_username_email_first_and_last_name(s: Stores) {
 pub async fn search_filters_and_name_match_metacharacters_literally(s: Stores) {
     let percent = create(
         &s,
-        NewUser {
-            email: some("50%off@example.com"),
-            first_name: some("50% off"),
-            ..named("pct", 1)
-        },
+        named("pct", 1)
+            .email("50%off@example.com")
+            .first_name("50% off"),
     )
     .await;
-    let no_percent = create(
-        &s,
-        NewUser {
-            first_name: some("50 off"),
-            ..named("nopct", 2)
-        },
-    )
-    .await;
+    let no_percent = create(&s, named("nopct", 2).first_name("50 off")).await;
     let underscore = create(&s, named("a_b", 3)).await;
     let no_underscore = create(&s, named("axb", 4)).await;
-    let backslash = create(
-        &s,
-        NewUser {
-            email: some("bs@example.com"),
-            ..named("back\\slash", 5)
-        },
-    )
-    .await;
+    let backslash = create(&s, named("back\\slash", 5).email("bs@example.com")).await;
     let no_backslash = create(&s, named("backslash", 6)).await;
-    let injection = create(
-        &s,
-        NewUser {
-            last_name: some("'; drop table users; --"),
-            ..named("inj", 7)
-        },
-    )
-    .await;
-    let no_injection = create(
-        &s,
-        NewUser {
-            last_name: some("drop table users"),
-            ..named("noinj", 8)
-        },
-    )
-    .await;
-    let by_underscore = create(
-        &s,
-        NewUser {
-            created_by: Some(underscore.id),
-            ..named("child1", 9)
-        },
-    )
-    .await;
-    let by_no_underscore = create(
-        &s,
-        NewUser {
-            created_by: Some(no_underscore.id),
-            ..named("child2", 10)
-        },
-    )
-    .await;
+    let injection = create(&s, named("inj", 7).last_name("'; drop table users; --")).await;
+    let no_injection = create(&s, named("noinj", 8).last_name("drop table users")).await;
+    let by_underscore = create(&s, named("child1", 9).created_by(underscore.id)).await;
+    let by_no_underscore = create(&s, named("child2", 10).created_by(no_underscore.id)).await;
     let all = [
         &percent,
         &no_percent,
@@ -206,49 +140,23 @@ pub async fn search_filters_and_name_match_metacharacters_literally(s: Stores) {
 }
 
 pub async fn name_matches_the_display_name(s: Stores) {
-    let jane = create(
-        &s,
-        NewUser {
-            first_name: some("Jane"),
-            last_name: some("Doe"),
-            ..named("jd", 1)
-        },
-    )
-    .await;
-    let prince = create(
-        &s,
-        NewUser {
-            first_name: some("Prince"),
-            ..named("tafkap", 2)
-        },
-    )
-    .await;
-    let doe = create(
-        &s,
-        NewUser {
-            last_name: some("Doe"),
-            ..named("johnny", 3)
-        },
-    )
-    .await;
+    let jane = create(&s, named("jd", 1).first_name("Jane").last_name("Doe")).await;
+    let prince = create(&s, named("tafkap", 2).first_name("Prince")).await;
+    let doe = create(&s, named("johnny", 3).last_name("Doe")).await;
     let plain = create(&s, named("plainuser", 4)).await;
     let mail_only = create(
         &s,
-        NewUser {
-            username: None,
-            email: some("mail.only@example.org"),
-            ..named("unused", 5)
-        },
+        named("unused", 5)
+            .username(None)
+            .email("mail.only@example.org"),
     )
     .await;
     let nobody = create(
         &s,
-        NewUser {
-            username: None,
-            email: None,
-            password_hash: None,
-            ..named("unused2", 6)
-        },
+        named("unused2", 6)
+            .username(None)
+            .email(None)
+            .password_hash(None),
     )
     .await;
     assert_eq!(jane.display_name(), "Jane Doe");

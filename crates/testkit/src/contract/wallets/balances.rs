@@ -13,7 +13,9 @@ use super::{
     all_entries, apply, assert_ledger_matches, change, conflict, keyed, new_wallet, only_wallet,
     transfer, wallet,
 };
-use crate::contract::{create, err, new_managed_user, new_user, now, Stores};
+use crate::contract::{
+    create, err, new_managed_user, new_user, now, start_session, Stores, UserBuilder,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Default wallets and creation
@@ -45,10 +47,7 @@ pub async fn default_wallet_is_created_with_the_user(s: Stores) {
     assert!(only_wallet(&s, managed.id).await.is_default);
 
     // A refused user leaves no wallet behind.
-    let dup = super::NewUser {
-        username: user.username.clone(),
-        ..new_user()
-    };
+    let dup = new_user().username(user.username.clone());
     let dup_wallet = dup.default_wallet.id;
     assert_eq!(
         err(s.users.create(dup).await),
@@ -296,7 +295,7 @@ pub async fn session_check_reads_the_wallet_summary_too(s: Stores) {
         .unwrap();
     s.wallets.delete(gone.id, now(), None).await.unwrap();
 
-    let (sid, _) = super::start_session(&s, user.id).await;
+    let (sid, _) = start_session(&s, user.id).await;
     let (check, summary) = s.sessions.check_with_wallets(sid, user.id).await.unwrap();
     assert_eq!(check, s.sessions.check(sid, user.id).await.unwrap());
     assert_eq!(
