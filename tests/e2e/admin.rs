@@ -65,7 +65,7 @@ async fn call(
 async fn admin_creates_a_user_from_an_email_with_a_temporary_password() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let root_id = assert_token_works(&app, &root).await["id"].clone();
+    let root_id = assert_token_works(&app, &root).await.id;
     let (created, temp) = create_by_email(&app, &root, "Jane.Doe@Example.com").await;
     assert_eq!(created["username"], "Jane.Doe@Example.com");
     assert_eq!(created["email"], "Jane.Doe@Example.com");
@@ -94,7 +94,7 @@ async fn admin_creates_a_user_from_an_email_with_a_temporary_password() {
     // The temporary password logs in, by the email in any case.
     let token = app.token("JANE.DOE@example.com", &temp).await;
     let me = assert_token_works(&app, &token).await;
-    assert_eq!(me["must_change_password"], true);
+    assert!(me.must_change_password);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,8 +135,8 @@ async fn a_user_with_a_temporary_password_may_only_read_me_change_it_and_log_out
     let second = app.token("new@example.com", &temp).await;
 
     let me = assert_token_works(&app, &token).await;
-    assert_eq!(me["must_change_password"], true);
-    assert_eq!(me["id"], id.as_str());
+    assert!(me.must_change_password);
+    assert_eq!(me.id, id);
 
     use reqwest::Method;
     let gated: Vec<(Method, String, Option<Value>)> = vec![
@@ -183,8 +183,8 @@ async fn a_user_with_a_temporary_password_may_only_read_me_change_it_and_log_out
     }
     // Nothing happened.
     let me = assert_token_works(&app, &token).await;
-    assert!(me["first_name"].is_null(), "{me}");
-    assert_eq!(me["state"], "active");
+    assert!(me.first_name.is_none(), "{me:?}");
+    assert_eq!(me.state, "active");
 
     // Logging out is allowed.
     let (status, _) = send(app.post("/api/v1/auth/logout").bearer_auth(&second)).await;
@@ -200,7 +200,7 @@ async fn a_user_with_a_temporary_password_may_only_read_me_change_it_and_log_out
     .await;
     assert_eq!(status, 204, "{body}");
     let me = assert_token_works(&app, &token).await;
-    assert_eq!(me["must_change_password"], false);
+    assert!(!me.must_change_password);
     for path in ["/api/v1/users", "/api/v1/users/count", "/api/v1/tiers"] {
         let (status, body) = send(app.get(path).bearer_auth(&token)).await;
         assert_eq!(status, 200, "{path}: {body}");
@@ -209,7 +209,10 @@ async fn a_user_with_a_temporary_password_may_only_read_me_change_it_and_log_out
     assert_eq!(status, 200, "{body}");
     assert_login_refused(&app, "new@example.com", &temp).await;
     let fresh = app.token("new@example.com", "my-own-password").await;
-    assert_eq!(assert_token_works(&app, &fresh).await["first_name"], "Jane");
+    assert_eq!(
+        assert_token_works(&app, &fresh).await.first_name.as_deref(),
+        Some("Jane")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,16 +261,13 @@ async fn admin_changing_ones_own_password_checks_current_and_policy_and_ends_oth
         ] {
             let (status, answer) = change_password(&app, &token, body).await;
             let error = assert_invalid(status, &answer, &["body", "new_password"]);
-            assert!(
-                error["msg"].as_str().unwrap().contains("8 to 255"),
-                "{answer}"
-            );
+            assert!(error.msg.contains("8 to 255"), "{answer}");
         }
     }
     let (status, answer) =
         change_password(&app, &token, json!({"current_password": "alice-password"})).await;
     let error = assert_invalid(status, &answer, &["body", "new_password"]);
-    assert_eq!(error["type"], "missing");
+    assert_eq!(error.kind, "missing");
     let (status, _) = send(app.post("/api/v1/me/password").json(&json!({}))).await;
     assert_eq!(status, 401);
     // Nothing changed so far: both sessions live, the old password works.
@@ -315,10 +315,7 @@ async fn admin_password_policy_is_configurable() {
     )
     .await;
     let error = assert_invalid(status, &body, &["body", "new_password"]);
-    assert!(
-        error["msg"].as_str().unwrap().contains("12 to 255"),
-        "{body}"
-    );
+    assert!(error.msg.contains("12 to 255"), "{body}");
     let (status, body) = change_password(
         &app,
         &token,
@@ -369,7 +366,7 @@ async fn admin_resets_a_password_to_a_temporary_one_and_every_session_ends() {
     // The temporary password works, and gates.
     let token = app.token("bob", &temp).await;
     let me = assert_token_works(&app, &token).await;
-    assert_eq!(me["must_change_password"], true);
+    assert!(me.must_change_password);
     let (status, body) = send(app.get("/api/v1/users").bearer_auth(&token)).await;
     assert_error(status, &body, 403, password_change_required());
     let (status, body) = change_password(
@@ -379,10 +376,7 @@ async fn admin_resets_a_password_to_a_temporary_one_and_every_session_ends() {
     )
     .await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(
-        assert_token_works(&app, &token).await["must_change_password"],
-        false
-    );
+    assert!(!assert_token_works(&app, &token).await.must_change_password);
 
     // By id works too, and issues a different password each time.
     let (status, again) = send(

@@ -82,7 +82,7 @@ async fn ok(status_body: (u16, Value), want: u16) -> Value {
 async fn audit_records_every_administrative_action() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let root_id = id_of(&assert_token_works(&app, &root).await);
+    let root_id = assert_token_works(&app, &root).await.id;
     let (ops_id, ops) = admin_with_token(&app, "ops").await;
 
     // The bootstrap superuser was created by the system.
@@ -309,7 +309,7 @@ async fn audit_records_every_administrative_action() {
 async fn audit_filters_by_actor_target_action_and_time_range() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let root_id = id_of(&assert_token_works(&app, &root).await);
+    let root_id = assert_token_works(&app, &root).await.id;
     let (ops_id, ops) = admin_with_token(&app, "ops").await;
     for name in ["u1", "u2", "u3"] {
         app.create_user(&ops, json!({"username": name, "password": "user-password"}))
@@ -611,7 +611,7 @@ async fn money_changes_are_audited_with_the_owner_as_target() {
 
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let root_id = id_of(&assert_token_works(&app, &root).await);
+    let root_id = assert_token_works(&app, &root).await.id;
     let (ops_id, ops) = admin_with_token(&app, "ops").await;
     let alice = member(&app, "alice").await;
     let bob = member(&app, "bob").await;

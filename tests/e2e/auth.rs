@@ -5,29 +5,23 @@ use tessera_testkit::{TestApp, ADMIN_PASSWORD, ADMIN_USERNAME};
 
 use crate::support::*;
 
-fn assert_token_pair(body: &Value) {
-    assert!(
-        body["access_token"].as_str().is_some_and(|t| t.len() > 20),
-        "{body}"
-    );
-    assert_eq!(body["token_type"], "bearer", "{body}");
-    assert_eq!(body["expires_in"], 900, "{body}");
-    assert!(
-        body["refresh_token"].as_str().is_some_and(|t| t.len() > 20),
-        "{body}"
-    );
+fn assert_token_pair(pair: &TokenPair) {
+    assert!(pair.access_token.len() > 20, "{pair:?}");
+    assert_eq!(pair.token_type, "bearer", "{pair:?}");
+    assert_eq!(pair.expires_in, 900, "{pair:?}");
+    assert!(pair.refresh_token.len() > 20, "{pair:?}");
 }
 
 /// Creates `alice` (email `Alice@Example.com`) and returns her id.
 async fn alice(app: &TestApp) -> String {
     let root = app.admin_token().await;
-    let created = app
-        .create_user(
-            &root,
-            json!({"username": "alice", "email": "Alice@Example.com", "password": "alice-password"}),
-        )
-        .await;
-    created["id"].as_str().unwrap().to_owned()
+    create_user_typed(
+        app,
+        &root,
+        json!({"username": "alice", "email": "Alice@Example.com", "password": "alice-password"}),
+    )
+    .await
+    .id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,15 +36,14 @@ async fn login_with_username_returns_a_bearer_token_pair() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
-    let body: Value = response.json().await.unwrap();
-    assert_token_pair(&body);
-    let me = assert_token_works(&app, body["access_token"].as_str().unwrap()).await;
-    assert_eq!(me["id"], id.as_str());
-    assert!(me["last_login_at"].is_string(), "{me}");
+    let pair: TokenPair = typed(&response.json().await.unwrap());
+    assert_token_pair(&pair);
+    let me = assert_token_works(&app, &pair.access_token).await;
+    assert_eq!(me.id, id);
+    assert!(me.last_login_at.is_some(), "{me:?}");
     // The username is matched case-insensitively.
-    let (status, body) = try_login(&app, "ALICE", "alice-password").await;
-    assert_eq!(status, 200, "{body}");
-    assert_token_pair(&body);
+    let pair: TokenPair = answer_as(try_login(&app, "ALICE", "alice-password").await, 200);
+    assert_token_pair(&pair);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,9 +53,10 @@ async fn login_with_email_in_any_case_returns_a_token_pair() {
     for email in ["Alice@Example.com", "alice@example.com"] {
         let (status, body) = try_login(&app, email, "alice-password").await;
         assert_eq!(status, 200, "{email}: {body}");
-        assert_token_pair(&body);
-        let me = assert_token_works(&app, body["access_token"].as_str().unwrap()).await;
-        assert_eq!(me["id"], id.as_str());
+        let pair: TokenPair = typed(&body);
+        assert_token_pair(&pair);
+        let me = assert_token_works(&app, &pair.access_token).await;
+        assert_eq!(me.id, id);
     }
 }
 
@@ -70,16 +64,18 @@ async fn login_with_email_in_any_case_returns_a_token_pair() {
 async fn login_with_the_oauth2_password_form_returns_a_token_pair() {
     let app = TestApp::spawn().await;
     let id = alice(&app).await;
-    let (status, body) = send(app.post("/api/v1/auth/login").form(&[
-        ("username", "alice"),
-        ("password", "alice-password"),
-        ("grant_type", "password"),
-    ]))
+    let pair: TokenPair = send_as(
+        app.post("/api/v1/auth/login").form(&[
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("grant_type", "password"),
+        ]),
+        200,
+    )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_token_pair(&body);
-    let me = assert_token_works(&app, body["access_token"].as_str().unwrap()).await;
-    assert_eq!(me["id"], id.as_str());
+    assert_token_pair(&pair);
+    let me = assert_token_works(&app, &pair.access_token).await;
+    assert_eq!(me.id, id);
 
     // Any other grant is refused, naming the field.
     let (status, body) = send(app.post("/api/v1/auth/login").form(&[
@@ -142,8 +138,8 @@ async fn every_refused_login_gets_the_same_401_body() {
 async fn refresh_rotates_the_refresh_token() {
     let app = TestApp::spawn().await;
     alice(&app).await;
-    let first = app.login("alice", "alice-password").await;
-    let r1 = first["refresh_token"].as_str().unwrap();
+    let first = login_pair(&app, "alice", "alice-password").await;
+    let r1 = first.refresh_token.as_str();
 
     let response = app
         .post("/api/v1/auth/refresh")
@@ -153,35 +149,30 @@ async fn refresh_rotates_the_refresh_token() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers().get("cache-control").unwrap(), "no-store");
-    let second: Value = response.json().await.unwrap();
+    let second: TokenPair = typed(&response.json().await.unwrap());
     assert_token_pair(&second);
-    let r2 = second["refresh_token"].as_str().unwrap();
+    let r2 = second.refresh_token.as_str();
     assert_ne!(r1, r2);
     // The new access token belongs to the same session.
-    let a2 = second["access_token"].as_str().unwrap();
-    assert_eq!(
-        claims_of(a2)["sid"],
-        claims_of(first["access_token"].as_str().unwrap())["sid"]
-    );
+    let a2 = second.access_token.as_str();
+    assert_eq!(claims_of(a2)["sid"], claims_of(&first.access_token)["sid"]);
     assert_token_works(&app, a2).await;
 
-    let (status, third) = try_refresh(&app, r2).await;
-    assert_eq!(status, 200, "{third}");
-    assert_ne!(third["refresh_token"], second["refresh_token"]);
-    assert_token_works(&app, third["access_token"].as_str().unwrap()).await;
+    let third: TokenPair = answer_as(try_refresh(&app, r2).await, 200);
+    assert_ne!(third.refresh_token, second.refresh_token);
+    assert_token_works(&app, &third.access_token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reusing_a_spent_refresh_token_kills_the_whole_session() {
     let app = TestApp::spawn().await;
     alice(&app).await;
-    let other = app.login("alice", "alice-password").await;
-    let first = app.login("alice", "alice-password").await;
-    let r1 = first["refresh_token"].as_str().unwrap();
-    let (status, second) = try_refresh(&app, r1).await;
-    assert_eq!(status, 200, "{second}");
-    let r2 = second["refresh_token"].as_str().unwrap();
-    let a2 = second["access_token"].as_str().unwrap();
+    let other = login_pair(&app, "alice", "alice-password").await;
+    let first = login_pair(&app, "alice", "alice-password").await;
+    let r1 = first.refresh_token.as_str();
+    let second: TokenPair = answer_as(try_refresh(&app, r1).await, 200);
+    let r2 = second.refresh_token.as_str();
+    let a2 = second.access_token.as_str();
     assert_token_works(&app, a2).await;
 
     // Someone replays the spent token: refused, and the session is over.
@@ -194,11 +185,11 @@ async fn reusing_a_spent_refresh_token_kills_the_whole_session() {
         "the newest refresh token dies with the session: {body}"
     );
     assert_token_dead(&app, a2).await;
-    assert_token_dead(&app, first["access_token"].as_str().unwrap()).await;
+    assert_token_dead(&app, &first.access_token).await;
 
     // Another session of the same user is untouched.
-    assert_token_works(&app, other["access_token"].as_str().unwrap()).await;
-    let (status, _) = try_refresh(&app, other["refresh_token"].as_str().unwrap()).await;
+    assert_token_works(&app, &other.access_token).await;
+    let (status, _) = try_refresh(&app, &other.refresh_token).await;
     assert_eq!(status, 200);
 }
 
@@ -217,29 +208,29 @@ async fn unknown_and_malformed_refresh_tokens_are_refused() {
     assert_eq!(status, 401);
     let (status, body) = send(app.post("/api/v1/auth/refresh").json(&json!({}))).await;
     let error = assert_invalid(status, &body, &["body", "refresh_token"]);
-    assert_eq!(error["type"], "missing");
+    assert_eq!(error.kind, "missing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_the_session_at_once() {
     let app = TestApp::spawn().await;
     alice(&app).await;
-    let other = app.login("alice", "alice-password").await;
-    let pair = app.login("alice", "alice-password").await;
-    let access = pair["access_token"].as_str().unwrap();
+    let other = login_pair(&app, "alice", "alice-password").await;
+    let pair = login_pair(&app, "alice", "alice-password").await;
+    let access = pair.access_token.as_str();
     assert_token_works(&app, access).await;
 
     let (status, body) = send(app.post("/api/v1/auth/logout").bearer_auth(access)).await;
     assert_eq!(status, 204, "{body}");
     assert_token_dead(&app, access).await;
-    let (status, body) = try_refresh(&app, pair["refresh_token"].as_str().unwrap()).await;
+    let (status, body) = try_refresh(&app, &pair.refresh_token).await;
     assert_eq!(status, 401, "{body}");
     // Logging out again with the dead token is itself unauthenticated.
     let (status, body) = send(app.post("/api/v1/auth/logout").bearer_auth(access)).await;
     assert_eq!(status, 401);
     assert_eq!(body, invalid_token());
     // Only that session ended.
-    assert_token_works(&app, other["access_token"].as_str().unwrap()).await;
+    assert_token_works(&app, &other.access_token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,20 +420,19 @@ async fn tokens_work_across_server_processes_and_logout_is_seen_everywhere() {
     let a = TestApp::spawn().await;
     let b = a.spawn_sibling().await;
     alice(&a).await;
-    let pair = a.login("alice", "alice-password").await;
-    let access = pair["access_token"].as_str().unwrap();
+    let pair = login_pair(&a, "alice", "alice-password").await;
+    let access = pair.access_token.as_str();
     assert_token_works(&a, access).await;
     assert_token_works(&b, access).await;
     // Refresh on B, with a token issued by A.
-    let (status, refreshed) = try_refresh(&b, pair["refresh_token"].as_str().unwrap()).await;
-    assert_eq!(status, 200, "{refreshed}");
-    let refreshed_access = refreshed["access_token"].as_str().unwrap();
+    let refreshed: TokenPair = answer_as(try_refresh(&b, &pair.refresh_token).await, 200);
+    let refreshed_access = refreshed.access_token.as_str();
     assert_token_works(&a, refreshed_access).await;
 
     let (status, _) = send(a.post("/api/v1/auth/logout").bearer_auth(access)).await;
     assert_eq!(status, 204);
     assert_token_dead(&b, access).await;
     assert_token_dead(&b, refreshed_access).await;
-    let (status, _) = try_refresh(&b, refreshed["refresh_token"].as_str().unwrap()).await;
+    let (status, _) = try_refresh(&b, &refreshed.refresh_token).await;
     assert_eq!(status, 401);
 }

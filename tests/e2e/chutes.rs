@@ -5,12 +5,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::{Method, RequestBuilder};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tessera_sr25519::Sr25519Keypair;
 use tessera_testkit::TestApp;
 
-use crate::support::send;
+use crate::support::{answer_as, send, send_as};
 
 pub(crate) fn now() -> i64 {
     SystemTime::now()
@@ -106,20 +107,48 @@ pub(crate) fn signed_json(
     )
 }
 
-/// Registers a Bittensor account; returns `(hotkey pair, registration body)`.
-pub(crate) async fn register(app: &TestApp, username: &str) -> (Sr25519Keypair, Value) {
+/// The answer to `POST /users/register` (Chutes' `RegistrationResponse`): the only time the
+/// fingerprint is shown. (Mirrors the wire shape; not every field is read.)
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Registration {
+    pub username: Option<String>,
+    pub user_id: String,
+    pub hotkey: Option<String>,
+    pub coldkey: Option<String>,
+    pub fingerprint: String,
+    /// Issued only by an administrator's `POST /users/create_user`; never on registration.
+    pub api_key: Option<IssuedApiKey>,
+}
+
+/// An API key as issued with an account; the secret is shown only then.
+#[allow(dead_code)]
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct IssuedApiKey {
+    pub api_key_id: String,
+    pub user_id: String,
+    pub admin: bool,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub secret_key: String,
+}
+
+/// Registers a Bittensor account; returns `(hotkey pair, registration)`.
+pub(crate) async fn register(app: &TestApp, username: &str) -> (Sr25519Keypair, Registration) {
     let hotkey = Sr25519Keypair::generate();
     let coldkey = Sr25519Keypair::generate();
     let body = json!({"username": username, "coldkey": ss58(&coldkey)});
-    let (status, created) = send(signed_json(
-        app,
-        Method::POST,
-        "/users/register",
-        &hotkey,
-        &body,
-    ))
-    .await;
-    assert_eq!(status, 200, "{created}");
+    let created = answer_as(
+        send(signed_json(
+            app,
+            Method::POST,
+            "/users/register",
+            &hotkey,
+            &body,
+        ))
+        .await,
+        200,
+    );
     (hotkey, created)
 }
 
@@ -131,16 +160,16 @@ async fn signed_me(app: &TestApp, key: &Sr25519Keypair, path: &str) -> (u16, Val
 async fn registration_returns_the_fingerprint_once_and_the_hotkey_signs_me_on_every_surface() {
     let app = TestApp::spawn().await;
     let (hotkey, created) = register(&app, "miner_1").await;
-    let fingerprint = created["fingerprint"].as_str().unwrap();
+    let fingerprint = created.fingerprint.as_str();
     assert_eq!(fingerprint.len(), 32);
     assert!(fingerprint.bytes().all(|b| b.is_ascii_alphanumeric()));
-    assert_eq!(created["hotkey"], ss58(&hotkey));
-    assert_eq!(created["api_key"], Value::Null);
+    assert_eq!(created.hotkey, Some(ss58(&hotkey)));
+    assert!(created.api_key.is_none());
 
     let (status, me) = signed_me(&app, &hotkey, "/users/me").await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["username"], "miner_1");
-    assert_eq!(me["user_id"], created["user_id"]);
+    assert_eq!(me["user_id"], created.user_id);
     assert_eq!(me["balance"], 0.0);
     assert_eq!(me["permissions_bitmask"], 0);
     assert_eq!(me["permissions"], json!([]));
@@ -152,7 +181,7 @@ async fn registration_returns_the_fingerprint_once_and_the_hotkey_signs_me_on_ev
     // The canonical surface accepts the same signature scheme.
     let (status, canonical) = signed_me(&app, &hotkey, "/api/v1/users/me").await;
     assert_eq!(status, 200, "{canonical}");
-    assert_eq!(canonical["id"], created["user_id"]);
+    assert_eq!(canonical["id"], created.user_id);
 
     // The fingerprint logs in; its token works on both surfaces.
     let (status, login) = send(
@@ -427,7 +456,7 @@ async fn registration_conflicts_rules_and_the_per_ip_throttle() {
 async fn rotating_the_fingerprint_ends_old_tokens_and_the_old_fingerprint() {
     let app = TestApp::spawn().await;
     let (hotkey, created) = register(&app, "rotator").await;
-    let old = created["fingerprint"].as_str().unwrap().to_owned();
+    let old = created.fingerprint.clone();
     let (_, login) = send(app.post("/users/login").json(&json!({"fingerprint": old}))).await;
     let token = login["token"].as_str().unwrap().to_owned();
     // Tokens are compared in whole seconds.
@@ -517,7 +546,7 @@ async fn rotating_the_fingerprint_ends_old_tokens_and_the_old_fingerprint() {
 async fn deleting_by_fingerprint_purges_and_the_hotkey_stops_working() {
     let app = TestApp::spawn().await;
     let (hotkey, created) = register(&app, "leaver").await;
-    let fingerprint = created["fingerprint"].as_str().unwrap();
+    let fingerprint = created.fingerprint.as_str();
 
     assert_eq!(
         send(app.delete("/users/me")).await.0,
@@ -546,11 +575,8 @@ async fn deleting_by_fingerprint_purges_and_the_hotkey_stops_working() {
     );
     let root = app.admin_token().await;
     let (status, _) = send(
-        app.get(&format!(
-            "/api/v1/users/{}",
-            created["user_id"].as_str().unwrap()
-        ))
-        .bearer_auth(&root),
+        app.get(&format!("/api/v1/users/{}", created.user_id))
+            .bearer_auth(&root),
     )
     .await;
     assert_eq!(status, 404, "purged, not soft-deleted");
@@ -681,31 +707,32 @@ async fn create_user_needs_the_permission_and_returns_a_fingerprint_and_an_admin
     );
 
     let root = app.admin_token().await;
-    let (status, created) = send(
+    let created: Registration = send_as(
         app.post("/users/create_user")
             .bearer_auth(&root)
             .json(&json!({"username": "webuser"})),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{created}");
-    assert_eq!(created["fingerprint"].as_str().unwrap().len(), 32);
-    assert_eq!(created["api_key"]["name"], "default");
-    assert_eq!(created["api_key"]["admin"], true);
-    let key = created["api_key"]["secret_key"].as_str().unwrap();
+    assert_eq!(created.fingerprint.len(), 32);
+    let api_key = created.api_key.as_ref().expect("an API key");
+    assert_eq!(api_key.name, "default");
+    assert!(api_key.admin);
+    let key = api_key.secret_key.as_str();
     let (status, me) = send(app.get("/users/me").bearer_auth(key)).await;
     assert_eq!(status, 200);
     assert_eq!(me["hotkey"], Value::Null);
 
     // The web user attaches Bittensor keys with its fingerprint; each new key signs that it
     // is attached to this account.
-    let fingerprint = created["fingerprint"].as_str().unwrap();
+    let fingerprint = created.fingerprint.as_str();
     let hotkey = Sr25519Keypair::generate();
     let nonce = now().to_string();
     let proof = hotkey.sign(
         format!(
             "{}:{nonce}:change_bt_auth:{}",
             ss58(&hotkey),
-            created["username"].as_str().unwrap()
+            created.username.as_deref().unwrap()
         )
         .as_bytes(),
     );
@@ -730,7 +757,7 @@ async fn create_user_needs_the_permission_and_returns_a_fingerprint_and_an_admin
     let (_, other) = register(&app, "othermin").await;
     let (status, body) = send(
         app.post("/users/change_bt_auth")
-            .header("Authorization", other["fingerprint"].as_str().unwrap())
+            .header("Authorization", &other.fingerprint)
             .json(&json!({"hotkey": ss58(&hotkey)})),
     )
     .await;
@@ -741,7 +768,7 @@ async fn create_user_needs_the_permission_and_returns_a_fingerprint_and_an_admin
         hotkey.sign(format!("{}:{nonce}:change_bt_auth:othermin", ss58(&hotkey)).as_bytes());
     let (status, body) = send(
         app.post("/users/change_bt_auth")
-            .header("Authorization", other["fingerprint"].as_str().unwrap())
+            .header("Authorization", &other.fingerprint)
             .json(&json!({"hotkey": ss58(&hotkey), "nonce": nonce, "hotkey_signature": proof})),
     )
     .await;
@@ -792,10 +819,7 @@ async fn lookups_logos_squad_access_names_and_growth() {
             .bearer_auth(&root),
     )
     .await;
-    assert_eq!(
-        (status, body),
-        (200, json!({"user_id": created["user_id"]}))
-    );
+    assert_eq!((status, body), (200, json!({"user_id": created.user_id})));
     let (status, body) = send(
         app.get("/users/user_id_lookup?username=lookup_me")
             .bearer_auth(&root),
@@ -816,7 +840,7 @@ async fn lookups_logos_squad_access_names_and_growth() {
 
     let (_, login) = send(
         app.post("/users/login")
-            .json(&json!({"fingerprint": created["fingerprint"]})),
+            .json(&json!({"fingerprint": created.fingerprint})),
     )
     .await;
     let token = login["token"].as_str().unwrap();
@@ -921,7 +945,7 @@ async fn squad_tokens_read_for_users_who_opted_in_only() {
 
     let app = TestApp::spawn_with(&[("identity.external_issuer_public_key", public_pem)]).await;
     let (hotkey, created) = register(&app, "squaduser").await;
-    let user_id = created["user_id"].as_str().unwrap();
+    let user_id = created.user_id.as_str();
     let key = jsonwebtoken::EncodingKey::from_ed_pem(&private_pem).unwrap();
     let squad_token = |iss: &str| {
         jsonwebtoken::encode(

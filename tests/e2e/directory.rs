@@ -24,30 +24,18 @@ pub(crate) async fn get_count(app: &TestApp, token: &str, params: &[(&str, &str)
 }
 
 /// How a listed user is named in assertions: the username, else the display name.
-fn label(user: &Value) -> String {
-    user["username"]
-        .as_str()
-        .or_else(|| user["display_name"].as_str())
-        .unwrap_or("?")
-        .to_owned()
+fn label(user: &ApiUser) -> String {
+    user.username
+        .clone()
+        .unwrap_or_else(|| user.display_name.clone())
 }
 
-fn labels(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no data in {page}"))
-        .iter()
-        .map(label)
-        .collect()
+fn labels(page: &UserPage) -> Vec<String> {
+    page.data.iter().map(label).collect()
 }
 
-fn ids(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no data in {page}"))
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect()
+fn ids(page: &UserPage) -> Vec<String> {
+    page.data.iter().map(|u| u.id.clone()).collect()
 }
 
 /// Lists with `params`, checks the page is the whole answer and that `/users/count` with the
@@ -57,9 +45,10 @@ pub(crate) async fn listing(app: &TestApp, token: &str, params: &[(&str, &str)])
     all.extend_from_slice(params);
     let (status, body) = get_users(app, token, &all).await;
     assert_eq!(status, 200, "{params:?}: {body}");
-    let names = labels(&body);
-    assert_eq!(body["total_count"], names.len(), "{params:?}: {body}");
-    assert_eq!(body["has_more"], false, "{params:?}");
+    let page: UserPage = typed(&body);
+    let names = labels(&page);
+    assert_eq!(page.total_count, names.len() as u64, "{params:?}: {body}");
+    assert!(!page.has_more, "{params:?}");
     let (status, count) = get_count(app, token, params).await;
     assert_eq!(status, 200, "count {params:?}: {count}");
     assert_eq!(count, json!({"count": names.len()}), "count {params:?}");
@@ -81,18 +70,15 @@ async fn assert_filter(app: &TestApp, token: &str, filter: &str, want: &[&str]) 
 struct Directory {
     root: String,
     root_id: String,
-    alice: Value,
+    alice: ApiUser,
     alice_token: String,
-    bob: Value,
+    bob: ApiUser,
     gold_id: String,
 }
 
 async fn directory(app: &TestApp) -> Directory {
     let root = app.admin_token().await;
-    let root_id = assert_token_works(app, &root).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let root_id = assert_token_works(app, &root).await.id;
     app.create_user(
         &root,
         json!({"username": "alice", "email": "alice@example.com", "password": "alice-password",
@@ -145,8 +131,8 @@ async fn directory(app: &TestApp) -> Directory {
     assert_eq!(status, 200, "{body}");
 
     // Read back with root's token: another root login would move its lastLogin.
-    let (_, alice) = get_user(app, &root, "alice").await;
-    let (_, bob) = get_user(app, &root, "Bob").await;
+    let alice = typed(&get_user(app, &root, "alice").await.1);
+    let bob = typed(&get_user(app, &root, "Bob").await.1);
     Directory {
         alice,
         bob,
@@ -159,12 +145,6 @@ async fn directory(app: &TestApp) -> Directory {
 
 const CAROL: &str = "carol@corp.example";
 const KID: &str = "Kid Liddell";
-
-fn text<'a>(user: &'a Value, field: &str) -> &'a str {
-    user[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("{field} in {user}"))
-}
 
 // ---------------------------------------------------------------------------------------------
 // filterBy
@@ -195,13 +175,7 @@ async fn directory_filters_by_each_field_and_operator() {
     assert_filter(&app, root, "createdBy==root", &by_root).await;
     assert_filter(&app, root, "createdBy==ROOT", &by_root).await;
     assert_filter(&app, root, &format!("createdBy=={}", d.root_id), &by_root).await;
-    assert_filter(
-        &app,
-        root,
-        &format!("createdBy=={}", text(&d.alice, "id")),
-        &[KID],
-    )
-    .await;
+    assert_filter(&app, root, &format!("createdBy=={}", d.alice.id), &[KID]).await;
     assert_filter(&app, root, "createdBy=@LIC", &[KID]).await;
     assert_filter(&app, root, "createdBy=@o", &by_root).await;
     assert_filter(&app, root, "createdBy==nobody", &[]).await;
@@ -221,7 +195,7 @@ async fn directory_filters_by_each_field_and_operator() {
         &["root", "alice", "Bob"],
     )
     .await;
-    let alice_login = text(&d.alice, "last_login_at");
+    let alice_login = d.alice.last_login_at.as_deref().expect("alice logged in");
     assert_filter(&app, root, &format!("lastLogin=={alice_login}"), &["alice"]).await;
     assert_filter(
         &app,
@@ -237,7 +211,7 @@ async fn directory_filters_by_each_field_and_operator() {
         &["alice", "Bob"],
     )
     .await;
-    let alice_created = text(&d.alice, "created_at");
+    let alice_created = &d.alice.created_at;
     assert_filter(
         &app,
         root,
@@ -259,7 +233,7 @@ async fn directory_filters_by_each_field_and_operator() {
         &["alice", "Bob", CAROL, "dave", KID],
     )
     .await;
-    let bob_updated = text(&d.bob, "updated_at");
+    let bob_updated = &d.bob.updated_at;
     // Bob's tier came after alice's; dave's deactivation after both.
     assert_filter(
         &app,
@@ -425,14 +399,14 @@ async fn malformed_filters_are_422_naming_the_failing_condition() {
             )
             .await;
             let error = assert_invalid(status, &body, &["query", "filterBy"]);
-            let msg = error["msg"].as_str().unwrap();
+            let msg = error.msg.as_str();
             for needle in &needles {
                 assert!(
                     msg.contains(needle),
                     "{path} {filter:?}: {msg:?} lacks {needle:?}"
                 );
             }
-            assert_eq!(error["type"], "value_error", "{body}");
+            assert_eq!(error.kind, "value_error", "{body}");
         }
     }
     let too_many = vec!["username==a"; 17].join(",");
@@ -611,13 +585,15 @@ async fn paging_through_tied_sort_keys_never_repeats_or_skips() {
         ("creationTime", "asc"),
         ("lastUpdated", "desc"),
     ] {
-        let (status, full) = get_users(
-            &app,
-            &root,
-            &[("sortBy", by), ("sortOrder", order), ("limit", "500")],
-        )
-        .await;
-        assert_eq!(status, 200, "{full}");
+        let full: UserPage = answer_as(
+            get_users(
+                &app,
+                &root,
+                &[("sortBy", by), ("sortOrder", order), ("limit", "500")],
+            )
+            .await,
+            200,
+        );
         let full = ids(&full);
         assert_eq!(full.len(), 10);
         assert_eq!(full.iter().collect::<HashSet<_>>().len(), 10);
@@ -625,21 +601,23 @@ async fn paging_through_tied_sort_keys_never_repeats_or_skips() {
         let mut paged = Vec::new();
         for offset in (0..12).step_by(2) {
             let offset = offset.to_string();
-            let (status, page) = get_users(
-                &app,
-                &root,
-                &[
-                    ("sortBy", by),
-                    ("sortOrder", order),
-                    ("offset", &offset),
-                    ("limit", "2"),
-                ],
-            )
-            .await;
-            assert_eq!(status, 200, "{page}");
-            assert_eq!(page["total_count"], 10);
+            let page: UserPage = answer_as(
+                get_users(
+                    &app,
+                    &root,
+                    &[
+                        ("sortBy", by),
+                        ("sortOrder", order),
+                        ("offset", &offset),
+                        ("limit", "2"),
+                    ],
+                )
+                .await,
+                200,
+            );
+            assert_eq!(page.total_count, 10);
             let n: usize = offset.parse().unwrap();
-            assert_eq!(page["has_more"], n + 2 < 10, "{by} {order} at {offset}");
+            assert_eq!(page.has_more, n + 2 < 10, "{by} {order} at {offset}");
             paged.extend(ids(&page));
         }
         assert_eq!(paged, full, "{by} {order}: pages by offset");
@@ -647,25 +625,31 @@ async fn paging_through_tied_sort_keys_never_repeats_or_skips() {
         let mut by_page = Vec::new();
         for page in 1..=5 {
             let page = page.to_string();
-            let (status, body) = get_users(
-                &app,
-                &root,
-                &[
-                    ("sortBy", by),
-                    ("sortOrder", order),
-                    ("page", &page),
-                    ("items_per_page", "3"),
-                ],
-            )
-            .await;
-            assert_eq!(status, 200, "{body}");
+            let body: UserPage = answer_as(
+                get_users(
+                    &app,
+                    &root,
+                    &[
+                        ("sortBy", by),
+                        ("sortOrder", order),
+                        ("page", &page),
+                        ("items_per_page", "3"),
+                    ],
+                )
+                .await,
+                200,
+            );
             by_page.extend(ids(&body));
         }
         assert_eq!(by_page, full, "{by} {order}: pages by page number");
     }
 
     // The nine users nobody logged in as tie on lastLogin (NULL) and come by id.
-    let (_, body) = get_users(&app, &root, &[("sortBy", "lastLogin"), ("limit", "500")]).await;
+    let body: UserPage = typed(
+        &get_users(&app, &root, &[("sortBy", "lastLogin"), ("limit", "500")])
+            .await
+            .1,
+    );
     let listed = ids(&body);
     let mut tail = listed[1..].to_vec();
     tail.sort();
@@ -822,8 +806,9 @@ async fn directory_include_deleted_is_for_admins_only() {
         &[("include_deleted", "true"), ("search", "eve")],
     )
     .await;
-    assert_eq!(body["data"][0]["state"], "deleted");
-    assert!(body["data"][0]["deleted_at"].is_string(), "{body}");
+    let page: UserPage = typed(&body);
+    assert_eq!(page.data[0].state, "deleted");
+    assert!(page.data[0].deleted_at.is_some(), "{body}");
 
     // A plain user asking for deleted users gets what they can see anyway.
     assert_listing(&app, &alice, &[("include_deleted", "true")], &["alice"]).await;
@@ -859,8 +844,8 @@ async fn directory_count_takes_the_same_filters_and_ignores_paging() {
         let (status, body) = get_count(&app, root, &params).await;
         assert_eq!(status, 200, "{params:?}: {body}");
         assert_eq!(body, json!({"count": want}), "{params:?}");
-        let (_, page) = get_users(&app, root, &params).await;
-        assert_eq!(page["total_count"], want, "{params:?}");
+        let page: UserPage = typed(&get_users(&app, root, &params).await.1);
+        assert_eq!(page.total_count, want, "{params:?}");
     }
     // A plain user counts what they can see.
     let (status, body) = get_count(&app, &d.alice_token, &[]).await;
@@ -944,10 +929,7 @@ async fn directory_name_check_reports_validity_and_availability() {
 async fn directory_growth_counts_users_per_day_newest_first() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let today = read_back(&app, "root").await["created_at"]
-        .as_str()
-        .unwrap()[..10]
-        .to_owned();
+    let today = read_user(&app, "root").await.created_at[..10].to_owned();
 
     let growth = |query: &'static str| {
         let request = app.get(&format!("/api/v1/stats/growth{query}"));

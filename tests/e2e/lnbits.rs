@@ -380,7 +380,7 @@ async fn delete_by_superuser_removes_user_wallets_and_ledger() {
     let alice = member(&app, "alice").await;
     let (status, _) = put_balance(&app, &root, &alice.id, json!({"amount": 60})).await;
     assert_eq!(status, 200);
-    let sat_wallet = id_of(&default_wallet(&app, &root, &alice.id, "sat").await);
+    let sat_wallet = default_wallet(&app, &root, &alice.id, "sat").await.id;
 
     let (status, body) = json_of(
         app.delete(&format!("/users/api/v1/user/{}", alice.id))
@@ -472,12 +472,9 @@ async fn balance_in_sats_reports_millisats() {
     assert_eq!(status, 404);
 
     let sats = default_wallet(&app, &root, &alice.id, "sat").await;
-    assert_eq!(sats["balance"], 51_000);
-    let entries = assert_ledger_matches(&app, &root, &id_of(&sats)).await;
-    let reasons: Vec<&str> = entries
-        .iter()
-        .map(|e| e["reason"].as_str().unwrap())
-        .collect();
+    assert_eq!(sats.balance, 51_000);
+    let entries = assert_ledger_matches(&app, &root, &sats.id).await;
+    let reasons: Vec<&str> = entries.iter().map(|e| e.reason.as_str()).collect();
     assert_eq!(reasons, vec!["Admin credit", "Admin debit", "Admin credit"]);
 
     // Idempotency-Key is honoured here too.
@@ -517,11 +514,11 @@ async fn balance_on_a_user_without_a_sat_wallet_opens_one() {
     let after = wallets_of(&app, &root, &alice.id).await;
     assert_eq!(after.len(), 2);
     let sats = default_wallet(&app, &root, &alice.id, "sat").await;
-    assert_eq!(sats["balance"], 21_000);
-    assert_eq!(sats["is_default"], true);
+    assert_eq!(sats.balance, 21_000);
+    assert!(sats.is_default);
     // The usd wallet is untouched; LNbits' wallet_count sees both.
     assert_eq!(
-        default_wallet(&app, &root, &alice.id, "usd").await["balance"],
+        default_wallet(&app, &root, &alice.id, "usd").await.balance,
         0
     );
     let (_, user) = json_of(

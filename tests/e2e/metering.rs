@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tessera_testkit::TestApp;
 
 use crate::money::{assert_ledger_matches, balance, json_of, member, storm_client, Member};
-use crate::support::{metrics_text, send};
+use crate::support::{metrics_text, send, LedgerEntry};
 
 const CHUTE: &str = "0191f1a2-0000-7000-8000-00000000c0de";
 const OTHER_CHUTE: &str = "0191f1a2-0000-7000-8000-00000000beef";
@@ -128,8 +128,8 @@ async fn quota_then_balance_then_402() {
         .contains("Quota"));
     assert_eq!(balance(&app, &root, &alice.wallet).await, 3);
     let entries = assert_ledger_matches(&app, &root, &alice.wallet).await;
-    assert_eq!(entries[0]["kind"], "usage");
-    assert_eq!(entries[0]["amount"], -7);
+    assert_eq!(entries[0].kind, "usage");
+    assert_eq!(entries[0].amount, -7);
     assert_eq!(usage_count(&app, &root, &alice.id).await, 3);
 
     // The day on that resource, read by the user.
@@ -520,11 +520,9 @@ async fn consumption_storm_across_two_servers_is_exact() {
     assert_eq!(by.get("402"), Some(&350), "{by:?}");
     assert_eq!(balance(&sibling, &root, &alice.wallet).await, 0);
     let entries = assert_ledger_matches(&app, &root, &alice.wallet).await;
-    let usage: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "usage").collect();
+    let usage: Vec<&LedgerEntry> = entries.iter().filter(|e| e.kind == "usage").collect();
     assert_eq!(usage.len(), 50);
-    assert!(entries
-        .iter()
-        .all(|e| e["balance_after"].as_i64().unwrap() >= 0));
+    assert!(entries.iter().all(|e| e.balance_after >= 0));
     assert_eq!(usage_count(&sibling, &root, &alice.id).await, 150);
 }
 

@@ -6,6 +6,8 @@ use reqwest::{Client, Response};
 use serde_json::{json, Value};
 use tessera_testkit::{status_and_json, TestApp};
 
+use crate::support::{answer_as, LedgerEntry, LedgerPage, Wallet, WalletList};
+
 /// A client for storms of concurrent requests: enough idle connections for all of them.
 pub fn storm_client() -> Client {
     Client::builder()
@@ -20,23 +22,23 @@ pub async fn json_of(response: Response) -> (u16, Value) {
 }
 
 /// The user's default wallet in `currency`.
-pub async fn default_wallet(app: &TestApp, token: &str, user: &str, currency: &str) -> Value {
-    let (status, body) = json_of(
-        app.get(&format!("/api/v1/users/{user}/wallets"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("list wallets"),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["data"]
-        .as_array()
-        .expect("wallet list")
+pub async fn default_wallet(app: &TestApp, token: &str, user: &str, currency: &str) -> Wallet {
+    let list: WalletList = answer_as(
+        json_of(
+            app.get(&format!("/api/v1/users/{user}/wallets"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("list wallets"),
+        )
+        .await,
+        200,
+    );
+    list.data
         .iter()
-        .find(|w| w["currency"] == currency && w["is_default"] == true)
+        .find(|w| w.currency == currency && w.is_default)
         .cloned()
-        .unwrap_or_else(|| panic!("no default {currency} wallet in {body}"))
+        .unwrap_or_else(|| panic!("no default {currency} wallet in {list:?}"))
 }
 
 pub fn id_of(v: &Value) -> String {
@@ -76,27 +78,26 @@ pub async fn adjust_raw(app: &TestApp, token: &str, wallet: &str, body: &str) ->
     .await
 }
 
-pub async fn wallet(app: &TestApp, token: &str, wallet: &str) -> Value {
-    let (status, body) = json_of(
-        app.get(&format!("/api/v1/wallets/{wallet}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("get wallet"),
+pub async fn wallet(app: &TestApp, token: &str, wallet: &str) -> Wallet {
+    answer_as(
+        json_of(
+            app.get(&format!("/api/v1/wallets/{wallet}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get wallet"),
+        )
+        .await,
+        200,
     )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body
 }
 
 pub async fn balance(app: &TestApp, token: &str, wallet_id: &str) -> i64 {
-    wallet(app, token, wallet_id).await["balance"]
-        .as_i64()
-        .expect("a balance")
+    wallet(app, token, wallet_id).await.balance
 }
 
 /// Every ledger entry of a wallet, newest first, following `next_cursor`.
-pub async fn ledger(app: &TestApp, token: &str, wallet: &str) -> Vec<Value> {
+pub async fn ledger(app: &TestApp, token: &str, wallet: &str) -> Vec<LedgerEntry> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -104,18 +105,20 @@ pub async fn ledger(app: &TestApp, token: &str, wallet: &str) -> Vec<Value> {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let (status, body) = json_of(
-            app.get(&path)
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("ledger"),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        out.extend(body["data"].as_array().expect("entries").iter().cloned());
-        match body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+        let page: LedgerPage = answer_as(
+            json_of(
+                app.get(&path)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("ledger"),
+            )
+            .await,
+            200,
+        );
+        out.extend(page.data);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
             None => return out,
         }
     }
@@ -123,13 +126,14 @@ pub async fn ledger(app: &TestApp, token: &str, wallet: &str) -> Vec<Value> {
 
 /// The ledger invariant over HTTP: the stored balance equals the sum of the wallet's entries.
 /// Returns the entries, newest first.
-pub async fn assert_ledger_matches(app: &TestApp, token: &str, wallet_id: &str) -> Vec<Value> {
+pub async fn assert_ledger_matches(
+    app: &TestApp,
+    token: &str,
+    wallet_id: &str,
+) -> Vec<LedgerEntry> {
     let stored = balance(app, token, wallet_id).await;
     let entries = ledger(app, token, wallet_id).await;
-    let sum: i128 = entries
-        .iter()
-        .map(|e| i128::from(e["amount"].as_i64().expect("an amount")))
-        .sum();
+    let sum: i128 = entries.iter().map(|e| i128::from(e.amount)).sum();
     assert_eq!(i128::from(stored), sum, "stored balance vs ledger sum");
     entries
 }
@@ -143,6 +147,6 @@ pub struct Member {
 
 pub async fn member(app: &TestApp, username: &str) -> Member {
     let (id, token) = app.user_with_token(username).await;
-    let wallet = id_of(&default_wallet(app, &token, &id, "usd").await);
+    let wallet = default_wallet(app, &token, &id, "usd").await.id;
     Member { id, token, wallet }
 }

@@ -106,7 +106,7 @@ async fn an_rs256_hs256_algorithm_confusion_is_401() {
     let app =
         TestApp::spawn_with(&[("identity.external_issuer_public_key", public_pem.clone())]).await;
     let (hotkey, created) = register(&app, "confused").await;
-    let user_id = created["user_id"].as_str().unwrap().to_owned();
+    let user_id = created.user_id.clone();
     let (status, body) = send(signed_json(
         &app,
         Method::PUT,

@@ -76,10 +76,6 @@ fn random_fingerprint() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn user_id(body: &Value) -> String {
-    body["user_id"].as_str().unwrap().to_owned()
-}
-
 /// Asserts the refusal of a credential that does not allow the operation.
 fn assert_credential_refused(status: u16, body: &Value, what: &str) {
     assert_eq!(status, 403, "{what}: {body}");
@@ -234,7 +230,7 @@ async fn finding_01c_current_password_guesses_are_throttled_per_account_and_addr
 async fn finding_02_purpose_signature_reads_me_but_cannot_update_or_delete() {
     let app = TestApp::spawn().await;
     let (hotkey, created) = register(&app, "signer").await;
-    let id = user_id(&created);
+    let id = created.user_id.clone();
     let before = read_back(&app, &id).await;
     // One signature of `{hotkey}:{nonce}:me`, as a client sends it for its reads.
     let nonce = now();
@@ -277,7 +273,7 @@ async fn finding_03_signature_bound_to_one_route_is_refused_on_another_and_diges
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
     let (hotkey, created) = register(&app, "relay").await;
-    let admin_id = user_id(&created);
+    let admin_id = created.user_id.clone();
     let (status, body) = patch_user(&app, &root, &admin_id, json!({"is_admin": true})).await;
     assert_eq!(status, 200, "{body}");
     let victim = app
@@ -355,8 +351,8 @@ async fn finding_04a_fingerprint_guesses_are_throttled_on_change_bt_auth_and_del
     ]))
     .await;
     let (_, created) = register(&app, "fpowner").await;
-    let id = user_id(&created);
-    let fingerprint = created["fingerprint"].as_str().unwrap().to_owned();
+    let id = created.user_id.clone();
+    let fingerprint = created.fingerprint.clone();
     let before = read_back(&app, &id).await;
 
     let bt_auth = |fingerprint: &str| {
@@ -405,8 +401,8 @@ async fn finding_04a_fingerprint_guesses_are_throttled_on_change_bt_auth_and_del
 async fn finding_04b_change_bt_auth_needs_each_new_key_to_sign() {
     let app = TestApp::spawn().await;
     let (old_hotkey, created) = register(&app, "keyowner").await;
-    let id = user_id(&created);
-    let fingerprint = created["fingerprint"].as_str().unwrap().to_owned();
+    let id = created.user_id.clone();
+    let fingerprint = created.fingerprint.clone();
     let before = read_back(&app, &id).await;
     let new_hotkey = Sr25519Keypair::generate();
     let new_coldkey = Sr25519Keypair::generate();
@@ -470,8 +466,8 @@ async fn finding_04b_change_bt_auth_needs_each_new_key_to_sign() {
 async fn finding_04c_chosen_fingerprints_need_16_characters_and_8_distinct() {
     let app = TestApp::spawn().await;
     let (hotkey, created) = register(&app, "chooser").await;
-    let id = user_id(&created);
-    let old = created["fingerprint"].as_str().unwrap().to_owned();
+    let id = created.user_id.clone();
+    let old = created.fingerprint.clone();
     let before = read_back(&app, &id).await;
     let rotate = |fingerprint: &str| {
         let nonce = now();
@@ -873,7 +869,7 @@ async fn finding_09_billing_admin_acts_neither_on_superusers_nor_on_itself() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
     let root_id = id_of(&me(&app, &root).await.1);
-    let root_wallet = id_of(&default_wallet(&app, &root, &root_id, "usd").await);
+    let root_wallet = default_wallet(&app, &root, &root_id, "usd").await.id;
     let biller = member(&app, "biller").await;
     let (status, body) = patch_user(&app, &root, &biller.id, json!({"permissions": 64})).await;
     assert_eq!(status, 200, "{body}");
@@ -1269,7 +1265,7 @@ async fn finding_16_a_default_wallet_id_does_not_give_away_its_users_id() {
             .await;
         let user_id = uuid::Uuid::parse_str(&id_of(&user)).unwrap();
         let wallet = default_wallet(&app, &root, &user_id.to_string(), "usd").await;
-        let wallet_id = uuid::Uuid::parse_str(&id_of(&wallet)).unwrap();
+        let wallet_id = uuid::Uuid::parse_str(&wallet.id).unwrap();
         // As in crates/domain/src/ports/clock.rs: the 48-bit millisecond, the version and
         // variant bits may match; two random strings share 32 more leading bits with
         // probability 2^-32, while ids from one counter share 92.

@@ -436,7 +436,7 @@ async fn subject(
 ) -> Subject {
     let (grantee, other_wallet, tier) = ctx;
     // Money in the wallet, so a transfer or a debit would go through if it were let through.
-    let wallet = id_of(&default_wallet(app, root, id, "usd").await);
+    let wallet = default_wallet(app, root, id, "usd").await.id;
     created(
         app.post(&format!("/api/v1/wallets/{wallet}/adjustments"))
             .bearer_auth(root)
@@ -463,7 +463,7 @@ async fn every_operation_refuses_every_restricted_credential_and_changes_nothing
 
     // The grantee every subject shares with, a wallet of its, and a tier.
     let (grantee_id, grantee_token) = app.user_with_token("grantee").await;
-    let grantee_wallet = id_of(&default_wallet(&app, &root, &grantee_id, "usd").await);
+    let grantee_wallet = default_wallet(&app, &root, &grantee_id, "usd").await.id;
     let tier = created(
         app.post("/api/v1/tiers")
             .bearer_auth(&root)
@@ -501,10 +501,10 @@ async fn every_operation_refuses_every_restricted_credential_and_changes_nothing
 
     // (d) A purpose signature of a hotkey user.
     let (hotkey, registered) = register(&app, "hotsig").await;
-    let hotsig_id = registered["user_id"].as_str().unwrap().to_owned();
+    let hotsig_id = registered.user_id.clone();
     let login = created(
         app.post("/users/login")
-            .json(&json!({"fingerprint": registered["fingerprint"]})),
+            .json(&json!({"fingerprint": registered.fingerprint})),
     )
     .await;
     let hotsig = login["token"].as_str().unwrap().to_owned();

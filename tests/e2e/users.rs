@@ -10,7 +10,7 @@ use crate::support::*;
 async fn admin_creates_a_login_user() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let root_id = assert_token_works(&app, &root).await["id"].clone();
+    let root_id = assert_token_works(&app, &root).await.id;
     let response = app
         .post("/api/v1/users")
         .bearer_auth(&root)
@@ -25,55 +25,56 @@ async fn admin_creates_a_login_user() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.unwrap();
-    assert!(
-        uuid::Uuid::parse_str(created["id"].as_str().unwrap()).is_ok(),
-        "{created}"
-    );
-    assert_eq!(created["username"], "alice");
-    assert_eq!(created["email"], "alice@example.com");
-    assert_eq!(created["first_name"], "Alice");
-    assert_eq!(created["last_name"], "Liddell");
-    assert_eq!(created["display_name"], "Alice Liddell");
-    assert_eq!(created["state"], "active");
-    assert_eq!(created["is_active"], true);
-    assert_eq!(created["is_admin"], false);
-    assert_eq!(created["is_superuser"], false);
-    assert_eq!(created["is_managed"], false);
-    assert_eq!(created["is_local"], true);
-    assert_eq!(created["must_change_password"], false);
-    assert_eq!(created["permissions"], json!([]));
-    assert_eq!(created["created_by"], root_id);
-    assert!(created["deleted_at"].is_null());
-    assert!(created.get("temp_password").is_none(), "{created}");
-    assert!(created.get("password").is_none(), "{created}");
-    assert!(created.get("password_hash").is_none(), "{created}");
+    let body: Value = response.json().await.unwrap();
+    let created: ApiUser = typed(&body);
+    assert!(uuid::Uuid::parse_str(&created.id).is_ok(), "{body}");
+    assert_eq!(created.username.as_deref(), Some("alice"));
+    assert_eq!(created.email.as_deref(), Some("alice@example.com"));
+    assert_eq!(created.first_name.as_deref(), Some("Alice"));
+    assert_eq!(created.last_name.as_deref(), Some("Liddell"));
+    assert_eq!(created.display_name, "Alice Liddell");
+    assert_eq!(created.state, "active");
+    assert!(created.is_active);
+    assert!(!created.is_admin);
+    assert!(!created.is_superuser);
+    assert!(!created.is_managed);
+    assert!(created.is_local);
+    assert!(!created.must_change_password);
+    assert!(created.permissions.is_empty());
+    assert_eq!(created.created_by, Some(root_id));
+    assert!(created.deleted_at.is_none());
+    // No password in any form: absent fields, so read off the raw body.
+    assert!(body.get("temp_password").is_none(), "{body}");
+    assert!(body.get("password").is_none(), "{body}");
+    assert!(body.get("password_hash").is_none(), "{body}");
 
-    let stored = read_back(&app, "alice").await;
-    assert_eq!(stored["id"], created["id"]);
-    assert_eq!(stored["email"], "alice@example.com");
+    let stored = read_user(&app, "alice").await;
+    assert_eq!(stored.id, created.id);
+    assert_eq!(stored.email.as_deref(), Some("alice@example.com"));
     let token = app.token("alice", "alice-password").await;
-    assert_eq!(assert_token_works(&app, &token).await["id"], created["id"]);
+    assert_eq!(assert_token_works(&app, &token).await.id, created.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_creates_a_local_user_by_email_alone() {
     let app = TestApp::spawn().await;
     let (_, admin) = admin_with_token(&app, "ada").await;
-    let (status, created) = post_user(
-        &app,
-        &admin,
-        json!({"email": "Carol@Example.com", "password": "carol-password", "name": "Carol Ann Jones"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
-    assert_eq!(created["username"], "Carol@Example.com");
-    assert_eq!(created["email"], "Carol@Example.com");
-    assert_eq!(created["first_name"], "Carol");
-    assert_eq!(created["last_name"], "Ann Jones");
-    assert_eq!(created["is_managed"], false);
+    let created: ApiUser = answer_as(
+        post_user(
+            &app,
+            &admin,
+            json!({"email": "Carol@Example.com", "password": "carol-password", "name": "Carol Ann Jones"}),
+        )
+        .await,
+        201,
+    );
+    assert_eq!(created.username.as_deref(), Some("Carol@Example.com"));
+    assert_eq!(created.email.as_deref(), Some("Carol@Example.com"));
+    assert_eq!(created.first_name.as_deref(), Some("Carol"));
+    assert_eq!(created.last_name.as_deref(), Some("Ann Jones"));
+    assert!(!created.is_managed);
     let token = app.token("carol@example.com", "carol-password").await;
-    assert_eq!(assert_token_works(&app, &token).await["id"], created["id"]);
+    assert_eq!(assert_token_works(&app, &token).await.id, created.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,24 +110,24 @@ async fn directory_of(app: &TestApp, n: usize) -> Vec<String> {
     let root = app.admin_token().await;
     let mut ids = Vec::new();
     for i in 1..=n {
-        let created = app
-            .create_user(
-                &root,
-                json!({"username": format!("user{i}"), "password": "user-password"}),
-            )
-            .await;
-        ids.push(created["id"].as_str().unwrap().to_owned());
+        let created = create_user_typed(
+            app,
+            &root,
+            json!({"username": format!("user{i}"), "password": "user-password"}),
+        )
+        .await;
+        ids.push(created.id);
     }
     ids
 }
 
-fn usernames(page: &Value) -> Vec<&str> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect()
+/// `GET /api/v1/users` with `query` as `token`: asserts a 200 and returns the page.
+async fn list_users(app: &TestApp, token: &str, query: &str) -> UserPage {
+    send_as(
+        app.get(&format!("/api/v1/users{query}")).bearer_auth(token),
+        200,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,43 +136,35 @@ async fn listing_users_pages_by_offset_and_limit() {
     directory_of(&app, 4).await;
     let root = app.admin_token().await;
 
-    let (status, all) = send(app.get("/api/v1/users").bearer_auth(&root)).await;
-    assert_eq!(status, 200, "{all}");
+    let all = list_users(&app, &root, "").await;
     assert_eq!(
-        usernames(&all),
+        all.usernames(),
         ["root", "user1", "user2", "user3", "user4"]
     );
-    assert_eq!(all["total_count"], 5);
-    assert_eq!(all["has_more"], false);
-    assert_eq!(all["offset"], 0);
-    assert_eq!(all["limit"], 50);
-    assert_eq!(all["page"], 1);
-    assert_eq!(all["items_per_page"], 50);
+    assert_eq!(all.total_count, 5);
+    assert!(!all.has_more);
+    assert_eq!(all.offset, 0);
+    assert_eq!(all.limit, 50);
+    assert_eq!(all.page, 1);
+    assert_eq!(all.items_per_page, 50);
 
-    let (status, page) = send(app.get("/api/v1/users?offset=1&limit=2").bearer_auth(&root)).await;
-    assert_eq!(status, 200, "{page}");
-    assert_eq!(usernames(&page), ["user1", "user2"]);
-    assert_eq!(page["total_count"], 5);
-    assert_eq!(page["has_more"], true);
-    assert_eq!(page["offset"], 1);
-    assert_eq!(page["limit"], 2);
-    assert_eq!(page["items_per_page"], 2);
+    let page = list_users(&app, &root, "?offset=1&limit=2").await;
+    assert_eq!(page.usernames(), ["user1", "user2"]);
+    assert_eq!(page.total_count, 5);
+    assert!(page.has_more);
+    assert_eq!(page.offset, 1);
+    assert_eq!(page.limit, 2);
+    assert_eq!(page.items_per_page, 2);
 
-    let (status, last) = send(app.get("/api/v1/users?offset=4&limit=2").bearer_auth(&root)).await;
-    assert_eq!(status, 200, "{last}");
-    assert_eq!(usernames(&last), ["user4"]);
-    assert_eq!(last["has_more"], false);
-    assert_eq!(last["total_count"], 5);
+    let last = list_users(&app, &root, "?offset=4&limit=2").await;
+    assert_eq!(last.usernames(), ["user4"]);
+    assert!(!last.has_more);
+    assert_eq!(last.total_count, 5);
 
-    let (status, beyond) = send(
-        app.get("/api/v1/users?offset=10&limit=2")
-            .bearer_auth(&root),
-    )
-    .await;
-    assert_eq!(status, 200, "{beyond}");
-    assert_eq!(beyond["data"], json!([]));
-    assert_eq!(beyond["total_count"], 5);
-    assert_eq!(beyond["has_more"], false);
+    let beyond = list_users(&app, &root, "?offset=10&limit=2").await;
+    assert!(beyond.data.is_empty());
+    assert_eq!(beyond.total_count, 5);
+    assert!(!beyond.has_more);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,30 +173,20 @@ async fn listing_users_pages_by_page_and_items_per_page() {
     directory_of(&app, 4).await;
     let root = app.admin_token().await;
 
-    let (status, second) = send(
-        app.get("/api/v1/users?page=2&items_per_page=2")
-            .bearer_auth(&root),
-    )
-    .await;
-    assert_eq!(status, 200, "{second}");
-    assert_eq!(usernames(&second), ["user2", "user3"]);
-    assert_eq!(second["total_count"], 5);
-    assert_eq!(second["has_more"], true);
-    assert_eq!(second["offset"], 2);
-    assert_eq!(second["limit"], 2);
-    assert_eq!(second["page"], 2);
-    assert_eq!(second["items_per_page"], 2);
+    let second = list_users(&app, &root, "?page=2&items_per_page=2").await;
+    assert_eq!(second.usernames(), ["user2", "user3"]);
+    assert_eq!(second.total_count, 5);
+    assert!(second.has_more);
+    assert_eq!(second.offset, 2);
+    assert_eq!(second.limit, 2);
+    assert_eq!(second.page, 2);
+    assert_eq!(second.items_per_page, 2);
 
-    let (status, third) = send(
-        app.get("/api/v1/users?page=3&items_per_page=2")
-            .bearer_auth(&root),
-    )
-    .await;
-    assert_eq!(status, 200, "{third}");
-    assert_eq!(usernames(&third), ["user4"]);
-    assert_eq!(third["has_more"], false);
-    assert_eq!(third["offset"], 4);
-    assert_eq!(third["page"], 3);
+    let third = list_users(&app, &root, "?page=3&items_per_page=2").await;
+    assert_eq!(third.usernames(), ["user4"]);
+    assert!(!third.has_more);
+    assert_eq!(third.offset, 4);
+    assert_eq!(third.page, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,52 +230,39 @@ async fn a_plain_user_lists_only_themselves_and_their_managed_users() {
     let app = TestApp::spawn().await;
     directory_of(&app, 2).await;
     let (bob_id, bob) = app.user_with_token("bob").await;
-    let managed = app
-        .create_user(&bob, json!({"first_name": "Kid", "last_name": "Bob"}))
-        .await;
-    let (status, page) = send(app.get("/api/v1/users").bearer_auth(&bob)).await;
-    assert_eq!(status, 200, "{page}");
-    let ids: Vec<&str> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [bob_id.as_str(), managed["id"].as_str().unwrap()]);
-    assert_eq!(page["total_count"], 2);
+    let managed =
+        create_user_typed(&app, &bob, json!({"first_name": "Kid", "last_name": "Bob"})).await;
+    let page = list_users(&app, &bob, "").await;
+    assert_eq!(page.ids(), [bob_id.as_str(), managed.id.as_str()]);
+    assert_eq!(page.total_count, 2);
     // include_deleted is an administrator's option; it shows a plain user nothing more.
-    let (status, page) = send(
-        app.get("/api/v1/users?include_deleted=true&include_managed=false")
-            .bearer_auth(&bob),
-    )
-    .await;
-    assert_eq!(status, 200, "{page}");
-    assert_eq!(page["total_count"], 1);
-    assert_eq!(page["data"][0]["id"], bob_id.as_str());
+    let page = list_users(&app, &bob, "?include_deleted=true&include_managed=false").await;
+    assert_eq!(page.total_count, 1);
+    assert_eq!(page.data[0].id, bob_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_by_id_and_by_username_in_any_case() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let created = app
-        .create_user(
-            &root,
-            json!({"username": "Alice.Smith", "password": "alice-password"}),
-        )
-        .await;
-    let id = created["id"].as_str().unwrap();
+    let created = create_user_typed(
+        &app,
+        &root,
+        json!({"username": "Alice.Smith", "password": "alice-password"}),
+    )
+    .await;
+    let id = created.id.as_str();
     for reference in [id, "Alice.Smith", "alice.smith", "ALICE.SMITH"] {
         let (status, body) = get_user(&app, &root, reference).await;
         assert_eq!(status, 200, "{reference}: {body}");
-        assert_eq!(body["id"], id, "{reference}");
-        assert_eq!(body["username"], "Alice.Smith");
+        let user: ApiUser = typed(&body);
+        assert_eq!(user.id, id, "{reference}");
+        assert_eq!(user.username.as_deref(), Some("Alice.Smith"));
     }
     // A user reads themselves by name too.
     let alice = app.token("alice.smith", "alice-password").await;
-    let (status, body) = get_user(&app, &alice, "ALICE.smith").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], id);
+    let user: ApiUser = answer_as(get_user(&app, &alice, "ALICE.smith").await, 200);
+    assert_eq!(user.id, id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,47 +276,49 @@ async fn patch_and_put_update_partially_with_json_and_forms() {
     )
     .await;
 
-    let (status, body) = patch_user(&app, &root, "alice", json!({"first_name": "Alicia"})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["first_name"], "Alicia");
-    assert_eq!(body["last_name"], "Liddell");
-    assert_eq!(body["email"], "alice@example.com");
+    let user: ApiUser = answer_as(
+        patch_user(&app, &root, "alice", json!({"first_name": "Alicia"})).await,
+        200,
+    );
+    assert_eq!(user.first_name.as_deref(), Some("Alicia"));
+    assert_eq!(user.last_name.as_deref(), Some("Liddell"));
+    assert_eq!(user.email.as_deref(), Some("alice@example.com"));
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.put("/api/v1/users/alice")
             .bearer_auth(&root)
             .form(&[("last_name", "Carroll"), ("email", "alicia@example.com")]),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["first_name"], "Alicia");
-    assert_eq!(body["last_name"], "Carroll");
-    assert_eq!(body["email"], "alicia@example.com");
+    assert_eq!(user.first_name.as_deref(), Some("Alicia"));
+    assert_eq!(user.last_name.as_deref(), Some("Carroll"));
+    assert_eq!(user.email.as_deref(), Some("alicia@example.com"));
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.patch("/api/v1/users/alice")
             .bearer_auth(&root)
             .form(&[("username", "alicia")]),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["username"], "alicia");
+    assert_eq!(user.username.as_deref(), Some("alicia"));
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.put("/api/v1/users/alicia")
             .bearer_auth(&root)
             .json(&json!({"email": null, "last_name": null})),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body["email"].is_null(), "{body}");
-    assert!(body["last_name"].is_null(), "{body}");
-    assert_eq!(body["first_name"], "Alicia");
+    assert!(user.email.is_none(), "{user:?}");
+    assert!(user.last_name.is_none(), "{user:?}");
+    assert_eq!(user.first_name.as_deref(), Some("Alicia"));
 
-    let stored = read_back(&app, "alicia").await;
-    assert_eq!(stored["first_name"], "Alicia");
-    assert!(stored["last_name"].is_null());
-    assert!(stored["email"].is_null());
+    let stored = read_user(&app, "alicia").await;
+    assert_eq!(stored.first_name.as_deref(), Some("Alicia"));
+    assert!(stored.last_name.is_none());
+    assert!(stored.email.is_none());
     // The password was not touched by any of it.
     let (status, _) = try_login(&app, "alicia", "alice-password").await;
     assert_eq!(status, 200);
@@ -356,25 +328,27 @@ async fn patch_and_put_update_partially_with_json_and_forms() {
 async fn users_update_their_own_names() {
     let app = TestApp::spawn().await;
     let (id, alice) = app.user_with_token("alice").await;
-    let (status, body) = patch_user(&app, &alice, &id, json!({"name": "Alice Liddell"})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["first_name"], "Alice");
-    assert_eq!(body["last_name"], "Liddell");
-    assert_eq!(body["display_name"], "Alice Liddell");
-    assert_eq!(body["name"], "Alice Liddell");
+    let user: ApiUser = answer_as(
+        patch_user(&app, &alice, &id, json!({"name": "Alice Liddell"})).await,
+        200,
+    );
+    assert_eq!(user.first_name.as_deref(), Some("Alice"));
+    assert_eq!(user.last_name.as_deref(), Some("Liddell"));
+    assert_eq!(user.display_name, "Alice Liddell");
+    assert_eq!(user.name, "Alice Liddell");
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.put("/api/v1/users/alice")
             .bearer_auth(&alice)
             .form(&[("first_name", "  Ally  ")]),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["first_name"], "Ally");
-    assert_eq!(body["last_name"], "Liddell");
+    assert_eq!(user.first_name.as_deref(), Some("Ally"));
+    assert_eq!(user.last_name.as_deref(), Some("Liddell"));
 
-    let stored = read_back(&app, &id).await;
-    assert_eq!(stored["display_name"], "Ally Liddell");
+    let stored = read_user(&app, &id).await;
+    assert_eq!(stored.display_name, "Ally Liddell");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,7 +410,7 @@ async fn a_self_password_change_by_form_with_the_camel_case_alias_works() {
 async fn an_admin_setting_a_password_ends_every_session_of_that_user() {
     let app = TestApp::spawn().await;
     let (_, alice) = app.user_with_token("alice").await;
-    let alice_pair = app.login("alice", "alice-password").await;
+    let alice_pair = login_pair(&app, "alice", "alice-password").await;
     let (_, admin) = admin_with_token(&app, "ada").await;
 
     let (status, body) = patch_user(
@@ -448,8 +422,8 @@ async fn an_admin_setting_a_password_ends_every_session_of_that_user() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_token_dead(&app, &alice).await;
-    assert_token_dead(&app, alice_pair["access_token"].as_str().unwrap()).await;
-    let (status, _) = try_refresh(&app, alice_pair["refresh_token"].as_str().unwrap()).await;
+    assert_token_dead(&app, &alice_pair.access_token).await;
+    let (status, _) = try_refresh(&app, &alice_pair.refresh_token).await;
     assert_eq!(status, 401);
     assert_login_refused(&app, "alice", "alice-password").await;
     let fresh = app.token("alice", "chosen-by-admin").await;
@@ -495,31 +469,37 @@ async fn only_a_superuser_changes_admin_superuser_and_permissions() {
         let (status, body) = patch_user(&app, &ada, target, change).await;
         assert_error(status, &body, 403, "forbidden");
     }
-    let bob = read_back(&app, "bob").await;
-    assert_eq!(bob["is_admin"], false);
-    assert_eq!(bob["is_superuser"], false);
-    assert_eq!(bob["permissions_bitmask"], 0);
-    let ada_now = read_back(&app, &ada_id).await;
-    assert_eq!(ada_now["is_admin"], true);
-    assert_eq!(ada_now["is_superuser"], false);
-    let root_now = read_back(&app, ADMIN_USERNAME).await;
-    assert_eq!(root_now["is_superuser"], true);
-    assert!(root_now["first_name"].is_null());
+    let bob = read_user(&app, "bob").await;
+    assert!(!bob.is_admin);
+    assert!(!bob.is_superuser);
+    assert_eq!(bob.permissions_bitmask, 0);
+    let ada_now = read_user(&app, &ada_id).await;
+    assert!(ada_now.is_admin);
+    assert!(!ada_now.is_superuser);
+    let root_now = read_user(&app, ADMIN_USERNAME).await;
+    assert!(root_now.is_superuser);
+    assert!(root_now.first_name.is_none());
 
-    let (status, body) = patch_user(&app, &root, "bob", json!({"is_admin": true})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["is_admin"], true);
-    assert_eq!(body["is_superuser"], false);
-    let (status, body) = patch_user(&app, &root, "bob", json!({"is_superuser": true})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["is_superuser"], true);
-    let (status, body) = patch_user(&app, &root, "bob", json!({"permissions": 1})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["permissions"], json!(["developer"]));
-    assert_eq!(body["permissions_bitmask"], 1);
-    assert_eq!(body["is_admin"], false);
-    assert_eq!(body["is_superuser"], false);
-    assert_eq!(read_back(&app, "bob").await["permissions_bitmask"], 1);
+    let bob: ApiUser = answer_as(
+        patch_user(&app, &root, "bob", json!({"is_admin": true})).await,
+        200,
+    );
+    assert!(bob.is_admin);
+    assert!(!bob.is_superuser);
+    let bob: ApiUser = answer_as(
+        patch_user(&app, &root, "bob", json!({"is_superuser": true})).await,
+        200,
+    );
+    assert!(bob.is_superuser);
+    let bob: ApiUser = answer_as(
+        patch_user(&app, &root, "bob", json!({"permissions": 1})).await,
+        200,
+    );
+    assert_eq!(bob.permissions, ["developer"]);
+    assert_eq!(bob.permissions_bitmask, 1);
+    assert!(!bob.is_admin);
+    assert!(!bob.is_superuser);
+    assert_eq!(read_user(&app, "bob").await.permissions_bitmask, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,23 +518,23 @@ async fn a_plain_user_cannot_grant_themselves_anything() {
         let (status, body) = send(app.patch(path).bearer_auth(&alice).json(&change)).await;
         assert_error(status, &body, 403, "forbidden");
     }
-    let stored = read_back(&app, &id).await;
-    assert_eq!(stored["is_admin"], false);
-    assert_eq!(stored["permissions_bitmask"], 0);
-    assert!(stored["first_name"].is_null(), "{stored}");
+    let stored = read_user(&app, &id).await;
+    assert!(!stored.is_admin);
+    assert_eq!(stored.permissions_bitmask, 0);
+    assert!(stored.first_name.is_none(), "{stored:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soft_deleted_user_is_hidden_locked_out_and_keeps_their_names() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let created = app
-        .create_user(
-            &root,
-            json!({"username": "alice", "email": "alice@example.com", "password": "alice-password"}),
-        )
-        .await;
-    let id = created["id"].as_str().unwrap();
+    let created = create_user_typed(
+        &app,
+        &root,
+        json!({"username": "alice", "email": "alice@example.com", "password": "alice-password"}),
+    )
+    .await;
+    let id = created.id.as_str();
     let alice = app.token("alice", "alice-password").await;
     let (_, bob) = app.user_with_token("bob").await;
 
@@ -574,21 +554,21 @@ async fn a_soft_deleted_user_is_hidden_locked_out_and_keeps_their_names() {
         assert_error(status, &body, 404, "not_found");
     }
     // Administrators still see it, marked deleted.
-    let stored = read_back(&app, id).await;
-    assert_eq!(stored["state"], "deleted");
-    assert_eq!(stored["is_active"], false);
-    assert!(stored["deleted_at"].is_string(), "{stored}");
+    let stored = read_user(&app, id).await;
+    assert_eq!(stored.state, "deleted");
+    assert!(!stored.is_active);
+    assert!(stored.deleted_at.is_some(), "{stored:?}");
 
-    let (_, listed) = send(app.get("/api/v1/users").bearer_auth(&root)).await;
-    assert!(!usernames(&listed).contains(&"alice"), "{listed}");
-    assert_eq!(listed["total_count"], 2);
-    let (_, listed) = send(
+    let (_, listed) = send_typed::<UserPage>(app.get("/api/v1/users").bearer_auth(&root)).await;
+    assert!(!listed.usernames().contains(&"alice"), "{listed:?}");
+    assert_eq!(listed.total_count, 2);
+    let (_, listed) = send_typed::<UserPage>(
         app.get("/api/v1/users?include_deleted=true")
             .bearer_auth(&root),
     )
     .await;
-    assert!(usernames(&listed).contains(&"alice"), "{listed}");
-    assert_eq!(listed["total_count"], 3);
+    assert!(listed.usernames().contains(&"alice"), "{listed:?}");
+    assert_eq!(listed.total_count, 3);
 
     let (status, body) = post_user(
         &app,
@@ -609,10 +589,7 @@ async fn a_soft_deleted_user_is_hidden_locked_out_and_keeps_their_names() {
     // Deleting again changes nothing.
     let (status, _) = send(app.delete("/api/v1/users/alice").bearer_auth(&root)).await;
     assert_eq!(status, 204);
-    assert_eq!(
-        read_back(&app, id).await["deleted_at"],
-        stored["deleted_at"]
-    );
+    assert_eq!(read_user(&app, id).await.deleted_at, stored.deleted_at);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,17 +601,20 @@ async fn an_admin_restores_a_soft_deleted_user() {
     let (status, _) = send(app.delete("/api/v1/users/alice").bearer_auth(&root)).await;
     assert_eq!(status, 204);
 
-    let (status, body) = send(app.post("/api/v1/users/alice/restore").bearer_auth(&admin)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], id.as_str());
-    assert_eq!(body["state"], "active");
-    assert!(body["deleted_at"].is_null());
+    let restored: ApiUser = send_as(
+        app.post("/api/v1/users/alice/restore").bearer_auth(&admin),
+        200,
+    )
+    .await;
+    assert_eq!(restored.id, id);
+    assert_eq!(restored.state, "active");
+    assert!(restored.deleted_at.is_none());
     let token = app.token("alice", "alice-password").await;
     assert_token_works(&app, &token).await;
 
     let (status, body) = send(app.post("/api/v1/users/alice/restore").bearer_auth(&admin)).await;
     assert_error(status, &body, 409, "invalid_state");
-    assert_eq!(read_back(&app, &id).await["state"], "active");
+    assert_eq!(read_user(&app, &id).await.state, "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -655,8 +635,8 @@ async fn a_plain_user_cannot_restore_or_deactivate() {
     assert_eq!(status, 204);
     let (status, body) = send(app.post("/api/v1/users/bob/restore").bearer_auth(&alice)).await;
     assert_error(status, &body, 404, "not_found");
-    assert_eq!(read_back(&app, "bob").await["state"], "deleted");
-    assert_eq!(read_back(&app, "alice").await["state"], "active");
+    assert_eq!(read_user(&app, "bob").await.state, "deleted");
+    assert_eq!(read_user(&app, "alice").await.state, "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,8 +644,8 @@ async fn a_superuser_purges_a_user_for_good() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
     let (id, alice) = app.user_with_token("alice").await;
-    let managed = app.create_user(&alice, json!({"first_name": "Kid"})).await;
-    let managed_id = managed["id"].as_str().unwrap();
+    let managed = create_user_typed(&app, &alice, json!({"first_name": "Kid"})).await;
+    let managed_id = managed.id.as_str();
 
     let (status, body) = send(app.delete("/api/v1/users/db_user/alice").bearer_auth(&root)).await;
     assert_eq!(status, 204, "{body}");
@@ -677,13 +657,13 @@ async fn a_superuser_purges_a_user_for_good() {
     let (status, _) = send(app.post("/api/v1/users/alice/restore").bearer_auth(&root)).await;
     assert_eq!(status, 404);
     // The name is free again.
-    let again = app
-        .create_user(
-            &root,
-            json!({"username": "Alice", "password": "alice-password"}),
-        )
-        .await;
-    assert_ne!(again["id"], id.as_str());
+    let again = create_user_typed(
+        &app,
+        &root,
+        json!({"username": "Alice", "password": "alice-password"}),
+    )
+    .await;
+    assert_ne!(again.id, id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -713,14 +693,14 @@ async fn an_admin_who_is_not_a_superuser_cannot_purge() {
     )
     .await;
     assert_error(status, &body, 403, "forbidden");
-    let stored = read_back(&app, &id).await;
-    assert_eq!(stored["state"], "active");
+    let stored = read_user(&app, &id).await;
+    assert_eq!(stored.state, "active");
     assert_token_works(&app, &alice).await;
     // A plain user cannot even see whom they would purge.
     let (_, bob) = app.user_with_token("bob").await;
     let (status, body) = send(app.delete("/api/v1/users/db_user/alice").bearer_auth(&bob)).await;
     assert_error(status, &body, 404, "not_found");
-    assert_eq!(read_back(&app, &id).await["state"], "active");
+    assert_eq!(read_user(&app, &id).await.state, "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -729,25 +709,25 @@ async fn deactivation_locks_out_at_once_and_reactivation_lets_back_in() {
     let (id, alice) = app.user_with_token("alice").await;
     let (_, admin) = admin_with_token(&app, "ada").await;
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.post("/api/v1/users/alice/deactivate")
             .bearer_auth(&admin),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["state"], "deactivated");
-    assert_eq!(body["is_active"], false);
+    assert_eq!(user.state, "deactivated");
+    assert!(!user.is_active);
     assert_token_dead(&app, &alice).await;
     assert_login_refused(&app, "alice", "alice-password").await;
-    assert_eq!(read_back(&app, &id).await["state"], "deactivated");
+    assert_eq!(read_user(&app, &id).await.state, "deactivated");
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.post("/api/v1/users/alice/reactivate")
             .bearer_auth(&admin),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["state"], "active");
+    assert_eq!(user.state, "active");
     let fresh = app.token("alice", "alice-password").await;
     assert_token_works(&app, &fresh).await;
     // The token from before the lock-out stays dead.
@@ -769,7 +749,7 @@ async fn a_deleted_user_cannot_be_deactivated_or_reactivated() {
         .await;
         assert_error(status, &body, 409, "invalid_state");
     }
-    assert_eq!(read_back(&app, "alice").await["state"], "deleted");
+    assert_eq!(read_user(&app, "alice").await.state, "deleted");
     assert_login_refused(&app, "alice", "alice-password").await;
 }
 
@@ -777,37 +757,36 @@ async fn a_deleted_user_cannot_be_deactivated_or_reactivated() {
 async fn users_me_reads_updates_and_deletes_the_caller() {
     let app = TestApp::spawn().await;
     let (id, alice) = app.user_with_token("alice").await;
-    let (status, body) = me(&app, &alice).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], id.as_str());
-    assert_eq!(body["username"], "alice");
+    let user: ApiUser = answer_as(me(&app, &alice).await, 200);
+    assert_eq!(user.id, id);
+    assert_eq!(user.username.as_deref(), Some("alice"));
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.patch("/api/v1/users/me")
             .bearer_auth(&alice)
             .json(&json!({"first_name": "Alice", "email": "alice@example.com"})),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], id.as_str());
-    assert_eq!(body["first_name"], "Alice");
-    assert_eq!(body["email"], "alice@example.com");
+    assert_eq!(user.id, id);
+    assert_eq!(user.first_name.as_deref(), Some("Alice"));
+    assert_eq!(user.email.as_deref(), Some("alice@example.com"));
     assert_eq!(me(&app, &alice).await.1["first_name"], "Alice");
 
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.put("/api/v1/users/me")
             .bearer_auth(&alice)
             .form(&[("last_name", "Liddell")]),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["display_name"], "Alice Liddell");
+    assert_eq!(user.display_name, "Alice Liddell");
 
     let (status, _) = send(app.delete("/api/v1/users/me").bearer_auth(&alice)).await;
     assert_eq!(status, 204);
     assert_token_dead(&app, &alice).await;
     assert_login_refused(&app, "alice", "alice-password").await;
-    assert_eq!(read_back(&app, &id).await["state"], "deleted");
+    assert_eq!(read_user(&app, &id).await.state, "deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -846,9 +825,9 @@ async fn the_last_active_superuser_cannot_remove_themselves() {
         let (status, body) = send(attempt).await;
         assert_error(status, &body, 409, "last_superuser");
     }
-    let stored = read_back(&app, ADMIN_USERNAME).await;
-    assert_eq!(stored["state"], "active");
-    assert_eq!(stored["is_superuser"], true);
+    let stored = read_user(&app, ADMIN_USERNAME).await;
+    assert_eq!(stored.state, "active");
+    assert!(stored.is_superuser);
     assert_token_works(&app, &root).await;
 }
 
@@ -861,14 +840,14 @@ async fn a_superuser_may_step_down_once_another_is_active() {
         json!({"username": "second", "password": "second-password", "is_superuser": true}),
     )
     .await;
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.patch("/api/v1/users/me")
             .bearer_auth(&root)
             .json(&json!({"is_superuser": false})),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["is_superuser"], false);
+    assert!(!user.is_superuser);
 
     // Now `second` is the last one.
     let second = app.token("second", "second-password").await;
@@ -880,7 +859,7 @@ async fn a_superuser_may_step_down_once_another_is_active() {
     assert_eq!(status, 200);
     let (status, body) = send(app.delete("/api/v1/users/me").bearer_auth(&second)).await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(read_back(&app, "second").await["state"], "deleted");
+    assert_eq!(read_user(&app, "second").await.state, "deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -892,18 +871,17 @@ async fn a_superuser_may_deactivate_themselves_once_another_is_active() {
         json!({"username": "second", "password": "second-password", "is_superuser": true}),
     )
     .await;
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.post(&format!("/api/v1/users/{ADMIN_USERNAME}/deactivate"))
             .bearer_auth(&root),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["state"], "deactivated");
+    assert_eq!(user.state, "deactivated");
     assert_token_dead(&app, &root).await;
     let second = app.token("second", "second-password").await;
-    let (status, body) = get_user(&app, &second, ADMIN_USERNAME).await;
-    assert_eq!(status, 200);
-    assert_eq!(body["state"], "deactivated");
+    let user: ApiUser = answer_as(get_user(&app, &second, ADMIN_USERNAME).await, 200);
+    assert_eq!(user.state, "deactivated");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -965,25 +943,27 @@ async fn a_plain_user_cannot_create_login_users() {
 async fn an_admin_creates_a_user_without_a_password_who_gets_a_temporary_one() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let (status, created) = post_user(&app, &root, json!({"username": "temp"})).await;
-    assert_eq!(status, 201, "{created}");
-    assert_eq!(created["must_change_password"], true);
-    let temp = created["temp_password"].as_str().unwrap();
-    assert!(temp.len() >= 8, "{created}");
+    let created: ApiUser = answer_as(
+        post_user(&app, &root, json!({"username": "temp"})).await,
+        201,
+    );
+    assert!(created.must_change_password);
+    let temp = created.temp_password.as_deref().unwrap();
+    assert!(temp.len() >= 8, "{created:?}");
     assert!(read_back(&app, "temp").await.get("temp_password").is_none());
     let token = app.token("temp", temp).await;
     // Only reading oneself and changing the password are allowed until then.
     assert_token_works(&app, &token).await;
     let (status, body) = send(app.get("/api/v1/users").bearer_auth(&token)).await;
     assert_error(status, &body, 403, "password_change_required");
-    let (status, body) = send(
+    let user: ApiUser = send_as(
         app.patch("/api/v1/users/me")
             .bearer_auth(&token)
             .json(&json!({"password": "my-own-password", "current_password": temp})),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["must_change_password"], false);
+    assert!(!user.must_change_password);
     let (status, body) = send(app.get("/api/v1/users").bearer_auth(&token)).await;
     assert_eq!(status, 200, "{body}");
 }
@@ -994,36 +974,38 @@ async fn a_plain_user_creates_and_runs_a_managed_user() {
     let (alice_id, alice) = app.user_with_token("alice").await;
     let (_, stranger) = app.user_with_token("bob").await;
 
-    let (status, managed) = post_user(
+    let (status, body) = post_user(
         &app,
         &alice,
         json!({"first_name": "Junior", "last_name": "Liddell"}),
     )
     .await;
-    assert_eq!(status, 201, "{managed}");
-    assert_eq!(managed["is_managed"], true);
-    assert_eq!(managed["manager_id"], alice_id.as_str());
-    assert!(managed["username"].is_null());
-    assert!(managed["email"].is_null());
-    assert_eq!(managed["is_local"], false);
-    assert_eq!(managed["display_name"], "Junior Liddell");
-    assert!(managed.get("temp_password").is_none());
-    let id = managed["id"].as_str().unwrap();
+    assert_eq!(status, 201, "{body}");
+    let managed: ApiUser = typed(&body);
+    assert!(managed.is_managed);
+    assert_eq!(managed.manager_id, Some(alice_id));
+    assert!(managed.username.is_none());
+    assert!(managed.email.is_none());
+    assert!(!managed.is_local);
+    assert_eq!(managed.display_name, "Junior Liddell");
+    assert!(body.get("temp_password").is_none());
+    let id = managed.id.as_str();
 
-    let (status, body) = get_user(&app, &alice, id).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], id);
-    let (status, body) = patch_user(&app, &alice, id, json!({"first_name": "Senior"})).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["first_name"], "Senior");
-    let (status, body) = send(
+    let user: ApiUser = answer_as(get_user(&app, &alice, id).await, 200);
+    assert_eq!(user.id, id);
+    let user: ApiUser = answer_as(
+        patch_user(&app, &alice, id, json!({"first_name": "Senior"})).await,
+        200,
+    );
+    assert_eq!(user.first_name.as_deref(), Some("Senior"));
+    let user: ApiUser = send_as(
         app.put(&format!("/api/v1/users/{id}"))
             .bearer_auth(&alice)
             .form(&[("last_name", "Hargreaves")]),
+        200,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["display_name"], "Senior Hargreaves");
+    assert_eq!(user.display_name, "Senior Hargreaves");
 
     // Strangers do not see it at all.
     let (status, body) = get_user(&app, &stranger, id).await;
@@ -1036,7 +1018,10 @@ async fn a_plain_user_creates_and_runs_a_managed_user() {
     )
     .await;
     assert_error(status, &body, 404, "not_found");
-    assert_eq!(read_back(&app, id).await["first_name"], "Senior");
+    assert_eq!(
+        read_user(&app, id).await.first_name.as_deref(),
+        Some("Senior")
+    );
 
     // Managed users get no login identity.
     let (status, body) = patch_user(&app, &alice, id, json!({"username": "junior"})).await;
@@ -1069,31 +1054,28 @@ async fn creating_a_managed_user_with_a_password_or_without_names_is_422() {
     assert_invalid(status, &body, &["body", "password"]);
     let (status, body) = post_user(&app, &alice, json!({})).await;
     assert_invalid(status, &body, &["body", "first_name"]);
-    let (status, page) = send(app.get("/api/v1/users").bearer_auth(&alice)).await;
+    let (status, page) = send_typed::<UserPage>(app.get("/api/v1/users").bearer_auth(&alice)).await;
     assert_eq!(status, 200);
-    assert_eq!(page["total_count"], 1, "{page}");
+    assert_eq!(page.total_count, 1, "{page:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_collection_answers_with_a_trailing_slash() {
     let app = TestApp::spawn().await;
     let root = app.admin_token().await;
-    let (status, created) = send(
+    let created: ApiUser = send_as(
         app.post("/api/v1/users/")
             .bearer_auth(&root)
             .json(&json!({"username": "alice", "password": "alice-password"})),
+        201,
     )
     .await;
-    assert_eq!(status, 201, "{created}");
-    let (status, page) = send(app.get("/api/v1/users/").bearer_auth(&root)).await;
-    assert_eq!(status, 200, "{page}");
-    assert_eq!(usernames(&page), [ADMIN_USERNAME, "alice"]);
-    let (status, body) = send(app.get("/api/v1/users/alice/").bearer_auth(&root)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], created["id"]);
-    let (status, body) = send(app.get("/api/v1/users/me/").bearer_auth(&root)).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["username"], ADMIN_USERNAME);
+    let page: UserPage = send_as(app.get("/api/v1/users/").bearer_auth(&root), 200).await;
+    assert_eq!(page.usernames(), [ADMIN_USERNAME, "alice"]);
+    let user: ApiUser = send_as(app.get("/api/v1/users/alice/").bearer_auth(&root), 200).await;
+    assert_eq!(user.id, created.id);
+    let user: ApiUser = send_as(app.get("/api/v1/users/me/").bearer_auth(&root), 200).await;
+    assert_eq!(user.username.as_deref(), Some(ADMIN_USERNAME));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1138,13 +1120,13 @@ async fn concurrent_demotions_on_two_servers_never_leave_no_superuser() {
         let second_now = assert_token_works(&b, &second).await;
         let superusers = [&root_now, &second_now]
             .iter()
-            .filter(|u| u["is_superuser"] == true)
+            .filter(|u| u.is_superuser)
             .count();
         assert!(
             superusers >= 1,
             "round {round}: nobody is a superuser any more"
         );
-        if root_now["is_superuser"] != true {
+        if !root_now.is_superuser {
             // Put root back for the next round, and retire the other.
             let (status, _) =
                 patch_user(&b, &second, ADMIN_USERNAME, json!({"is_superuser": true})).await;
@@ -1170,8 +1152,9 @@ async fn housekeeping_purges_users_past_their_retention() {
     .await;
     let root = app.admin_token().await;
     let (id, alice) = app.user_with_token("alice").await;
-    let managed = app.create_user(&alice, json!({"first_name": "Kid"})).await;
-    let managed_id = managed["id"].as_str().unwrap().to_owned();
+    let managed_id = create_user_typed(&app, &alice, json!({"first_name": "Kid"}))
+        .await
+        .id;
     app.user_with_token("bob").await;
     let (status, _) = send(app.delete("/api/v1/users/alice").bearer_auth(&root)).await;
     assert_eq!(status, 204);
@@ -1190,7 +1173,7 @@ async fn housekeeping_purges_users_past_their_retention() {
     assert_absent(&app, "alice").await;
     assert_absent(&app, &managed_id).await;
     // Live users are never touched.
-    assert_eq!(read_back(&app, "bob").await["state"], "active");
+    assert_eq!(read_user(&app, "bob").await.state, "active");
     let (status, body) = send(
         app.get("/api/v1/audit")
             .bearer_auth(&root)
@@ -1234,5 +1217,5 @@ async fn a_user_past_its_retention_cannot_be_restored() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, body) = send(app.post("/api/v1/users/alice/restore").bearer_auth(&root)).await;
     assert_error(status, &body, 409, "retention_expired");
-    assert_eq!(read_back(&app, &id).await["state"], "deleted");
+    assert_eq!(read_user(&app, &id).await.state, "deleted");
 }

@@ -139,7 +139,7 @@ async fn a_missing_required_field_is_422_of_type_missing() {
     )
     .await;
     let error = assert_invalid(status, &body, &["body", "password"]);
-    assert_eq!(error["type"], "missing");
+    assert_eq!(error.kind, "missing");
     assert_eq!(body["detail"].as_array().unwrap().len(), 1, "{body}");
 
     let (status, body) = send(
@@ -148,7 +148,7 @@ async fn a_missing_required_field_is_422_of_type_missing() {
     )
     .await;
     let error = assert_invalid(status, &body, &["body", "password"]);
-    assert_eq!(error["type"], "missing");
+    assert_eq!(error.kind, "missing");
 
     let (status, body) = send(
         app.post("/api/v1/auth/login")
@@ -156,7 +156,7 @@ async fn a_missing_required_field_is_422_of_type_missing() {
     )
     .await;
     let error = assert_invalid(status, &body, &["body", "username"]);
-    assert_eq!(error["type"], "missing");
+    assert_eq!(error.kind, "missing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -693,7 +693,7 @@ async fn a_body_that_is_not_a_json_object_is_422_at_the_body() {
     )
     .await;
     let error = assert_invalid(status, &body, &["body"]);
-    assert_eq!(error["type"], "model_attributes_type");
+    assert_eq!(error.kind, "model_attributes_type");
     for (method, path, token) in [
         (reqwest::Method::POST, "/api/v1/users", Some(root.as_str())),
         (

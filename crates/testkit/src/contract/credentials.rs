@@ -5,14 +5,14 @@ use futures::future::join_all;
 use std::collections::BTreeMap;
 
 use tessera_domain::model::{
-    ApiKeyScope, ApiKeyScopes, AuditAction, AuditEvent, AuditQuery, NewApiKey, NewUser,
+    ApiKeyScope, ApiKeyScopes, AuditAction, AuditEvent, AuditQuery, NewApiKey,
 };
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
 use time::Duration;
 use uuid::Uuid;
 
-use super::{create, err, new_user, now, Stores};
+use super::{create, err, new_user, now, Stores, UserBuilder};
 
 fn key_for(user_id: Uuid, digest: &str) -> NewApiKey {
     NewApiKey {
@@ -241,11 +241,9 @@ pub async fn hotkeys_and_fingerprints_are_unique(s: Stores) {
     let hotkey = format!("5{}", Uuid::now_v7().simple());
     let first = create(
         &s,
-        NewUser {
-            hotkey: Some(hotkey.clone()),
-            fingerprint_digest: Some("a".repeat(128)),
-            ..new_user()
-        },
+        new_user()
+            .hotkey(hotkey.clone())
+            .fingerprint_digest("a".repeat(128)),
     )
     .await;
     assert_eq!(s.users.find_by_hotkey(&hotkey).await.unwrap().id, first.id);
@@ -257,18 +255,12 @@ pub async fn hotkeys_and_fingerprints_are_unique(s: Stores) {
             .id,
         first.id
     );
-    let dup_hotkey = NewUser {
-        hotkey: Some(hotkey.clone()),
-        ..new_user()
-    };
+    let dup_hotkey = new_user().hotkey(hotkey.clone());
     assert_eq!(
         err(s.users.create(dup_hotkey).await),
         RepoError::Conflict(Conflict::DuplicateHotkey)
     );
-    let dup_fingerprint = NewUser {
-        fingerprint_digest: Some("a".repeat(128)),
-        ..new_user()
-    };
+    let dup_fingerprint = new_user().fingerprint_digest("a".repeat(128));
     assert_eq!(
         err(s.users.create(dup_fingerprint).await),
         RepoError::Conflict(Conflict::FingerprintTaken)
@@ -278,22 +270,8 @@ pub async fn hotkeys_and_fingerprints_are_unique(s: Stores) {
         RepoError::NotFound
     );
     let coldkey = format!("cold-{}", Uuid::now_v7());
-    let a = create(
-        &s,
-        NewUser {
-            coldkey: Some(coldkey.clone()),
-            ..new_user()
-        },
-    )
-    .await;
-    let b = create(
-        &s,
-        NewUser {
-            coldkey: Some(coldkey.clone()),
-            ..new_user()
-        },
-    )
-    .await;
+    let a = create(&s, new_user().coldkey(coldkey.clone())).await;
+    let b = create(&s, new_user().coldkey(coldkey.clone())).await;
     let holders = s.users.find_by_coldkey(&coldkey, 5).await.unwrap();
     assert_eq!(holders.len(), 2);
     assert!(holders.iter().any(|u| u.id == a.id) && holders.iter().any(|u| u.id == b.id));

@@ -1,0 +1,146 @@
+//! Counting (`count` agrees with the listing's total) and growth (users per UTC day).
+
+use tessera_domain::model::{DailyCount, UserListQuery, UserState};
+use time::macros::{date, datetime};
+use time::OffsetDateTime;
+
+use super::{by_name, everyone, filtered, listed, searched};
+use crate::contract::tiers::new_tier;
+use crate::contract::{
+    at, create, named, new_managed_user, new_user, soft_delete, with_state, Stores, UserBuilder,
+};
+
+pub async fn count_equals_list_total_for_every_query(s: Stores) {
+    let tier = new_tier(&s, "gold").await;
+    let root = create(&s, named("root", 0).tier_id(tier.id).first_name("Root")).await;
+    for i in 1..=6 {
+        create(
+            &s,
+            named(&format!("member{i}"), i)
+                .created_by(root.id)
+                .tier_id((i % 2 == 0).then_some(tier.id))
+                .first_name(format!("First{i}")),
+        )
+        .await;
+    }
+    for i in 0..3 {
+        create(&s, new_managed_user(root.id).created_at(at(10 + i))).await;
+    }
+    let gone = create(&s, named("gone", 20)).await;
+    s.users
+        .update(gone.id, soft_delete(at(21)), at(21))
+        .await
+        .unwrap();
+    let locked = create(&s, named("locked", 22)).await;
+    s.users
+        .update(locked.id, with_state(UserState::Deactivated), at(22))
+        .await
+        .unwrap();
+
+    let queries = vec![
+        (everyone(), 11),
+        (
+            UserListQuery {
+                include_deleted: true,
+                ..everyone()
+            },
+            12,
+        ),
+        (filtered("tier==gold"), 4),
+        (filtered("isLocal==false"), 3),
+        (filtered("createdBy==root"), 9),
+        (filtered("username=@member,tier==gold"), 3),
+        (filtered("state==deactivated"), 1),
+        (searched("first"), 6),
+        (by_name("managed"), 3),
+        (UserListQuery::all(Some(root.id), 500), 4),
+        (
+            UserListQuery {
+                include_managed: false,
+                ..UserListQuery::all(Some(root.id), 500)
+            },
+            1,
+        ),
+        (filtered("username==nobody"), 0),
+    ];
+    for (query, want) in queries {
+        assert_eq!(
+            s.users.count(query.clone()).await.unwrap(),
+            want,
+            "{query:?}"
+        );
+        assert_eq!(
+            listed(&s, query.clone()).await.len() as u64,
+            want,
+            "{query:?}"
+        );
+        // Paging changes the page, never the total or the count.
+        for (offset, limit) in [(0, 1), (2, 2), (50, 5)] {
+            let paged = UserListQuery {
+                offset,
+                limit,
+                ..query.clone()
+            };
+            assert_eq!(
+                s.users.count(paged.clone()).await.unwrap(),
+                want,
+                "{paged:?}"
+            );
+            assert_eq!(s.users.list(paged.clone()).await.unwrap().total, want);
+            listed(&s, paged).await;
+        }
+    }
+}
+
+pub async fn growth_counts_users_per_utc_day_newest_first(s: Stores) {
+    assert_eq!(s.users.growth(366).await.unwrap(), vec![]);
+    let created_at = |t: OffsetDateTime| new_user().created_at(t);
+    let first = create(&s, created_at(datetime!(2024-03-01 00:00:00 UTC))).await;
+    create(&s, created_at(datetime!(2024-03-01 23:59:59.999999 UTC))).await;
+    // 01:00 on the 2nd at +05:00 is 20:00 on the 1st in UTC.
+    create(&s, created_at(datetime!(2024-03-02 01:00:00 +05:00))).await;
+    create(&s, created_at(datetime!(2024-03-02 00:00:00 UTC))).await;
+    create(&s, created_at(datetime!(2024-03-05 12:00:00 UTC))).await;
+    // Every state counts: soft-deleted, deactivated and managed users too.
+    let gone = create(&s, created_at(datetime!(2024-03-05 13:00:00 UTC))).await;
+    s.users
+        .update(gone.id, soft_delete(at(0)), at(0))
+        .await
+        .unwrap();
+    let locked = create(&s, created_at(datetime!(2024-03-05 14:00:00 UTC))).await;
+    s.users
+        .update(locked.id, with_state(UserState::Deactivated), at(0))
+        .await
+        .unwrap();
+    create(
+        &s,
+        new_managed_user(first.id).created_at(datetime!(2024-03-05 23:59:59 -01:00)),
+    )
+    .await;
+
+    let day = |d: time::Date, count: u64| DailyCount { day: d, count };
+    // The managed user was created at 00:59:59 UTC on the 6th.
+    assert_eq!(
+        s.users.growth(366).await.unwrap(),
+        vec![
+            day(date!(2024 - 03 - 06), 1),
+            day(date!(2024 - 03 - 05), 3),
+            day(date!(2024 - 03 - 02), 1),
+            day(date!(2024 - 03 - 01), 3),
+        ]
+    );
+    assert_eq!(
+        s.users.growth(2).await.unwrap(),
+        vec![day(date!(2024 - 03 - 06), 1), day(date!(2024 - 03 - 05), 3)]
+    );
+    assert_eq!(
+        s.users.growth(1).await.unwrap(),
+        vec![day(date!(2024 - 03 - 06), 1)]
+    );
+    // Purged users are gone from the statistic.
+    s.users.purge(gone.id, None).await.unwrap();
+    assert_eq!(
+        s.users.growth(2).await.unwrap(),
+        vec![day(date!(2024 - 03 - 06), 1), day(date!(2024 - 03 - 05), 2)]
+    );
+}
