@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz openapi lint fmt db db-stop bench
+.PHONY: help run test fuzz openapi webhook-faults lint fmt db db-stop bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -7,16 +7,18 @@ help: ## list targets
 run: ## run the server against the dev database (provisioned if needed)
 	url=$$(scripts/dev-postgres url tessera) && TESSERA__DATABASE__URL="$$url" cargo run --release -p tessera-server --bin tessera -- serve
 
-test: ## run all tests, a short fuzz of the API, then the OpenAPI consumer checks (needs PostgreSQL; see scripts/dev-postgres)
+test: ## run all tests, then side by side: a short fuzz of the API, the OpenAPI consumer checks, webhooks under faults (needs PostgreSQL; see scripts/dev-postgres)
 	url=$$(scripts/dev-postgres url postgres) && TESSERA_TEST_DATABASE_URL="$$url" scripts/test
-	scripts/fuzz --quick
-	scripts/openapi-clients
+	scripts/live-suites
 
 fuzz: ## fuzz every operation of /openapi.json with schemathesis (long run)
 	scripts/fuzz
 
 openapi: ## /openapi.json as consumers see it: redocly lint (recommended), enums, a generated Python client driving the API
 	scripts/openapi-clients
+
+webhook-faults: ## webhook delivery under faults (receiver down, SIGKILL, database restart, burst), verified with the standardwebhooks package
+	scripts/webhook-faults
 
 lint: ## rustfmt check + clippy with warnings denied (the domain also with its mock feature)
 	cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings && cargo clippy -p tessera-domain --features mock --all-targets -- -D warnings

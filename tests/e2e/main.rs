@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod chutes;
 mod directory;
+mod events;
 mod faults;
 mod lnbits;
 mod metering;

@@ -38,7 +38,11 @@ pub fn build(config: TesseraConfig) -> Result<Tessera, Box<dyn Error>> {
             api_keys: store_port.clone(),
             guards: store_port.clone(),
             metering: store_port.clone(),
-            wallets: store_port,
+            wallets: store_port.clone(),
+            events: store_port.clone(),
+            webhooks: store_port,
+            webhook_cipher: None,
+            webhook_sender: None,
             hasher: Arc::new(Argon2Hasher::new(Argon2Settings {
                 memory_kib: 64,
                 iterations: 1,

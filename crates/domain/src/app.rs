@@ -6,14 +6,15 @@ use std::time::Duration;
 use crate::counters::{Counters, CountersSnapshot};
 use crate::model::{Currencies, MeteringDefaults};
 use crate::ports::{
-    ApiKeyRepository, AuditRepository, Clock, ExternalTokenVerifier, GuardRepository, IdGenerator,
-    MeteringRepository, PasswordHasher, SecretGenerator, SessionRepository, ShareRepository,
-    SignatureVerifier, TierRepository, TokenCodec, UserRepository, WalletRepository,
+    ApiKeyRepository, AuditRepository, Clock, EventRepository, ExternalTokenVerifier,
+    GuardRepository, IdGenerator, MeteringRepository, PasswordHasher, SecretCipher,
+    SecretGenerator, SessionRepository, ShareRepository, SignatureVerifier, TierRepository,
+    TokenCodec, UserRepository, WalletRepository, WebhookRepository, WebhookSender,
 };
 use crate::services::{
     AuditService, AuthService, CredentialThrottle, IdentityService, LimitsConfig, MeteringService,
     RateLimitService, RetentionPolicy, RetentionService, ShareService, TierService, UserService,
-    WalletService,
+    WalletService, WebhookConfig, WebhookService,
 };
 use crate::values::PasswordPolicy;
 
@@ -30,6 +31,14 @@ pub struct Ports {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub guards: Arc<dyn GuardRepository>,
     pub metering: Arc<dyn MeteringRepository>,
+    /// The event feed (events are written by the other stores, with their changes).
+    pub events: Arc<dyn EventRepository>,
+    pub webhooks: Arc<dyn WebhookRepository>,
+    /// Seals webhook signing secrets; without it endpoints cannot be registered (409
+    /// `webhooks_not_configured`).
+    pub webhook_cipher: Option<Arc<dyn SecretCipher>>,
+    /// Sends webhook requests; without it nothing is delivered.
+    pub webhook_sender: Option<Arc<dyn WebhookSender>>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub tokens: Arc<dyn TokenCodec>,
     pub secrets: Arc<dyn SecretGenerator>,
@@ -58,6 +67,8 @@ pub struct TesseraConfig {
     pub metering: MeteringDefaults,
     /// What housekeeping removes, and after how long (`retention.*`).
     pub retention: RetentionPolicy,
+    /// Webhook URLs, retries and limits (`webhooks.*`).
+    pub webhooks: WebhookConfig,
 }
 
 /// Bittensor signatures, fingerprints and Chutes-style registration.
@@ -105,6 +116,7 @@ impl Default for TesseraConfig {
             limits: LimitsConfig::default(),
             metering: MeteringDefaults::default(),
             retention: RetentionPolicy::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -122,6 +134,7 @@ pub struct Tessera {
     pub limits: RateLimitService,
     pub metering: MeteringService,
     pub retention: RetentionService,
+    pub webhooks: WebhookService,
     counters: Arc<Counters>,
 }
 
@@ -140,13 +153,14 @@ impl Tessera {
             users: UserService::new(p, c, t),
             auth: AuthService::new(p, c, t, n),
             wallets: WalletService::new(p, c, n),
-            tiers: TierService::new(p),
+            tiers: TierService::new(p, c),
             shares: ShareService::new(p, c),
             metering: MeteringService::new(p, c, n),
             audit: AuditService::new(p),
             identity: IdentityService::new(p, c, t, n),
             retention: RetentionService::new(p, c, n),
             limits: RateLimitService::new(p, c),
+            webhooks: WebhookService::new(p, c, n),
             counters,
         }
     }

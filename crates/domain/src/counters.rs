@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::Source as ChargeSource;
-use crate::services::Pruned;
+use crate::services::{DeliveryResult, Pruned};
 
 /// The counters of one application object. Monotonic; read with [`Counters::snapshot`].
 #[derive(Debug, Default)]
@@ -18,19 +18,27 @@ pub struct Counters {
     housekeeping_ok: AtomicU64,
     housekeeping_failed: AtomicU64,
     /// Indexed by [`HOUSEKEEPING_KINDS`].
-    removed: [AtomicU64; 5],
+    removed: [AtomicU64; 7],
+    /// Indexed by [`WEBHOOK_OUTCOMES`].
+    webhook_deliveries: [AtomicU64; 3],
+    webhook_endpoints_disabled: AtomicU64,
 }
+
+/// What became of a webhook delivery attempt: the labels of its counter.
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "retry_scheduled", "gave_up"];
 
 /// Who paid for a consumption, or `refused` (402): the labels of the metering counter.
 pub const METERING_SOURCES: [&str; 5] = ["quota", "balance", "free", "invoice", "refused"];
 
 /// What housekeeping removes: the labels of its counter.
-pub const HOUSEKEEPING_KINDS: [&str; 5] = [
+pub const HOUSEKEEPING_KINDS: [&str; 7] = [
     "users",
     "sessions",
     "idempotency_keys",
     "usage_keys",
     "quota_counters",
+    "events",
+    "webhook_deliveries",
 ];
 
 /// The counters at one instant.
@@ -45,7 +53,10 @@ pub struct CountersSnapshot {
     pub housekeeping_ok: u64,
     pub housekeeping_failed: u64,
     /// Rows housekeeping removed, in the order of [`HOUSEKEEPING_KINDS`].
-    pub removed: [u64; 5],
+    pub removed: [u64; 7],
+    /// Webhook attempts by what became of them, in the order of [`WEBHOOK_OUTCOMES`].
+    pub webhook_deliveries: [u64; 3],
+    pub webhook_endpoints_disabled: u64,
 }
 
 impl CountersSnapshot {
@@ -63,6 +74,10 @@ impl CountersSnapshot {
             for (a, b) in acc.removed.iter_mut().zip(s.removed) {
                 *a += b;
             }
+            for (a, b) in acc.webhook_deliveries.iter_mut().zip(s.webhook_deliveries) {
+                *a += b;
+            }
+            acc.webhook_endpoints_disabled += s.webhook_endpoints_disabled;
             acc
         })
     }
@@ -86,6 +101,8 @@ impl Counters {
             housekeeping_ok: read(&self.housekeeping_ok),
             housekeeping_failed: read(&self.housekeeping_failed),
             removed: self.removed.each_ref().map(read),
+            webhook_deliveries: self.webhook_deliveries.each_ref().map(read),
+            webhook_endpoints_disabled: read(&self.webhook_endpoints_disabled),
         }
     }
 
@@ -115,6 +132,19 @@ impl Counters {
         add(&self.metering[index], 1);
     }
 
+    pub(crate) fn webhook_delivery(&self, result: DeliveryResult, disabled_endpoint: bool) {
+        let index = match result {
+            DeliveryResult::Delivered => 0,
+            DeliveryResult::RetryScheduled => 1,
+            DeliveryResult::GaveUp => 2,
+            DeliveryResult::Superseded => return,
+        };
+        add(&self.webhook_deliveries[index], 1);
+        if disabled_endpoint {
+            add(&self.webhook_endpoints_disabled, 1);
+        }
+    }
+
     pub(crate) fn housekeeping(&self, removed: Option<&Pruned>) {
         let Some(p) = removed else {
             add(&self.housekeeping_failed, 1);
@@ -127,6 +157,8 @@ impl Counters {
             p.idempotency_keys,
             p.usage_keys,
             p.quota_counters,
+            p.events,
+            p.webhook_deliveries,
         ];
         for (counter, n) in self.removed.iter().zip(kinds) {
             add(counter, n);

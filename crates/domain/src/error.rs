@@ -65,6 +65,8 @@ pub enum Conflict {
     /// The owner already holds as many of these (wallets, managed users, API keys) as a user
     /// may.
     TooMany,
+    /// Webhook endpoints need `webhooks.secret_key`, which seals their signing secrets.
+    WebhooksNotConfigured,
 }
 
 impl Conflict {
@@ -87,6 +89,7 @@ impl Conflict {
             Self::DuplicateHotkey => "duplicate_hotkey",
             Self::FingerprintTaken => "fingerprint_taken",
             Self::TooMany => "limit_reached",
+            Self::WebhooksNotConfigured => "webhooks_not_configured",
         }
     }
 
@@ -114,6 +117,9 @@ impl Conflict {
             Self::FingerprintTaken => "this fingerprint cannot be used; choose another",
             Self::TooMany => {
                 "the per-user limit for this kind of object is reached; remove one first"
+            }
+            Self::WebhooksNotConfigured => {
+                "webhook endpoints need the server setting webhooks.secret_key"
             }
         }
     }
@@ -472,6 +478,46 @@ impl From<UserError> for TierError {
             UserError::TierNotFound => Self::NotFound,
             UserError::Failure(f) => Self::Failure(f),
         }
+    }
+}
+
+/// Errors of the event feed and webhook endpoints.
+#[derive(Debug, Error)]
+pub enum WebhookError {
+    #[error("webhook endpoint not found")]
+    EndpointNotFound,
+    #[error("delivery not found")]
+    DeliveryNotFound,
+    #[error("event not found")]
+    EventNotFound,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+impl From<RepoError> for WebhookError {
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::NotFound => Self::EndpointNotFound,
+            other => Self::Failure(Failure::from_repo(other, "not found")),
+        }
+    }
+}
+
+impl From<Denied> for WebhookError {
+    fn from(denied: Denied) -> Self {
+        Self::Failure(denied.into())
+    }
+}
+
+impl From<ValidationError> for WebhookError {
+    fn from(err: ValidationError) -> Self {
+        Self::Failure(Failure::Validation(err))
+    }
+}
+
+impl From<Cause> for WebhookError {
+    fn from(cause: Cause) -> Self {
+        Self::Failure(Failure::Internal(cause))
     }
 }
 

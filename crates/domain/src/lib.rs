@@ -22,5 +22,5 @@ pub use actor::{Actor, Credential};
 pub use app::{IdentityConfig, Ports, Tessera, TesseraConfig};
 pub use error::{
     AuthError, Cause, Conflict, Denied, Failure, IdentityError, MeteringError, RepoError,
-    UserError, ValidationError, WalletError,
+    UserError, ValidationError, WalletError, WebhookError,
 };

@@ -299,6 +299,28 @@ pub fn ensure_admin(actor: &Actor) -> Result<(), Denied> {
     }
 }
 
+/// The event feed carries every user's changes: administrators only.
+pub fn ensure_can_read_events(actor: &Actor) -> Result<(), Denied> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(Denied::forbidden(
+            "only administrators may read the event feed",
+        ))
+    }
+}
+
+/// A webhook endpoint receives every user's changes: administrators only.
+pub fn ensure_can_manage_webhooks(actor: &Actor) -> Result<(), Denied> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(Denied::forbidden(
+            "only administrators may manage webhook endpoints",
+        ))
+    }
+}
+
 /// Superuser-only operations on an admin surface.
 pub fn ensure_superuser(actor: &Actor) -> Result<(), Denied> {
     if actor.is_superuser() {
@@ -321,8 +343,7 @@ pub fn ensure_can_assign_tier(actor: &Actor) -> Result<(), Denied> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wallets. The owner's manager acts as the owner (PRODUCT.md §3: a manager acts for their
-// managed users). A wallet the caller may not read is `NotFound`.
+// Wallets. The owner's manager acts as the owner (a manager acts for their managed users). A wallet the caller may not read is `NotFound`.
 
 /// The actor is the wallet's owner, or the owner's manager.
 pub fn acts_as_owner(actor: &Actor, owner: &User) -> bool {

@@ -13,10 +13,11 @@ use tessera_domain::model::{
     AuditAction, ChangeTarget, EntryKind, Permission, Permissions, User, UserState, Wallet,
 };
 use tessera_domain::ports::{
-    Clock, MockApiKeyRepository, MockAuditRepository, MockGuardRepository, MockMeteringRepository,
-    MockPasswordHasher, MockSecretGenerator, MockSessionRepository, MockShareRepository,
-    MockSignatureVerifier, MockTierRepository, MockTokenCodec, MockUserRepository,
-    MockWalletRepository, RepoError, SystemClock, UuidV7Generator,
+    Clock, MockApiKeyRepository, MockAuditRepository, MockEventRepository, MockGuardRepository,
+    MockMeteringRepository, MockPasswordHasher, MockSecretGenerator, MockSessionRepository,
+    MockShareRepository, MockSignatureVerifier, MockTierRepository, MockTokenCodec,
+    MockUserRepository, MockWalletRepository, MockWebhookRepository, RepoError, SystemClock,
+    UuidV7Generator,
 };
 use tessera_domain::services::{
     AdjustmentInput, CreateUserInput, CredentialThrottle, LoginLimits, RetentionError,
@@ -52,6 +53,10 @@ fn tessera_with(m: Mocks, clock: Arc<dyn Clock>, config: TesseraConfig) -> Tesse
         api_keys: Arc::new(MockApiKeyRepository::new()),
         guards: Arc::new(m.guards),
         metering: Arc::new(MockMeteringRepository::new()),
+        events: Arc::new(MockEventRepository::new()),
+        webhooks: Arc::new(MockWebhookRepository::new()),
+        webhook_cipher: None,
+        webhook_sender: None,
         hasher: Arc::new(m.hasher),
         tokens: Arc::new(MockTokenCodec::new()),
         secrets: Arc::new(MockSecretGenerator::new()),
@@ -388,6 +393,8 @@ async fn housekeeping_purges_due_users_in_rounds_as_the_system() {
         idempotency_keys: None,
         usage_keys: None,
         quota_counters: None,
+        events: None,
+        webhook_deliveries: None,
         batch_size: 2,
     };
     let t = tessera_with(m, Arc::new(ManualClock(Mutex::new(now))), only(policy));
@@ -412,6 +419,8 @@ async fn housekeeping_deletes_in_batches_until_one_comes_back_short() {
         idempotency_keys: Some(std::time::Duration::from_secs(60)),
         usage_keys: None,
         quota_counters: None,
+        events: None,
+        webhook_deliveries: None,
         batch_size: 2,
     };
     let t = tessera_with(m, Arc::new(SystemClock), only(policy.clone()));

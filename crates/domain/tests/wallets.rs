@@ -54,6 +54,9 @@ impl SecretGenerator for Secrets {
     fn new_fingerprint(&self) -> String {
         uuid::Uuid::new_v4().simple().to_string()
     }
+    fn new_webhook_secret(&self) -> String {
+        format!("whsec_{}", Uuid::new_v4().simple())
+    }
     fn fingerprint_digest(&self, fingerprint: &str) -> String {
         fingerprint.to_owned()
     }
@@ -71,6 +74,10 @@ fn tessera() -> Tessera {
         api_keys: Arc::new(store.clone()),
         guards: Arc::new(store.clone()),
         metering: Arc::new(store.clone()),
+        events: Arc::new(store.clone()),
+        webhooks: Arc::new(store.clone()),
+        webhook_cipher: None,
+        webhook_sender: None,
         hasher: Arc::new(PlainHasher),
         tokens: Arc::new(NoTokens),
         secrets: Arc::new(Secrets),

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use tessera_domain::error::{
     AuthError, Failure, IdentityError, MeteringError, TierError, UserError, ValidationError,
-    WalletError,
+    WalletError, WebhookError,
 };
 use utoipa::ToSchema;
 
@@ -474,6 +474,17 @@ impl From<IdentityError> for ApiError {
             }
             IdentityError::NotFound => Self::NotFound("Not found"),
             IdentityError::Failure(f) => f.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(err: WebhookError) -> Self {
+        match err {
+            WebhookError::EndpointNotFound => Self::NotFound("Webhook endpoint not found"),
+            WebhookError::DeliveryNotFound => Self::NotFound("Delivery not found"),
+            WebhookError::EventNotFound => Self::NotFound("Event not found"),
+            WebhookError::Failure(f) => f.into(),
         }
     }
 }

@@ -79,6 +79,11 @@ pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)),
 )]
 pub(crate) async fn metrics(state: web::Data<ApiState>) -> HttpResponse {
+    if state.metrics.queue_due() {
+        if let Ok(queue) = state.tessera.webhooks.stats().await {
+            state.metrics.set_queue(queue);
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())

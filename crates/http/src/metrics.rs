@@ -9,7 +9,10 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use tessera_domain::counters::{CountersSnapshot, HOUSEKEEPING_KINDS, METERING_SOURCES};
+use tessera_domain::counters::{
+    CountersSnapshot, HOUSEKEEPING_KINDS, METERING_SOURCES, WEBHOOK_OUTCOMES,
+};
+use tessera_domain::model::DeliveryStats;
 
 /// A connection pool's state at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,6 +44,11 @@ pub struct Metrics {
     metering: IntCounterVec,
     housekeeping_runs: IntCounterVec,
     housekeeping_removed: IntCounterVec,
+    webhook_deliveries: IntCounterVec,
+    webhook_endpoints_disabled: IntCounter,
+    events_written: IntGauge,
+    webhook_queue_depth: IntGauge,
+    webhook_oldest_pending: IntGauge,
     pool_max: IntGauge,
     pool_size: IntGauge,
     pool_in_use: IntGauge,
@@ -49,7 +57,13 @@ pub struct Metrics {
     counters: Arc<dyn CounterSource>,
     /// The counters as last exported; a scrape adds what they grew by since.
     exported: Mutex<CountersSnapshot>,
+    /// When the queue gauges were last read from the store.
+    queue_read_at: Mutex<Option<std::time::Instant>>,
 }
+
+/// How stale the event queue gauges may be: reading them counts pending deliveries, which
+/// every scrape of every scraper should not repeat.
+pub const QUEUE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
     let g = IntGauge::new(name, help)?;
@@ -126,7 +140,38 @@ impl Metrics {
             &["kind"],
         )?;
         registry.register(Box::new(housekeeping_removed.clone()))?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_attempts_total",
+                "Webhook delivery attempts made by this process, by what followed (delivered, \
+                 retry_scheduled, gave_up)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        let webhook_endpoints_disabled = IntCounter::new(
+            "webhook_endpoints_disabled_total",
+            "Endpoints this process disabled after failing for the whole retry window",
+        )?;
+        registry.register(Box::new(webhook_endpoints_disabled.clone()))?;
         Ok(Self {
+            events_written: gauge(
+                &registry,
+                "events_written",
+                "Events written since the database was created (the feed's sequence)",
+            )?,
+            webhook_queue_depth: gauge(
+                &registry,
+                "webhook_queue_depth",
+                "Webhook deliveries waiting for an attempt",
+            )?,
+            webhook_oldest_pending: gauge(
+                &registry,
+                "webhook_oldest_pending_seconds",
+                "Age of the oldest webhook delivery not yet delivered",
+            )?,
+            webhook_deliveries,
+            webhook_endpoints_disabled,
             pool_max: gauge(&registry, "db_pool_max_size", "Largest size of the pool")?,
             pool_size: gauge(&registry, "db_pool_size", "Connections open")?,
             pool_in_use: gauge(&registry, "db_pool_in_use", "Connections checked out")?,
@@ -146,6 +191,7 @@ impl Metrics {
             pool,
             counters,
             exported: Mutex::new(CountersSnapshot::default()),
+            queue_read_at: Mutex::new(None),
         })
     }
 
@@ -189,7 +235,41 @@ impl Metrics {
                 .with_label_values(&[kind])
                 .inc_by(grown(now.removed[i], exported.removed[i]));
         }
+        for (i, outcome) in WEBHOOK_OUTCOMES.into_iter().enumerate() {
+            self.webhook_deliveries
+                .with_label_values(&[outcome])
+                .inc_by(grown(
+                    now.webhook_deliveries[i],
+                    exported.webhook_deliveries[i],
+                ));
+        }
+        self.webhook_endpoints_disabled.inc_by(grown(
+            now.webhook_endpoints_disabled,
+            exported.webhook_endpoints_disabled,
+        ));
         *exported = now;
+    }
+
+    /// Whether the queue figures are older than [`QUEUE_REFRESH`]; answering `true` claims the
+    /// refresh, so concurrent scrapes query the store once.
+    pub fn queue_due(&self) -> bool {
+        let mut last = self
+            .queue_read_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let due = last.is_none_or(|at| at.elapsed() >= QUEUE_REFRESH);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Sets the event queue gauges (read from the store by the caller).
+    pub fn set_queue(&self, q: DeliveryStats) {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.events_written.set(g(q.events_written));
+        self.webhook_queue_depth.set(g(q.pending));
+        self.webhook_oldest_pending.set(g(q.oldest_pending_secs));
     }
 
     /// The text exposition, with the pool read now.

@@ -13,6 +13,7 @@
 
 mod audit;
 mod credentials;
+mod events;
 mod metering;
 mod query;
 mod sessions;

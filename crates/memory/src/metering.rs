@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use tessera_domain::model::{
     AuditEvent, Consumption, ConsumptionMode, ConsumptionOutcome, CounterKey, Discount, EntryKind,
-    LedgerEntry, MeteringRates, ResourceId, Source, UsageItem, UsagePage, UsageQuery, User,
+    LedgerEntry, MeteringRates, ResourceId, Source, ThresholdOwner, UsageItem, UsagePage,
+    UsageQuery, User,
 };
 use tessera_domain::ports::{MeteringRepository, RepoError, RepoResult};
 use tessera_domain::Conflict;
@@ -64,6 +65,38 @@ impl MeteringRepository for MemoryStore {
             state.user_quotas.remove(&user_id);
         } else {
             state.user_quotas.insert(user_id, quotas);
+        }
+        state.record(audit);
+        Ok(())
+    }
+
+    async fn balance_thresholds(&self, owner: ThresholdOwner) -> RepoResult<BTreeMap<String, i64>> {
+        let state = self.lock();
+        Ok(state
+            .balance_thresholds
+            .get(&owner)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn replace_balance_thresholds(
+        &self,
+        owner: ThresholdOwner,
+        thresholds: BTreeMap<String, i64>,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<()> {
+        let mut state = self.lock();
+        let exists = match owner {
+            ThresholdOwner::User(id) => state.users.contains_key(&id),
+            ThresholdOwner::Tier(id) => state.tiers.contains_key(&id),
+        };
+        if !exists {
+            return Err(RepoError::NotFound);
+        }
+        if thresholds.is_empty() {
+            state.balance_thresholds.remove(&owner);
+        } else {
+            state.balance_thresholds.insert(owner, thresholds);
         }
         state.record(audit);
         Ok(())
@@ -187,47 +220,75 @@ impl MeteringRepository for MemoryStore {
                 }
             }
         };
+        // The first call of the day the quota does not cover reports the quota spent, once —
+        // a call the balance then refuses too, since running out is what the event reports.
+        let exhausted = match (counter_key, &c.exhaustion) {
+            (Some(key), Some(event)) if new_counter.is_none() => {
+                (!state.quota_exhausted.contains(&key)).then(|| (key, event.clone()))
+            }
+            _ => None,
+        };
         // The wallet that pays, as it will be stored.
         let mut paying = None;
+        let refused = || RepoError::Conflict(Conflict::InsufficientFunds);
+        let mut refusal = None;
         if paid {
             let invoice = outcome.source == Source::Invoice;
-            let mut wallet = match state.live_default(c.user_id, &c.currency, None) {
+            let wallet = match state.live_default(c.user_id, &c.currency, None) {
                 Some(id) => state.wallets.get(&id).cloned(),
                 None if invoice => Some(new_wallet(&state, c.new_default_wallet())?),
                 None => None,
             }
-            .ok_or(RepoError::Conflict(Conflict::InsufficientFunds))?;
-            let after = wallet.balance.checked_sub(c.charge).ok_or_else(overflow)?;
-            let covered = after >= 0 && wallet.balance > 0;
-            if !(covered || wallet.allow_negative) {
-                return Err(RepoError::Conflict(Conflict::InsufficientFunds));
-            }
-            wallet.balance = after;
-            wallet.updated_at = now;
-            check_wallet(&wallet)?;
-            let entry = (c.charge != 0).then(|| LedgerEntry {
-                id: c.entry_id,
-                wallet_id: wallet.id,
-                amount: -c.charge,
-                balance_after: after,
-                kind: EntryKind::Usage,
-                reason: c.reason.clone(),
-                actor_id: c.actor_id,
-                transfer_id: None,
-                idempotency_key: c.idempotency.as_ref().map(|k| k.key.clone()),
-                created_at: now,
-            });
-            if let Some(entry) = &entry {
-                check_entry(entry)?;
-                if state.ledger.contains_key(&entry.id) {
-                    return Err(RepoError::internal("duplicate ledger entry id"));
+            .ok_or_else(refused);
+            match wallet {
+                Ok(wallet) => {
+                    let after = wallet.balance.checked_sub(c.charge).ok_or_else(overflow)?;
+                    let covered = after >= 0 && wallet.balance > 0;
+                    if !(covered || wallet.allow_negative) {
+                        refusal = Some(refused());
+                    }
+                    paying = Some((wallet, after));
                 }
+                Err(e) => refusal = Some(e),
             }
-            outcome.amount_charged = c.charge;
-            outcome.balance_after = Some(after);
-            outcome.entry_id = entry.as_ref().map(|e| e.id);
-            paying = Some((wallet, entry));
         }
+        if let Some(refusal) = refusal {
+            if let Some((key, event)) = exhausted {
+                state.quota_exhausted.insert(key);
+                state.emit(event);
+            }
+            return Err(refusal);
+        }
+        let paying = match paying {
+            None => None,
+            Some((mut wallet, after)) => {
+                wallet.balance = after;
+                wallet.updated_at = now;
+                check_wallet(&wallet)?;
+                let entry = (c.charge != 0).then(|| LedgerEntry {
+                    id: c.entry_id,
+                    wallet_id: wallet.id,
+                    amount: -c.charge,
+                    balance_after: after,
+                    kind: EntryKind::Usage,
+                    reason: c.reason.clone(),
+                    actor_id: c.actor_id,
+                    transfer_id: None,
+                    idempotency_key: c.idempotency.as_ref().map(|k| k.key.clone()),
+                    created_at: now,
+                });
+                if let Some(entry) = &entry {
+                    check_entry(entry)?;
+                    if state.ledger.contains_key(&entry.id) {
+                        return Err(RepoError::internal("duplicate ledger entry id"));
+                    }
+                }
+                outcome.amount_charged = c.charge;
+                outcome.balance_after = Some(after);
+                outcome.entry_id = entry.as_ref().map(|e| e.id);
+                Some((wallet, entry))
+            }
+        };
         let bucket_key = (c.user_id, c.resource.clone(), stored(c.bucket));
         let mut bucket = state
             .usage_buckets
@@ -249,8 +310,13 @@ impl MeteringRepository for MemoryStore {
         if let Some((wallet, entry)) = paying {
             state.wallets.insert(wallet.id, wallet);
             if let Some(entry) = entry {
-                state.ledger.insert(entry.id, entry);
+                state.post_entry(entry);
             }
+        }
+        // The first call of the day the quota does not cover reports the quota spent, once.
+        if let Some((key, event)) = exhausted {
+            state.quota_exhausted.insert(key);
+            state.emit(event);
         }
         state.usage_buckets.insert(bucket_key, bucket);
         if let Some(k) = c.idempotency {
@@ -348,6 +414,11 @@ impl MeteringRepository for MemoryStore {
         old.truncate(limit as usize);
         for (d, user, counter) in &old {
             state.quota_counters.remove(&(*user, *counter, *d));
+            state.quota_exhausted.remove(&(*user, *counter, *d));
+        }
+        if (old.len() as u64) < u64::from(limit) {
+            // Markers of counters that never held a covered call.
+            state.quota_exhausted.retain(|(_, _, d)| *d >= day);
         }
         Ok(old.len() as u64)
     }

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::collections::BTreeMap;
 
 use tessera_domain::model::{
-    is_currency_code, AuditEvent, ConsumptionOutcome, CounterKey, Discount, LedgerEntry,
-    ResourceId, Session, Share, Tier, User, UserState, Wallet,
+    is_currency_code, ledger_events, AuditEvent, ConsumptionOutcome, CounterKey, Discount, Event,
+    LedgerEntry, ResourceId, Session, Share, ThresholdOwner, Tier, User, UserState, Wallet,
 };
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
@@ -88,6 +88,14 @@ pub(crate) struct State {
     pub usage_buckets: BTreeMap<(Uuid, ResourceId, OffsetDateTime), BucketRow>,
     /// Consumption keys by `(scope, key)`.
     pub usage_keys: HashMap<(Uuid, String), UsageKeyRow>,
+    /// Counters whose `quota.exhausted` event was written, by `(user, counter, day)`.
+    pub quota_exhausted: HashSet<(Uuid, CounterKey, time::Date)>,
+    pub balance_thresholds: HashMap<ThresholdOwner, BTreeMap<String, i64>>,
+    /// The event feed, in commit order (one lock: commit order is write order).
+    pub events: Vec<(i64, Event)>,
+    /// Events ever written (the sequence of the last one).
+    pub event_seq: i64,
+    pub webhooks: crate::events::Webhooks,
 }
 
 /// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to
@@ -245,12 +253,59 @@ impl State {
         }
     }
 
-    /// Records an audit event with its time as the database would store it.
+    /// Records an audit event with its time as the database would store it, and the domain
+    /// event it produces.
     pub fn record(&mut self, event: Option<AuditEvent>) {
         if let Some(mut event) = event {
             event.at = stored(event.at);
+            if let Some(domain_event) = Event::from_audit(&event) {
+                self.emit(domain_event);
+            }
             self.audit.push(event);
         }
+    }
+
+    /// Appends an event to the feed.
+    pub fn emit(&mut self, mut event: Event) {
+        event.occurred_at = stored(event.occurred_at);
+        self.event_seq += 1;
+        self.events.push((self.event_seq, event));
+    }
+
+    /// The threshold in force for a user's wallets in `currency`: the user's own, else their
+    /// tier's.
+    pub fn balance_threshold(&self, user_id: Uuid, currency: &str) -> Option<i64> {
+        let own = self
+            .balance_thresholds
+            .get(&ThresholdOwner::User(user_id))
+            .and_then(|m| m.get(currency));
+        own.or_else(|| {
+            let tier = self.users.get(&user_id)?.user.tier_id?;
+            self.balance_thresholds
+                .get(&ThresholdOwner::Tier(tier))?
+                .get(currency)
+        })
+        .copied()
+    }
+
+    /// Stores a ledger entry (its wallet already updated) with the events it produces, as the
+    /// database's trigger on `ledger_entries` does.
+    pub fn post_entry(&mut self, entry: LedgerEntry) {
+        if let Some(wallet) = self.wallets.get(&entry.wallet_id) {
+            let (owner, currency) = (wallet.user_id, wallet.currency.clone());
+            let threshold = self.balance_threshold(owner, &currency);
+            let at = stored(entry.created_at);
+            let ids = || {
+                let nanos =
+                    u32::try_from(at.unix_timestamp_nanos().rem_euclid(1_000_000_000)).unwrap_or(0);
+                let secs = u64::try_from(at.unix_timestamp()).unwrap_or(0);
+                Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos))
+            };
+            for event in ledger_events(&entry, owner, &currency, threshold, ids) {
+                self.emit(event);
+            }
+        }
+        self.ledger.insert(entry.id, entry);
     }
 
     /// The user other than `except` holding this username, case-insensitively.

@@ -121,6 +121,9 @@ impl TierRepository for MemoryStore {
             return Err(RepoError::Conflict(Conflict::TierInUse));
         }
         state.tiers.remove(&id);
+        state
+            .balance_thresholds
+            .remove(&tessera_domain::model::ThresholdOwner::Tier(id));
         state.record(audit);
         Ok(())
     }

@@ -465,6 +465,8 @@ fn purge_locked(state: &mut State, id: Uuid, audit: Option<AuditEvent>) -> RepoR
         quota_counters,
         usage_buckets,
         usage_keys,
+        quota_exhausted,
+        balance_thresholds,
         ..
     } = &mut *state;
     users.retain(|user_id, _| !doomed.contains(user_id));
@@ -494,6 +496,10 @@ fn purge_locked(state: &mut State, id: Uuid, audit: Option<AuditEvent>) -> RepoR
     user_quotas.retain(|user, _| !doomed.contains(user));
     user_discounts.retain(|user, _| !doomed.contains(user));
     quota_counters.retain(|(user, _, _), _| !doomed.contains(user));
+    quota_exhausted.retain(|(user, _, _)| !doomed.contains(user));
+    balance_thresholds.retain(|owner, _| {
+        !matches!(owner, tessera_domain::model::ThresholdOwner::User(u) if doomed.contains(u))
+    });
     usage_buckets.retain(|(user, _, _), _| !doomed.contains(user));
     usage_keys.retain(|(scope, _), row| !doomed.contains(scope) && !doomed.contains(&row.user_id));
     for row in usage_keys.values_mut() {

@@ -260,7 +260,7 @@ impl WalletRepository for MemoryStore {
         let event = change.audit_with(&entry);
         claim_row(&mut state, change.idempotency, entry.id, change.now);
         state.wallets.insert(wallet.id, wallet);
-        state.ledger.insert(entry.id, entry.clone());
+        state.post_entry(entry.clone());
         state.record(event);
         Ok(Posted {
             entry,
@@ -350,8 +350,8 @@ impl WalletRepository for MemoryStore {
         claim_row(&mut state, t.idempotency, debit.id, t.now);
         state.wallets.insert(from.id, from);
         state.wallets.insert(to.id, to);
-        state.ledger.insert(debit.id, debit.clone());
-        state.ledger.insert(credit.id, credit.clone());
+        state.post_entry(debit.clone());
+        state.post_entry(credit.clone());
         state.record(event);
         Ok(Transfer {
             transfer_id: t.transfer_id,

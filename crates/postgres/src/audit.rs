@@ -11,7 +11,8 @@ use crate::precision::{ceil_micros, floor_micros};
 use crate::schema::audit_events;
 use crate::PgStore;
 
-/// Writes an audit event on `conn` — inside the caller's transaction.
+/// Writes an audit event on `conn` — inside the caller's transaction — with the domain event
+/// it produces, if any.
 pub(crate) async fn record(
     conn: &mut AsyncPgConnection,
     event: Option<&AuditEvent>,
@@ -32,6 +33,9 @@ pub(crate) async fn record(
         .execute(conn)
         .await
         .map_err(map)?;
+    if let Some(event) = tessera_domain::model::Event::from_audit(e) {
+        crate::events::insert_event(conn, &event).await?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 mod audit;
 mod credentials;
 mod error;
+mod events;
 mod metering;
 mod migrate;
 mod models;

@@ -37,12 +37,15 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Date as SqlDate, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{
+    BigInt, Bool, Date as SqlDate, Integer, Jsonb, Nullable, Text, Timestamptz,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
     AuditEvent, Consumption, ConsumptionMode, ConsumptionOutcome, CounterKey, Discount,
-    IdempotencyClaim, MeteringRates, ResourceId, Source, UsageItem, UsagePage, UsageQuery, User,
+    IdempotencyClaim, MeteringRates, ResourceId, Source, ThresholdOwner, UsageItem, UsagePage,
+    UsageQuery, User,
 };
 use tessera_domain::ports::{MeteringRepository, RepoError, RepoResult};
 use time::{Date, OffsetDateTime};
@@ -145,7 +148,9 @@ fn rates_of(quotas: [Option<i64>; 4], discounts: [Option<i32>; 2]) -> RepoResult
 /// idempotency key. Parameters:
 /// `$1` user, `$2` mode (`free`/`invoice`/`metered`), `$3` counter key, `$4` day, `$5` count,
 /// `$6` quota, `$7` charge, `$8` currency, `$9` now, `$10` entry id, `$11` reason, `$12` actor,
-/// `$13` idempotency key, `$14` key scope, `$15` resource, `$16` bucket, `$17`/`$18` tokens.
+/// `$13` idempotency key, `$14` key scope, `$15` resource, `$16` bucket, `$17`/`$18` tokens,
+/// `$19` the id of the `quota.exhausted` event (null: the call has no quota to exhaust), `$20`
+/// its payload.
 const CONSUME_SQL: &str = "\
 WITH u AS (
   SELECT id FROM users WHERE id = $1
@@ -165,6 +170,20 @@ bump AS (
   DO UPDATE SET used = quota_counters.used + EXCLUDED.used
   WHERE quota_counters.used + EXCLUDED.used <= $6
   RETURNING used
+),
+exhaust AS (
+  -- The first call of the day the quota does not cover marks the counter, once; a refused
+  -- call too, since running out is what the event reports.
+  INSERT INTO quota_counters (user_id, counter_key, day, used, exhausted_by)
+  SELECT u.id, $3, $4, 0, $19 FROM u
+  WHERE $2 = 'metered' AND $19 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM bump)
+  ON CONFLICT (user_id, counter_key, day) DO UPDATE SET exhausted_by = EXCLUDED.exhausted_by
+  WHERE quota_counters.exhausted_by IS NULL
+  RETURNING exhausted_by
+),
+exhausted AS (
+  INSERT INTO events (id, type, version, occurred_at, subject_id, actor_id, payload)
+  SELECT $19, 'quota.exhausted', 1, $9, $1, $12, $20 FROM exhaust
 ),
 pay AS (
   SELECT ($2 = 'metered' AND NOT EXISTS (SELECT 1 FROM bump)) OR ($2 = 'invoice' AND $7 > 0)
@@ -251,6 +270,7 @@ async fn consume_once(conn: &mut AsyncPgConnection, c: &Consumption) -> Result<O
         ConsumptionMode::Metered(q) => ("metered", q.counter, as_i64(q.limit)),
     };
     let key = c.idempotency.as_ref();
+    let exhaustion = exhaustion_of(c)?;
     let row: Consumed = Prepared(
         diesel::sql_query(CONSUME_SQL)
             .bind::<diesel::sql_types::Uuid, _>(c.user_id)
@@ -270,7 +290,9 @@ async fn consume_once(conn: &mut AsyncPgConnection, c: &Consumption) -> Result<O
             .bind::<Text, _>(c.resource.to_string())
             .bind::<Timestamptz, _>(c.bucket)
             .bind::<BigInt, _>(c.input_tokens)
-            .bind::<BigInt, _>(c.output_tokens),
+            .bind::<BigInt, _>(c.output_tokens)
+            .bind::<Nullable<diesel::sql_types::Uuid>, _>(exhaustion.as_ref().map(|(id, _)| *id))
+            .bind::<Nullable<Jsonb>, _>(exhaustion.map(|(_, payload)| payload)),
     )
     .get_result(conn)
     .await
@@ -299,6 +321,55 @@ async fn consume_once(conn: &mut AsyncPgConnection, c: &Consumption) -> Result<O
         quota_used: row.used,
         replayed: false,
     }))
+}
+
+/// The `quota.exhausted` event of a consumption, as `(id, payload)`.
+fn exhaustion_of(c: &Consumption) -> Result<Option<(Uuid, serde_json::Value)>, TxError> {
+    c.exhaustion
+        .as_ref()
+        .map(|e| {
+            serde_json::to_value(&e.payload)
+                .map(|p| (e.id, p))
+                .map_err(|err| RepoError::internal(format!("cannot encode an event: {err}")).into())
+        })
+        .transpose()
+}
+
+/// A refused call inside a transaction (one with an `Idempotency-Key`) rolls everything back;
+/// its `quota.exhausted` mark and event are written afterwards on their own, as the statement
+/// would have written them without a key.
+const EXHAUST_SQL: &str = "\
+WITH exhaust AS (
+  INSERT INTO quota_counters (user_id, counter_key, day, used, exhausted_by)
+  SELECT id, $2, $3, 0, $4 FROM users WHERE id = $1
+  ON CONFLICT (user_id, counter_key, day) DO UPDATE SET exhausted_by = EXCLUDED.exhausted_by
+  WHERE quota_counters.exhausted_by IS NULL
+  RETURNING exhausted_by
+)
+INSERT INTO events (id, type, version, occurred_at, subject_id, actor_id, payload)
+SELECT $4, 'quota.exhausted', 1, $5, $1, $6, $7 FROM exhaust";
+
+async fn exhaust_after_refusal(
+    conn: &mut AsyncPgConnection,
+    c: &Consumption,
+) -> Result<(), TxError> {
+    let (ConsumptionMode::Metered(q), Some((id, payload))) = (c.mode, exhaustion_of(c)?) else {
+        return Ok(());
+    };
+    Prepared(
+        diesel::sql_query(EXHAUST_SQL)
+            .bind::<diesel::sql_types::Uuid, _>(c.user_id)
+            .bind::<Text, _>(q.counter.as_string())
+            .bind::<SqlDate, _>(c.day)
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .bind::<Timestamptz, _>(c.now)
+            .bind::<Nullable<diesel::sql_types::Uuid>, _>(c.actor_id)
+            .bind::<Jsonb, _>(payload),
+    )
+    .execute(conn)
+    .await
+    .map_err(map)?;
+    Ok(())
 }
 
 /// Takes `amount` from the user's live default wallet in `currency`: only if the balance covers
@@ -490,6 +561,89 @@ impl MeteringRepository for PgStore {
         .map_err(RepoError::from)
     }
 
+    async fn balance_thresholds(&self, owner: ThresholdOwner) -> RepoResult<BTreeMap<String, i64>> {
+        #[derive(QueryableByName)]
+        struct Threshold {
+            #[diesel(sql_type = Text)]
+            currency: String,
+            #[diesel(sql_type = BigInt)]
+            threshold: i64,
+        }
+        let mut conn = self.conn().await?;
+        let (sql, id) = match owner {
+            ThresholdOwner::User(id) => (
+                "SELECT currency, threshold FROM user_balance_thresholds WHERE user_id = $1",
+                id,
+            ),
+            ThresholdOwner::Tier(id) => (
+                "SELECT currency, threshold FROM tier_balance_thresholds WHERE tier_id = $1",
+                id,
+            ),
+        };
+        let rows: Vec<Threshold> = diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Uuid, _>(id)
+            .load(&mut conn)
+            .await
+            .map_err(map)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.currency, r.threshold))
+            .collect())
+    }
+
+    async fn replace_balance_thresholds(
+        &self,
+        owner: ThresholdOwner,
+        thresholds: BTreeMap<String, i64>,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<()> {
+        let mut conn = self.conn().await?;
+        let (lock, clear, insert, id) = match owner {
+            ThresholdOwner::User(id) => (
+                "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
+                "DELETE FROM user_balance_thresholds WHERE user_id = $1",
+                "INSERT INTO user_balance_thresholds (user_id, currency, threshold) \
+                 SELECT $1, c, t FROM unnest($2::text[], $3::bigint[]) AS x(c, t)",
+                id,
+            ),
+            ThresholdOwner::Tier(id) => (
+                "SELECT 1 FROM tiers WHERE id = $1 FOR NO KEY UPDATE",
+                "DELETE FROM tier_balance_thresholds WHERE tier_id = $1",
+                "INSERT INTO tier_balance_thresholds (tier_id, currency, threshold) \
+                 SELECT $1, c, t FROM unnest($2::text[], $3::bigint[]) AS x(c, t)",
+                id,
+            ),
+        };
+        let currencies: Vec<&str> = thresholds.keys().map(String::as_str).collect();
+        let values: Vec<i64> = thresholds.values().copied().collect();
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let found = diesel::sql_query(lock)
+                .bind::<diesel::sql_types::Uuid, _>(id)
+                .execute(conn)
+                .await
+                .map_err(map)?;
+            if found == 0 {
+                return Err(RepoError::NotFound.into());
+            }
+            diesel::sql_query(clear)
+                .bind::<diesel::sql_types::Uuid, _>(id)
+                .execute(conn)
+                .await
+                .map_err(map)?;
+            diesel::sql_query(insert)
+                .bind::<diesel::sql_types::Uuid, _>(id)
+                .bind::<diesel::sql_types::Array<Text>, _>(&currencies)
+                .bind::<diesel::sql_types::Array<BigInt>, _>(&values)
+                .execute(conn)
+                .await
+                .map_err(map)?;
+            record(conn, audit.as_ref()).await?;
+            Ok(())
+        })
+        .await
+        .map_err(RepoError::from)
+    }
+
     async fn discounts(&self, user_id: Uuid) -> RepoResult<BTreeMap<ResourceId, Discount>> {
         let mut conn = self.conn().await?;
         let rows: Vec<(String, i32)> = user_discounts::table
@@ -650,35 +804,42 @@ impl MeteringRepository for PgStore {
         // A key must be claimed before anything is decided, so that a concurrent duplicate
         // waits for the first decision; and an invoiced user without a wallet needs one opened
         // first. Both take a transaction.
-        conn.transaction(async |conn| -> Result<_, TxError> {
-            if let Some(k) = &c.idempotency {
-                // The wallet before the key: the claim's foreign-key checks key-share the user.
-                wallets::table
-                    .filter(wallets::user_id.eq(c.user_id))
-                    .filter(wallets::currency.eq(&c.currency))
-                    .filter(wallets::is_default)
-                    .filter(wallets::deleted_at.is_null())
-                    .select(wallets::id)
-                    .for_key_share()
-                    .load::<Uuid>(conn)
-                    .await
-                    .map_err(map)?;
-                if let Some(first) = claim(conn, k, c.user_id, c.now).await? {
-                    return Ok(first);
+        let result = conn
+            .transaction(async |conn| -> Result<_, TxError> {
+                if let Some(k) = &c.idempotency {
+                    // The wallet before the key: the claim's foreign-key checks key-share the user.
+                    wallets::table
+                        .filter(wallets::user_id.eq(c.user_id))
+                        .filter(wallets::currency.eq(&c.currency))
+                        .filter(wallets::is_default)
+                        .filter(wallets::deleted_at.is_null())
+                        .select(wallets::id)
+                        .for_key_share()
+                        .load::<Uuid>(conn)
+                        .await
+                        .map_err(map)?;
+                    if let Some(first) = claim(conn, k, c.user_id, c.now).await? {
+                        return Ok(first);
+                    }
                 }
-            }
-            let mut once = consume_once(conn, &c).await?;
-            if matches!(once, Once::NeedsWallet) {
-                open_default_wallet(conn, &c).await?;
-                once = consume_once(conn, &c).await?;
-            }
-            match once {
-                Once::Done(outcome) => Ok(outcome),
-                Once::NeedsWallet => Err(RepoError::Conflict(Conflict::InsufficientFunds).into()),
-            }
-        })
-        .await
-        .map_err(RepoError::from)
+                let mut once = consume_once(conn, &c).await?;
+                if matches!(once, Once::NeedsWallet) {
+                    open_default_wallet(conn, &c).await?;
+                    once = consume_once(conn, &c).await?;
+                }
+                match once {
+                    Once::Done(outcome) => Ok(outcome),
+                    Once::NeedsWallet => {
+                        Err(RepoError::Conflict(Conflict::InsufficientFunds).into())
+                    }
+                }
+            })
+            .await
+            .map_err(RepoError::from);
+        if let Err(RepoError::Conflict(Conflict::InsufficientFunds)) = &result {
+            exhaust_after_refusal(&mut conn, &c).await?;
+        }
+        result
     }
 
     async fn usage(&self, user_id: Uuid, q: UsageQuery) -> RepoResult<UsagePage> {

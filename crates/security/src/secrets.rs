@@ -1,3 +1,5 @@
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use blake2::Blake2b512;
 use rand::rngs::OsRng;
 use rand::{Rng, RngCore};
@@ -21,6 +23,12 @@ impl SecretGenerator for RandomSecrets {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
         hex::encode(bytes)
+    }
+
+    fn new_webhook_secret(&self) -> String {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        format!("whsec_{}", BASE64.encode(bytes))
     }
 
     fn new_password(&self) -> String {

@@ -15,9 +15,10 @@ use async_trait::async_trait;
 use secrecy::ExposeSecret;
 use tessera_domain::counters::CountersSnapshot;
 use tessera_domain::ports::{
-    ApiKeyRepository, AuditRepository, ExternalTokenVerifier, GuardRepository, MeteringRepository,
-    SessionRepository, ShareRepository, SystemClock, TierRepository, UserRepository,
-    UuidV7Generator, WalletRepository,
+    ApiKeyRepository, AuditRepository, EventRepository, ExternalTokenVerifier, GuardRepository,
+    MeteringRepository, SecretCipher, SessionRepository, ShareRepository, SystemClock,
+    TierRepository, UserRepository, UuidV7Generator, WalletRepository, WebhookRepository,
+    WebhookSender,
 };
 use tessera_domain::services::{CreatedUser, LimitsConfig, LoginLimits};
 use tessera_domain::values::PasswordPolicy;
@@ -26,8 +27,11 @@ use tessera_http::metrics::{CounterSource, Metrics, PoolStats, PoolStatus};
 use tessera_http::{ApiState, HttpLimits, Readiness};
 use tessera_memory::MemoryStore;
 use tessera_postgres::{PgStore, PoolSettings};
-use tessera_security::{Argon2Hasher, Argon2Settings, ExternalIssuer, JwtCodec, RandomSecrets};
+use tessera_security::{
+    Argon2Hasher, Argon2Settings, ExternalIssuer, JwtCodec, RandomSecrets, SealingKey,
+};
 use tessera_sr25519::Sr25519Verifier;
+use tessera_webhooks::{HttpSender, SenderSettings};
 
 pub use settings::Settings;
 
@@ -178,24 +182,15 @@ impl Readiness for StorageReadiness {
     }
 }
 
-type StoragePorts = (
-    Arc<dyn UserRepository>,
-    Arc<dyn SessionRepository>,
-    Arc<dyn TierRepository>,
-    Arc<dyn AuditRepository>,
-    Arc<dyn WalletRepository>,
-    Arc<dyn ShareRepository>,
-    Arc<dyn ApiKeyRepository>,
-    Arc<dyn GuardRepository>,
-    Arc<dyn MeteringRepository>,
-);
-
-/// What every worker's domain instance shares: the hashing threads, the token keys and the
-/// configuration are process-wide; only the storage differs between workers.
+/// What every worker's domain instance shares: the hashing threads, the token keys, the webhook
+/// sealing key and sender, and the configuration are process-wide; only the storage differs
+/// between workers.
 struct ProcessParts {
     hasher: Arc<Argon2Hasher>,
     tokens: Arc<JwtCodec>,
     external_tokens: Option<Arc<dyn ExternalTokenVerifier>>,
+    webhook_cipher: Option<Arc<dyn SecretCipher>>,
+    webhook_sender: Option<Arc<dyn WebhookSender>>,
     config: TesseraConfig,
 }
 
@@ -204,51 +199,74 @@ pub fn build_tessera(settings: &Settings, storage: &Storage) -> Result<Tessera, 
     Ok(tessera_over(storage, &process_parts(settings)?))
 }
 
+/// The storage ports of `Ports`, all from one store.
+struct StoragePorts {
+    users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionRepository>,
+    tiers: Arc<dyn TierRepository>,
+    audit: Arc<dyn AuditRepository>,
+    wallets: Arc<dyn WalletRepository>,
+    shares: Arc<dyn ShareRepository>,
+    api_keys: Arc<dyn ApiKeyRepository>,
+    guards: Arc<dyn GuardRepository>,
+    metering: Arc<dyn MeteringRepository>,
+    events: Arc<dyn EventRepository>,
+    webhooks: Arc<dyn WebhookRepository>,
+}
+
+/// One store behind every storage port.
+fn storage_ports<S>(store: &S) -> StoragePorts
+where
+    S: UserRepository
+        + SessionRepository
+        + TierRepository
+        + AuditRepository
+        + WalletRepository
+        + ShareRepository
+        + ApiKeyRepository
+        + GuardRepository
+        + MeteringRepository
+        + EventRepository
+        + WebhookRepository
+        + Clone
+        + 'static,
+{
+    let shared = Arc::new(store.clone());
+    StoragePorts {
+        users: shared.clone(),
+        sessions: shared.clone(),
+        tiers: shared.clone(),
+        audit: shared.clone(),
+        wallets: shared.clone(),
+        shares: shared.clone(),
+        api_keys: shared.clone(),
+        guards: shared.clone(),
+        metering: shared.clone(),
+        events: shared.clone(),
+        webhooks: shared,
+    }
+}
+
 /// The domain over `storage`, with the process-wide parts.
 fn tessera_over(storage: &Storage, parts: &ProcessParts) -> Tessera {
-    /// One store behind every storage port.
-    fn storage_ports<S>(store: &S) -> StoragePorts
-    where
-        S: UserRepository
-            + SessionRepository
-            + TierRepository
-            + AuditRepository
-            + WalletRepository
-            + ShareRepository
-            + ApiKeyRepository
-            + GuardRepository
-            + MeteringRepository
-            + Clone
-            + 'static,
-    {
-        let shared = Arc::new(store.clone());
-        (
-            shared.clone(),
-            shared.clone(),
-            shared.clone(),
-            shared.clone(),
-            shared.clone(),
-            shared.clone(),
-            shared.clone(),
-            shared.clone(),
-            shared,
-        )
-    }
-    let (users, sessions, tiers, audit, wallets, shares, api_keys, guards, metering) = match storage
-    {
+    let s = match storage {
         Storage::Postgres(store) => storage_ports(store),
         Storage::Memory(store) => storage_ports(store),
     };
     let ports = Ports {
-        users,
-        sessions,
-        wallets,
-        tiers,
-        shares,
-        audit,
-        api_keys,
-        guards,
-        metering,
+        users: s.users,
+        sessions: s.sessions,
+        wallets: s.wallets,
+        tiers: s.tiers,
+        shares: s.shares,
+        audit: s.audit,
+        api_keys: s.api_keys,
+        guards: s.guards,
+        metering: s.metering,
+        events: s.events,
+        webhooks: s.webhooks,
+        webhook_cipher: parts.webhook_cipher.clone(),
+        webhook_sender: parts.webhook_sender.clone(),
         hasher: parts.hasher.clone(),
         tokens: parts.tokens.clone(),
         secrets: Arc::new(RandomSecrets),
@@ -332,11 +350,32 @@ fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
         },
         metering: settings.metering_defaults()?,
         retention: settings.retention.policy(),
+        webhooks: settings.webhooks.config(),
     };
+    let hooks = &settings.webhooks;
+    let webhook_cipher: Option<Arc<dyn SecretCipher>> =
+        match hooks.secret_key.expose_secret().trim() {
+            "" => None,
+            key => Some(Arc::new(
+                SealingKey::from_base64(key).map_err(|e| StartupError::Security(e.to_string()))?,
+            )),
+        };
+    let webhook_sender: Arc<dyn WebhookSender> = Arc::new(
+        HttpSender::new(SenderSettings {
+            url_policy: hooks.url_policy(),
+            connect_timeout: Duration::from_millis(hooks.connect_timeout_ms),
+            timeout: Duration::from_millis(hooks.timeout_ms),
+            max_response_bytes: hooks.max_response_bytes,
+            ..SenderSettings::default()
+        })
+        .map_err(StartupError::Security)?,
+    );
     Ok(ProcessParts {
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
         external_tokens,
+        webhook_cipher,
+        webhook_sender: Some(webhook_sender),
         config,
     })
 }
@@ -351,6 +390,16 @@ pub struct RunningServer {
     server: actix_web::dev::Server,
     /// How often housekeeping runs while the server does (`retention.interval_secs`).
     housekeeping: Option<Duration>,
+    /// How this process delivers webhooks, if it does.
+    delivery: Option<DeliveryLoop>,
+}
+
+/// The webhook delivery worker's settings.
+#[derive(Debug, Clone, Copy)]
+struct DeliveryLoop {
+    idle: Duration,
+    batch: u32,
+    concurrency: usize,
 }
 
 impl RunningServer {
@@ -360,8 +409,12 @@ impl RunningServer {
         let housekeeping = self
             .housekeeping
             .map(|every| tokio::spawn(housekeeping(self.tessera.clone(), every)));
+        let delivery = self
+            .delivery
+            .map(|settings| tokio::spawn(deliver_webhooks(self.tessera.clone(), settings)));
         let result = self.server.await;
-        if let Some(task) = housekeeping {
+        // Attempts in flight are dropped: their leases run out and another attempt follows.
+        for task in [housekeeping, delivery].into_iter().flatten() {
             task.abort();
         }
         result
@@ -391,10 +444,73 @@ async fn housekeeping(tessera: Tessera, every: Duration) {
                 idempotency_keys = pruned.idempotency_keys,
                 usage_keys = pruned.usage_keys,
                 quota_counters = pruned.quota_counters,
+                events = pruned.events,
+                webhook_deliveries = pruned.webhook_deliveries,
                 "housekeeping removed expired data"
             ),
             Ok(_) => tracing::debug!("housekeeping found nothing to remove"),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed; retrying at the next run"),
+        }
+    }
+}
+
+/// Every process's webhook worker: fans newly readable events out into deliveries, claims as
+/// many due deliveries as it has free slots, and sends each on a task of its own. Nothing here
+/// holds a transaction: each store call commits before any request is sent. Idle (or after a
+/// store failure) it waits `idle`, doubling up to 5 s while the store stays unreachable.
+async fn deliver_webhooks(tessera: Tessera, settings: DeliveryLoop) {
+    /// Events fanned out per round.
+    const FAN_OUT: u32 = 1000;
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency));
+    let mut backoff = settings.idle;
+    loop {
+        let mut busy = false;
+        let mut failed = false;
+        match tessera.webhooks.fan_out(FAN_OUT).await {
+            Ok(n) => busy |= n >= u64::from(FAN_OUT),
+            Err(e) => {
+                failed = true;
+                tracing::debug!(error = %e, "webhook fan-out failed; retrying");
+            }
+        }
+        let free = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
+        if free > 0 && !failed {
+            match tessera.webhooks.claim(free.min(settings.batch)).await {
+                Ok(claimed) => {
+                    busy |= !claimed.is_empty();
+                    for delivery in claimed {
+                        let Ok(slot) = slots.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let tessera = tessera.clone();
+                        tokio::spawn(async move {
+                            let _slot = slot;
+                            if let Err(e) = tessera.webhooks.deliver(delivery).await {
+                                // The lease runs out and the attempt is made again.
+                                tracing::warn!(error = %e, "cannot record a webhook attempt");
+                            }
+                        });
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    tracing::debug!(error = %e, "webhook claim failed; retrying");
+                }
+            }
+        }
+        if failed {
+            if backoff >= Duration::from_secs(5) {
+                tracing::warn!("webhook delivery cannot reach the database; retrying");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            continue;
+        }
+        backoff = settings.idle;
+        if !busy {
+            tokio::time::sleep(settings.idle).await;
+        } else {
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -511,6 +627,12 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
         })?;
     let server = server.run();
     tracing::info!(address = %format!("http://{bound}"), "tessera listening");
+    let delivery =
+        (settings.webhooks.deliver && tessera.webhooks.delivers()).then(|| DeliveryLoop {
+            idle: Duration::from_millis(settings.webhooks.poll_interval_ms),
+            batch: settings.webhooks.batch_size,
+            concurrency: settings.webhooks.concurrency,
+        });
     Ok(RunningServer {
         addr: bound,
         handle: server.handle(),
@@ -518,6 +640,7 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
         tessera,
         server,
         housekeeping: settings.retention.interval(),
+        delivery,
     })
 }
 

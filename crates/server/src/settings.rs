@@ -26,6 +26,7 @@ pub struct Settings {
     pub identity: IdentitySettings,
     pub rate_limits: RateLimitSettings,
     pub retention: RetentionSettings,
+    pub webhooks: WebhookSettings,
     pub log: LogSettings,
 }
 
@@ -150,6 +151,100 @@ pub struct RetentionSettings {
     pub idempotency_keys_secs: u64,
     pub usage_keys_secs: u64,
     pub quota_counters_secs: u64,
+    pub events_secs: u64,
+    pub webhook_deliveries_secs: u64,
+}
+
+/// Webhook endpoints and the delivery worker every server process runs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Seals endpoint signing secrets: the base64 of 32 random bytes. Empty: endpoints cannot be
+    /// registered (the feed works regardless).
+    pub secret_key: SecretString,
+    /// Whether this process delivers (every process may: claims are shared out in PostgreSQL).
+    pub deliver: bool,
+    pub allow_http: bool,
+    pub allow_private_addresses: bool,
+    /// How often an idle worker looks for work.
+    pub poll_interval_ms: u64,
+    /// Deliveries claimed per round.
+    pub batch_size: u32,
+    /// Requests in flight per process.
+    pub concurrency: usize,
+    pub connect_timeout_ms: u64,
+    /// The whole attempt: connect, send, read the response.
+    pub timeout_ms: u64,
+    pub max_response_bytes: usize,
+    pub retry_initial_ms: u64,
+    pub retry_factor: u32,
+    pub retry_max_interval_secs: u64,
+    pub retry_window_secs: u64,
+    pub disable_after_secs: u64,
+    pub lease_secs: u64,
+    pub max_endpoints: u64,
+    pub secret_overlap_secs: u64,
+    pub max_redeliveries: u32,
+}
+
+impl WebhookSettings {
+    pub fn config(&self) -> tessera_domain::services::WebhookConfig {
+        use tessera_domain::model::RetryPolicy;
+        tessera_domain::services::WebhookConfig {
+            url_policy: self.url_policy(),
+            retry: RetryPolicy {
+                initial: Duration::from_millis(self.retry_initial_ms.max(1)),
+                factor: self.retry_factor.max(1),
+                max_interval: Duration::from_secs(self.retry_max_interval_secs.max(1)),
+                window: Duration::from_secs(self.retry_window_secs),
+                disable_after: Duration::from_secs(self.disable_after_secs),
+                lease: Duration::from_secs(self.lease_secs.max(1)),
+            },
+            max_endpoints: self.max_endpoints,
+            default_secret_overlap: Duration::from_secs(self.secret_overlap_secs),
+            max_redeliveries: self.max_redeliveries.max(1),
+        }
+    }
+
+    pub fn url_policy(&self) -> tessera_domain::model::UrlPolicy {
+        tessera_domain::model::UrlPolicy {
+            allow_http: self.allow_http,
+            allow_private_addresses: self.allow_private_addresses,
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        const DAY: u64 = 24 * 3600;
+        let bad = |msg: &str| Err(SettingsError(format!("webhooks.{msg}")));
+        if !(1..=60_000).contains(&self.poll_interval_ms) {
+            return bad("poll_interval_ms must be between 1 and 60000");
+        }
+        if !(1..=1000).contains(&self.batch_size) {
+            return bad("batch_size must be between 1 and 1000");
+        }
+        if !(1..=1000).contains(&self.concurrency) {
+            return bad("concurrency must be between 1 and 1000");
+        }
+        if !(1..=300_000).contains(&self.timeout_ms) || self.connect_timeout_ms > self.timeout_ms {
+            return bad(
+                "timeout_ms must be between 1 and 300000, and connect_timeout_ms at most it",
+            );
+        }
+        if !(1..=16 * 1024 * 1024).contains(&self.max_response_bytes) {
+            return bad("max_response_bytes must be between 1 and 16 MiB");
+        }
+        if self.retry_window_secs > 30 * DAY || self.disable_after_secs > 30 * DAY {
+            return bad("retry_window_secs and disable_after_secs must be at most 30 days");
+        }
+        // The lease covers the claim, the attempt and recording it (which may wait for a
+        // pooled connection); a shorter one lets a second worker send the same attempt.
+        if self.lease_secs.saturating_mul(1000) < self.timeout_ms.saturating_mul(2) {
+            return bad("lease_secs must be at least twice timeout_ms, or two workers could send one attempt");
+        }
+        if self.secret_overlap_secs > 7 * DAY {
+            return bad("secret_overlap_secs must be at most 604800 (7 days)");
+        }
+        Ok(())
+    }
 }
 
 impl RetentionSettings {
@@ -161,6 +256,8 @@ impl RetentionSettings {
             idempotency_keys: keep(self.idempotency_keys_secs),
             usage_keys: keep(self.usage_keys_secs),
             quota_counters: keep(self.quota_counters_secs),
+            events: keep(self.events_secs),
+            webhook_deliveries: keep(self.webhook_deliveries_secs),
             batch_size: self.batch_size,
         }
     }
@@ -266,6 +363,7 @@ impl Settings {
         self.currencies()?;
         self.metering_defaults()?;
         self.retention.validate()?;
+        self.webhooks.validate()?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -38,10 +38,15 @@ pub enum AuditAction {
     ShareRevoked,
     ApiKeyCreated,
     ApiKeyRevoked,
+    BalanceThresholdsChanged,
+    WebhookEndpointCreated,
+    WebhookEndpointUpdated,
+    WebhookEndpointDeleted,
+    WebhookSecretRotated,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 33] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -70,6 +75,11 @@ impl AuditAction {
         Self::ShareRevoked,
         Self::ApiKeyCreated,
         Self::ApiKeyRevoked,
+        Self::BalanceThresholdsChanged,
+        Self::WebhookEndpointCreated,
+        Self::WebhookEndpointUpdated,
+        Self::WebhookEndpointDeleted,
+        Self::WebhookSecretRotated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +112,11 @@ impl AuditAction {
             Self::ShareRevoked => "share.revoked",
             Self::ApiKeyCreated => "api_key.created",
             Self::ApiKeyRevoked => "api_key.revoked",
+            Self::BalanceThresholdsChanged => "user.balance_thresholds_changed",
+            Self::WebhookEndpointCreated => "webhook_endpoint.created",
+            Self::WebhookEndpointUpdated => "webhook_endpoint.updated",
+            Self::WebhookEndpointDeleted => "webhook_endpoint.deleted",
+            Self::WebhookSecretRotated => "webhook_endpoint.secret_rotated",
         }
     }
 
@@ -112,7 +127,7 @@ impl AuditAction {
 
 /// One field's before and after, as display strings. Secrets are recorded as `"(changed)"`,
 /// never by value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub before: Option<String>,
     pub after: Option<String>,
@@ -182,7 +197,12 @@ mod tests {
             | AuditAction::ShareChanged
             | AuditAction::ShareRevoked
             | AuditAction::ApiKeyCreated
-            | AuditAction::ApiKeyRevoked => 28,
+            | AuditAction::ApiKeyRevoked
+            | AuditAction::BalanceThresholdsChanged
+            | AuditAction::WebhookEndpointCreated
+            | AuditAction::WebhookEndpointUpdated
+            | AuditAction::WebhookEndpointDeleted
+            | AuditAction::WebhookSecretRotated => 33,
         };
         assert_eq!(AuditAction::ALL.len(), variants(AuditAction::UserCreated));
         let listed: HashSet<AuditAction> = AuditAction::ALL.into_iter().collect();

@@ -339,7 +339,24 @@ pub struct Consumption {
     pub actor_id: Option<Uuid>,
     pub idempotency: Option<IdempotencyClaim>,
     pub now: OffsetDateTime,
+    /// The `quota.exhausted` event of a metered call with a quota: the store writes it with
+    /// the call when this is the first call of the day on the counter that the quota does not
+    /// cover, and never again for that counter and day.
+    pub exhaustion: Option<super::Event>,
 }
+
+/// Whose balance thresholds (`balance.below_threshold`): a user's own override a tier's, per
+/// currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThresholdOwner {
+    User(Uuid),
+    Tier(Uuid),
+}
+
+/// Most currencies one threshold map may name.
+pub const MAX_THRESHOLDS: usize = 64;
+/// The largest threshold, either sign (10^15 minor units).
+pub const MAX_THRESHOLD: i64 = 1_000_000_000_000_000;
 
 impl Consumption {
     /// The default wallet to open for an invoiced user who has none.

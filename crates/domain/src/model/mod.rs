@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod event;
 mod metering;
 mod money;
 mod permissions;
@@ -10,16 +11,22 @@ mod share;
 mod tier;
 mod user;
 mod wallet;
+mod webhook;
 
 pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use credentials::{
     ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey,
     NewApiKey, Registration, SignedRequest, API_KEY_TOUCH_INTERVAL,
 };
+pub use event::{
+    crosses_below, ledger_events, BalancePayload, ChangesPayload, EndpointPayload, Event,
+    EventPayload, EventType, FeedCursor, FeedEvent, FeedPage, FeedQuery, LedgerPayload,
+    PayloadKind, QuotaPayload,
+};
 pub use metering::{
     charge, day_of, hour_of, next_reset, Consumption, ConsumptionMode, ConsumptionOutcome,
     CounterKey, Discount, MeteringDefaults, MeteringRates, QuotaOrigin, ResolvedQuota, Source,
-    UsageItem, UsagePage, UsageQuery, PPM,
+    ThresholdOwner, UsageItem, UsagePage, UsageQuery, MAX_THRESHOLD, MAX_THRESHOLDS, PPM,
 };
 pub use money::{is_currency_code, Currencies, Currency, Money};
 pub use permissions::{Permission, Permissions};
@@ -36,4 +43,10 @@ pub use wallet::{
     BalanceChange, ChangeTarget, DefaultWallet, EntryKind, IdempotencyClaim, LedgerCursor,
     LedgerEntry, LedgerPage, NewTransfer, NewWallet, Posted, Transfer, Wallet, WalletSummary,
     DEFAULT_WALLET_NAME,
+};
+pub use webhook::{
+    is_public, Attempt, AttemptRecord, ClaimedDelivery, Delivery, DeliveryQuery, DeliveryStats,
+    DeliveryStatus, EndpointChanges, NewEndpoint, NextStep, OutgoingWebhook, Redelivered,
+    Redelivery, RetryPolicy, SealedSecret, SendOutcome, UrlPolicy, WebhookEndpoint, WebhookUrl,
+    MAX_DESCRIPTION_LEN as MAX_WEBHOOK_DESCRIPTION_LEN, MAX_URL_LEN as MAX_WEBHOOK_URL_LEN,
 };

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::RepoResult;
 use crate::model::{
     AuditEvent, Consumption, ConsumptionOutcome, CounterKey, Discount, MeteringRates, ResourceId,
-    UsagePage, UsageQuery, User,
+    ThresholdOwner, UsagePage, UsageQuery, User,
 };
 
 /// Storage of metering: per-user quotas and discounts, daily quota counters, hourly usage
@@ -38,6 +38,18 @@ pub trait MeteringRepository: Send + Sync {
         user_id: Uuid,
         quotas: BTreeMap<ResourceId, u64>,
         now: OffsetDateTime,
+        audit: Option<AuditEvent>,
+    ) -> RepoResult<()>;
+
+    /// The balance thresholds of a user or a tier, by currency. Errors: `Unavailable`.
+    async fn balance_thresholds(&self, owner: ThresholdOwner) -> RepoResult<BTreeMap<String, i64>>;
+
+    /// Replaces every balance threshold of the owner and records `audit`, in one transaction.
+    /// Errors: `NotFound` (no such user or tier), `Unavailable`.
+    async fn replace_balance_thresholds(
+        &self,
+        owner: ThresholdOwner,
+        thresholds: BTreeMap<String, i64>,
         audit: Option<AuditEvent>,
     ) -> RepoResult<()>;
 

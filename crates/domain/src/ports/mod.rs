@@ -7,6 +7,7 @@
 mod audit;
 mod clock;
 mod credentials;
+mod events;
 mod metering;
 mod security;
 mod sessions;
@@ -19,6 +20,7 @@ mod wallets;
 pub use audit::AuditRepository;
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use credentials::{ApiKeyRepository, GuardRepository};
+pub use events::{EventRepository, SecretCipher, WebhookRepository, WebhookSender};
 pub use metering::MeteringRepository;
 pub use security::{ExternalTokenVerifier, PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
@@ -34,6 +36,8 @@ pub use audit::MockAuditRepository;
 pub use clock::{MockClock, MockIdGenerator};
 #[cfg(feature = "mock")]
 pub use credentials::{MockApiKeyRepository, MockGuardRepository};
+#[cfg(feature = "mock")]
+pub use events::{MockEventRepository, MockSecretCipher, MockWebhookRepository, MockWebhookSender};
 #[cfg(feature = "mock")]
 pub use metering::MockMeteringRepository;
 #[cfg(feature = "mock")]

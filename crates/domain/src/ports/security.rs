@@ -31,6 +31,9 @@ pub trait TokenCodec: Send + Sync {
 pub trait SecretGenerator: Send + Sync {
     /// A high-entropy opaque token (refresh tokens, API keys): at least 256 bits, URL-safe.
     fn new_token(&self) -> String;
+    /// A webhook signing secret in the Standard Webhooks form: `whsec_` and the base64 of 32
+    /// bytes from a CSPRNG.
+    fn new_webhook_secret(&self) -> String;
     /// A temporary password a person can type, from a CSPRNG.
     fn new_password(&self) -> String;
     /// The digest under which a high-entropy token is stored and looked up.

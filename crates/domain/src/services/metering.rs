@@ -25,8 +25,9 @@ use crate::counters::Counters;
 use crate::error::{Conflict, MeteringError, ValidationError};
 use crate::model::{
     charge, day_of, hour_of, next_reset, AuditAction, Consumption, ConsumptionMode,
-    ConsumptionOutcome, CounterKey, Discount, IdempotencyClaim, MeteringDefaults, Permission,
-    ResourceId, UsagePage, UsageQuery, User,
+    ConsumptionOutcome, CounterKey, Currencies, Discount, Event, EventPayload, EventType,
+    IdempotencyClaim, MeteringDefaults, Permission, QuotaPayload, ResourceId, ThresholdOwner,
+    UsagePage, UsageQuery, User, MAX_THRESHOLD, MAX_THRESHOLDS,
 };
 use crate::policy;
 use crate::ports::{
@@ -176,6 +177,42 @@ pub fn parse_discounts(
         .collect()
 }
 
+/// Validates a threshold map: keys configured currencies, values within ±[`MAX_THRESHOLD`]
+/// minor units.
+pub fn parse_thresholds(
+    currencies: &Currencies,
+    raw: BTreeMap<String, i64>,
+) -> Result<BTreeMap<String, i64>, ValidationError> {
+    if raw.len() > MAX_THRESHOLDS {
+        return Err(ValidationError::new(
+            "thresholds",
+            format!("must name at most {MAX_THRESHOLDS} currencies"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (code, value) in raw {
+        let field = format!("thresholds.{code}");
+        let currency = currencies
+            .parse("thresholds", &code)
+            .map_err(|_| ValidationError::new(field.clone(), "is not a configured currency"))?;
+        if !(-MAX_THRESHOLD..=MAX_THRESHOLD).contains(&value) {
+            return Err(ValidationError::new(
+                field,
+                format!("must be an integer between -{MAX_THRESHOLD} and {MAX_THRESHOLD}"),
+            ));
+        }
+        out.insert(currency.as_str().to_owned(), value);
+    }
+    Ok(out)
+}
+
+pub(crate) fn show_thresholds(m: &BTreeMap<String, i64>) -> String {
+    m.iter()
+        .map(|(c, v)| format!("{c}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn show_map<V: std::fmt::Display>(m: &BTreeMap<ResourceId, V>) -> String {
     m.iter()
         .map(|(r, v)| format!("{r}={v}"))
@@ -315,6 +352,53 @@ impl MeteringService {
         Ok(discounts)
     }
 
+    /// A user's own balance thresholds, by currency (a tier's apply where the user has none).
+    pub async fn balance_thresholds(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+    ) -> Result<BTreeMap<String, i64>, MeteringError> {
+        policy::authorize(actor, Access::Read)?;
+        let target = self.resolve(user).await?;
+        policy::ensure_can_read_metering(actor, &target)?;
+        Ok(self
+            .metering
+            .balance_thresholds(ThresholdOwner::User(target.id))
+            .await?)
+    }
+
+    /// Replaces a user's balance thresholds (an empty map removes them). Billing
+    /// administrators.
+    pub async fn set_balance_thresholds(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        thresholds: BTreeMap<String, i64>,
+    ) -> Result<BTreeMap<String, i64>, MeteringError> {
+        policy::authorize(actor, Access::Write)?;
+        let thresholds = parse_thresholds(&self.config.currencies, thresholds)?;
+        let target = self.resolve(user).await?;
+        policy::ensure_can_bill(actor, &target)?;
+        let owner = ThresholdOwner::User(target.id);
+        let before = self.metering.balance_thresholds(owner).await?;
+        let event = audit::event(
+            self.ids.new_id(),
+            self.clock.now(),
+            Some(actor),
+            Some(target.id),
+            AuditAction::BalanceThresholdsChanged,
+            audit::changes([(
+                "balance_thresholds",
+                Some(show_thresholds(&before)),
+                Some(show_thresholds(&thresholds)),
+            )]),
+        );
+        self.metering
+            .replace_balance_thresholds(owner, thresholds.clone(), Some(event))
+            .await?;
+        Ok(thresholds)
+    }
+
     /// The user's day on one resource (`*`: the wildcard quota and its shared counter).
     pub async fn quota_usage(
         &self,
@@ -407,6 +491,22 @@ impl MeteringService {
                  input_tokens={input_tokens}\noutput_tokens={output_tokens}"
             ),
         });
+        let exhaustion = match mode {
+            ConsumptionMode::Metered(q) if q.limit > 0 => Some(Event {
+                id: self.ids.new_id(),
+                event_type: EventType::QuotaExhausted,
+                occurred_at: now,
+                subject_id: Some(user_id),
+                actor_id: Some(actor.id()),
+                payload: EventPayload::Quota(QuotaPayload {
+                    resource_id: resource.to_string(),
+                    counter: q.counter.as_string(),
+                    day: day_of(now).to_string(),
+                    quota: q.limit,
+                }),
+            }),
+            _ => None,
+        };
         let consumption = Consumption {
             user_id,
             resource: resource.clone(),
@@ -425,6 +525,7 @@ impl MeteringService {
             actor_id: Some(actor.id()),
             idempotency,
             now,
+            exhaustion,
         };
         let outcome = match self.metering.consume(consumption).await {
             Ok(outcome) => outcome,

@@ -12,6 +12,7 @@ pub mod throttle;
 pub mod tiers;
 pub mod users;
 pub mod wallets;
+pub mod webhooks;
 
 pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
@@ -32,4 +33,8 @@ pub use users::{
 pub use wallets::{
     AdjustmentInput, LedgerInput, TransferInput, TransferOutcome, WalletService,
     DEFAULT_LEDGER_LIMIT, MAX_LEDGER_LIMIT,
+};
+pub use webhooks::{
+    CreatedEndpoint, DeliveriesInput, DeliveryResult, EndpointInput, FeedInput, RotatedSecret,
+    WebhookConfig, WebhookService, DEFAULT_DELIVERY_LIMIT, DEFAULT_FEED_LIMIT, MAX_FEED_LIMIT,
 };

@@ -16,8 +16,8 @@ use crate::app::{Ports, TesseraConfig};
 use crate::counters::Counters;
 use crate::model::{AuditAction, FieldChange};
 use crate::ports::{
-    Clock, IdGenerator, MeteringRepository, RepoError, SessionRepository, UserRepository,
-    WalletRepository,
+    Clock, EventRepository, IdGenerator, MeteringRepository, RepoError, SessionRepository,
+    UserRepository, WalletRepository, WebhookRepository,
 };
 use crate::services::audit;
 
@@ -35,6 +35,10 @@ pub struct RetentionPolicy {
     pub usage_keys: Option<Duration>,
     /// How long a day's quota counters are kept after the day began.
     pub quota_counters: Option<Duration>,
+    /// How long events stay in the feed (and can be redelivered).
+    pub events: Option<Duration>,
+    /// How long finished webhook deliveries and their attempts are kept.
+    pub webhook_deliveries: Option<Duration>,
     /// Rows removed per statement (users: purged per round, each in its own transaction), so
     /// no delete holds its locks for long.
     pub batch_size: u32,
@@ -49,6 +53,8 @@ impl Default for RetentionPolicy {
             idempotency_keys: Some(Duration::from_secs(30 * DAY)),
             usage_keys: Some(Duration::from_secs(30 * DAY)),
             quota_counters: Some(Duration::from_secs(2 * DAY)),
+            events: Some(Duration::from_secs(30 * DAY)),
+            webhook_deliveries: Some(Duration::from_secs(30 * DAY)),
             batch_size: 1000,
         }
     }
@@ -75,11 +81,19 @@ pub struct Pruned {
     pub idempotency_keys: u64,
     pub usage_keys: u64,
     pub quota_counters: u64,
+    pub events: u64,
+    pub webhook_deliveries: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.users + self.sessions + self.idempotency_keys + self.usage_keys + self.quota_counters
+        self.users
+            + self.sessions
+            + self.idempotency_keys
+            + self.usage_keys
+            + self.quota_counters
+            + self.events
+            + self.webhook_deliveries
     }
 }
 
@@ -98,6 +112,8 @@ pub struct RetentionService {
     sessions: Arc<dyn SessionRepository>,
     wallets: Arc<dyn WalletRepository>,
     metering: Arc<dyn MeteringRepository>,
+    events: Arc<dyn EventRepository>,
+    webhooks: Arc<dyn WebhookRepository>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     config: Arc<TesseraConfig>,
@@ -115,6 +131,8 @@ impl RetentionService {
             sessions: ports.sessions.clone(),
             wallets: ports.wallets.clone(),
             metering: ports.metering.clone(),
+            events: ports.events.clone(),
+            webhooks: ports.webhooks.clone(),
             clock: ports.clock.clone(),
             ids: ports.ids.clone(),
             config: config.clone(),
@@ -161,6 +179,13 @@ impl RetentionService {
             let day = cutoff.to_offset(time::UtcOffset::UTC).date();
             pruned.quota_counters =
                 drain(limit, || self.metering.prune_quota_counters(day, limit)).await?;
+        }
+        if let Some(cutoff) = cutoff(now, policy.webhook_deliveries) {
+            pruned.webhook_deliveries =
+                drain(limit, || self.webhooks.prune_deliveries(cutoff, limit)).await?;
+        }
+        if let Some(cutoff) = cutoff(now, policy.events) {
+            pruned.events = drain(limit, || self.events.prune_events(cutoff, limit)).await?;
         }
         Ok(pruned)
     }
@@ -248,7 +273,9 @@ mod tests {
             idempotency_keys: 3,
             usage_keys: 4,
             quota_counters: 5,
+            events: 6,
+            webhook_deliveries: 7,
         };
-        assert_eq!(pruned.total(), 15);
+        assert_eq!(pruned.total(), 28);
     }
 }

@@ -7,11 +7,16 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
-use crate::app::Ports;
+use crate::app::{Ports, TesseraConfig};
 use crate::error::{Failure, TierError, ValidationError};
-use crate::model::{AuditAction, FieldChange, RateLimit, ResourceId, Tier, TierSpec, UserChanges};
+use crate::model::{
+    AuditAction, Currencies, FieldChange, RateLimit, ResourceId, ThresholdOwner, Tier, TierSpec,
+    UserChanges,
+};
 use crate::policy;
-use crate::ports::{Clock, IdGenerator, RepoError, TierRepository, UserRepository};
+use crate::ports::{
+    Clock, IdGenerator, MeteringRepository, RepoError, TierRepository, UserRepository,
+};
 use crate::services::audit;
 use crate::values::UserRef;
 
@@ -192,15 +197,19 @@ fn tier_changes(before: Option<&Tier>, spec: &TierSpec, id: Uuid) -> BTreeMap<St
 pub struct TierService {
     users: Arc<dyn UserRepository>,
     tiers: Arc<dyn TierRepository>,
+    metering: Arc<dyn MeteringRepository>,
+    currencies: Currencies,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
 }
 
 impl TierService {
-    pub(crate) fn new(ports: &Ports) -> Self {
+    pub(crate) fn new(ports: &Ports, config: &TesseraConfig) -> Self {
         Self {
             users: ports.users.clone(),
             tiers: ports.tiers.clone(),
+            metering: ports.metering.clone(),
+            currencies: config.currencies.clone(),
             clock: ports.clock.clone(),
             ids: ports.ids.clone(),
         }
@@ -230,6 +239,52 @@ impl TierService {
             TierRef::Name(name) => self.tiers.find_by_name(name).await,
         };
         Ok(found?)
+    }
+
+    /// A tier's balance thresholds, by currency: they apply to its users who have none of
+    /// their own for the currency.
+    pub async fn balance_thresholds(
+        &self,
+        actor: &Actor,
+        tier: &TierRef,
+    ) -> Result<BTreeMap<String, i64>, TierError> {
+        policy::authorize(actor, Access::Read)?;
+        let tier = self.resolve(tier).await?;
+        Ok(self
+            .metering
+            .balance_thresholds(ThresholdOwner::Tier(tier.id))
+            .await?)
+    }
+
+    /// Replaces a tier's balance thresholds. Superusers, as every tier change.
+    pub async fn set_balance_thresholds(
+        &self,
+        actor: &Actor,
+        tier: &TierRef,
+        thresholds: BTreeMap<String, i64>,
+    ) -> Result<BTreeMap<String, i64>, TierError> {
+        policy::authorize(actor, Access::Write)?;
+        Self::ensure_superuser(actor)?;
+        let thresholds = crate::services::metering::parse_thresholds(&self.currencies, thresholds)?;
+        let tier = self.resolve(tier).await?;
+        let owner = ThresholdOwner::Tier(tier.id);
+        let before = self.metering.balance_thresholds(owner).await?;
+        let event = audit::event(
+            self.ids.new_id(),
+            self.clock.now(),
+            Some(actor),
+            Some(tier.id),
+            AuditAction::BalanceThresholdsChanged,
+            audit::changes([(
+                "balance_thresholds",
+                Some(crate::services::metering::show_thresholds(&before)),
+                Some(crate::services::metering::show_thresholds(&thresholds)),
+            )]),
+        );
+        self.metering
+            .replace_balance_thresholds(owner, thresholds.clone(), Some(event))
+            .await?;
+        Ok(thresholds)
     }
 
     /// Any authenticated user may read tiers.

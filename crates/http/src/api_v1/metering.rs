@@ -31,6 +31,9 @@ pub fn configure(routes: &mut Routes) {
         .resource("/users/{user}/discounts", |r| {
             r.op(op!(get_discounts)).op(op!(put_discounts))
         })
+        .resource("/users/{user}/balance-thresholds", |r| {
+            r.op(op!(get_thresholds)).op(op!(put_thresholds))
+        })
         .op(op!(quota_usage))
         .op(op!(usage))
         .op(op!(invoicing))
@@ -127,6 +130,69 @@ pub(crate) async fn put_quotas(
     metering.set_quotas(&actor, &user, body).await?;
     let quotas = metering.quotas(&actor, &user).await?;
     Ok(HttpResponse::Ok().json(QuotasView::from(quotas)))
+}
+
+/// Balance thresholds by currency, in minor units: a debit that takes a wallet of that
+/// currency from at least the threshold to below it emits `balance.below_threshold`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub(crate) struct ThresholdsView {
+    /// `{currency: threshold}`; at most 64 currencies, each threshold within ±10^15.
+    pub(crate) thresholds: BTreeMap<String, i64>,
+}
+
+/// The user's own balance thresholds (a tier's apply where the user has none for a currency).
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user}/balance-thresholds",
+    operation_id = "get_user_balance_thresholds",
+    summary = "The user's balance thresholds",
+    tag = "metering",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    responses(
+        (status = 200, description = "The user's thresholds", body = ThresholdsView),
+        Unauthenticated, Forbidden, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn get_thresholds(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let thresholds = state
+        .tessera
+        .metering
+        .balance_thresholds(&actor, &user_ref(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(ThresholdsView { thresholds }))
+}
+
+/// Replace-all: `{"thresholds": {currency: minor units}}`; `{}` removes them. Billing
+/// administrators.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{user}/balance-thresholds",
+    operation_id = "replace_user_balance_thresholds",
+    summary = "Replace the user's balance thresholds",
+    tag = "metering",
+    params(("user" = String, Path, description = "A user id (UUID) or a username")),
+    request_body = ThresholdsView,
+    responses(
+        (status = 200, description = "The thresholds after the change (audited `user.balance_thresholds_changed`)", body = ThresholdsView),
+        Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn put_thresholds(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+    ApiJson(body): ApiJson<ThresholdsView>,
+) -> Result<HttpResponse, ApiError> {
+    let thresholds = state
+        .tessera
+        .metering
+        .set_balance_thresholds(&actor, &user_ref(&path)?, body.thresholds)
+        .await?;
+    Ok(HttpResponse::Ok().json(ThresholdsView { thresholds }))
 }
 
 /// A user's discounts.

@@ -4,6 +4,7 @@ pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub mod dto;
+pub(crate) mod events;
 pub(crate) mod metering;
 pub(crate) mod shares;
 pub(crate) mod tiers;
@@ -42,6 +43,7 @@ pub fn configure(routes: &mut Routes) {
             shares::configure(routes);
             api_keys::configure(routes);
             audit::configure(routes);
+            events::configure(routes);
         },
     );
 }

@@ -26,7 +26,65 @@ pub fn configure(routes: &mut Routes) {
         })
         .resource("/users/{user}/tier", |r| {
             r.op(op!(user_tier)).op(op!(assign))
+        })
+        .resource("/tiers/{tier}/balance-thresholds", |r| {
+            r.op(op!(get_thresholds)).op(op!(put_thresholds))
         });
+}
+
+/// The tier's balance thresholds: they apply to its users who have none of their own for a
+/// currency.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tiers/{tier}/balance-thresholds",
+    operation_id = "get_tier_balance_thresholds",
+    summary = "A tier's balance thresholds",
+    tag = "tiers",
+    params(("tier" = String, Path, description = "A tier id (UUID) or name")),
+    responses(
+        (status = 200, description = "The tier's thresholds", body = super::metering::ThresholdsView),
+        Unauthenticated, NotFound, ServerErrors,
+    ),
+)]
+pub(crate) async fn get_thresholds(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let thresholds = state
+        .tessera
+        .tiers
+        .balance_thresholds(&actor, &TierRef::parse(&path))
+        .await?;
+    Ok(HttpResponse::Ok().json(super::metering::ThresholdsView { thresholds }))
+}
+
+/// Replace-all thresholds of a tier (superusers).
+#[utoipa::path(
+    put,
+    path = "/api/v1/tiers/{tier}/balance-thresholds",
+    operation_id = "replace_tier_balance_thresholds",
+    summary = "Replace a tier's balance thresholds",
+    tag = "tiers",
+    params(("tier" = String, Path, description = "A tier id (UUID) or name")),
+    request_body = super::metering::ThresholdsView,
+    responses(
+        (status = 200, description = "The thresholds after the change", body = super::metering::ThresholdsView),
+        Unauthenticated, Forbidden, NotFound, InvalidBody, ServerErrors,
+    ),
+)]
+pub(crate) async fn put_thresholds(
+    state: web::Data<ApiState>,
+    Authenticated(actor): Authenticated,
+    path: web::Path<String>,
+    ApiJson(body): ApiJson<super::metering::ThresholdsView>,
+) -> Result<HttpResponse, ApiError> {
+    let thresholds = state
+        .tessera
+        .tiers
+        .set_balance_thresholds(&actor, &TierRef::parse(&path), body.thresholds)
+        .await?;
+    Ok(HttpResponse::Ok().json(super::metering::ThresholdsView { thresholds }))
 }
 
 /// A rate limit on a path: at most `limit` requests per `period_secs`.

@@ -51,6 +51,7 @@ pub fn consumption(
         new_wallet_id: Uuid::now_v7(),
         reason: "usage".into(),
         actor_id: None,
+        exhaustion: None,
         idempotency: None,
         now: t,
     }

@@ -2,8 +2,9 @@
 //! The storage contract suite: what every implementation of the storage ports must do, as
 //! executable cases, one file per capability: users, the last-superuser rule, sessions, wallets
 //! and their ledger ([`wallets`]), the directory, tiers, the audit trail, shares, credentials,
-//! metering ([`metering`]) and retention. This file holds what they share: [`Stores`], the
-//! helpers and fixtures, and [`contract_tests!`](crate::contract_tests), which lists every case.
+//! metering ([`metering`]), retention, and the event outbox with the webhook queue
+//! ([`events`]). This file holds what they share: [`Stores`], the helpers and fixtures, and
+//! [`contract_tests!`](crate::contract_tests), which lists every case.
 //!
 //! Each case is a `pub async fn` taking fresh, empty [`Stores`]. An adapter runs the whole suite
 //! with [`contract_tests!`](crate::contract_tests), giving it an `async` expression that builds
@@ -24,8 +25,9 @@ use tessera_domain::model::{
     Session, User, UserChanges, UserListQuery, UserState,
 };
 use tessera_domain::ports::{
-    ApiKeyRepository, AuditRepository, GuardRepository, MeteringRepository, RepoError, RepoResult,
-    SessionRepository, ShareRepository, TierRepository, UserRepository, WalletRepository,
+    ApiKeyRepository, AuditRepository, EventRepository, GuardRepository, MeteringRepository,
+    RepoError, RepoResult, SessionRepository, ShareRepository, TierRepository, UserRepository,
+    WalletRepository, WebhookRepository,
 };
 use tessera_domain::Conflict;
 use time::format_description::well_known::Rfc3339;
@@ -41,6 +43,9 @@ pub use credentials::*;
 
 mod directory;
 pub use directory::*;
+
+pub mod events;
+pub use events::*;
 
 pub mod metering;
 pub use metering::*;
@@ -81,6 +86,8 @@ pub struct Stores {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub guards: Arc<dyn GuardRepository>,
     pub metering: Arc<dyn MeteringRepository>,
+    pub events: Arc<dyn EventRepository>,
+    pub webhooks: Arc<dyn WebhookRepository>,
 }
 
 impl Stores {
@@ -96,6 +103,8 @@ impl Stores {
             + ApiKeyRepository
             + GuardRepository
             + MeteringRepository
+            + EventRepository
+            + WebhookRepository
             + 'static,
     {
         let store = Arc::new(store);
@@ -108,7 +117,9 @@ impl Stores {
             shares: store.clone(),
             api_keys: store.clone(),
             guards: store.clone(),
-            metering: store,
+            metering: store.clone(),
+            events: store.clone(),
+            webhooks: store,
         }
     }
 
@@ -250,6 +261,14 @@ macro_rules! contract_tests {
             ended_sessions_are_pruned_and_live_ones_kept,
             old_idempotency_keys_are_forgotten_and_recent_ones_kept,
             old_usage_keys_and_past_quota_counters_are_pruned,
+            // events.rs
+            changes_write_their_events_and_failed_changes_none,
+            ledger_entries_write_wallet_events_with_the_balance,
+            balance_thresholds_fire_once_per_crossing,
+            quota_exhaustion_is_written_once_per_counter_and_day,
+            a_stored_cursor_reads_every_event_once_while_writers_run,
+            fan_out_follows_subscriptions_and_claims_are_exclusive,
+            leases_stale_records_retries_and_disabling,
         }
     };
 }

@@ -1,0 +1,11 @@
+DROP TABLE event_consumers;
+DROP TABLE webhook_attempts;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhook_endpoints;
+ALTER TABLE quota_counters DROP COLUMN exhausted_by;
+DROP TRIGGER ledger_entries_events ON ledger_entries;
+DROP FUNCTION tessera_ledger_events();
+DROP TABLE tier_balance_thresholds;
+DROP TABLE user_balance_thresholds;
+DROP TABLE events;
+DROP FUNCTION tessera_uuid_v7(timestamptz);
