@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use tessera_domain::model::{
     Attempt, AttemptRecord, AuditEvent, ClaimedDelivery, Delivery, DeliveryQuery, DeliveryStats,
     DeliveryStatus, EndpointChanges, FeedCursor, FeedEvent, FeedPage, FeedQuery, NewEndpoint,
-    NextStep, Redelivered, Redelivery, SealedSecret, WebhookEndpoint,
+    NextStep, Recorded, Redelivered, Redelivery, SealedSecret, WebhookEndpoint,
 };
 use tessera_domain::ports::{EventRepository, RepoError, RepoResult, WebhookRepository};
 use time::OffsetDateTime;
@@ -70,7 +70,26 @@ fn new_delivery(
     }
 }
 
+/// Why Tessera disabled an endpoint.
+const DISABLED_REASON: &str = "every delivery failed for longer than the retry window";
+/// What a pending delivery of a disabled endpoint says.
+const ENDPOINT_DISABLED: &str = "the endpoint was disabled";
+
 impl State {
+    /// A disabled endpoint's pending deliveries fail (redeliver them after enabling it), so
+    /// they do not wait in the due queue.
+    fn fail_pending(&mut self, endpoint_id: Uuid) {
+        for row in self.webhooks.deliveries.values_mut() {
+            let d = &mut row.delivery;
+            if d.endpoint_id == endpoint_id && d.status == DeliveryStatus::Pending {
+                d.status = DeliveryStatus::Failed;
+                d.next_attempt_at = None;
+                d.last_error = Some(ENDPOINT_DISABLED.into());
+                row.claim = None;
+            }
+        }
+    }
+
     fn event_at(&self, seq: i64) -> Option<&tessera_domain::model::Event> {
         // Sequences are dense and start at 1 until pruning removes a prefix.
         let first = self.events.first()?.0;
@@ -89,7 +108,12 @@ impl State {
         let webhooks = &mut self.webhooks;
         match webhooks.by_pair.get(&(endpoint_id, event.id)) {
             Some(id) => {
-                if let Some(row) = webhooks.deliveries.get_mut(id) {
+                // One being attempted right now keeps its lease: its outcome decides.
+                if let Some(row) = webhooks
+                    .deliveries
+                    .get_mut(id)
+                    .filter(|r| r.claim.is_none())
+                {
                     let d = &mut row.delivery;
                     d.status = DeliveryStatus::Pending;
                     d.next_attempt_at = Some(now);
@@ -247,17 +271,22 @@ impl WebhookRepository for MemoryStore {
         if let Some(t) = changes.event_types {
             e.event_types = t;
         }
+        let mut disabling = false;
         if let Some(enabled) = changes.enabled {
             if enabled && !e.enabled {
                 e.failing_since = None;
                 e.disabled_reason = None;
             }
+            disabling = !enabled && e.enabled;
             e.enabled = enabled;
         }
         if let Some(now) = changes.now {
             e.updated_at = stored(now);
         }
         let out = e.clone();
+        if disabling {
+            state.fail_pending(id);
+        }
         state.record(audit);
         Ok(out)
     }
@@ -416,14 +445,14 @@ impl WebhookRepository for MemoryStore {
         Ok(out)
     }
 
-    async fn record_attempt(&self, record: AttemptRecord) -> RepoResult<bool> {
+    async fn record_attempt(&self, record: AttemptRecord) -> RepoResult<Recorded> {
         let mut state = self.lock();
         let at = stored(record.attempt.attempted_at);
         let Some(row) = state.webhooks.deliveries.get_mut(&record.delivery_id) else {
-            return Ok(false);
+            return Ok(Recorded::default());
         };
         if row.claim != Some(record.claim) {
-            return Ok(false);
+            return Ok(Recorded::default());
         }
         row.claim = None;
         let d = &mut row.delivery;
@@ -445,24 +474,39 @@ impl WebhookRepository for MemoryStore {
         let mut attempt = record.attempt;
         attempt.attempted_at = at;
         state.webhooks.attempts.push(attempt);
+        let mut disabled = false;
         if let Some(endpoint) = state.webhooks.endpoints.get_mut(&record.endpoint_id) {
             let e = &mut endpoint.endpoint;
-            if succeeded {
-                e.failing_since = None;
-            } else if e.failing_since.is_none() {
-                e.failing_since = Some(at);
-            }
-            if record.disable.is_some() {
+            // Disabled once: only while still enabled and failing since then or earlier.
+            let disable = record.disable.is_some()
+                && e.enabled
+                && matches!(
+                    (e.failing_since, record.failing_since),
+                    (Some(now), Some(judged)) if now <= stored(judged)
+                );
+            if disable {
                 e.enabled = false;
-                e.disabled_reason =
-                    Some("every delivery failed for longer than the retry window".into());
+                e.disabled_reason = Some(DISABLED_REASON.into());
                 e.updated_at = at;
+                disabled = true;
+            } else if record.disable.is_none() {
+                if succeeded {
+                    e.failing_since = None;
+                } else if e.failing_since.is_none() {
+                    e.failing_since = Some(at);
+                }
             }
         }
-        if let Some(event) = record.disable {
-            state.emit(event);
+        if disabled {
+            state.fail_pending(record.endpoint_id);
+            if let Some(event) = record.disable {
+                state.emit(event);
+            }
         }
-        Ok(true)
+        Ok(Recorded {
+            applied: true,
+            disabled,
+        })
     }
 
     async fn deliveries(&self, query: DeliveryQuery) -> RepoResult<Vec<Delivery>> {

@@ -22,8 +22,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::model::{
     Attempt, AttemptRecord, AuditEvent, ClaimedDelivery, Delivery, DeliveryQuery, DeliveryStats,
     DeliveryStatus, EndpointChanges, Event, EventPayload, EventType, FeedCursor, FeedEvent,
-    FeedPage, FeedQuery, NewEndpoint, NextStep, PayloadKind, Redelivered, Redelivery, SealedSecret,
-    WebhookEndpoint,
+    FeedPage, FeedQuery, NewEndpoint, NextStep, PayloadKind, Recorded, Redelivered, Redelivery,
+    SealedSecret, WebhookEndpoint,
 };
 use tessera_domain::ports::{EventRepository, RepoError, RepoResult, WebhookRepository};
 use time::OffsetDateTime;
@@ -509,19 +509,40 @@ WITH d AS (
                                 response_excerpt)
   SELECT $8, d.id, $5, $9, $6, $7, $10 FROM d
 ), e AS (
+  -- The endpoint's failing state, when this attempt does not disable it.
   UPDATE webhook_endpoints w SET
-    failing_since = CASE WHEN $3 = 'delivered' THEN NULL ELSE coalesce(w.failing_since, $5) END,
-    enabled = w.enabled AND NOT $11,
-    disabled_reason = CASE WHEN $11 THEN $12 ELSE w.disabled_reason END,
-    updated_at = CASE WHEN $11 THEN $5 ELSE w.updated_at END
+    failing_since = CASE WHEN $3 = 'delivered' THEN NULL ELSE coalesce(w.failing_since, $5) END
   FROM d
-  WHERE w.id = d.endpoint_id
-    AND ($11 OR ($3 = 'delivered') = (w.failing_since IS NOT NULL))
+  WHERE w.id = d.endpoint_id AND NOT $11
+    AND ($3 = 'delivered') = (w.failing_since IS NOT NULL)
+), dis AS (
+  -- Disabling happens once: only while the endpoint is still enabled and still failing since
+  -- the time the decision was based on ($16). A row lock makes concurrent records wait and
+  -- re-check this on the row as the first one left it.
+  UPDATE webhook_endpoints w SET enabled = false, disabled_reason = $12, updated_at = $5
+  FROM d
+  WHERE w.id = d.endpoint_id AND $11 AND w.enabled
+    AND w.failing_since IS NOT NULL AND w.failing_since <= $16
+  RETURNING w.id
+), parked AS (
+  -- Its pending deliveries fail (redeliver after enabling it) instead of staying due.
+  UPDATE webhook_deliveries p SET status = 'failed', next_attempt_at = NULL, claim = NULL,
+    last_error = 'the endpoint was disabled'
+  FROM dis
+  WHERE p.endpoint_id = dis.id AND p.status = 'pending' AND p.id <> $1
 ), ev AS (
   INSERT INTO events (id, type, version, occurred_at, subject_id, actor_id, payload)
-  SELECT $13, 'webhook_endpoint.disabled', 1, $15, d.endpoint_id, NULL, $14 FROM d WHERE $11
+  SELECT $13, 'webhook_endpoint.disabled', 1, $15, dis.id, NULL, $14 FROM dis
 )
-SELECT count(*) AS n FROM d";
+SELECT (SELECT count(*) FROM d) AS n, (SELECT count(*) FROM dis) AS disabled";
+
+#[derive(QueryableByName)]
+struct RecordedRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    disabled: i64,
+}
 
 #[derive(QueryableByName)]
 struct Count {
@@ -542,6 +563,8 @@ macro_rules! requeue_sql {
                ON CONFLICT (endpoint_id, event_id) DO UPDATE SET
                  status = 'pending', next_attempt_at = $2, first_attempt_at = NULL,
                  attempts = 0, claim = NULL
+               -- One being attempted right now keeps its lease: its outcome decides.
+               WHERE webhook_deliveries.claim IS NULL
                RETURNING 1
              )
              SELECT (SELECT count(*) FROM picked) AS found, (SELECT count(*) FROM up) AS queued,
@@ -675,6 +698,19 @@ impl WebhookRepository for PgStore {
             .optional()
             .map_err(map)?;
             let row = row.ok_or(RepoError::NotFound)?;
+            if changes.enabled == Some(false) {
+                // Pending deliveries of a disabled endpoint fail instead of staying due
+                // (redeliver them after enabling it).
+                diesel::sql_query(
+                    "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL,
+                       claim = NULL, last_error = 'the endpoint was disabled'
+                     WHERE endpoint_id = $1 AND status = 'pending'",
+                )
+                .bind::<SqlUuid, _>(id)
+                .execute(conn)
+                .await
+                .map_err(map)?;
+            }
             crate::audit::record(conn, audit.as_ref()).await?;
             Ok(WebhookEndpoint::try_from(row)?)
         })
@@ -812,7 +848,7 @@ impl WebhookRepository for PgStore {
             .collect()
     }
 
-    async fn record_attempt(&self, record: AttemptRecord) -> RepoResult<bool> {
+    async fn record_attempt(&self, record: AttemptRecord) -> RepoResult<Recorded> {
         let mut conn = self.conn().await?;
         let (status, next_at) = match record.next {
             NextStep::Delivered => (DeliveryStatus::Delivered, None),
@@ -826,7 +862,7 @@ impl WebhookRepository for PgStore {
             .map(|e| serde_json::to_value(&e.payload).map_err(|err| encode("an event", err)))
             .transpose()?;
         let reason = "every delivery failed for longer than the retry window";
-        let n: Count = Prepared(
+        let row: RecordedRow = Prepared(
             diesel::sql_query(RECORD_SQL)
                 .bind::<SqlUuid, _>(record.delivery_id)
                 .bind::<SqlUuid, _>(record.claim)
@@ -847,12 +883,16 @@ impl WebhookRepository for PgStore {
                         .disable
                         .as_ref()
                         .map_or(a.attempted_at, |e| e.occurred_at),
-                ),
+                )
+                .bind::<Nullable<Timestamptz>, _>(record.failing_since),
         )
         .get_result(&mut conn)
         .await
         .map_err(map)?;
-        Ok(n.n > 0)
+        Ok(Recorded {
+            applied: row.n > 0,
+            disabled: row.disabled > 0,
+        })
     }
 
     async fn deliveries(&self, query: DeliveryQuery) -> RepoResult<Vec<Delivery>> {

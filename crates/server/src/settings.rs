@@ -364,6 +364,15 @@ impl Settings {
         self.metering_defaults()?;
         self.retention.validate()?;
         self.webhooks.validate()?;
+        // A delivery still retrying needs its event: events are kept longer than the window.
+        let events = self.retention.events_secs;
+        if events != 0 && events <= self.webhooks.retry_window_secs {
+            return Err(SettingsError(
+                "retention.events_secs must be longer than webhooks.retry_window_secs (or 0 to \
+                 keep events), or deliveries still retrying would lose their event"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 

@@ -46,7 +46,7 @@ pub use wallet::{
 };
 pub use webhook::{
     is_public, Attempt, AttemptRecord, ClaimedDelivery, Delivery, DeliveryQuery, DeliveryStats,
-    DeliveryStatus, EndpointChanges, NewEndpoint, NextStep, OutgoingWebhook, Redelivered,
+    DeliveryStatus, EndpointChanges, NewEndpoint, NextStep, OutgoingWebhook, Recorded, Redelivered,
     Redelivery, RetryPolicy, SealedSecret, SendOutcome, UrlPolicy, WebhookEndpoint, WebhookUrl,
     MAX_DESCRIPTION_LEN as MAX_WEBHOOK_DESCRIPTION_LEN, MAX_URL_LEN as MAX_WEBHOOK_URL_LEN,
 };

@@ -156,10 +156,14 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    // 64:ff9b:1::/48, local-use NAT64: a local translator decides where it goes.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        return false;
+    }
     if let Some(v4) = embedded_v4(ip) {
         return is_public_v4(v4);
     }
-    let s = ip.segments();
     !(ip.is_unspecified()
         || ip.is_loopback()
         || (s[0] & 0xfe00) == 0xfc00           // fc00::/7 unique local
@@ -174,7 +178,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 }
 
 /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
-/// NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`) or 6to4 (`2002::/16`) address.
+/// well-known-prefix NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let o = ip.octets();
@@ -182,8 +186,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if s[..5] == [0, 0, 0, 0, 0] && (s[5] == 0xffff || (s[5] == 0 && !(s[6] == 0 && s[7] <= 1))) {
         return Some(last);
     }
-    let nat64 = s[0] == 0x64 && s[1] == 0xff9b;
-    if nat64 && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
         return Some(last);
     }
     if s[0] == 0x2002 {
@@ -390,8 +393,21 @@ pub struct AttemptRecord {
     pub attempt: Attempt,
     pub next: NextStep,
     /// Set when this failure disables the endpoint: the `webhook_endpoint.disabled` event to
-    /// write with it.
+    /// write with it — only if the endpoint is still enabled and still failing since
+    /// `failing_since` or earlier (a success or another worker's disabling in the meantime
+    /// wins), so the event is written once.
     pub disable: Option<Event>,
+    /// The endpoint's `failing_since` the decision to disable was based on (from the claim).
+    pub failing_since: Option<OffsetDateTime>,
+}
+
+/// What recording an attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recorded {
+    /// The claim was still current, so the attempt and its consequence were stored.
+    pub applied: bool,
+    /// This record disabled the endpoint (and wrote its event).
+    pub disabled: bool,
 }
 
 /// When failed deliveries are tried again and when Tessera gives up.
@@ -516,6 +532,7 @@ mod tests {
             "https://[fd00::1]/",
             "https://[fe80::1]/",
             "https://[64:ff9b::a9fe:a9fe]/",
+            "https://[64:ff9b:1:a00:0:100:808:808]/",
             "https://[2002:a00:1::]/",
             "https://0.0.0.0/",
             "https://exa mple.com/",

@@ -6,8 +6,8 @@ use super::RepoResult;
 use crate::error::Cause;
 use crate::model::{
     Attempt, AttemptRecord, AuditEvent, ClaimedDelivery, Delivery, DeliveryQuery, DeliveryStats,
-    EndpointChanges, FeedPage, FeedQuery, NewEndpoint, OutgoingWebhook, Redelivered, Redelivery,
-    SealedSecret, SendOutcome, WebhookEndpoint,
+    EndpointChanges, FeedPage, FeedQuery, NewEndpoint, OutgoingWebhook, Recorded, Redelivered,
+    Redelivery, SealedSecret, SendOutcome, WebhookEndpoint,
 };
 
 /// Reading the event feed. Events are written by the other stores, in the same transaction as
@@ -84,10 +84,11 @@ pub trait WebhookRepository: Send + Sync {
     ) -> RepoResult<Vec<ClaimedDelivery>>;
 
     /// Records an attempt and applies its consequence (delivered, retry at, failed; the
-    /// endpoint's failing state; disabling it with its event). Ignored when `record.claim` is
-    /// no longer the delivery's claim (another worker took over after the lease ran out).
-    /// Returns whether it was applied.
-    async fn record_attempt(&self, record: AttemptRecord) -> RepoResult<bool>;
+    /// endpoint's failing state; disabling it with its event, and failing its pending
+    /// deliveries, when `record.disable` is set and the endpoint is still enabled and failing
+    /// since `record.failing_since` or earlier). Ignored when `record.claim` is no longer the
+    /// delivery's claim (another worker took over after the lease ran out).
+    async fn record_attempt(&self, record: AttemptRecord) -> RepoResult<Recorded>;
 
     /// An endpoint's deliveries, newest first. Errors: `NotFound` for the endpoint.
     async fn deliveries(&self, query: DeliveryQuery) -> RepoResult<Vec<Delivery>>;

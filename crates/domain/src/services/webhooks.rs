@@ -551,19 +551,32 @@ impl WebhookService {
     pub async fn deliver(&self, claimed: ClaimedDelivery) -> Result<DeliveryResult, Failure> {
         let outcome = match (&self.sender, &self.cipher) {
             (Some(sender), Some(cipher)) => {
-                let mut secrets = Vec::with_capacity(claimed.secrets.len());
-                for sealed in &claimed.secrets {
-                    secrets.push(cipher.open(sealed)?);
+                let secrets: Result<Vec<String>, _> =
+                    claimed.secrets.iter().map(|s| cipher.open(s)).collect();
+                match secrets {
+                    Ok(secrets) => {
+                        sender
+                            .send(OutgoingWebhook {
+                                url: &claimed.url,
+                                message_id: claimed.event.id.to_string(),
+                                timestamp: self.clock.now(),
+                                event: &claimed.event,
+                                secrets,
+                            })
+                            .await
+                    }
+                    // A failed attempt like any other, so it is seen, retried and given up.
+                    Err(_) => SendOutcome {
+                        status_code: None,
+                        error: Some(
+                            "the signing secret cannot be opened with webhooks.secret_key \
+                             (was the key changed? rotate the endpoint's secret)"
+                                .into(),
+                        ),
+                        duration_ms: 0,
+                        response_excerpt: None,
+                    },
                 }
-                sender
-                    .send(OutgoingWebhook {
-                        url: &claimed.url,
-                        message_id: claimed.event.id.to_string(),
-                        timestamp: self.clock.now(),
-                        event: &claimed.event,
-                        secrets,
-                    })
-                    .await
             }
             _ => SendOutcome {
                 status_code: None,
@@ -601,12 +614,13 @@ impl WebhookService {
             actor_id: None,
             payload: EventPayload::Endpoint(EndpointPayload {
                 endpoint_id: claimed.endpoint_id,
-                url: claimed.url.clone(),
+                // Without its query or fragment: tokens often travel there, and this event
+                // goes to every other subscribed receiver.
+                url: without_query(&claimed.url),
                 failing_since: claimed.failing_since.map(rfc3339),
                 reason: "every delivery failed for longer than the retry window".into(),
             }),
         });
-        let disabled = disable.is_some();
         let error = match (&outcome.error, outcome.status_code) {
             (Some(e), _) => Some(e.clone()),
             (None, Some(code)) if !succeeded => Some(format!("the endpoint answered {code}")),
@@ -629,10 +643,13 @@ impl WebhookService {
             },
             next: next.clone(),
             disable,
+            failing_since: claimed.failing_since,
         };
-        if !self.webhooks.record_attempt(record).await? {
+        let recorded = self.webhooks.record_attempt(record).await?;
+        if !recorded.applied {
             return Ok(DeliveryResult::Superseded);
         }
+        let disabled = recorded.disabled;
         let result = match next {
             NextStep::Delivered => DeliveryResult::Delivered,
             NextStep::RetryAt(_) => DeliveryResult::RetryScheduled,
@@ -646,6 +663,11 @@ impl WebhookService {
     pub async fn stats(&self) -> Result<DeliveryStats, Failure> {
         Ok(self.webhooks.stats(self.clock.now()).await?)
     }
+}
+
+/// A URL up to its query or fragment.
+fn without_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_owned()
 }
 
 /// How much of a failure's description an attempt keeps.
@@ -683,6 +705,18 @@ fn type_names(types: &[EventType]) -> String {
 #[cfg(test)]
 mod tests {
     use super::bounded_text;
+
+    #[test]
+    fn urls_in_events_leave_out_query_and_fragment() {
+        assert_eq!(
+            super::without_query("https://h.example/x?token=s#f"),
+            "https://h.example/x"
+        );
+        assert_eq!(
+            super::without_query("https://h.example/x"),
+            "https://h.example/x"
+        );
+    }
 
     #[test]
     fn bounded_text_drops_nul_and_cuts_by_characters() {

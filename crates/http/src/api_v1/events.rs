@@ -241,7 +241,7 @@ pub(crate) async fn feed(
                 .collect()
         })
         .unwrap_or_default();
-    let input = FeedInput {
+    let mut input = FeedInput {
         after: p.after,
         types,
         subject: p.subject,
@@ -258,6 +258,8 @@ pub(crate) async fn feed(
         if !page.events.is_empty() || Instant::now() + POLL > deadline {
             break page;
         }
+        // Go on from what this read scanned, so a filtered wait does not re-read it.
+        input.after = Some(page.next.encode());
         actix_web::rt::time::sleep(POLL).await;
     };
     let wire = FeedPageWire {

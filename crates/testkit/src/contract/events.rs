@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use tessera_domain::model::{
     Attempt, AttemptRecord, AuditAction, AuditEvent, ClaimedDelivery, ConsumptionMode, CounterKey,
     DeliveryQuery, DeliveryStatus, EndpointPayload, Event, EventPayload, EventType, FeedCursor,
-    FeedEvent, FeedQuery, NewEndpoint, NextStep, QuotaOrigin, QuotaPayload, Redelivery,
+    FeedEvent, FeedQuery, NewEndpoint, NextStep, QuotaOrigin, QuotaPayload, Recorded, Redelivery,
     ResolvedQuota, ResourceId, SealedSecret, ThresholdOwner, WebhookEndpoint,
 };
 use tessera_domain::ports::RepoError;
@@ -200,6 +200,7 @@ fn record(claimed: &ClaimedDelivery, status: Option<u16>, next: NextStep) -> Att
         },
         next,
         disable: None,
+        failing_since: claimed.failing_since,
     }
 }
 
@@ -679,7 +680,8 @@ pub async fn fan_out_follows_subscriptions_and_claims_are_exclusive(s: Stores) {
 /// A claim is a lease: while it runs nobody else gets the delivery, after it ends another
 /// worker does, and then the first worker's record is ignored. A failure schedules the retry;
 /// a success ends the delivery; a failure that disables the endpoint writes its event and stops
-/// its deliveries until it is enabled again; redelivery queues an event again.
+/// its deliveries (pending ones fail with it) — once, however many workers decide it;
+/// redelivery queues an event again.
 pub async fn leases_stale_records_retries_and_disabling(s: Stores) {
     let ep = s
         .webhooks
@@ -719,17 +721,21 @@ pub async fn leases_stale_records_retries_and_disabling(s: Stores) {
     assert_ne!(second.claim, first.claim);
     assert_eq!(second.event.id, first.event.id);
     // The first worker's late record is ignored; the second one's counts.
-    assert!(!s
-        .webhooks
-        .record_attempt(record(&first, Some(200), NextStep::Delivered))
-        .await
-        .unwrap());
+    assert!(
+        !s.webhooks
+            .record_attempt(record(&first, Some(200), NextStep::Delivered))
+            .await
+            .unwrap()
+            .applied
+    );
     let retry_at = later + Duration::seconds(5);
-    assert!(s
-        .webhooks
-        .record_attempt(record(&second, Some(503), NextStep::RetryAt(retry_at)))
-        .await
-        .unwrap());
+    assert!(
+        s.webhooks
+            .record_attempt(record(&second, Some(503), NextStep::RetryAt(retry_at)))
+            .await
+            .unwrap()
+            .applied
+    );
     let (d, attempts) = s.webhooks.delivery(ep.id, first.delivery_id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Pending);
     assert_eq!(d.next_attempt_at, Some(retry_at));
@@ -762,11 +768,13 @@ pub async fn leases_stale_records_retries_and_disabling(s: Stores) {
         .next()
         .expect("due again");
     assert!(third.attempt >= 2);
-    assert!(s
-        .webhooks
-        .record_attempt(record(&third, Some(204), NextStep::Delivered))
-        .await
-        .unwrap());
+    assert!(
+        s.webhooks
+            .record_attempt(record(&third, Some(204), NextStep::Delivered))
+            .await
+            .unwrap()
+            .applied
+    );
     let (d, attempts) = s.webhooks.delivery(ep.id, first.delivery_id).await.unwrap();
     assert_eq!(d.status, DeliveryStatus::Delivered);
     assert!(d.delivered_at.is_some());
@@ -802,8 +810,41 @@ pub async fn leases_stale_records_retries_and_disabling(s: Stores) {
         .into_iter()
         .next()
         .expect("queued again");
-    // A failure that disables the endpoint writes its event with it.
-    let disabled = Event {
+    assert_eq!(again.event.id, first.event.id);
+    // It fails: the endpoint is failing from then on.
+    let retry = now() + Duration::seconds(2);
+    let recorded = s
+        .webhooks
+        .record_attempt(record(&again, Some(500), NextStep::RetryAt(retry)))
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded,
+        Recorded {
+            applied: true,
+            disabled: false
+        }
+    );
+    let since = s
+        .webhooks
+        .endpoint(ep.id)
+        .await
+        .unwrap()
+        .failing_since
+        .expect("failing");
+    // Two more deliveries; three workers each fail one and decide to disable the endpoint:
+    // it is disabled once, with one event, and the other pending deliveries fail with it.
+    apply(&s, change(w.id, 5, None)).await;
+    apply(&s, change(w.id, 5, None)).await;
+    assert_eq!(fan_out_at_least(&s, 2).await, 2);
+    let t = now() + Duration::seconds(10);
+    let claimed = s
+        .webhooks
+        .claim(10, t, t + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let disabled_event = |c: &ClaimedDelivery| Event {
         id: Uuid::now_v7(),
         event_type: EventType::WebhookEndpointDisabled,
         occurred_at: now(),
@@ -813,20 +854,68 @@ pub async fn leases_stale_records_retries_and_disabling(s: Stores) {
             endpoint_id: ep.id,
             url: ep.url.clone(),
             failing_since: None,
-            reason: "every delivery failed".into(),
+            reason: format!("every delivery failed ({})", c.delivery_id),
         }),
     };
-    let mut failed = record(&again, None, NextStep::GiveUp);
-    failed.disable = Some(disabled.clone());
-    assert!(s.webhooks.record_attempt(failed).await.unwrap());
+    let mut outcomes = Vec::new();
+    let mut written = Vec::new();
+    for c in &claimed {
+        assert_eq!(c.failing_since, Some(since));
+        let mut failed = record(c, None, NextStep::GiveUp);
+        let event = disabled_event(c);
+        written.push(event.clone());
+        failed.disable = Some(event);
+        outcomes.push(s.webhooks.record_attempt(failed).await.unwrap());
+    }
+    assert_eq!(
+        outcomes.iter().filter(|r| r.disabled).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[0],
+        Recorded {
+            applied: true,
+            disabled: true
+        }
+    );
     let ep_now = s.webhooks.endpoint(ep.id).await.unwrap();
     assert!(!ep_now.enabled);
     assert!(ep_now.disabled_reason.is_some());
-    assert!(all_events(&s).await.contains(&disabled));
+    let events = all_events(&s).await;
+    assert_eq!(
+        of_type(&events, EventType::WebhookEndpointDisabled),
+        vec![&written[0]]
+    );
+    let pending = s
+        .webhooks
+        .deliveries(DeliveryQuery {
+            endpoint_id: ep.id,
+            status: Some(DeliveryStatus::Pending),
+            event_id: None,
+            before: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
     // A disabled endpoint gets no new deliveries and none are claimed for it.
     apply(&s, change(w.id, 5, None)).await;
     // The disabling event, the marker `all_events` wrote, and this credit.
     assert_eq!(fan_out_at_least(&s, 3).await, 3);
+    assert_eq!(
+        s.webhooks
+            .deliveries(DeliveryQuery {
+                endpoint_id: ep.id,
+                status: Some(DeliveryStatus::Pending),
+                event_id: None,
+                before: None,
+                limit: 100,
+            })
+            .await
+            .unwrap(),
+        vec![]
+    );
     assert!(s
         .webhooks
         .claim(
