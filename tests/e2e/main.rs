@@ -8,6 +8,7 @@ mod api_description;
 mod audit;
 mod auth;
 mod chutes;
+mod deposits;
 mod directory;
 mod faults;
 mod lnbits;

@@ -26,6 +26,7 @@ pub fn credential_denied(access: Access) -> Denied {
              delegated token)"
         }
         Access::Meter => "this credential may not record usage",
+        Access::Deposit => "this credential may not report deposits",
     };
     Denied::Forbidden {
         code: "credential_not_allowed",
@@ -465,6 +466,39 @@ pub fn ensure_may_meter(actor: &Actor) -> Result<(), Denied> {
         Ok(())
     } else {
         Err(Denied::forbidden(BILLING_ADMIN_REQUIRED))
+    }
+}
+
+/// Whether the actor may report deposits (`POST /api/v1/deposits`): billing administrators
+/// (admins and superusers included) with a full credential, and API keys with the `deposits`
+/// scope whose owner is one. The scope grants nothing else.
+pub fn may_report_deposits(actor: &Actor) -> bool {
+    actor.has(Permission::BillingAdmin)
+        || (!actor.is_delegated()
+            && actor.key_has_scope(ApiKeyScope::Deposits)
+            && actor.user.permissions.has(Permission::BillingAdmin))
+}
+
+pub fn ensure_may_report_deposits(actor: &Actor) -> Result<(), Denied> {
+    if may_report_deposits(actor) {
+        Ok(())
+    } else {
+        Err(Denied::forbidden(BILLING_ADMIN_REQUIRED))
+    }
+}
+
+/// Listing every deposit, unmatched ones included: billing administrators.
+pub fn ensure_can_list_all_deposits(actor: &Actor) -> Result<(), Denied> {
+    ensure_billing_admin(actor)
+}
+
+/// A user's deposits: whoever may see the user's wallets (the user, their manager,
+/// administrators) and billing administrators. Anyone else: `UserNotFound`.
+pub fn ensure_can_list_deposits_of(actor: &Actor, target: &User) -> Result<(), Denied> {
+    if can_view_wallet(actor, target) || can_see_for_billing(actor, target) {
+        Ok(())
+    } else {
+        Err(Denied::NotFound)
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::collections::BTreeMap;
 
 use tessera_domain::model::{
-    is_currency_code, AuditEvent, ConsumptionOutcome, CounterKey, Discount, LedgerEntry,
-    ResourceId, Session, Share, Tier, User, UserState, Wallet,
+    is_currency_code, AuditEvent, ChainRef, ConsumptionOutcome, CounterKey, Deposit, Discount,
+    LedgerEntry, ResourceId, Session, Share, Tier, User, UserState, Wallet,
 };
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
@@ -88,6 +88,8 @@ pub(crate) struct State {
     pub usage_buckets: BTreeMap<(Uuid, ResourceId, OffsetDateTime), BucketRow>,
     /// Consumption keys by `(scope, key)`.
     pub usage_keys: HashMap<(Uuid, String), UsageKeyRow>,
+    /// Recorded deposits by their chain identity (the unique key).
+    pub deposits: HashMap<ChainRef, Deposit>,
 }
 
 /// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to

@@ -27,7 +27,7 @@ use tessera_http::{ApiState, HttpLimits, Readiness};
 use tessera_memory::MemoryStore;
 use tessera_postgres::{PgStore, PoolSettings};
 use tessera_security::{Argon2Hasher, Argon2Settings, ExternalIssuer, JwtCodec, RandomSecrets};
-use tessera_sr25519::Sr25519Verifier;
+use tessera_sr25519::{Sr25519PaymentAddresses, Sr25519Verifier};
 
 pub use settings::Settings;
 
@@ -260,6 +260,19 @@ fn tessera_over(storage: &Storage, parts: &ProcessParts) -> Tessera {
     Tessera::new(ports, parts.config.clone())
 }
 
+/// `[deposits]`, with the deposit-address adapter when a master public key is configured.
+fn deposit_config(settings: &Settings) -> Result<tessera_domain::DepositConfig, StartupError> {
+    let deposits = &settings.deposits;
+    let mut config = deposits.config(&settings.currencies()?)?;
+    let master = deposits.master_public_key.trim();
+    if !master.is_empty() {
+        let addresses = Sr25519PaymentAddresses::from_ss58(master, deposits.address_prefix)
+            .map_err(|e| StartupError::Security(format!("deposits.master_public_key: {e}")))?;
+        config.addresses = Some(Arc::new(addresses));
+    }
+    Ok(config)
+}
+
 fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
     let hashing = &settings.password_hashing;
     let thread_cgroup = Some(hashing.thread_cgroup.trim())
@@ -332,6 +345,7 @@ fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
         },
         metering: settings.metering_defaults()?,
         retention: settings.retention.policy(),
+        deposits: deposit_config(settings)?,
     };
     Ok(ProcessParts {
         hasher: Arc::new(hasher),
@@ -430,6 +444,12 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     let parts = process_parts(settings)?;
     let tessera = tessera_over(&control, &parts);
     let bootstrapped = bootstrap(settings, &tessera).await?;
+    // Users created before a master key was configured get their deposit address now.
+    match tessera.users.assign_payment_addresses(500).await {
+        Ok(0) => {}
+        Ok(assigned) => tracing::info!(assigned, "assigned deposit addresses"),
+        Err(e) => tracing::warn!(error = %e, "could not assign deposit addresses at start"),
+    }
     warn_about_database_maintenance(&control).await;
 
     let workers = settings.worker_count();

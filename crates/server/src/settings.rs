@@ -26,7 +26,68 @@ pub struct Settings {
     pub identity: IdentitySettings,
     pub rate_limits: RateLimitSettings,
     pub retention: RetentionSettings,
+    #[serde(default)]
+    pub deposits: DepositSettings,
     pub log: LogSettings,
+}
+
+/// Deposit addresses and deposits (`[deposits]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DepositSettings {
+    /// The operator's master *public* key, as an SS58 address; every user's deposit address is
+    /// soft-derived from it. Empty: users have no deposit address.
+    pub master_public_key: String,
+    /// The SS58 network prefix of the derived addresses (42: Bittensor).
+    pub address_prefix: u16,
+    /// Transfers below this many rao are recorded as ignored, not credited.
+    pub minimum_rao: u64,
+    /// Dollars per TAO applied when a report brings no rate; 0: every report must bring one.
+    pub tao_usd_rate: f64,
+    /// The currency deposits are credited in (must be one of `[currencies]`, in dollars).
+    pub currency: String,
+}
+
+impl Default for DepositSettings {
+    fn default() -> Self {
+        Self {
+            master_public_key: String::new(),
+            address_prefix: 42,
+            minimum_rao: 7_000_000,
+            tao_usd_rate: 0.0,
+            currency: "usd".to_owned(),
+        }
+    }
+}
+
+impl DepositSettings {
+    /// The deposit configuration, checked (the master key is parsed where the adapter is
+    /// built).
+    pub fn config(
+        &self,
+        currencies: &Currencies,
+    ) -> Result<tessera_domain::DepositConfig, SettingsError> {
+        let rate = if self.tao_usd_rate == 0.0 {
+            None
+        } else {
+            Some(
+                tessera_domain::services::deposits::rate_micros(
+                    "deposits.tao_usd_rate",
+                    self.tao_usd_rate,
+                )
+                .map_err(|e| SettingsError(format!("{}: {}", e.field, e.reason)))?,
+            )
+        };
+        currencies
+            .parse("deposits.currency", &self.currency)
+            .map_err(|_| SettingsError("deposits.currency must be one of [currencies]".into()))?;
+        Ok(tessera_domain::DepositConfig {
+            addresses: None,
+            minimum_rao: self.minimum_rao,
+            tao_usd_rate_micros: rate,
+            currency: self.currency.trim().to_ascii_lowercase(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +327,7 @@ impl Settings {
         self.currencies()?;
         self.metering_defaults()?;
         self.retention.validate()?;
+        self.deposits.config(&self.currencies()?)?;
         Ok(())
     }
 

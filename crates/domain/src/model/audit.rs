@@ -33,6 +33,7 @@ pub enum AuditAction {
     WalletRestored,
     WalletAdjusted,
     WalletTransferred,
+    DepositReported,
     ShareGranted,
     ShareChanged,
     ShareRevoked,
@@ -41,7 +42,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 29] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -65,6 +66,7 @@ impl AuditAction {
         Self::WalletRestored,
         Self::WalletAdjusted,
         Self::WalletTransferred,
+        Self::DepositReported,
         Self::ShareGranted,
         Self::ShareChanged,
         Self::ShareRevoked,
@@ -97,6 +99,7 @@ impl AuditAction {
             Self::WalletRestored => "wallet.restored",
             Self::WalletAdjusted => "wallet.adjusted",
             Self::WalletTransferred => "wallet.transferred",
+            Self::DepositReported => "wallet.deposit_reported",
             Self::ShareGranted => "share.granted",
             Self::ShareChanged => "share.changed",
             Self::ShareRevoked => "share.revoked",
@@ -178,11 +181,12 @@ mod tests {
             | AuditAction::WalletRestored
             | AuditAction::WalletAdjusted
             | AuditAction::WalletTransferred
+            | AuditAction::DepositReported
             | AuditAction::ShareGranted
             | AuditAction::ShareChanged
             | AuditAction::ShareRevoked
             | AuditAction::ApiKeyCreated
-            | AuditAction::ApiKeyRevoked => 28,
+            | AuditAction::ApiKeyRevoked => 29,
         };
         assert_eq!(AuditAction::ALL.len(), variants(AuditAction::UserCreated));
         let listed: HashSet<AuditAction> = AuditAction::ALL.into_iter().collect();

@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod deposit;
 mod metering;
 mod money;
 mod permissions;
@@ -15,6 +16,10 @@ pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use credentials::{
     ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey,
     NewApiKey, Registration, SignedRequest, API_KEY_TOUCH_INTERVAL,
+};
+pub use deposit::{
+    deposit_value, ChainRef, Deposit, DepositQuery, DepositStatus, NewDeposit, Reported,
+    RAO_PER_TAO, RATE_MICROS_PER_USD,
 };
 pub use metering::{
     charge, day_of, hour_of, next_reset, Consumption, ConsumptionMode, ConsumptionOutcome,

@@ -8,6 +8,7 @@ mod audit;
 mod clock;
 mod credentials;
 mod metering;
+mod payments;
 mod security;
 mod sessions;
 mod shares;
@@ -20,6 +21,7 @@ pub use audit::AuditRepository;
 pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use credentials::{ApiKeyRepository, GuardRepository};
 pub use metering::MeteringRepository;
+pub use payments::PaymentAddresses;
 pub use security::{ExternalTokenVerifier, PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
 pub use shares::ShareRepository;
@@ -36,6 +38,8 @@ pub use clock::{MockClock, MockIdGenerator};
 pub use credentials::{MockApiKeyRepository, MockGuardRepository};
 #[cfg(feature = "mock")]
 pub use metering::MockMeteringRepository;
+#[cfg(feature = "mock")]
+pub use payments::MockPaymentAddresses;
 #[cfg(feature = "mock")]
 pub use security::{
     MockExternalTokenVerifier, MockPasswordHasher, MockSecretGenerator, MockTokenCodec,

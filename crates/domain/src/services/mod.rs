@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod deposits;
 pub mod identity;
 pub mod limits;
 pub mod metering;
@@ -15,6 +16,7 @@ pub mod wallets;
 
 pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
+pub use deposits::{DepositInput, DepositPage, DepositService};
 pub use identity::{ApiKeyInput, IdentityService, KeyChange};
 pub use limits::{LimitsConfig, RateLimitService};
 pub use metering::{

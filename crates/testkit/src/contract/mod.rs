@@ -39,6 +39,9 @@ pub use audit::*;
 mod credentials;
 pub use credentials::*;
 
+mod deposits;
+pub use deposits::*;
+
 mod directory;
 pub use directory::*;
 
@@ -250,6 +253,12 @@ macro_rules! contract_tests {
             ended_sessions_are_pruned_and_live_ones_kept,
             old_idempotency_keys_are_forgotten_and_recent_ones_kept,
             old_usage_keys_and_past_quota_counters_are_pruned,
+            // deposits.rs
+            payment_addresses_are_assigned_once_and_unique,
+            a_deposit_is_credited_once,
+            dust_is_ignored_and_unknown_addresses_are_unmatched,
+            concurrent_reports_of_one_transfer_credit_once,
+            purge_keeps_deposit_records,
         }
     };
 }
