@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz openapi lint fmt db db-stop bench
+.PHONY: help run test fuzz openapi chutes-client lint fmt db db-stop bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -7,10 +7,14 @@ help: ## list targets
 run: ## run the server against the dev database (provisioned if needed)
 	url=$$(scripts/dev-postgres url tessera) && TESSERA__DATABASE__URL="$$url" cargo run --release -p tessera-server --bin tessera -- serve
 
-test: ## run all tests, a short fuzz of the API, then the OpenAPI consumer checks (needs PostgreSQL; see scripts/dev-postgres)
+test: ## run all tests, a short fuzz of the API, the OpenAPI consumer checks, then the published Chutes client (needs PostgreSQL; see scripts/dev-postgres)
 	url=$$(scripts/dev-postgres url postgres) && TESSERA_TEST_DATABASE_URL="$$url" scripts/test
 	scripts/fuzz --quick
 	scripts/openapi-clients
+	scripts/chutes-client
+
+chutes-client: ## the published chutes CLI and library (pinned, from PyPI) against a fresh server
+	scripts/chutes-client
 
 fuzz: ## fuzz every operation of /openapi.json with schemathesis (long run)
 	scripts/fuzz
