@@ -8,6 +8,7 @@ mod api_description;
 mod audit;
 mod auth;
 mod chutes;
+mod chutes_clients;
 mod deposits;
 mod directory;
 mod faults;

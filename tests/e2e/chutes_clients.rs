@@ -1,0 +1,81 @@
+//! What real Chutes clients send and read, beyond the seed's shapes: billing tools' float
+//! amounts, and Chutes' `GET /ping`.
+
+use serde_json::json;
+use tessera_testkit::TestApp;
+
+use crate::money::{balance, member};
+use crate::support::send;
+
+/// `0.1 + 0.2` (0.30000000000000004) is credited as 0.3 USD: amounts round to the minor unit,
+/// halves away from zero.
+#[tokio::test]
+async fn admin_balance_change_rounds_float_amounts_to_the_minor_unit() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    let alice = member(&app, "alice").await;
+    for (amount, expected) in [
+        (0.1f64 + 0.2, 300_000),
+        (-0.0000005, 299_999),
+        (1.0000004, 1_299_999),
+    ] {
+        let (status, body) = send(
+            app.post("/users/admin_balance_change")
+                .bearer_auth(&root)
+                .json(&json!({"user_id": alice.id, "amount": amount, "reason": "billing tool"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{amount}: {body}");
+        assert_eq!(
+            balance(&app, &root, &alice.wallet).await,
+            expected,
+            "{amount}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ping_answers_as_chutes_does() {
+    let app = TestApp::spawn().await;
+    let (status, body) = send(app.get("/ping")).await;
+    assert_eq!((status, body), (200, json!({"message": "pong"})));
+}
+
+/// `enable_invoicing` shows where clients look: Chutes' invoicing bit (256) and, when set, its
+/// unlimited bit (32) in `permissions_bitmask` and `permissions`; a later call without
+/// `unlimited` leaves it set.
+#[tokio::test]
+async fn enable_invoicing_is_visible_in_the_bitmask_and_never_clears_unlimited() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    let alice = member(&app, "alice").await;
+    let enable = format!("/users/{}/enable_invoicing", alice.id);
+    let (status, body) = send(app.post(&enable).bearer_auth(&root)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["permissions_bitmask"], json!(256), "{body}");
+    assert_eq!(
+        body["permissions"],
+        json!(["Invoice billing option"]),
+        "{body}"
+    );
+    let (status, body) = send(
+        app.post(&enable)
+            .bearer_auth(&root)
+            .json(&json!({"unlimited": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["permissions_bitmask"], json!(256 | 32), "{body}");
+    assert!(
+        body["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("No rate limits.")),
+        "{body}"
+    );
+    let (status, body) = send(app.post(&enable).bearer_auth(&root)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["permissions_bitmask"], json!(256 | 32), "{body}");
+    let (_, me) = send(app.get("/users/me").bearer_auth(&alice.token)).await;
+    assert_eq!(me["permissions_bitmask"], json!(256 | 32), "{me}");
+}
