@@ -1,5 +1,5 @@
-//! What real Chutes clients send and read, beyond the seed's shapes: billing tools' float
-//! amounts, and Chutes' `GET /ping`.
+//! What real clients send and read beyond the seeds' shapes: billing tools' float amounts,
+//! Chutes' `GET /ping` and invoicing bits, Run:ai's `tempPassword` on creation.
 
 use serde_json::json;
 use tessera_testkit::TestApp;
@@ -78,4 +78,26 @@ async fn enable_invoicing_is_visible_in_the_bitmask_and_never_clears_unlimited()
     assert_eq!(body["permissions_bitmask"], json!(256 | 32), "{body}");
     let (_, me) = send(app.get("/users/me").bearer_auth(&alice.token)).await;
     assert_eq!(me["permissions_bitmask"], json!(256 | 32), "{me}");
+}
+
+/// Run:ai clients read the generated password as `tempPassword` on creation, as on reset.
+#[tokio::test]
+async fn a_generated_password_is_also_temp_password_camel_on_creation() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    let (status, body) = send(
+        app.post("/api/v1/users")
+            .bearer_auth(&root)
+            .json(&json!({"email": "runai@example.com"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let temp = body["temp_password"].as_str().unwrap();
+    assert_eq!(body["tempPassword"], json!(temp), "{body}");
+    let (status, _) = send(
+        app.post("/api/v1/auth/login")
+            .json(&json!({"username": "runai@example.com", "password": temp})),
+    )
+    .await;
+    assert_eq!(status, 200);
 }

@@ -131,6 +131,9 @@ pub struct CreatedUserView {
     pub user: UserView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temp_password: Option<String>,
+    /// Run:ai's spelling of `temp_password` (its clients read this one on creation too).
+    #[serde(rename = "tempPassword", skip_serializing_if = "Option::is_none")]
+    pub temp_password_camel: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
