@@ -101,3 +101,30 @@ async fn a_generated_password_is_also_temp_password_camel_on_creation() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// Chutes' permission table: bit 512 (`stake_weight_quota`) is kept and shown with Chutes'
+/// description, like the others.
+#[tokio::test]
+async fn permission_bits_and_descriptions_are_chutes() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    let alice = member(&app, "alice").await;
+    let (status, body) = send(
+        app.patch(&format!("/api/v1/users/{}", alice.id))
+            .bearer_auth(&root)
+            .json(&json!({"permissions": 512 | 16 | 2})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, me) = send(app.get("/users/me").bearer_auth(&alice.token)).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["permissions_bitmask"], json!(512 | 16 | 2));
+    assert_eq!(
+        me["permissions"],
+        json!([
+            "Create users -- administrator role allowing creation of users.",
+            "Free invocation -- run anything, for free.",
+            "Enable stake weighted quota (signed message with the coldkey)"
+        ])
+    );
+}

@@ -48,6 +48,7 @@ pub enum PermissionName {
     BillingAdmin,
     UnlimitedDev,
     InvoiceBilling,
+    StakeWeightQuota,
     Admin,
     Superuser,
 }

@@ -54,14 +54,18 @@ pub fn configure(routes: &mut Routes) {
 fn description(p: Permission) -> &'static str {
     match p {
         Permission::Developer => "Developer -- create images and chutes on the platform.",
-        Permission::CreateUser => "User admin -- create users.",
-        Permission::UpdateUser => "User admin -- update users.",
-        Permission::DeleteUser => "User admin -- delete users.",
+        Permission::CreateUser => "Create users -- administrator role allowing creation of users.",
+        Permission::UpdateUser => "Update users -- administrator role allowing updates to users.",
+        Permission::DeleteUser => "Delete users -- administrator role allowing deletion of users.",
         Permission::FreeAccount => "Free invocation -- run anything, for free.",
         Permission::Unlimited => "No rate limits.",
-        Permission::BillingAdmin => "Billing admin -- balances, quotas, discounts and invoicing.",
-        Permission::UnlimitedDev => "Unlimited development.",
+        Permission::BillingAdmin => "Billing admin.",
+        Permission::UnlimitedDev => "Unlimited dev activity.",
         Permission::InvoiceBilling => "Invoice billing option",
+        Permission::StakeWeightQuota => {
+            "Enable stake weighted quota (signed message with the coldkey)"
+        }
+        // Tessera's own bits (Chutes has none above 1 << 13).
         Permission::Admin => "Administrator -- user administration and the admin directory.",
         Permission::Superuser => "Superuser -- everything.",
     }
