@@ -741,6 +741,44 @@ mod tests {
     }
 
     #[test]
+    fn only_deposit_keys_of_billing_admins_and_billing_admins_report_deposits() {
+        use crate::actor::{Access, Credential};
+        use crate::model::{ApiKeyScope, ApiKeyScopes};
+        let key = |owner: &User, scope: ApiKeyScope| {
+            Actor::limited(
+                owner.clone(),
+                Credential::ScopedKey {
+                    key_id: Uuid::now_v7(),
+                    scopes: ApiKeyScopes::default().with(scope),
+                },
+            )
+        };
+        let biller = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let plain = user(Permissions::NONE);
+        let deposits = key(&biller, ApiKeyScope::Deposits);
+        // The scope grants reporting and nothing else.
+        assert!(authorize(&deposits, Access::Deposit).is_ok());
+        assert!(ensure_may_report_deposits(&deposits).is_ok());
+        for access in [Access::Read, Access::Write, Access::Account, Access::Meter] {
+            assert!(authorize(&deposits, access).is_err(), "{access:?}");
+        }
+        assert!(ensure_can_list_all_deposits(&deposits).is_err());
+        // Other credentials and owners do not report.
+        let metering = key(&biller, ApiKeyScope::Metering);
+        assert!(authorize(&metering, Access::Deposit).is_err());
+        assert!(ensure_may_report_deposits(&key(&plain, ApiKeyScope::Deposits)).is_err());
+        assert!(ensure_may_report_deposits(&actor(&plain)).is_err());
+        assert!(ensure_may_report_deposits(&actor(&biller)).is_ok());
+        // Listing: the user and billing administrators; strangers are told nothing.
+        assert!(ensure_can_list_deposits_of(&actor(&plain), &plain).is_ok());
+        assert!(ensure_can_list_deposits_of(&actor(&biller), &plain).is_ok());
+        assert_eq!(
+            ensure_can_list_deposits_of(&actor(&user(Permissions::NONE)), &plain),
+            Err(Denied::NotFound)
+        );
+    }
+
+    #[test]
     fn deleted_users_are_visible_to_admins_only() {
         let admin = user(Permissions::NONE.with(Permission::Admin));
         let mut gone = user(Permissions::NONE);
