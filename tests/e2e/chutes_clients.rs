@@ -128,3 +128,38 @@ async fn permission_bits_and_descriptions_are_chutes() {
         ])
     );
 }
+
+/// Registering through Cloudflare: with `server.client_ip_header = "CF-Connecting-IP"` the
+/// registration throttle counts per `CF-Connecting-IP`, as Chutes does; without it the header
+/// chooses nothing.
+#[tokio::test]
+async fn registration_throttle_counts_per_cf_connecting_ip_when_configured() {
+    use reqwest::Method;
+    use tessera_sr25519::Sr25519Keypair;
+
+    async fn register_from(app: &TestApp, n: usize, ip: &str) -> u16 {
+        let hotkey = Sr25519Keypair::generate();
+        let body = json!({"username": format!("cf_user_{n}"),
+                          "coldkey": Sr25519Keypair::generate().ss58(42)});
+        let request =
+            crate::chutes::signed_json(app, Method::POST, "/users/register", &hotkey, &body)
+                .header("CF-Connecting-IP", ip);
+        send(request).await.0
+    }
+
+    let limits = [("identity.registrations_per_ip_per_day", "2".to_owned())];
+    let cloudflare = TestApp::spawn_with(&[
+        limits[0].clone(),
+        ("server.client_ip_header", "CF-Connecting-IP".to_owned()),
+    ])
+    .await;
+    assert_eq!(register_from(&cloudflare, 1, "203.0.113.7").await, 200);
+    assert_eq!(register_from(&cloudflare, 2, "203.0.113.7").await, 200);
+    assert_eq!(register_from(&cloudflare, 3, "203.0.113.7").await, 429);
+    assert_eq!(register_from(&cloudflare, 4, "198.51.100.9").await, 200);
+
+    let direct = TestApp::spawn_with(&limits).await;
+    assert_eq!(register_from(&direct, 1, "203.0.113.7").await, 200);
+    assert_eq!(register_from(&direct, 2, "198.51.100.9").await, 200);
+    assert_eq!(register_from(&direct, 3, "192.0.2.1").await, 429);
+}

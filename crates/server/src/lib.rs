@@ -485,6 +485,7 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
             0 if settings.identity.trust_forwarded_for => 1,
             n => n,
         },
+        cf_connecting_ip: settings.server.cf_connecting_ip()?,
         body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
     };
     // actix calls the factory once on each worker's thread: each takes the next state, so each

@@ -31,6 +31,20 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
+impl ServerSettings {
+    /// Whether `client_ip_header` names Cloudflare's `CF-Connecting-IP` (the one header it
+    /// may name).
+    pub fn cf_connecting_ip(&self) -> Result<bool, SettingsError> {
+        match self.client_ip_header.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(false),
+            "cf-connecting-ip" => Ok(true),
+            _ => Err(SettingsError(
+                "server.client_ip_header must be empty or \"CF-Connecting-IP\"".into(),
+            )),
+        }
+    }
+}
+
 /// Deposit addresses and deposits (`[deposits]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -110,6 +124,10 @@ pub struct ServerSettings {
     /// Proxies in front of Tessera that append the address they saw to `X-Forwarded-For`; the
     /// client address is that many entries from the right. 0: the peer address.
     pub trusted_proxies: u8,
+    /// `"CF-Connecting-IP"`: the client address is that header (Tessera reachable only through
+    /// Cloudflare, as Chutes is deployed). Empty: not read.
+    #[serde(default)]
+    pub client_ip_header: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -328,6 +346,7 @@ impl Settings {
         self.metering_defaults()?;
         self.retention.validate()?;
         self.deposits.config(&self.currencies()?)?;
+        self.server.cf_connecting_ip()?;
         Ok(())
     }
 
