@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help run test fuzz openapi webhook-faults lint fmt db db-stop bench
+.PHONY: help run test fuzz openapi chutes-client webhook-faults lint fmt db db-stop bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -7,7 +7,7 @@ help: ## list targets
 run: ## run the server against the dev database (provisioned if needed)
 	url=$$(scripts/dev-postgres url tessera) && TESSERA__DATABASE__URL="$$url" cargo run --release -p tessera-server --bin tessera -- serve
 
-test: ## run all tests, then side by side: a short fuzz of the API, the OpenAPI consumer checks, webhooks under faults (needs PostgreSQL; see scripts/dev-postgres)
+test: ## run all tests, then side by side: a short fuzz of the API, the OpenAPI consumer checks, the published Chutes client, webhooks under faults (needs PostgreSQL; see scripts/dev-postgres)
 	url=$$(scripts/dev-postgres url postgres) && TESSERA_TEST_DATABASE_URL="$$url" scripts/test
 	scripts/live-suites
 
@@ -16,6 +16,9 @@ fuzz: ## fuzz every operation of /openapi.json with schemathesis (long run)
 
 openapi: ## /openapi.json as consumers see it: redocly lint (recommended), enums, a generated Python client driving the API
 	scripts/openapi-clients
+
+chutes-client: ## the published chutes CLI and library (pinned, from PyPI) against a fresh server
+	scripts/chutes-client
 
 webhook-faults: ## webhook delivery under faults (receiver down, SIGKILL, database restart, burst), verified with the standardwebhooks package
 	scripts/webhook-faults

@@ -8,6 +8,8 @@ mod api_description;
 mod audit;
 mod auth;
 mod chutes;
+mod chutes_clients;
+mod deposits;
 mod directory;
 mod events;
 mod faults;

@@ -35,6 +35,8 @@ pub enum Access {
     Account,
     /// Recording metered consumption (`POST /api/v1/usage`).
     Meter,
+    /// Reporting confirmed TAO deposits (`POST /api/v1/deposits`).
+    Deposit,
 }
 
 impl Access {
@@ -54,6 +56,7 @@ impl Access {
             Self::Write => "write",
             Self::Account => "account",
             Self::Meter => "meter",
+            Self::Deposit => "deposit",
         }
     }
 }
@@ -153,6 +156,10 @@ impl Actor {
             Access::Meter => {
                 self.full_rights()
                     || (self.delegation.is_none() && self.key_has_scope(ApiKeyScope::Metering))
+            }
+            Access::Deposit => {
+                self.full_rights()
+                    || (self.delegation.is_none() && self.key_has_scope(ApiKeyScope::Deposits))
             }
         }
     }

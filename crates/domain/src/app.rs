@@ -7,14 +7,14 @@ use crate::counters::{Counters, CountersSnapshot};
 use crate::model::{Currencies, MeteringDefaults};
 use crate::ports::{
     ApiKeyRepository, AuditRepository, Clock, EventRepository, ExternalTokenVerifier,
-    GuardRepository, IdGenerator, MeteringRepository, PasswordHasher, SecretCipher,
-    SecretGenerator, SessionRepository, ShareRepository, SignatureVerifier, TierRepository,
-    TokenCodec, UserRepository, WalletRepository, WebhookRepository, WebhookSender,
+    GuardRepository, IdGenerator, MeteringRepository, PasswordHasher, PaymentAddresses,
+    SecretCipher, SecretGenerator, SessionRepository, ShareRepository, SignatureVerifier,
+    TierRepository, TokenCodec, UserRepository, WalletRepository, WebhookRepository, WebhookSender,
 };
 use crate::services::{
-    AuditService, AuthService, CredentialThrottle, IdentityService, LimitsConfig, MeteringService,
-    RateLimitService, RetentionPolicy, RetentionService, ShareService, TierService, UserService,
-    WalletService, WebhookConfig, WebhookService,
+    AuditService, AuthService, CredentialThrottle, DepositService, IdentityService, LimitsConfig,
+    MeteringService, RateLimitService, RetentionPolicy, RetentionService, ShareService,
+    TierService, UserService, WalletService, WebhookConfig, WebhookService,
 };
 use crate::values::PasswordPolicy;
 
@@ -69,6 +69,45 @@ pub struct TesseraConfig {
     pub retention: RetentionPolicy,
     /// Webhook URLs, retries and limits (`webhooks.*`).
     pub webhooks: WebhookConfig,
+    /// Deposit addresses and the crediting of reported deposits (`deposits.*`).
+    pub deposits: DepositConfig,
+}
+
+/// Deposit addresses and deposits (`deposits.*`).
+#[derive(Clone)]
+pub struct DepositConfig {
+    /// Derives each user's deposit address from the operator's master public key; `None`
+    /// without a configured key (users then have no `payment_address`).
+    pub addresses: Option<Arc<dyn PaymentAddresses>>,
+    /// Transfers below this many rao are recorded as `ignored` and not credited (Chutes:
+    /// 0.007 TAO).
+    pub minimum_rao: u64,
+    /// The TAO→USD rate applied when a report brings none, in millionths of a dollar per TAO.
+    pub tao_usd_rate_micros: Option<u64>,
+    /// The currency deposits are credited in (the rate is per USD, so a USD currency).
+    pub currency: String,
+}
+
+impl Default for DepositConfig {
+    fn default() -> Self {
+        Self {
+            addresses: None,
+            minimum_rao: 7_000_000,
+            tao_usd_rate_micros: None,
+            currency: "usd".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DepositConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DepositConfig")
+            .field("addresses", &self.addresses.is_some())
+            .field("minimum_rao", &self.minimum_rao)
+            .field("tao_usd_rate_micros", &self.tao_usd_rate_micros)
+            .field("currency", &self.currency)
+            .finish()
+    }
 }
 
 /// Bittensor signatures, fingerprints and Chutes-style registration.
@@ -117,6 +156,7 @@ impl Default for TesseraConfig {
             metering: MeteringDefaults::default(),
             retention: RetentionPolicy::default(),
             webhooks: WebhookConfig::default(),
+            deposits: DepositConfig::default(),
         }
     }
 }
@@ -127,6 +167,7 @@ pub struct Tessera {
     pub users: UserService,
     pub auth: AuthService,
     pub wallets: WalletService,
+    pub deposits: DepositService,
     pub tiers: TierService,
     pub shares: ShareService,
     pub audit: AuditService,
@@ -153,6 +194,7 @@ impl Tessera {
             users: UserService::new(p, c, t),
             auth: AuthService::new(p, c, t, n),
             wallets: WalletService::new(p, c, n),
+            deposits: DepositService::new(p, c, n),
             tiers: TierService::new(p, c),
             shares: ShareService::new(p, c),
             metering: MeteringService::new(p, c, n),

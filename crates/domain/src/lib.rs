@@ -19,7 +19,7 @@ pub mod services;
 pub mod values;
 
 pub use actor::{Actor, Credential};
-pub use app::{IdentityConfig, Ports, Tessera, TesseraConfig};
+pub use app::{DepositConfig, IdentityConfig, Ports, Tessera, TesseraConfig};
 pub use error::{
     AuthError, Cause, Conflict, Denied, Failure, IdentityError, MeteringError, RepoError,
     UserError, ValidationError, WalletError, WebhookError,

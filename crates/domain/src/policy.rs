@@ -26,6 +26,7 @@ pub fn credential_denied(access: Access) -> Denied {
              delegated token)"
         }
         Access::Meter => "this credential may not record usage",
+        Access::Deposit => "this credential may not report deposits",
     };
     Denied::Forbidden {
         code: "credential_not_allowed",
@@ -489,6 +490,39 @@ pub fn ensure_may_meter(actor: &Actor) -> Result<(), Denied> {
     }
 }
 
+/// Whether the actor may report deposits (`POST /api/v1/deposits`): billing administrators
+/// (admins and superusers included) with a full credential, and API keys with the `deposits`
+/// scope whose owner is one. The scope grants nothing else.
+pub fn may_report_deposits(actor: &Actor) -> bool {
+    actor.has(Permission::BillingAdmin)
+        || (!actor.is_delegated()
+            && actor.key_has_scope(ApiKeyScope::Deposits)
+            && actor.user.permissions.has(Permission::BillingAdmin))
+}
+
+pub fn ensure_may_report_deposits(actor: &Actor) -> Result<(), Denied> {
+    if may_report_deposits(actor) {
+        Ok(())
+    } else {
+        Err(Denied::forbidden(BILLING_ADMIN_REQUIRED))
+    }
+}
+
+/// Listing every deposit, unmatched ones included: billing administrators.
+pub fn ensure_can_list_all_deposits(actor: &Actor) -> Result<(), Denied> {
+    ensure_billing_admin(actor)
+}
+
+/// A user's deposits: whoever may see the user's wallets (the user, their manager,
+/// administrators) and billing administrators. Anyone else: `UserNotFound`.
+pub fn ensure_can_list_deposits_of(actor: &Actor, target: &User) -> Result<(), Denied> {
+    if can_view_wallet(actor, target) || can_see_for_billing(actor, target) {
+        Ok(())
+    } else {
+        Err(Denied::NotFound)
+    }
+}
+
 /// Whether the actor may know a user exists for billing purposes: whoever may see the user,
 /// and billing administrators (who see every user that is not soft-deleted).
 fn can_see_for_billing(actor: &Actor, target: &User) -> bool {
@@ -725,6 +759,44 @@ mod tests {
             Err(PASSWORD_CHANGE_REQUIRED)
         );
         assert!(authorize_pending(&pending, Access::Account).is_ok());
+    }
+
+    #[test]
+    fn only_deposit_keys_of_billing_admins_and_billing_admins_report_deposits() {
+        use crate::actor::{Access, Credential};
+        use crate::model::{ApiKeyScope, ApiKeyScopes};
+        let key = |owner: &User, scope: ApiKeyScope| {
+            Actor::limited(
+                owner.clone(),
+                Credential::ScopedKey {
+                    key_id: Uuid::now_v7(),
+                    scopes: ApiKeyScopes::default().with(scope),
+                },
+            )
+        };
+        let biller = user(Permissions::NONE.with(Permission::BillingAdmin));
+        let plain = user(Permissions::NONE);
+        let deposits = key(&biller, ApiKeyScope::Deposits);
+        // The scope grants reporting and nothing else.
+        assert!(authorize(&deposits, Access::Deposit).is_ok());
+        assert!(ensure_may_report_deposits(&deposits).is_ok());
+        for access in [Access::Read, Access::Write, Access::Account, Access::Meter] {
+            assert!(authorize(&deposits, access).is_err(), "{access:?}");
+        }
+        assert!(ensure_can_list_all_deposits(&deposits).is_err());
+        // Other credentials and owners do not report.
+        let metering = key(&biller, ApiKeyScope::Metering);
+        assert!(authorize(&metering, Access::Deposit).is_err());
+        assert!(ensure_may_report_deposits(&key(&plain, ApiKeyScope::Deposits)).is_err());
+        assert!(ensure_may_report_deposits(&actor(&plain)).is_err());
+        assert!(ensure_may_report_deposits(&actor(&biller)).is_ok());
+        // Listing: the user and billing administrators; strangers are told nothing.
+        assert!(ensure_can_list_deposits_of(&actor(&plain), &plain).is_ok());
+        assert!(ensure_can_list_deposits_of(&actor(&biller), &plain).is_ok());
+        assert_eq!(
+            ensure_can_list_deposits_of(&actor(&user(Permissions::NONE)), &plain),
+            Err(Denied::NotFound)
+        );
     }
 
     #[test]

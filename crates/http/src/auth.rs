@@ -124,10 +124,20 @@ pub async fn hash_signed_bodies(
 /// = N, the proxies in front of Tessera each append the address they saw to
 /// `X-Forwarded-For`, so the client is the N-th entry from the right: the rightmost address no
 /// trusted proxy vouches for. Entries further left are whatever the client chose to send.
+///
+/// With `server.client_ip_header = "CF-Connecting-IP"` (Tessera reachable only through
+/// Cloudflare), that header names the client, as Chutes reads it; a value that is not an IP
+/// address is ignored.
 pub fn client_ip(req: &HttpRequest) -> String {
-    let proxies = req
-        .app_data::<web::Data<HttpLimits>>()
-        .map_or(0, |l| usize::from(l.trusted_proxies));
+    let limits = req.app_data::<web::Data<HttpLimits>>();
+    if limits.is_some_and(|l| l.cf_connecting_ip) {
+        if let Some(ip) = header_str(req, "cf-connecting-ip")
+            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        {
+            return ip.to_string();
+        }
+    }
+    let proxies = limits.map_or(0, |l| usize::from(l.trusted_proxies));
     if proxies > 0 {
         if let Some(hops) = header_str(req, "x-forwarded-for") {
             let hops: Vec<&str> = hops

@@ -8,7 +8,11 @@ use crate::routes::{op, Routes};
 use crate::state::ApiState;
 
 pub fn configure(routes: &mut Routes) {
-    routes.op(op!(healthz)).op(op!(readyz)).op(op!(metrics));
+    routes
+        .op(op!(healthz))
+        .op(op!(readyz))
+        .op(op!(ping))
+        .op(op!(metrics));
 }
 
 /// A probe's answer (`/healthz`, `/readyz`).
@@ -66,6 +70,39 @@ pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
                     detail: Some(reason),
                 })
         }
+    }
+}
+
+/// Chutes' `GET /ping` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PongView {
+    #[schema(example = "pong")]
+    pub message: &'static str,
+}
+
+/// Chutes' connectivity check (`chutes register` pings it before registering): `{"message":
+/// "pong"}` when the database answers, as Chutes does; else 503 with the reason.
+#[utoipa::path(
+    get,
+    path = "/ping",
+    operation_id = "ping",
+    security(),
+    tag = "operations",
+    responses(
+        (status = 200, description = "The service and its database answer", body = PongView, example = json!({"message": "pong"})),
+        (status = 503, description = "The database is unreachable or its schema is not current", body = ProbeView,
+            headers(("Retry-After" = String, description = "Seconds to wait before retrying"))),
+    ),
+)]
+pub(crate) async fn ping(state: web::Data<ApiState>) -> HttpResponse {
+    match state.readiness.check().await {
+        Ok(()) => HttpResponse::Ok().json(PongView { message: "pong" }),
+        Err(reason) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(ProbeView {
+                status: "unavailable",
+                detail: Some(reason),
+            }),
     }
 }
 

@@ -36,6 +36,9 @@ pub struct HttpLimits {
     /// How many proxies in front of Tessera append to `X-Forwarded-For`: the client address is
     /// that many entries from the right (0: the peer's address, `X-Forwarded-For` ignored).
     pub trusted_proxies: u8,
+    /// Read the client address from Cloudflare's `CF-Connecting-IP` (as Chutes does), when
+    /// Tessera is reachable only through Cloudflare; else the header is ignored.
+    pub cf_connecting_ip: bool,
     /// How long a whole request body may take to arrive (zero: no limit); see [`deadline`].
     pub body_read_timeout: std::time::Duration,
 }
@@ -45,6 +48,7 @@ impl Default for HttpLimits {
         Self {
             max_body_bytes: 64 * 1024,
             trusted_proxies: 0,
+            cf_connecting_ip: false,
             body_read_timeout: std::time::Duration::from_secs(10),
         }
     }

@@ -65,6 +65,7 @@ use crate::vocabulary::{
         (name = "shares", description = "Canonical API (`/api/v1`): sharing with other users"),
         (name = "wallets", description = "Canonical API (`/api/v1`): wallets, the ledger, transfers"),
         (name = "metering", description = "Canonical API (`/api/v1`): quotas, discounts, consumption, usage, invoicing"),
+        (name = "deposits", description = "Canonical API (`/api/v1`): TAO deposits reported by the operator's chain watcher"),
         (name = "audit", description = "Canonical API (`/api/v1`): the audit trail"),
         (name = "chutes", description = "Chutes-compatible surface (`/users/*`)"),
         (name = "lnbits", description = "LNbits-compatible admin surface (`/users/api/v1/user*`)"),

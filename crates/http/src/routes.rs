@@ -106,6 +106,7 @@ where
             Some("write") => Access::Write,
             Some("account") => Access::Account,
             Some("meter") => Access::Meter,
+            Some("deposit") => Access::Deposit,
             _ if is_public(&self.operation) => return RouteMode::Open,
             _ => Access::for_method(matches!(self.method, HttpMethod::Get | HttpMethod::Head)),
         };

@@ -7,12 +7,14 @@
 
 use utoipa::ToSchema;
 
-/// What a non-admin API key may do: `read` the owner's data, or record `metering` usage.
+/// What a non-admin API key may do: `read` the owner's data, record `metering` usage, or report
+/// `deposits`.
 #[derive(ToSchema)]
 #[schema(as = ApiKeyScope, rename_all = "snake_case")]
 pub enum ApiKeyScopeName {
     Read,
     Metering,
+    Deposits,
 }
 
 /// A scope one user grants another on their data (SweatStack's scopes).
@@ -46,6 +48,7 @@ pub enum PermissionName {
     BillingAdmin,
     UnlimitedDev,
     InvoiceBilling,
+    StakeWeightQuota,
     Admin,
     Superuser,
 }

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::collections::BTreeMap;
 
 use tessera_domain::model::{
-    is_currency_code, ledger_events, AuditEvent, ConsumptionOutcome, CounterKey, Discount, Event,
-    LedgerEntry, ResourceId, Session, Share, ThresholdOwner, Tier, User, UserState, Wallet,
+    is_currency_code, ledger_events, AuditEvent, ChainRef, ConsumptionOutcome, CounterKey, Deposit,
+    Discount, Event, LedgerEntry, ResourceId, Session, Share, ThresholdOwner, Tier, User,
+    UserState, Wallet,
 };
 use tessera_domain::ports::RepoError;
 use tessera_domain::Conflict;
@@ -96,6 +97,8 @@ pub(crate) struct State {
     /// Events ever written (the sequence of the last one).
     pub event_seq: i64,
     pub webhooks: crate::events::Webhooks,
+    /// Recorded deposits by their chain identity (the unique key).
+    pub deposits: HashMap<ChainRef, Deposit>,
 }
 
 /// A timestamp as PostgreSQL (`timestamptz`, through diesel) gives it back: in UTC, truncated to

@@ -430,6 +430,48 @@ impl UserRepository for MemoryStore {
         purge_locked(&mut state, id, audit)?;
         Ok(true)
     }
+
+    async fn assign_payment_address(&self, id: Uuid, address: &str) -> RepoResult<String> {
+        let mut state = self.lock();
+        let current = state
+            .users
+            .get(&id)
+            .ok_or(RepoError::NotFound)?
+            .user
+            .payment_address
+            .clone();
+        if let Some(current) = current {
+            return Ok(current);
+        }
+        if state
+            .users
+            .values()
+            .any(|r| r.user.payment_address.as_deref() == Some(address))
+        {
+            return Err(RepoError::internal(
+                "duplicate key value violates unique constraint \"users_payment_address_key\"",
+            ));
+        }
+        let row = state.users.get_mut(&id).ok_or(RepoError::NotFound)?;
+        row.user.payment_address = Some(address.to_owned());
+        Ok(address.to_owned())
+    }
+
+    async fn without_payment_address(&self, limit: u32) -> RepoResult<Vec<Uuid>> {
+        let state = self.lock();
+        let mut due: Vec<_> = state
+            .users
+            .values()
+            .filter(|row| row.user.payment_address.is_none())
+            .map(|row| (row.user.created_at, row.user.id))
+            .collect();
+        due.sort_unstable();
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|(_, id)| id)
+            .collect())
+    }
 }
 
 /// When `user` was soft-deleted, if that was before `cutoff`.
@@ -467,6 +509,7 @@ fn purge_locked(state: &mut State, id: Uuid, audit: Option<AuditEvent>) -> RepoR
         usage_keys,
         quota_exhausted,
         balance_thresholds,
+        deposits,
         ..
     } = &mut *state;
     users.retain(|user_id, _| !doomed.contains(user_id));
@@ -502,6 +545,22 @@ fn purge_locked(state: &mut State, id: Uuid, audit: Option<AuditEvent>) -> RepoR
     });
     usage_buckets.retain(|(user, _, _), _| !doomed.contains(user));
     usage_keys.retain(|(scope, _), row| !doomed.contains(scope) && !doomed.contains(&row.user_id));
+    // A deposit's record stays (it keeps the transfer from being credited twice); its
+    // references are ON DELETE SET NULL.
+    for deposit in deposits.values_mut() {
+        if deposit.user_id.is_some_and(|u| doomed.contains(&u)) {
+            deposit.user_id = None;
+        }
+        if deposit.reported_by.is_some_and(|u| doomed.contains(&u)) {
+            deposit.reported_by = None;
+        }
+        if deposit.wallet_id.is_some_and(|w| !wallets.contains_key(&w)) {
+            deposit.wallet_id = None;
+        }
+        if deposit.entry_id.is_some_and(|e| !ledger.contains_key(&e)) {
+            deposit.entry_id = None;
+        }
+    }
     for row in usage_keys.values_mut() {
         if row
             .outcome

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use tessera_domain::model::{
-    AuditEvent, BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor,
-    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, User, Wallet, WalletSummary,
+    AuditEvent, BalanceChange, ChangeTarget, Deposit, DepositQuery, DepositStatus, EntryKind,
+    IdempotencyClaim, LedgerCursor, LedgerEntry, NewDeposit, NewTransfer, NewWallet, Posted,
+    Reported, Transfer, User, Wallet, WalletSummary,
 };
 use tessera_domain::ports::{RepoError, RepoResult, WalletRepository};
 use tessera_domain::Conflict;
@@ -116,6 +117,57 @@ fn claim_row(
     }
 }
 
+/// One balance change with its entry, under the lock (`WalletRepository::apply`, and the credit
+/// of a deposit).
+pub(crate) fn apply_locked(state: &mut State, change: BalanceChange) -> RepoResult<Posted> {
+    if let Some(entry) = replayed(&*state, change.idempotency.as_ref())? {
+        return Ok(Posted {
+            entry,
+            replayed: true,
+        });
+    }
+    check_claim_scope(&*state, change.idempotency.as_ref())?;
+    actor_reference(&*state, change.actor_id)?;
+    // A default wallet created here is only stored if the change is applied.
+    let mut wallet = match &change.target {
+        ChangeTarget::Wallet(id) => state.wallets.get(id).cloned().ok_or(RepoError::NotFound)?,
+        ChangeTarget::DefaultOf(template) => {
+            match state.live_default(template.user_id, &template.currency, None) {
+                Some(id) => state.wallets.get(&id).cloned().ok_or(RepoError::NotFound)?,
+                None => new_wallet(&*state, template.clone())?,
+            }
+        }
+    };
+    let now = stored(change.now);
+    wallet.balance = moved(&wallet, change.amount)?;
+    wallet.updated_at = now;
+    let entry = LedgerEntry {
+        id: change.entry_id,
+        wallet_id: wallet.id,
+        amount: change.amount,
+        balance_after: wallet.balance,
+        kind: change.kind,
+        reason: change.reason.clone(),
+        actor_id: change.actor_id,
+        transfer_id: None,
+        idempotency_key: change.idempotency.as_ref().map(|c| c.key.clone()),
+        created_at: now,
+    };
+    check_entry(&entry)?;
+    if state.ledger.contains_key(&entry.id) {
+        return Err(RepoError::internal("duplicate ledger entry id"));
+    }
+    let event = change.audit_with(&entry);
+    claim_row(state, change.idempotency, entry.id, change.now);
+    state.wallets.insert(wallet.id, wallet);
+    state.post_entry(entry.clone());
+    state.record(event);
+    Ok(Posted {
+        entry,
+        replayed: false,
+    })
+}
+
 #[async_trait]
 impl WalletRepository for MemoryStore {
     async fn create(&self, wallet: NewWallet, audit: Option<AuditEvent>) -> RepoResult<Wallet> {
@@ -218,54 +270,7 @@ impl WalletRepository for MemoryStore {
 
     async fn apply(&self, change: BalanceChange) -> RepoResult<Posted> {
         let mut state = self.lock();
-        if let Some(entry) = replayed(&state, change.idempotency.as_ref())? {
-            return Ok(Posted {
-                entry,
-                replayed: true,
-            });
-        }
-        check_claim_scope(&state, change.idempotency.as_ref())?;
-        actor_reference(&state, change.actor_id)?;
-        // A default wallet created here is only stored if the change is applied.
-        let mut wallet = match &change.target {
-            ChangeTarget::Wallet(id) => {
-                state.wallets.get(id).cloned().ok_or(RepoError::NotFound)?
-            }
-            ChangeTarget::DefaultOf(template) => {
-                match state.live_default(template.user_id, &template.currency, None) {
-                    Some(id) => state.wallets.get(&id).cloned().ok_or(RepoError::NotFound)?,
-                    None => new_wallet(&state, template.clone())?,
-                }
-            }
-        };
-        let now = stored(change.now);
-        wallet.balance = moved(&wallet, change.amount)?;
-        wallet.updated_at = now;
-        let entry = LedgerEntry {
-            id: change.entry_id,
-            wallet_id: wallet.id,
-            amount: change.amount,
-            balance_after: wallet.balance,
-            kind: change.kind,
-            reason: change.reason.clone(),
-            actor_id: change.actor_id,
-            transfer_id: None,
-            idempotency_key: change.idempotency.as_ref().map(|c| c.key.clone()),
-            created_at: now,
-        };
-        check_entry(&entry)?;
-        if state.ledger.contains_key(&entry.id) {
-            return Err(RepoError::internal("duplicate ledger entry id"));
-        }
-        let event = change.audit_with(&entry);
-        claim_row(&mut state, change.idempotency, entry.id, change.now);
-        state.wallets.insert(wallet.id, wallet);
-        state.post_entry(entry.clone());
-        state.record(event);
-        Ok(Posted {
-            entry,
-            replayed: false,
-        })
+        apply_locked(&mut state, change)
     }
 
     async fn transfer(&self, t: NewTransfer) -> RepoResult<Transfer> {
@@ -388,6 +393,68 @@ impl WalletRepository for MemoryStore {
             cutoff,
             limit,
         ))
+    }
+
+    async fn record_deposit(&self, new: NewDeposit) -> RepoResult<Reported> {
+        let mut state = self.lock();
+        if let Some(first) = state.deposits.get(&new.chain) {
+            return Ok(Reported {
+                deposit: first.clone(),
+                duplicate: true,
+            });
+        }
+        if new
+            .reported_by
+            .is_some_and(|r| !state.users.contains_key(&r))
+        {
+            return Err(RepoError::internal(
+                "insert or update on table \"deposits\" violates foreign key constraint \"deposits_reported_by_fkey\"",
+            ));
+        }
+        let mut deposit = new.unmatched();
+        deposit.created_at = stored(new.now);
+        let owner = state
+            .users
+            .values()
+            .find(|row| row.user.payment_address.as_deref() == Some(new.address.as_str()))
+            .map(|row| row.user.id);
+        let mut balance_after = None;
+        if let Some(user_id) = owner {
+            deposit.user_id = Some(user_id);
+            deposit.status = DepositStatus::Ignored;
+            if new.creditable() {
+                let posted = apply_locked(&mut state, new.credit(user_id))?;
+                deposit.status = DepositStatus::Credited;
+                deposit.credited = posted.entry.amount;
+                deposit.wallet_id = Some(posted.entry.wallet_id);
+                deposit.entry_id = Some(posted.entry.id);
+                balance_after = Some(posted.entry.balance_after);
+            }
+        }
+        let event = new.audit_with(&deposit, balance_after);
+        state.deposits.insert(new.chain.clone(), deposit.clone());
+        state.record(event);
+        Ok(Reported {
+            deposit,
+            duplicate: false,
+        })
+    }
+
+    async fn deposits(&self, query: DepositQuery) -> RepoResult<Vec<Deposit>> {
+        let state = self.lock();
+        let mut found: Vec<&Deposit> = state
+            .deposits
+            .values()
+            .filter(|d| query.user_id.is_none() || d.user_id == query.user_id)
+            .filter(|d| query.status.is_none_or(|s| d.status == s))
+            .collect();
+        found.sort_unstable_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
+        Ok(found
+            .into_iter()
+            .skip(usize::try_from(query.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(query.limit).unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
     }
 }
 

@@ -1,12 +1,13 @@
 use diesel::prelude::*;
 use tessera_domain::model::{
-    EntryKind, LedgerEntry, NewUser, Permissions, Session, User, UserChanges, UserState, Wallet,
+    ChainRef, Deposit, DepositStatus, EntryKind, LedgerEntry, NewUser, Permissions, Session, User,
+    UserChanges, UserState, Wallet,
 };
 use tessera_domain::ports::RepoError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::schema::{ledger_entries, sessions, users, wallets};
+use crate::schema::{deposits, ledger_entries, sessions, users, wallets};
 
 /// A user row without its secrets: the password and fingerprint hashes are never selected here.
 #[derive(Debug, Queryable, Selectable)]
@@ -276,5 +277,75 @@ impl From<&LedgerEntry> for LedgerEntryRow {
             idempotency_key: e.idempotency_key.clone(),
             created_at: e.created_at,
         }
+    }
+}
+
+/// A `deposits` row.
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = deposits, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct DepositRow {
+    pub id: Uuid,
+    pub block: String,
+    pub extrinsic_index: i64,
+    pub address: String,
+    pub amount_rao: i64,
+    pub rate_micros: i64,
+    pub credited: i64,
+    pub currency: String,
+    pub status: String,
+    pub user_id: Option<Uuid>,
+    pub wallet_id: Option<Uuid>,
+    pub entry_id: Option<Uuid>,
+    pub reported_by: Option<Uuid>,
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&Deposit> for DepositRow {
+    fn from(d: &Deposit) -> Self {
+        Self {
+            id: d.id,
+            block: d.chain.block.clone(),
+            extrinsic_index: i64::from(d.chain.extrinsic_index),
+            address: d.address.clone(),
+            amount_rao: d.amount_rao,
+            rate_micros: d.rate_micros,
+            credited: d.credited,
+            currency: d.currency.clone(),
+            status: d.status.as_str().to_owned(),
+            user_id: d.user_id,
+            wallet_id: d.wallet_id,
+            entry_id: d.entry_id,
+            reported_by: d.reported_by,
+            created_at: d.created_at,
+        }
+    }
+}
+
+impl TryFrom<DepositRow> for Deposit {
+    type Error = RepoError;
+
+    fn try_from(r: DepositRow) -> Result<Self, RepoError> {
+        let status = DepositStatus::parse(&r.status)
+            .ok_or_else(|| RepoError::internal(format!("unknown deposit status {:?}", r.status)))?;
+        let extrinsic_index = u32::try_from(r.extrinsic_index)
+            .map_err(|_| RepoError::internal("extrinsic index out of range"))?;
+        Ok(Deposit {
+            id: r.id,
+            chain: ChainRef {
+                block: r.block,
+                extrinsic_index,
+            },
+            address: r.address,
+            amount_rao: r.amount_rao,
+            rate_micros: r.rate_micros,
+            credited: r.credited,
+            currency: r.currency,
+            status,
+            user_id: r.user_id,
+            wallet_id: r.wallet_id,
+            entry_id: r.entry_id,
+            reported_by: r.reported_by,
+            created_at: r.created_at,
+        })
     }
 }

@@ -25,6 +25,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    deposits (id) {
+        id -> Uuid,
+        block -> Text,
+        extrinsic_index -> Int8,
+        address -> Text,
+        amount_rao -> Int8,
+        rate_micros -> Int8,
+        credited -> Int8,
+        currency -> Text,
+        status -> Text,
+        user_id -> Nullable<Uuid>,
+        wallet_id -> Nullable<Uuid>,
+        entry_id -> Nullable<Uuid>,
+        reported_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     idempotency_keys (scope, key) {
         scope -> Uuid,
         key -> Text,
@@ -239,6 +258,7 @@ diesel::joinable!(wallets -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_events,
+    deposits,
     idempotency_keys,
     ledger_entries,
     quota_counters,

@@ -892,6 +892,49 @@ impl UserRepository for PgStore {
         .await
         .map_err(RepoError::from)
     }
+
+    async fn assign_payment_address(&self, id: Uuid, address: &str) -> RepoResult<String> {
+        let mut conn = self.conn().await?;
+        // One statement: set it where unset, then read what the user holds.
+        let updated: Option<Option<String>> = diesel::update(
+            users::table
+                .find(id)
+                .filter(users::payment_address.is_null()),
+        )
+        .set(users::payment_address.eq(address))
+        .returning(users::payment_address)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(map)?;
+        if let Some(Some(set)) = updated {
+            return Ok(set);
+        }
+        let current: Option<Option<String>> = users::table
+            .find(id)
+            .select(users::payment_address)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(map)?;
+        match current {
+            Some(Some(held)) => Ok(held),
+            Some(None) => Err(RepoError::internal("payment address not assigned")),
+            None => Err(RepoError::NotFound),
+        }
+    }
+
+    async fn without_payment_address(&self, limit: u32) -> RepoResult<Vec<Uuid>> {
+        let mut conn = self.conn().await?;
+        users::table
+            .filter(users::payment_address.is_null())
+            .order((users::created_at.asc(), users::id.asc()))
+            .select(users::id)
+            .limit(i64::from(limit))
+            .load(&mut conn)
+            .await
+            .map_err(map)
+    }
 }
 
 /// Locks a user's wallets (in id order, like transfers) before any user row is locked: a money

@@ -25,17 +25,18 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
-    AuditEvent, BalanceChange, ChangeTarget, EntryKind, IdempotencyClaim, LedgerCursor,
-    LedgerEntry, NewTransfer, NewWallet, Posted, Transfer, User, Wallet, WalletSummary,
+    AuditEvent, BalanceChange, ChangeTarget, Deposit, DepositQuery, DepositStatus, EntryKind,
+    IdempotencyClaim, LedgerCursor, LedgerEntry, NewDeposit, NewTransfer, NewWallet, Posted,
+    Reported, Transfer, User, Wallet, WalletSummary,
 };
 use tessera_domain::ports::{RepoError, RepoResult, WalletRepository};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{map, TxError};
-use crate::models::{LedgerEntryRow, UserRow, WalletRow};
+use crate::models::{DepositRow, LedgerEntryRow, UserRow, WalletRow};
 use crate::prepared::Prepared;
-use crate::schema::{idempotency_keys, ledger_entries, users, wallets};
+use crate::schema::{deposits, idempotency_keys, ledger_entries, users, wallets};
 use crate::PgStore;
 
 /// Locks the user row against concurrent wallet creation and invoicing changes; returns the
@@ -279,6 +280,56 @@ async fn refusal(conn: &mut AsyncPgConnection, wallet_id: Uuid) -> TxError {
     })
 }
 
+/// One balance change with its entry, inside a transaction (`WalletRepository::apply`, and the
+/// credit of a deposit): claims the idempotency key, opens a missing default wallet, moves the
+/// balance, inserts the entry and records the change's audit event.
+pub(crate) async fn apply_in_tx(
+    conn: &mut AsyncPgConnection,
+    change: &BalanceChange,
+) -> Result<Posted, TxError> {
+    if let Some(c) = &change.idempotency {
+        if let Some(first) = claim(conn, c, change.entry_id, change.now).await? {
+            return Ok(Posted {
+                entry: load_entry(conn, first).await?,
+                replayed: true,
+            });
+        }
+    }
+    let wallet_id = match &change.target {
+        ChangeTarget::Wallet(id) => *id,
+        // Created here, it is rolled back with the change if the change is refused.
+        ChangeTarget::DefaultOf(template) => {
+            lock_user(conn, template.user_id).await?;
+            match live_default(conn, template.user_id, &template.currency, None).await? {
+                Some(id) => id,
+                None => insert_wallet(conn, template.clone()).await?.id,
+            }
+        }
+    };
+    let Some(balance_after) = move_balance(conn, wallet_id, change.amount, change.now).await?
+    else {
+        return Err(refusal(conn, wallet_id).await);
+    };
+    let entry = LedgerEntry {
+        id: change.entry_id,
+        wallet_id,
+        amount: change.amount,
+        balance_after,
+        kind: change.kind,
+        reason: change.reason.clone(),
+        actor_id: change.actor_id,
+        transfer_id: None,
+        idempotency_key: change.idempotency.as_ref().map(|c| c.key.clone()),
+        created_at: change.now,
+    };
+    let entry = insert_entry(conn, &entry).await?;
+    crate::audit::record(conn, change.audit_with(&entry).as_ref()).await?;
+    Ok(Posted {
+        entry,
+        replayed: false,
+    })
+}
+
 #[async_trait]
 impl WalletRepository for PgStore {
     async fn create(&self, wallet: NewWallet, audit: Option<AuditEvent>) -> RepoResult<Wallet> {
@@ -447,52 +498,9 @@ impl WalletRepository for PgStore {
                 None => Err(refusal(&mut conn, *wallet_id).await.into()),
             };
         }
-        conn.transaction(async |conn| -> Result<_, TxError> {
-            if let Some(c) = &change.idempotency {
-                if let Some(first) = claim(conn, c, change.entry_id, change.now).await? {
-                    return Ok(Posted {
-                        entry: load_entry(conn, first).await?,
-                        replayed: true,
-                    });
-                }
-            }
-            let wallet_id = match &change.target {
-                ChangeTarget::Wallet(id) => *id,
-                // Created here, it is rolled back with the change if the change is refused.
-                ChangeTarget::DefaultOf(template) => {
-                    lock_user(conn, template.user_id).await?;
-                    match live_default(conn, template.user_id, &template.currency, None).await? {
-                        Some(id) => id,
-                        None => insert_wallet(conn, template.clone()).await?.id,
-                    }
-                }
-            };
-            let Some(balance_after) =
-                move_balance(conn, wallet_id, change.amount, change.now).await?
-            else {
-                return Err(refusal(conn, wallet_id).await);
-            };
-            let entry = LedgerEntry {
-                id: change.entry_id,
-                wallet_id,
-                amount: change.amount,
-                balance_after,
-                kind: change.kind,
-                reason: change.reason.clone(),
-                actor_id: change.actor_id,
-                transfer_id: None,
-                idempotency_key: change.idempotency.as_ref().map(|c| c.key.clone()),
-                created_at: change.now,
-            };
-            let entry = insert_entry(conn, &entry).await?;
-            crate::audit::record(conn, change.audit_with(&entry).as_ref()).await?;
-            Ok(Posted {
-                entry,
-                replayed: false,
-            })
-        })
-        .await
-        .map_err(RepoError::from)
+        conn.transaction(async |conn| -> Result<_, TxError> { apply_in_tx(conn, &change).await })
+            .await
+            .map_err(RepoError::from)
     }
 
     async fn transfer(&self, t: NewTransfer) -> RepoResult<Transfer> {
@@ -630,5 +638,93 @@ impl WalletRepository for PgStore {
             limit,
         )
         .await
+    }
+
+    async fn record_deposit(&self, new: NewDeposit) -> RepoResult<Reported> {
+        let mut conn = self.conn().await?;
+        conn.transaction(async |conn| -> Result<_, TxError> {
+            let owner: Option<Uuid> = users::table
+                .filter(users::payment_address.eq(&new.address))
+                .select(users::id)
+                .first(conn)
+                .await
+                .optional()
+                .map_err(map)?;
+            let mut deposit = new.unmatched();
+            if let Some(user_id) = owner {
+                deposit.user_id = Some(user_id);
+                deposit.status = DepositStatus::Ignored;
+            }
+            // The chain identity is claimed first: a concurrent report of the same transfer
+            // (from any process) waits on the unique index until this transaction ends, then
+            // inserts nothing and reads this record.
+            let inserted: Option<DepositRow> = diesel::insert_into(deposits::table)
+                .values(DepositRow::from(&deposit))
+                .on_conflict((deposits::block, deposits::extrinsic_index))
+                .do_nothing()
+                .returning(DepositRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()
+                .map_err(map)?;
+            let Some(inserted) = inserted else {
+                let first: DepositRow = deposits::table
+                    .filter(deposits::block.eq(&new.chain.block))
+                    .filter(deposits::extrinsic_index.eq(i64::from(new.chain.extrinsic_index)))
+                    .select(DepositRow::as_select())
+                    .first(conn)
+                    .await
+                    .map_err(map)?;
+                return Ok(Reported {
+                    deposit: first.try_into()?,
+                    duplicate: true,
+                });
+            };
+            let mut deposit = Deposit::try_from(inserted)?;
+            let mut balance_after = None;
+            if let (Some(user_id), true) = (owner, new.creditable()) {
+                let posted = apply_in_tx(conn, &new.credit(user_id)).await?;
+                let row: DepositRow = diesel::update(deposits::table.find(deposit.id))
+                    .set((
+                        deposits::status.eq(DepositStatus::Credited.as_str()),
+                        deposits::credited.eq(posted.entry.amount),
+                        deposits::wallet_id.eq(posted.entry.wallet_id),
+                        deposits::entry_id.eq(posted.entry.id),
+                    ))
+                    .returning(DepositRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .map_err(map)?;
+                deposit = Deposit::try_from(row)?;
+                balance_after = Some(posted.entry.balance_after);
+            }
+            crate::audit::record(conn, new.audit_with(&deposit, balance_after).as_ref()).await?;
+            Ok(Reported {
+                deposit,
+                duplicate: false,
+            })
+        })
+        .await
+        .map_err(RepoError::from)
+    }
+
+    async fn deposits(&self, query: DepositQuery) -> RepoResult<Vec<Deposit>> {
+        let mut conn = self.conn().await?;
+        let mut q = deposits::table.into_boxed();
+        if let Some(user_id) = query.user_id {
+            q = q.filter(deposits::user_id.eq(user_id));
+        }
+        if let Some(status) = query.status {
+            q = q.filter(deposits::status.eq(status.as_str()));
+        }
+        let rows: Vec<DepositRow> = q
+            .order((deposits::created_at.desc(), deposits::id.desc()))
+            .offset(i64::try_from(query.offset).unwrap_or(i64::MAX))
+            .limit(i64::try_from(query.limit).unwrap_or(i64::MAX))
+            .select(DepositRow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(map)?;
+        rows.into_iter().map(Deposit::try_from).collect()
     }
 }

@@ -30,7 +30,7 @@ use tessera_postgres::{PgStore, PoolSettings};
 use tessera_security::{
     Argon2Hasher, Argon2Settings, ExternalIssuer, JwtCodec, RandomSecrets, SealingKey,
 };
-use tessera_sr25519::Sr25519Verifier;
+use tessera_sr25519::{Sr25519PaymentAddresses, Sr25519Verifier};
 use tessera_webhooks::{HttpSender, SenderSettings};
 
 pub use settings::Settings;
@@ -278,6 +278,19 @@ fn tessera_over(storage: &Storage, parts: &ProcessParts) -> Tessera {
     Tessera::new(ports, parts.config.clone())
 }
 
+/// `[deposits]`, with the deposit-address adapter when a master public key is configured.
+fn deposit_config(settings: &Settings) -> Result<tessera_domain::DepositConfig, StartupError> {
+    let deposits = &settings.deposits;
+    let mut config = deposits.config(&settings.currencies()?)?;
+    let master = deposits.master_public_key.trim();
+    if !master.is_empty() {
+        let addresses = Sr25519PaymentAddresses::from_ss58(master, deposits.address_prefix)
+            .map_err(|e| StartupError::Security(format!("deposits.master_public_key: {e}")))?;
+        config.addresses = Some(Arc::new(addresses));
+    }
+    Ok(config)
+}
+
 fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
     let hashing = &settings.password_hashing;
     let thread_cgroup = Some(hashing.thread_cgroup.trim())
@@ -351,6 +364,7 @@ fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
         metering: settings.metering_defaults()?,
         retention: settings.retention.policy(),
         webhooks: settings.webhooks.config(),
+        deposits: deposit_config(settings)?,
     };
     let hooks = &settings.webhooks;
     let webhook_cipher: Option<Arc<dyn SecretCipher>> =
@@ -546,6 +560,12 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
     let parts = process_parts(settings)?;
     let tessera = tessera_over(&control, &parts);
     let bootstrapped = bootstrap(settings, &tessera).await?;
+    // Users created before a master key was configured get their deposit address now.
+    match tessera.users.assign_payment_addresses(500).await {
+        Ok(0) => {}
+        Ok(assigned) => tracing::info!(assigned, "assigned deposit addresses"),
+        Err(e) => tracing::warn!(error = %e, "could not assign deposit addresses at start"),
+    }
     warn_about_database_maintenance(&control).await;
 
     let workers = settings.worker_count();
@@ -581,6 +601,7 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartupError> {
             0 if settings.identity.trust_forwarded_for => 1,
             n => n,
         },
+        cf_connecting_ip: settings.server.cf_connecting_ip()?,
         body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
     };
     // actix calls the factory once on each worker's thread: each takes the next state, so each

@@ -27,7 +27,82 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub retention: RetentionSettings,
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub deposits: DepositSettings,
     pub log: LogSettings,
+}
+
+impl ServerSettings {
+    /// Whether `client_ip_header` names Cloudflare's `CF-Connecting-IP` (the one header it
+    /// may name).
+    pub fn cf_connecting_ip(&self) -> Result<bool, SettingsError> {
+        match self.client_ip_header.trim().to_ascii_lowercase().as_str() {
+            "" => Ok(false),
+            "cf-connecting-ip" => Ok(true),
+            _ => Err(SettingsError(
+                "server.client_ip_header must be empty or \"CF-Connecting-IP\"".into(),
+            )),
+        }
+    }
+}
+
+/// Deposit addresses and deposits (`[deposits]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DepositSettings {
+    /// The operator's master *public* key, as an SS58 address; every user's deposit address is
+    /// soft-derived from it. Empty: users have no deposit address.
+    pub master_public_key: String,
+    /// The SS58 network prefix of the derived addresses (42: Bittensor).
+    pub address_prefix: u16,
+    /// Transfers below this many rao are recorded as ignored, not credited.
+    pub minimum_rao: u64,
+    /// Dollars per TAO applied when a report brings no rate; 0: every report must bring one.
+    pub tao_usd_rate: f64,
+    /// The currency deposits are credited in (must be one of `[currencies]`, in dollars).
+    pub currency: String,
+}
+
+impl Default for DepositSettings {
+    fn default() -> Self {
+        Self {
+            master_public_key: String::new(),
+            address_prefix: 42,
+            minimum_rao: 7_000_000,
+            tao_usd_rate: 0.0,
+            currency: "usd".to_owned(),
+        }
+    }
+}
+
+impl DepositSettings {
+    /// The deposit configuration, checked (the master key is parsed where the adapter is
+    /// built).
+    pub fn config(
+        &self,
+        currencies: &Currencies,
+    ) -> Result<tessera_domain::DepositConfig, SettingsError> {
+        let rate = if self.tao_usd_rate == 0.0 {
+            None
+        } else {
+            Some(
+                tessera_domain::services::deposits::rate_micros(
+                    "deposits.tao_usd_rate",
+                    self.tao_usd_rate,
+                )
+                .map_err(|e| SettingsError(format!("{}: {}", e.field, e.reason)))?,
+            )
+        };
+        currencies
+            .parse("deposits.currency", &self.currency)
+            .map_err(|_| SettingsError("deposits.currency must be one of [currencies]".into()))?;
+        Ok(tessera_domain::DepositConfig {
+            addresses: None,
+            minimum_rao: self.minimum_rao,
+            tao_usd_rate_micros: rate,
+            currency: self.currency.trim().to_ascii_lowercase(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +125,10 @@ pub struct ServerSettings {
     /// Proxies in front of Tessera that append the address they saw to `X-Forwarded-For`; the
     /// client address is that many entries from the right. 0: the peer address.
     pub trusted_proxies: u8,
+    /// `"CF-Connecting-IP"`: the client address is that header (Tessera reachable only through
+    /// Cloudflare, as Chutes is deployed). Empty: not read.
+    #[serde(default)]
+    pub client_ip_header: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -373,6 +452,8 @@ impl Settings {
                     .into(),
             ));
         }
+        self.deposits.config(&self.currencies()?)?;
+        self.server.cf_connecting_ip()?;
         Ok(())
     }
 

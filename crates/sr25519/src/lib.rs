@@ -8,12 +8,17 @@
 //! (polkadot.js style). The few places where address parsing differs are listed on
 //! [`decode_ss58`]. Tests check it against fixtures made with that package.
 //!
+//! It also derives deposit addresses from an operator's master public key
+//! ([`Sr25519PaymentAddresses`], the domain's `PaymentAddresses` port).
+//!
 //! It also carries [`Sr25519Keypair`], a small signing helper for tests and Rust clients.
 
+mod derive;
 mod keypair;
 mod ss58;
 mod verifier;
 
+pub use derive::{MasterKeyError, Sr25519PaymentAddresses};
 pub use keypair::Sr25519Keypair;
 pub use ss58::{decode_ss58, encode_ss58, Ss58Error};
 pub use verifier::Sr25519Verifier;

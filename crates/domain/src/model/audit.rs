@@ -33,6 +33,7 @@ pub enum AuditAction {
     WalletRestored,
     WalletAdjusted,
     WalletTransferred,
+    DepositReported,
     ShareGranted,
     ShareChanged,
     ShareRevoked,
@@ -46,7 +47,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 33] = [
+    pub const ALL: [AuditAction; 34] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::PermissionsChanged,
@@ -70,6 +71,7 @@ impl AuditAction {
         Self::WalletRestored,
         Self::WalletAdjusted,
         Self::WalletTransferred,
+        Self::DepositReported,
         Self::ShareGranted,
         Self::ShareChanged,
         Self::ShareRevoked,
@@ -107,6 +109,7 @@ impl AuditAction {
             Self::WalletRestored => "wallet.restored",
             Self::WalletAdjusted => "wallet.adjusted",
             Self::WalletTransferred => "wallet.transferred",
+            Self::DepositReported => "wallet.deposit_reported",
             Self::ShareGranted => "share.granted",
             Self::ShareChanged => "share.changed",
             Self::ShareRevoked => "share.revoked",
@@ -193,6 +196,7 @@ mod tests {
             | AuditAction::WalletRestored
             | AuditAction::WalletAdjusted
             | AuditAction::WalletTransferred
+            | AuditAction::DepositReported
             | AuditAction::ShareGranted
             | AuditAction::ShareChanged
             | AuditAction::ShareRevoked
@@ -202,7 +206,7 @@ mod tests {
             | AuditAction::WebhookEndpointCreated
             | AuditAction::WebhookEndpointUpdated
             | AuditAction::WebhookEndpointDeleted
-            | AuditAction::WebhookSecretRotated => 33,
+            | AuditAction::WebhookSecretRotated => 34,
         };
         assert_eq!(AuditAction::ALL.len(), variants(AuditAction::UserCreated));
         let listed: HashSet<AuditAction> = AuditAction::ALL.into_iter().collect();

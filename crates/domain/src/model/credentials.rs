@@ -10,15 +10,19 @@ pub enum ApiKeyScope {
     Read,
     /// Report metered consumption (`POST /api/v1/usage`); only for owners with `billing_admin`.
     Metering,
+    /// Report confirmed TAO deposits (`POST /api/v1/deposits`); only for owners with
+    /// `billing_admin`. Grants nothing else.
+    Deposits,
 }
 
 impl ApiKeyScope {
-    pub const ALL: [ApiKeyScope; 2] = [Self::Read, Self::Metering];
+    pub const ALL: [ApiKeyScope; 3] = [Self::Read, Self::Metering, Self::Deposits];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Read => "read",
             Self::Metering => "metering",
+            Self::Deposits => "deposits",
         }
     }
 
@@ -30,6 +34,7 @@ impl ApiKeyScope {
         match self {
             Self::Read => 1,
             Self::Metering => 2,
+            Self::Deposits => 4,
         }
     }
 }

@@ -139,8 +139,10 @@ impl EventType {
             AuditAction::ShareRevoked => Self::ShareRevoked,
             AuditAction::ApiKeyCreated => Self::ApiKeyCreated,
             AuditAction::ApiKeyRevoked => Self::ApiKeyRevoked,
+            // Money moves are reported by their ledger entries (wallet.credited/debited).
             AuditAction::WalletAdjusted
             | AuditAction::WalletTransferred
+            | AuditAction::DepositReported
             | AuditAction::BalanceThresholdsChanged
             | AuditAction::WebhookEndpointCreated
             | AuditAction::WebhookEndpointUpdated
@@ -433,6 +435,7 @@ mod tests {
                 action,
                 AuditAction::WalletAdjusted
                     | AuditAction::WalletTransferred
+                    | AuditAction::DepositReported
                     | AuditAction::BalanceThresholdsChanged
                     | AuditAction::WebhookEndpointCreated
                     | AuditAction::WebhookEndpointUpdated

@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod deposit;
 mod event;
 mod metering;
 mod money;
@@ -17,6 +18,10 @@ pub use audit::{AuditAction, AuditEvent, AuditQuery, FieldChange};
 pub use credentials::{
     ApiKey, ApiKeyScope, ApiKeyScopes, CreatedAccount, FingerprintRotation, IssuedApiKey,
     NewApiKey, Registration, SignedRequest, API_KEY_TOUCH_INTERVAL,
+};
+pub use deposit::{
+    deposit_value, ChainRef, Deposit, DepositQuery, DepositStatus, NewDeposit, Reported,
+    RAO_PER_TAO, RATE_MICROS_PER_USD,
 };
 pub use event::{
     crosses_below, ledger_events, BalancePayload, ChangesPayload, EndpointPayload, Event,

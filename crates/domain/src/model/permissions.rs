@@ -14,12 +14,14 @@ pub enum Permission {
     BillingAdmin,
     UnlimitedDev,
     InvoiceBilling,
+    /// Chutes' stake-weighted quota (bit 512); Tessera stores and shows it.
+    StakeWeightQuota,
     Admin,
     Superuser,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Self::Developer,
         Self::CreateUser,
         Self::UpdateUser,
@@ -29,6 +31,7 @@ impl Permission {
         Self::BillingAdmin,
         Self::UnlimitedDev,
         Self::InvoiceBilling,
+        Self::StakeWeightQuota,
         Self::Admin,
         Self::Superuser,
     ];
@@ -44,6 +47,7 @@ impl Permission {
             Self::BillingAdmin => 64,
             Self::UnlimitedDev => 128,
             Self::InvoiceBilling => 256,
+            Self::StakeWeightQuota => 512,
             Self::Admin => 1 << 20,
             Self::Superuser => 1 << 21,
         }
@@ -60,6 +64,7 @@ impl Permission {
             Self::BillingAdmin => "billing_admin",
             Self::UnlimitedDev => "unlimited_dev",
             Self::InvoiceBilling => "invoice_billing",
+            Self::StakeWeightQuota => "stake_weight_quota",
             Self::Admin => "admin",
             Self::Superuser => "superuser",
         }

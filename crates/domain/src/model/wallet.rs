@@ -87,6 +87,9 @@ pub enum EntryKind {
     TransferOut,
     /// A metered call past the quota, charged by `MeteringRepository::consume`.
     Usage,
+    /// A TAO transfer to the owner's deposit address, reported by the operator's chain watcher
+    /// (`WalletRepository::record_deposit`).
+    Deposit,
 }
 
 impl EntryKind {
@@ -96,6 +99,7 @@ impl EntryKind {
             Self::TransferIn => "transfer_in",
             Self::TransferOut => "transfer_out",
             Self::Usage => "usage",
+            Self::Deposit => "deposit",
         }
     }
 
@@ -105,6 +109,7 @@ impl EntryKind {
             "transfer_in" => Some(Self::TransferIn),
             "transfer_out" => Some(Self::TransferOut),
             "usage" => Some(Self::Usage),
+            "deposit" => Some(Self::Deposit),
             _ => None,
         }
     }

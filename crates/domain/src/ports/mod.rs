@@ -9,6 +9,7 @@ mod clock;
 mod credentials;
 mod events;
 mod metering;
+mod payments;
 mod security;
 mod sessions;
 mod shares;
@@ -22,6 +23,7 @@ pub use clock::{Clock, IdGenerator, SystemClock, UuidV7Generator};
 pub use credentials::{ApiKeyRepository, GuardRepository};
 pub use events::{EventRepository, SecretCipher, WebhookRepository, WebhookSender};
 pub use metering::MeteringRepository;
+pub use payments::PaymentAddresses;
 pub use security::{ExternalTokenVerifier, PasswordHasher, SecretGenerator, TokenCodec};
 pub use sessions::SessionRepository;
 pub use shares::ShareRepository;
@@ -40,6 +42,8 @@ pub use credentials::{MockApiKeyRepository, MockGuardRepository};
 pub use events::{MockEventRepository, MockSecretCipher, MockWebhookRepository, MockWebhookSender};
 #[cfg(feature = "mock")]
 pub use metering::MockMeteringRepository;
+#[cfg(feature = "mock")]
+pub use payments::MockPaymentAddresses;
 #[cfg(feature = "mock")]
 pub use security::{
     MockExternalTokenVerifier, MockPasswordHasher, MockSecretGenerator, MockTokenCodec,

@@ -103,4 +103,13 @@ pub trait UserRepository: Send + Sync {
         cutoff: OffsetDateTime,
         audit: Option<AuditEvent>,
     ) -> RepoResult<bool>;
+
+    /// Sets the user's deposit address if it has none yet (a user keeps its first address),
+    /// and returns the address the user holds afterwards. Addresses are unique.
+    /// Errors: `NotFound`, `Unavailable`.
+    async fn assign_payment_address(&self, id: Uuid, address: &str) -> RepoResult<String>;
+
+    /// Up to `limit` users (any state) without a deposit address, oldest first.
+    /// Errors: `Unavailable`.
+    async fn without_payment_address(&self, limit: u32) -> RepoResult<Vec<Uuid>>;
 }

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::RepoResult;
 use crate::model::{
-    AuditEvent, BalanceChange, LedgerCursor, LedgerEntry, NewTransfer, NewWallet, Posted, Transfer,
-    User, Wallet, WalletSummary,
+    AuditEvent, BalanceChange, Deposit, DepositQuery, LedgerCursor, LedgerEntry, NewDeposit,
+    NewTransfer, NewWallet, Posted, Reported, Transfer, User, Wallet, WalletSummary,
 };
 
 /// Storage of wallets and their ledger.
@@ -101,4 +101,22 @@ pub trait WalletRepository: Send + Sync {
     /// such a key counts as new), and says how many went. The entries they produced stay.
     /// Errors: `Unavailable`.
     async fn prune_idempotency_keys(&self, cutoff: OffsetDateTime, limit: u32) -> RepoResult<u64>;
+
+    /// Records a reported transfer once per chain identity (`deposit.chain`), atomically with
+    /// its effect, whatever the concurrency (two reports at once, two server processes):
+    /// - already recorded: nothing changes, and the first record comes back with `duplicate`;
+    /// - no user holds `deposit.address`: recorded as `Unmatched`;
+    /// - `deposit.dust`, or a value of zero: recorded as `Ignored` for the owner;
+    /// - else the owner's live default wallet in `deposit.currency` (opened from the template if
+    ///   it has none) is credited `deposit.value` with a `Deposit` ledger entry whose reason
+    ///   names the transfer, whose actor is the reporter, recorded as `Credited`.
+    ///
+    /// A new record writes `deposit.audit` with the owner as target and `status`, `deposit_id`
+    /// (and for a credit `wallet_id`, `entry_id`, `balance_after`) added to its changes.
+    /// Errors: `Conflict(BalanceOverflow)`, `Unavailable`.
+    async fn record_deposit(&self, deposit: NewDeposit) -> RepoResult<Reported>;
+
+    /// Recorded deposits matching the query, newest first (`created_at`, then id).
+    /// Errors: `Unavailable`.
+    async fn deposits(&self, query: DepositQuery) -> RepoResult<Vec<Deposit>>;
 }

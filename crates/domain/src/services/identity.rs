@@ -826,17 +826,17 @@ impl IdentityService {
             let scope = ApiKeyScope::parse(raw).ok_or_else(|| {
                 ValidationError::new(
                     format!("scopes.{i}"),
-                    "scope must be one of: read, metering",
+                    "scope must be one of: read, metering, deposits",
                 )
             })?;
             scopes = scopes.with(scope);
         }
-        if scopes.contains(ApiKeyScope::Metering)
+        if (scopes.contains(ApiKeyScope::Metering) || scopes.contains(ApiKeyScope::Deposits))
             && !(owner.permissions.has(Permission::BillingAdmin) || owner.permissions.is_admin())
         {
             return Err(IdentityError::Failure(Failure::Forbidden {
                 code: "forbidden",
-                message: "only billing administrators may hold metering keys",
+                message: "only billing administrators may hold metering or deposits keys",
             }));
         }
         let existing = self.api_keys.list(owner.id).await?;

@@ -617,9 +617,34 @@ impl MeteringService {
         enabled: bool,
         unlimited: bool,
     ) -> Result<User, MeteringError> {
+        self.change_invoicing(actor, user, enabled, Some(unlimited))
+            .await
+    }
+
+    /// Chutes' `enable_invoicing`: turns invoice billing on, and `unlimited` on when asked;
+    /// without the ask, `unlimited` stays as it was (Chutes only ever sets these bits).
+    pub async fn enable_invoicing(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        unlimited: bool,
+    ) -> Result<User, MeteringError> {
+        self.change_invoicing(actor, user, true, unlimited.then_some(true))
+            .await
+    }
+
+    /// `unlimited: None` keeps the user's current flag.
+    async fn change_invoicing(
+        &self,
+        actor: &Actor,
+        user: &UserRef,
+        enabled: bool,
+        unlimited: Option<bool>,
+    ) -> Result<User, MeteringError> {
         policy::authorize(actor, Access::Write)?;
         let target = self.resolve(user).await?;
         policy::ensure_can_bill(actor, &target)?;
+        let unlimited = unlimited.unwrap_or(target.unlimited);
         let shown = |b: bool| Some(b.to_string());
         let event = audit::event(
             self.ids.new_id(),

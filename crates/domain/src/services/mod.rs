@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod deposits;
 pub mod identity;
 pub mod limits;
 pub mod metering;
@@ -16,6 +17,7 @@ pub mod webhooks;
 
 pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
+pub use deposits::{DepositInput, DepositPage, DepositService};
 pub use identity::{ApiKeyInput, IdentityService, KeyChange};
 pub use limits::{LimitsConfig, RateLimitService};
 pub use metering::{

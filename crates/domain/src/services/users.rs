@@ -330,11 +330,52 @@ impl UserService {
     ) -> Result<User, UserError> {
         new.audit = Some(self.creation_audit(actor, &new));
         let with_tier = new.tier_id.is_some();
-        self.users.create(new).await.map_err(|e| match e {
+        let user = self.users.create(new).await.map_err(|e| match e {
             // The store's only `NotFound` on create: the tier does not exist.
             RepoError::NotFound if with_tier => UserError::TierNotFound,
             other => other.into(),
-        })
+        })?;
+        self.with_payment_address(user).await
+    }
+
+    /// The user with its deposit address, assigned now if a master key is configured and it
+    /// has none yet (users created before the key was configured get theirs on first sight).
+    pub(crate) async fn with_payment_address(&self, mut user: User) -> Result<User, UserError> {
+        if user.payment_address.is_none() {
+            if let Some(addresses) = &self.config.deposits.addresses {
+                let address = addresses.address_of(user.id);
+                user.payment_address =
+                    Some(self.users.assign_payment_address(user.id, &address).await?);
+            }
+        }
+        Ok(user)
+    }
+
+    /// Gives every user without a deposit address its derived one, `batch` at a time (the
+    /// server runs it at start when a master key is configured); returns how many were
+    /// assigned. Without a configured key it does nothing.
+    pub async fn assign_payment_addresses(&self, batch: u32) -> Result<u64, Failure> {
+        let Some(addresses) = &self.config.deposits.addresses else {
+            return Ok(0);
+        };
+        let mut assigned = 0;
+        loop {
+            let ids = self.users.without_payment_address(batch.max(1)).await?;
+            if ids.is_empty() {
+                return Ok(assigned);
+            }
+            for id in ids {
+                match self
+                    .users
+                    .assign_payment_address(id, &addresses.address_of(id))
+                    .await
+                {
+                    // Purged meanwhile.
+                    Ok(_) | Err(RepoError::NotFound) => assigned += 1,
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
     }
 
     /// Looks a user up and checks the actor may see it (shares considered).

@@ -24,6 +24,10 @@ pub struct UserView {
     pub logo_id: Option<Uuid>,
     pub hotkey: Option<String>,
     pub coldkey: Option<String>,
+    /// The user's TAO deposit address (SS58), derived from the operator's master public key;
+    /// absent when no master key is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_address: Option<String>,
     #[schema(value_type = Vec<crate::vocabulary::PermissionName>)]
     pub permissions: Vec<&'static str>,
     pub permissions_bitmask: i64,
@@ -91,6 +95,7 @@ impl From<User> for UserView {
             logo_id: u.logo_id,
             hotkey: u.hotkey,
             coldkey: u.coldkey,
+            payment_address: u.payment_address,
             permissions: u.permissions.names(),
             permissions_bitmask: u.permissions.bits(),
             is_admin: u.permissions.is_admin(),
@@ -126,6 +131,9 @@ pub struct CreatedUserView {
     pub user: UserView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temp_password: Option<String>,
+    /// Run:ai's spelling of `temp_password` (its clients read this one on creation too).
+    #[serde(rename = "tempPassword", skip_serializing_if = "Option::is_none")]
+    pub temp_password_camel: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -3,6 +3,7 @@
 pub(crate) mod api_keys;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod deposits;
 pub mod dto;
 pub(crate) mod events;
 pub(crate) mod metering;
@@ -38,6 +39,7 @@ pub fn configure(routes: &mut Routes) {
             users::configure(routes);
             wallets::configure(routes);
             metering::configure(routes);
+            deposits::configure(routes);
             tiers::configure(routes);
             auth::configure(routes);
             shares::configure(routes);

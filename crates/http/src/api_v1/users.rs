@@ -374,6 +374,7 @@ pub(crate) async fn create(
         .insert_header(("Cache-Control", "no-store"))
         .json(CreatedUserView {
             user: view(&state, &actor, created.user).await?,
+            temp_password_camel: created.temp_password.clone(),
             temp_password: created.temp_password,
         }))
 }

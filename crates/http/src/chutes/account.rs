@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_domain::model::{
-    CreatedAccount, FingerprintRotation, IssuedApiKey, Permission, Registration, User,
+    CreatedAccount, FingerprintRotation, IssuedApiKey, Permission, Permissions, Registration, User,
 };
 use tessera_domain::services::KeyChange;
 use tessera_domain::Actor;
@@ -54,14 +54,18 @@ pub fn configure(routes: &mut Routes) {
 fn description(p: Permission) -> &'static str {
     match p {
         Permission::Developer => "Developer -- create images and chutes on the platform.",
-        Permission::CreateUser => "User admin -- create users.",
-        Permission::UpdateUser => "User admin -- update users.",
-        Permission::DeleteUser => "User admin -- delete users.",
+        Permission::CreateUser => "Create users -- administrator role allowing creation of users.",
+        Permission::UpdateUser => "Update users -- administrator role allowing updates to users.",
+        Permission::DeleteUser => "Delete users -- administrator role allowing deletion of users.",
         Permission::FreeAccount => "Free invocation -- run anything, for free.",
         Permission::Unlimited => "No rate limits.",
-        Permission::BillingAdmin => "Billing admin -- balances, quotas, discounts and invoicing.",
-        Permission::UnlimitedDev => "Unlimited development.",
+        Permission::BillingAdmin => "Billing admin.",
+        Permission::UnlimitedDev => "Unlimited dev activity.",
         Permission::InvoiceBilling => "Invoice billing option",
+        Permission::StakeWeightQuota => {
+            "Enable stake weighted quota (signed message with the coldkey)"
+        }
+        // Tessera's own bits (Chutes has none above 1 << 13).
         Permission::Admin => "Administrator -- user administration and the admin directory.",
         Permission::Superuser => "Superuser -- everything.",
     }
@@ -104,12 +108,27 @@ async fn balance_of(state: &ApiState, actor: &Actor, user: &User) -> Result<f64,
     Ok(minor as f64 / 10f64.powi(i32::try_from(scale).unwrap_or(0)))
 }
 
+/// The bitmask as Chutes clients read it: the stored permissions, plus Chutes' invoicing bit
+/// (`invoice_billing`, 256) for an invoiced user and its `unlimited` bit (32) for an unlimited
+/// one — Tessera keeps those two as flags of their own, Chutes as bits.
+fn chutes_bits(user: &User) -> Permissions {
+    let mut bits = user.permissions.bits();
+    if user.invoicing {
+        bits |= Permission::InvoiceBilling.bit();
+    }
+    if user.unlimited {
+        bits |= Permission::Unlimited.bit();
+    }
+    Permissions::from_bits(bits)
+}
+
 pub async fn self_response(
     state: &ApiState,
     actor: &Actor,
     user: User,
 ) -> Result<SelfResponse, ChutesError> {
     let balance = balance_of(state, actor, &user).await?;
+    let bits = chutes_bits(&user);
     Ok(SelfResponse {
         username: user.username,
         user_id: user.id,
@@ -119,11 +138,11 @@ pub async fn self_response(
         hotkey: user.hotkey,
         coldkey: user.coldkey,
         payment_address: user.payment_address,
-        permissions_bitmask: user.permissions.bits(),
+        permissions_bitmask: bits.bits(),
         balance,
         permissions: Permission::ALL
             .into_iter()
-            .filter(|p| user.permissions.granted(*p))
+            .filter(|p| bits.granted(*p))
             .map(description)
             .collect(),
     })

@@ -97,7 +97,9 @@ fn as_major(state: &ApiState, minor: i64) -> f64 {
 pub(crate) struct BalanceChangeBody {
     /// The user's id (UUID).
     user_id: String,
-    /// USD, signed; at most six decimal places.
+    /// USD, signed: any finite JSON number (billing tools send floats such as `0.1 + 0.2`),
+    /// rounded to the currency's minor unit, halves away from zero; one that rounds to zero is
+    /// refused (422).
     amount: f64,
     reason: String,
 }
@@ -145,8 +147,13 @@ pub(crate) async fn admin_balance_change(
         .currencies()
         .default_currency()
         .to_string();
-    // The shortest decimal that reads back as the same double: the amount the client wrote.
-    let decimal = body.amount.to_string();
+    // The shortest decimal that reads back as the same double (the amount the client wrote),
+    // rounded to the currency's minor unit as Chutes' float arithmetic would land near it.
+    let scale = {
+        let currencies = state.tessera.wallets.currencies();
+        currencies.scale(&currencies.default_currency())
+    };
+    let decimal = round_decimal(&body.amount.to_string(), scale);
     let posted = state
         .tessera
         .wallets
@@ -615,8 +622,74 @@ pub(crate) async fn enable_invoicing(
     let user = state
         .tessera
         .metering
-        .set_invoicing(&actor, &user, true, unlimited)
+        .enable_invoicing(&actor, &user, unlimited)
         .await
         .map_err(admin_error(&path))?;
     Ok(HttpResponse::Ok().json(self_response(&state, &actor, user).await?))
+}
+
+/// `raw` (a plain decimal: optional `-`, digits, optional `.` and digits, as `f64`'s `Display`
+/// writes it) rounded to `scale` decimal places, halves away from zero. Anything else is
+/// returned unchanged (and refused by the amount parser).
+fn round_decimal(raw: &str, scale: u32) -> String {
+    let (negative, digits) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let scale = scale as usize;
+    if frac.len() <= scale
+        || int.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return raw.to_owned();
+    }
+    let round_up = frac.as_bytes()[scale] >= b'5';
+    let mut kept: Vec<u8> = int.bytes().chain(frac.bytes().take(scale)).collect();
+    if round_up {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if kept[i] == b'9' {
+                kept[i] = b'0';
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = kept.len() - scale;
+    let (int, frac) = kept.split_at(split);
+    let mut out = String::with_capacity(kept.len() + 2);
+    if negative {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(int).unwrap_or("0"));
+    if scale > 0 {
+        out.push('.');
+        out.push_str(std::str::from_utf8(frac).unwrap_or("0"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_decimal;
+
+    #[test]
+    fn amounts_round_to_the_minor_unit_halves_away_from_zero() {
+        assert_eq!(round_decimal(&(0.1f64 + 0.2).to_string(), 6), "0.300000");
+        assert_eq!(round_decimal("12.5", 6), "12.5");
+        assert_eq!(round_decimal("-0.0000005", 6), "-0.000001");
+        assert_eq!(round_decimal("0.0000004", 6), "0.000000");
+        assert_eq!(round_decimal("9.9999996", 6), "10.000000");
+        assert_eq!(round_decimal("-999.9999999", 6), "-1000.000000");
+        assert_eq!(round_decimal("1.25", 1), "1.3");
+        assert_eq!(round_decimal("2.5", 0), "3");
+        assert_eq!(round_decimal("nan", 6), "nan");
+    }
 }

@@ -41,6 +41,9 @@ pub use audit::*;
 mod credentials;
 pub use credentials::*;
 
+mod deposits;
+pub use deposits::*;
+
 mod directory;
 pub use directory::*;
 
@@ -269,6 +272,12 @@ macro_rules! contract_tests {
             a_stored_cursor_reads_every_event_once_while_writers_run,
             fan_out_follows_subscriptions_and_claims_are_exclusive,
             leases_stale_records_retries_and_disabling,
+            // deposits.rs
+            payment_addresses_are_assigned_once_and_unique,
+            a_deposit_is_credited_once,
+            dust_is_ignored_and_unknown_addresses_are_unmatched,
+            concurrent_reports_of_one_transfer_credit_once,
+            purge_keeps_deposit_records,
         }
     };
 }
