@@ -8,8 +8,8 @@ use tessera_domain::directory::{
 };
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
-    AuditEvent, DailyCount, NewUser, Permission, RevokeSessions, User, UserChanges, UserListQuery,
-    UserPage, UserState,
+    AuditEvent, DailyCount, NewUser, Permission, RevokeSessions, StateCounts, User, UserChanges,
+    UserListQuery, UserPage, UserState,
 };
 use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
 use time::OffsetDateTime;
@@ -423,6 +423,35 @@ impl<M: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
 }
 
 #[derive(diesel::QueryableByName)]
+struct StateRow {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The per-state counts `user_state_counts` keeps (by trigger, in the transaction of every
+/// change to `users`): at most 3 states × 8 slots rows, whatever the directory size.
+async fn state_counts(conn: &mut AsyncPgConnection) -> Result<StateCounts, TxError> {
+    let rows: Vec<StateRow> = diesel::sql_query(
+        "SELECT state, sum(n)::bigint AS n FROM user_state_counts GROUP BY state",
+    )
+    .load(conn)
+    .await?;
+    let mut counts = StateCounts::default();
+    for row in rows {
+        let n = u64::try_from(row.n).unwrap_or(0);
+        match UserState::parse(&row.state) {
+            Some(UserState::Active) => counts.active = n,
+            Some(UserState::Deactivated) => counts.deactivated = n,
+            Some(UserState::Deleted) => counts.deleted = n,
+            None => {}
+        }
+    }
+    Ok(counts)
+}
+
+#[derive(diesel::QueryableByName)]
 struct DayRow {
     #[diesel(sql_type = diesel::sql_types::Date)]
     day: time::Date,
@@ -452,7 +481,8 @@ async fn list_page(
     conn: &mut AsyncPgConnection,
     query: &UserListQuery,
 ) -> Result<UserPage, TxError> {
-    if narrows(query) {
+    // A listing only states restrict has its total kept: no need to gather the matches first.
+    if narrows(query) && query.counted_states().is_none() {
         let rows: Vec<(UserRow, i64)> = FewMatchesPage::new(query).load(conn).await?;
         let total = <[_]>::first(&rows).map(|(_, total)| u64::try_from(*total).unwrap_or(0));
         match total {
@@ -475,8 +505,14 @@ async fn list_page(
             _ => {}
         }
     }
-    let total: i64 = list_filter(query).select(count_star()).first(conn).await?;
-    let total = u64::try_from(total).unwrap_or(0);
+    let total = match query.counted_states() {
+        // Only states restrict the listing: the kept counts are its exact total.
+        Some(states) => state_counts(conn).await?.covering(&states),
+        None => {
+            let total: i64 = list_filter(query).select(count_star()).first(conn).await?;
+            u64::try_from(total).unwrap_or(0)
+        }
+    };
     if query.offset >= total {
         return Ok(UserPage {
             users: Vec::new(),
@@ -783,11 +819,18 @@ impl UserRepository for PgStore {
         }
     }
 
+    async fn count_by_state(&self) -> RepoResult<StateCounts> {
+        let mut conn = self.conn().await?;
+        state_counts(&mut conn).await.map_err(RepoError::from)
+    }
+
+    /// Read off `user_created_days` (kept by trigger, see the migration): one index range of
+    /// at most `days` × 8 slot rows.
     async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>> {
         let mut conn = self.conn().await?;
         let rows: Vec<DayRow> = diesel::sql_query(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n \
-             FROM users GROUP BY 1 ORDER BY 1 DESC LIMIT $1",
+            "SELECT day, sum(n)::bigint AS n FROM user_created_days \
+             GROUP BY day HAVING sum(n) > 0 ORDER BY day DESC LIMIT $1",
         )
         .bind::<diesel::sql_types::BigInt, _>(i64::from(days))
         .load(&mut conn)

@@ -243,6 +243,70 @@ impl UserListQuery {
     }
 }
 
+impl UserListQuery {
+    /// The states a listing covers when nothing but states restricts it (the whole directory,
+    /// no search, no name, every condition a `state==…`): its total is then a sum of the
+    /// per-state counts ([`StateCounts`]), exact and independent of the directory's size.
+    /// `None` when anything else narrows the listing.
+    pub fn counted_states(&self) -> Option<Vec<UserState>> {
+        if self.visible_to.is_some() || self.search.is_some() || self.name.is_some() {
+            return None;
+        }
+        let mut states = vec![UserState::Active, UserState::Deactivated];
+        if self.include_deleted {
+            states.push(UserState::Deleted);
+        }
+        for condition in &self.filter.conditions {
+            match (&condition.field, &condition.op, &condition.value) {
+                (
+                    crate::directory::FilterField::State,
+                    crate::directory::FilterOp::Eq,
+                    crate::directory::FilterValue::State(state),
+                ) => states.retain(|s| s == state),
+                _ => return None,
+            }
+        }
+        Some(states)
+    }
+}
+
+/// How many users are in each state, kept exact by the store as users change (not counted on
+/// demand).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub active: u64,
+    pub deactivated: u64,
+    pub deleted: u64,
+}
+
+impl StateCounts {
+    pub fn of(&self, state: UserState) -> u64 {
+        match state {
+            UserState::Active => self.active,
+            UserState::Deactivated => self.deactivated,
+            UserState::Deleted => self.deleted,
+        }
+    }
+
+    /// Every user, in any state.
+    pub fn total(&self) -> u64 {
+        self.active + self.deactivated + self.deleted
+    }
+
+    /// The users in any of `states` (each state counted once).
+    pub fn covering(&self, states: &[UserState]) -> u64 {
+        [
+            UserState::Active,
+            UserState::Deactivated,
+            UserState::Deleted,
+        ]
+        .into_iter()
+        .filter(|s| states.contains(s))
+        .map(|s| self.of(s))
+        .sum()
+    }
+}
+
 /// Users created on one UTC day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DailyCount {

@@ -610,7 +610,12 @@ impl UserService {
     pub async fn count(&self, actor: &Actor, input: ListUsersInput) -> Result<u64, UserError> {
         policy::authorize(actor, Access::Read)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
-        Ok(self.users.count(Self::query(actor, input)).await?)
+        let query = Self::query(actor, input);
+        // Only states restrict it: the kept counts answer exactly, whatever the directory size.
+        if let Some(states) = query.counted_states() {
+            return Ok(self.users.count_by_state().await?.covering(&states));
+        }
+        Ok(self.users.count(query).await?)
     }
 
     /// Whether `username` is a valid login name and free. Names are compared in lowercase and
@@ -639,9 +644,7 @@ impl UserService {
             .unwrap_or(DEFAULT_GROWTH_DAYS)
             .clamp(1, MAX_GROWTH_DAYS);
         let daily: Vec<DailyCount> = self.users.growth(days).await?;
-        let mut everyone = UserListQuery::all(None, 1);
-        everyone.include_deleted = true;
-        let total = self.users.count(everyone).await?;
+        let total = self.users.count_by_state().await?.total();
         // Newest first: the running total at a day is everything minus what came after it.
         let mut after = 0u64;
         Ok(daily
