@@ -1,3 +1,4 @@
+DROP INDEX users_type_id_idx;
 DROP INDEX users_rare_state_idx;
 DROP TRIGGER users_counters_truncate ON users;
 DROP TRIGGER users_counters_delete ON users;

@@ -92,3 +92,6 @@ SELECT (created_at AT TIME ZONE 'UTC')::date, 0, count(*) FROM users GROUP BY 1;
 -- small: fetched by this index and sorted, instead of walking a sort index past every active
 -- user.
 CREATE INDEX users_rare_state_idx ON users (state, created_at, id) WHERE state <> 'active';
+
+-- Sorting by type (local users first) reads this index instead of sorting the directory.
+CREATE INDEX users_type_id_idx ON users ((password_hash IS NULL), id);

@@ -343,15 +343,24 @@ impl UserRepository for MemoryStore {
             .collect();
         state.sort(&mut users, &query);
         let total = users.len() as u64;
+        if let Some(cursor) = &query.after {
+            users.retain(|u| State::is_after(u, &query, cursor));
+        }
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let rest = users.len().saturating_sub(offset);
         let users = users
             .into_iter()
             .skip(offset)
             .take(limit)
             .cloned()
             .collect();
-        Ok(UserPage { users, total })
+        Ok(UserPage {
+            users,
+            total,
+            total_exact: true,
+            more: rest > limit,
+        })
     }
 
     async fn count(&self, query: UserListQuery) -> RepoResult<u64> {

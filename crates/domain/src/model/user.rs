@@ -223,6 +223,8 @@ pub struct UserListQuery {
     pub sort: Option<Sort>,
     pub offset: u64,
     pub limit: u64,
+    /// Keyset paging: only the users that sort after this position (then `offset` is 0).
+    pub after: Option<crate::directory::UserCursor>,
 }
 
 impl UserListQuery {
@@ -239,6 +241,7 @@ impl UserListQuery {
             sort: None,
             offset: 0,
             limit,
+            after: None,
         }
     }
 }
@@ -314,9 +317,14 @@ pub struct DailyCount {
     pub count: u64,
 }
 
-/// One page of users, ordered by creation (then id), with the total matching count.
+/// One page of users, in the listing's order, with the total matching count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserPage {
     pub users: Vec<User>,
+    /// Exact when `total_exact`; otherwise an estimate (never below the matches the store
+    /// knows of), given for a filter matching too many users to count cheaply.
     pub total: u64,
+    pub total_exact: bool,
+    /// Whether more users follow this page.
+    pub more: bool,
 }
