@@ -207,6 +207,7 @@ macro_rules! contract_tests {
             filters_matching_thousands_page_like_filters_matching_few,
             cursor_pages_keep_their_order_under_concurrent_inserts,
             cursor_pages_agree_with_offset_pages_past_thousands,
+            creator_order_follows_renames_and_purges_past_thousands,
             // directory/counts.rs
             count_equals_list_total_for_every_query,
             growth_counts_users_per_utc_day_newest_first,

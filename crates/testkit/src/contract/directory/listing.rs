@@ -669,3 +669,69 @@ pub async fn cursor_pages_agree_with_offset_pages_past_thousands(s: Stores) {
         assert_eq!(by_cursor, by_offset, "{sort:?}");
     }
 }
+
+/// Every user of `query`, in its order, read 500 at a time.
+async fn all_users(s: &Stores, query: &UserListQuery) -> Vec<User> {
+    let mut out = Vec::new();
+    loop {
+        let page = s
+            .users
+            .list(UserListQuery {
+                offset: out.len() as u64,
+                limit: 500,
+                ..query.clone()
+            })
+            .await
+            .unwrap();
+        out.extend(page.users);
+        if !page.more {
+            return out;
+        }
+    }
+}
+
+/// Past 2 000 users the creator's name is read off an index (kept on each row): it follows a
+/// creator's rename and purge like the looked-up name does.
+pub async fn creator_order_follows_renames_and_purges_past_thousands(s: Stores) {
+    let amy = create(&s, named("amy", 0)).await;
+    let bob = create(&s, named("Bob", 0)).await;
+    let cat = create(&s, named("cat", 0)).await;
+    let creators = [Some(amy.id), Some(bob.id), Some(cat.id), None];
+    for i in 0..2_001_usize {
+        let user = named(&format!("bulk{i:04}"), (i % 5) as i64);
+        let user = match creators[i % 4] {
+            Some(creator) => user.created_by(creator),
+            None => user,
+        };
+        create(&s, user).await;
+    }
+    let check = async |what: &str| {
+        let users = all_users(&s, &everyone()).await;
+        assert_eq!(users.len() as u64, s.users.count(everyone()).await.unwrap());
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let sort = Sort {
+                field: SortField::CreatedBy,
+                order,
+            };
+            let query = UserListQuery {
+                sort: Some(sort),
+                ..everyone()
+            };
+            let got: Vec<Uuid> = all_users(&s, &query).await.iter().map(|u| u.id).collect();
+            assert_eq!(
+                got,
+                documented_order(&users, &users, sort),
+                "{what} {order:?}"
+            );
+        }
+    };
+    check("as created").await;
+    let rename = tessera_domain::model::UserChanges {
+        username: Some("zed".into()),
+        ..Default::default()
+    };
+    s.users.update(amy.id, rename, at(10)).await.unwrap();
+    check("after a creator's rename").await;
+    s.users.purge(bob.id, None).await.unwrap();
+    check("after a creator's purge").await;
+}
