@@ -212,6 +212,7 @@ macro_rules! contract_tests {
             count_equals_list_total_for_every_query,
             growth_counts_users_per_utc_day_newest_first,
             state_counts_move_with_every_change,
+            state_counts_stay_exact_under_concurrent_changes,
             // tiers.rs
             tiers_round_trip_with_quotas_and_rate_limits,
             tier_names_are_unique_in_any_case,

@@ -252,3 +252,78 @@ pub async fn state_counts_move_with_every_change(s: Stores) {
     assert!(s.users.purge_deleted(b.id, at(15), None).await.unwrap());
     check(&s, counts(0, 1, 0), "housekeeping purged").await;
 }
+
+/// Creates, state changes, soft deletes and purges running at once (on several connections)
+/// leave the kept counts equal to the users actually stored, state by state.
+pub async fn state_counts_stay_exact_under_concurrent_changes(s: Stores) {
+    let mut existing = Vec::new();
+    for i in 0..12 {
+        existing.push(create(&s, named(&format!("old{i}"), i)).await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..24_i64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            create(&s, named(&format!("new{i}"), 100 + i)).await;
+        }));
+    }
+    for (i, user) in existing.iter().enumerate() {
+        let (s, id) = (s.clone(), user.id);
+        tasks.push(tokio::spawn(async move {
+            let result = match i % 4 {
+                0 => s
+                    .users
+                    .update(id, with_state(UserState::Deactivated), at(50))
+                    .await
+                    .map(|_| ()),
+                1 => s
+                    .users
+                    .update(id, soft_delete(at(50)), at(50))
+                    .await
+                    .map(|_| ()),
+                2 => s.users.purge(id, None).await,
+                _ => Ok(()),
+            };
+            result.unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut actual = StateCounts::default();
+    for state in [
+        UserState::Active,
+        UserState::Deactivated,
+        UserState::Deleted,
+    ] {
+        let query = UserListQuery {
+            include_deleted: true,
+            filter: super::filter(&format!("state=={}", state.as_str())),
+            ..everyone()
+        };
+        let n = listed(&s, query).await.len() as u64;
+        match state {
+            UserState::Active => actual.active = n,
+            UserState::Deactivated => actual.deactivated = n,
+            UserState::Deleted => actual.deleted = n,
+        }
+    }
+    assert_eq!(
+        actual,
+        StateCounts {
+            active: 24 + 3,
+            deactivated: 3,
+            deleted: 3,
+        }
+    );
+    assert_eq!(s.users.count_by_state().await.unwrap(), actual);
+    let grown: u64 = s
+        .users
+        .growth(366)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.count)
+        .sum();
+    assert_eq!(grown, actual.total());
+}
