@@ -495,6 +495,9 @@ async fn limit_statements(
     Ok(())
 }
 
+/// From this offset on, a page is read as ids first (see [`list_page`]).
+const DEFER_FROM_OFFSET: u64 = 1_000;
+
 /// A filtered listing whose matches the planner estimates above this is not counted: its
 /// total is the estimate, marked as such (counting would read every match).
 const ESTIMATE_ABOVE: u64 = 10_000;
@@ -556,11 +559,28 @@ async fn list_page(
         return page_of(Vec::new(), limit, total, true);
     }
     let fetch = limit.saturating_add(1);
-    let mut rows: Vec<UserRow> = ordered_rows(query, sort_matches, None)
-        .offset(clamp_i64(query.offset))
-        .limit(clamp_i64(fetch))
-        .load(conn)
-        .await?;
+    let mut rows: Vec<UserRow> = if query.offset >= DEFER_FROM_OFFSET && !sort_matches {
+        // A deep offset walks the rows before the page in the sort index: it reads only their
+        // ids there (an index-only scan where the index covers the filter, as for the default
+        // order), and the page's rows by primary key.
+        let ids = list_filter(query)
+            .order(sql::<Text>(&sort_sql(query.sort, false)))
+            .offset(clamp_i64(query.offset))
+            .limit(clamp_i64(fetch))
+            .select(users::id);
+        users::table
+            .filter(users::id.eq_any(ids))
+            .order(sql::<Text>(&sort_sql(query.sort, false)))
+            .select(UserRow::as_select())
+            .load(conn)
+            .await?
+    } else {
+        ordered_rows(query, sort_matches, None)
+            .offset(clamp_i64(query.offset))
+            .limit(clamp_i64(fetch))
+            .load(conn)
+            .await?
+    };
     // Keyset paging on a nullable key walks the index up to the last value, then the users
     // without one (sorted last, by id): two index ranges instead of one `OR`, which no index
     // serves in order.
