@@ -971,3 +971,80 @@ async fn directory_growth_counts_users_per_day_newest_first() {
         assert_invalid(status, &body, &["query", "days"]);
     }
 }
+
+#[tokio::test]
+async fn directory_pages_by_cursor_stably_while_users_are_created() {
+    let app = TestApp::spawn().await;
+    let root = app.admin_token().await;
+    for i in 1..=7 {
+        app.create_user(
+            &root,
+            json!({"username": format!("user{i}"), "password": "user-password"}),
+        )
+        .await;
+    }
+    for (by, order) in [
+        ("creationTime", "asc"),
+        ("username", "desc"),
+        ("lastLogin", "desc"),
+        ("type", "asc"),
+        ("lastUpdated", "asc"),
+    ] {
+        let sort = [("sortBy", by), ("sortOrder", order)];
+        let mut all = sort.to_vec();
+        all.push(("limit", "500"));
+        let before = ids(&answer_as(get_users(&app, &root, &all).await, 200));
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut created = 0;
+        loop {
+            let mut params = sort.to_vec();
+            params.push(("limit", "3"));
+            if let Some(c) = &cursor {
+                params.push(("cursor", c));
+            }
+            let page: UserPage = answer_as(get_users(&app, &root, &params).await, 200);
+            assert!(!page.total_is_estimate);
+            seen.extend(ids(&page));
+            assert_eq!(page.has_more, page.next_cursor.is_some(), "{by} {order}");
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+            // A user created between two pages never makes the walk repeat or skip one.
+            created += 1;
+            let name = format!("{by}{order}{created}").to_lowercase();
+            app.create_user(
+                &root,
+                json!({"username": name, "password": "user-password"}),
+            )
+            .await;
+        }
+        assert_eq!(
+            seen.iter().collect::<HashSet<_>>().len(),
+            seen.len(),
+            "{by} {order}: no user twice"
+        );
+        let kept: Vec<String> = seen.into_iter().filter(|id| before.contains(id)).collect();
+        assert_eq!(
+            kept, before,
+            "{by} {order}: every earlier user once, in order"
+        );
+    }
+    // A cursor is bound to its sort, excludes offset and page, and is not made up.
+    let page: UserPage = answer_as(get_users(&app, &root, &[("limit", "2")]).await, 200);
+    let cursor = page.next_cursor.expect("a next cursor");
+    for params in [
+        vec![("cursor", cursor.as_str()), ("sortBy", "username")],
+        vec![("cursor", cursor.as_str()), ("offset", "2")],
+        vec![("cursor", cursor.as_str()), ("page", "2")],
+        vec![("cursor", "garbage")],
+        vec![("cursor", cursor.as_str()), ("sortBy", "createdBy")],
+    ] {
+        let (status, body) = get_users(&app, &root, &params).await;
+        assert_eq!(status, 422, "{params:?}: {body}");
+        assert!(body.to_string().contains("cursor"), "{params:?}: {body}");
+    }
+    let (status, _) = get_users(&app, &root, &[("cursor", cursor.as_str()), ("offset", "0")]).await;
+    assert_eq!(status, 200);
+}

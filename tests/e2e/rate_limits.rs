@@ -171,3 +171,29 @@ async fn logins_are_throttled_per_account_and_per_ip() {
     assert_eq!(status, 429, "{body}");
     assert_eq!(body, json!({"detail": "Too many requests."}));
 }
+
+#[tokio::test]
+async fn anonymous_calls_are_limited_per_address_on_every_route() {
+    let app = TestApp::spawn_with(&[
+        ("rate_limits.anonymous_per_ip", "4".into()),
+        ("rate_limits.anonymous_window_secs", "3600".into()),
+    ])
+    .await;
+    // The login is a call without credentials too: the first of the four.
+    let root = app.admin_token().await;
+    let mut statuses = Vec::new();
+    for path in [
+        "/api/v1/stats/growth",
+        "/users/growth",
+        "/users/name_check?username=someone",
+        "/api/v1/stats/growth",
+    ] {
+        statuses.push(send(app.get(path)).await.0);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429]);
+    // Authenticated calls are not anonymous: the address's count does not apply to them.
+    assert_eq!(
+        send(app.get("/api/v1/users/me").bearer_auth(&root)).await.0,
+        200
+    );
+}

@@ -65,7 +65,11 @@ pub struct ApiUser {
 pub struct UserPage {
     pub data: Vec<ApiUser>,
     pub total_count: u64,
+    #[serde(default)]
+    pub total_is_estimate: bool,
     pub has_more: bool,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
     pub offset: u64,
     pub limit: u64,
     pub page: u64,

@@ -340,6 +340,175 @@ impl SearchTerm {
     }
 }
 
+/// The value of a user's sort key, as a listing orders by it: usernames in lowercase (compared
+/// bytewise), `type` as "has no password" (local users first in ascending order), `None` for
+/// a missing value (sorted last in both directions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    Time(OffsetDateTime),
+    Text(String),
+    Flag(bool),
+}
+
+/// The sort key of `user` under `sort` (`None`: creation time); `None` when the user has no
+/// value for it — and for `createdBy`, whose key is another user's name (not offered for
+/// cursor paging).
+pub fn sort_key(user: &crate::model::User, sort: Option<Sort>) -> Option<SortKey> {
+    let Some(sort) = sort else {
+        return Some(SortKey::Time(user.created_at));
+    };
+    match sort.field {
+        SortField::Username => user
+            .username
+            .as_ref()
+            .map(|n| SortKey::Text(n.to_lowercase())),
+        SortField::CreatedBy => None,
+        SortField::LastLogin => user.last_login_at.map(SortKey::Time),
+        SortField::CreationTime => Some(SortKey::Time(user.created_at)),
+        SortField::LastUpdated => Some(SortKey::Time(user.updated_at)),
+        SortField::Type => Some(SortKey::Flag(!user.has_password)),
+    }
+}
+
+/// A position in a sorted listing (keyset paging): the sort, and the sort key and id of the
+/// last user already seen. The next page holds the users that sort after it — whatever was
+/// inserted or removed meanwhile before that position, nothing repeats and nothing is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCursor {
+    pub sort: Option<Sort>,
+    /// `None`: the last user seen had no value for the key (the nulls, sorted last).
+    pub key: Option<SortKey>,
+    pub id: Uuid,
+}
+
+fn sort_code(sort: Option<Sort>) -> &'static str {
+    let Some(sort) = sort else { return "d" };
+    match (sort.field, sort.order) {
+        (SortField::Username, SortOrder::Asc) => "ua",
+        (SortField::Username, SortOrder::Desc) => "ud",
+        (SortField::CreatedBy, SortOrder::Asc) => "ba",
+        (SortField::CreatedBy, SortOrder::Desc) => "bd",
+        (SortField::LastLogin, SortOrder::Asc) => "la",
+        (SortField::LastLogin, SortOrder::Desc) => "ld",
+        (SortField::CreationTime, SortOrder::Asc) => "ca",
+        (SortField::CreationTime, SortOrder::Desc) => "cd",
+        (SortField::LastUpdated, SortOrder::Asc) => "ma",
+        (SortField::LastUpdated, SortOrder::Desc) => "md",
+        (SortField::Type, SortOrder::Asc) => "ta",
+        (SortField::Type, SortOrder::Desc) => "td",
+    }
+}
+
+impl UserCursor {
+    /// The cursor after `user` in a listing sorted by `sort`; `None` for `createdBy`.
+    pub fn after(user: &crate::model::User, sort: Option<Sort>) -> Option<Self> {
+        if sort.is_some_and(|s| s.field == SortField::CreatedBy) {
+            return None;
+        }
+        let key = sort_key(user, sort);
+        Some(Self {
+            sort,
+            key,
+            id: user.id,
+        })
+    }
+
+    /// An opaque, URL-safe string: `<sort>.<key>.<id>`, text keys hex-encoded.
+    pub fn encode(&self) -> String {
+        let key = match &self.key {
+            None => "n".to_owned(),
+            Some(SortKey::Time(t)) => format!("t{}", t.unix_timestamp_nanos()),
+            Some(SortKey::Flag(b)) => format!("b{}", u8::from(*b)),
+            Some(SortKey::Text(s)) => {
+                let mut out = String::with_capacity(1 + 2 * s.len());
+                out.push('s');
+                for byte in s.as_bytes() {
+                    out.push_str(&format!("{byte:02x}"));
+                }
+                out
+            }
+        };
+        format!("{}.{key}.{}", sort_code(self.sort), self.id.simple())
+    }
+
+    /// Reads a cursor given back by a client. It must come from a listing with the same sort:
+    /// the position means nothing in another order. Errors name the field `cursor`.
+    pub fn decode(raw: &str, sort: Option<Sort>) -> Result<Self, ValidationError> {
+        let bad = || ValidationError::new("cursor", "not a cursor returned by this listing");
+        if matches!(sort, Some(s) if s.field == SortField::CreatedBy) {
+            return Err(ValidationError::new(
+                "cursor",
+                "cursor paging is not offered with sortBy=createdBy; use offset",
+            ));
+        }
+        let mut parts = raw.split('.');
+        let (Some(code), Some(key), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        if code != sort_code(sort) {
+            return Err(ValidationError::new(
+                "cursor",
+                "this cursor belongs to a listing with another sortBy or sortOrder",
+            ));
+        }
+        let id = Uuid::parse_str(id).map_err(|_| bad())?;
+        let (kind, value) = key.split_at_checked(1).ok_or_else(bad)?;
+        let key = match kind {
+            "n" if value.is_empty() => None,
+            "t" => {
+                let nanos: i128 = value.parse().map_err(|_| bad())?;
+                Some(SortKey::Time(
+                    OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?,
+                ))
+            }
+            "b" => match value {
+                "0" => Some(SortKey::Flag(false)),
+                "1" => Some(SortKey::Flag(true)),
+                _ => return Err(bad()),
+            },
+            "s" => {
+                if value.len() % 2 != 0 || value.len() > 2 * 4 * MAX_TERM_LEN {
+                    return Err(bad());
+                }
+                let bytes = (0..value.len())
+                    .step_by(2)
+                    .map(|i| {
+                        value
+                            .get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(bad)?;
+                let text = String::from_utf8(bytes).map_err(|_| bad())?;
+                if text.contains('\0') {
+                    return Err(bad());
+                }
+                Some(SortKey::Text(text))
+            }
+            _ => return Err(bad()),
+        };
+        // The key must have the type of the sort's key.
+        let fits = match (&key, sort.map(|s| s.field)) {
+            (None, Some(SortField::Username | SortField::LastLogin)) => true,
+            (None, _) => false,
+            (Some(SortKey::Text(_)), Some(SortField::Username)) => true,
+            (Some(SortKey::Flag(_)), Some(SortField::Type)) => true,
+            (
+                Some(SortKey::Time(_)),
+                None
+                | Some(SortField::LastLogin | SortField::CreationTime | SortField::LastUpdated),
+            ) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(bad());
+        }
+        Ok(Self { sort, key, id })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,5 +631,45 @@ mod tests {
         assert!(SortField::parse("password").is_err());
         assert_eq!(SortOrder::parse("desc"), Ok(SortOrder::Desc));
         assert!(SortOrder::parse("DESC").is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_per_sort_and_refuse_another_sort() {
+        let by = |field, order| Some(Sort { field, order });
+        let id = Uuid::now_v7();
+        let cases = [
+            (None, Some(SortKey::Time(OffsetDateTime::UNIX_EPOCH))),
+            (
+                by(SortField::Username, SortOrder::Desc),
+                Some(SortKey::Text("ad.a_é".into())),
+            ),
+            (by(SortField::Username, SortOrder::Asc), None),
+            (by(SortField::LastLogin, SortOrder::Desc), None),
+            (
+                by(SortField::Type, SortOrder::Asc),
+                Some(SortKey::Flag(true)),
+            ),
+        ];
+        for (sort, key) in cases {
+            let cursor = UserCursor { sort, key, id };
+            let raw = cursor.encode();
+            assert_eq!(UserCursor::decode(&raw, sort), Ok(cursor.clone()), "{raw}");
+            let other = by(SortField::LastUpdated, SortOrder::Asc);
+            assert!(UserCursor::decode(&raw, other).is_err(), "{raw}");
+        }
+        for bad in [
+            "",
+            "d",
+            "d.x.y",
+            "d.t1.nope",
+            "ua.s6.00",
+            "d.n.0000",
+            "ca.b1.00",
+        ] {
+            let err = UserCursor::decode(bad, None).map_err(|e| e.field);
+            assert!(err.is_err(), "{bad}");
+        }
+        let created_by = by(SortField::CreatedBy, SortOrder::Asc);
+        assert!(UserCursor::decode("ba.n.00", created_by).is_err());
     }
 }

@@ -5,7 +5,8 @@
 use std::cmp::Ordering;
 
 use tessera_domain::directory::{
-    Condition, FilterField, FilterOp, FilterValue, SortField, SortOrder,
+    sort_key, Condition, FilterField, FilterOp, FilterValue, SortField, SortKey, SortOrder,
+    UserCursor,
 };
 use tessera_domain::model::{User, UserListQuery, UserState};
 use time::OffsetDateTime;
@@ -173,5 +174,40 @@ impl State {
                 }
             })
         });
+    }
+
+    /// Whether `user` sorts after the cursor's position in the query's order (keyset paging).
+    pub fn is_after(user: &User, q: &UserListQuery, cursor: &UserCursor) -> bool {
+        let desc = q.sort.is_some_and(|s| s.order == SortOrder::Desc);
+        let by_key = match (sort_key(user, q.sort), &cursor.key) {
+            (Some(a), Some(b)) => {
+                let o = compare_keys(&a, b);
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            }
+            // NULLS LAST in both directions.
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        let by_id = if desc {
+            cursor.id.cmp(&user.id)
+        } else {
+            user.id.cmp(&cursor.id)
+        };
+        by_key.then(by_id) == Ordering::Greater
+    }
+}
+
+fn compare_keys(a: &SortKey, b: &SortKey) -> Ordering {
+    match (a, b) {
+        (SortKey::Time(x), SortKey::Time(y)) => x.cmp(y),
+        (SortKey::Text(x), SortKey::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (SortKey::Flag(x), SortKey::Flag(y)) => x.cmp(y),
+        // A cursor's key always has the sort's type (checked when it is read).
+        _ => Ordering::Equal,
     }
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use tessera_domain::model::{
-    AuditEvent, DailyCount, NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage,
-    UserState, Wallet,
+    AuditEvent, DailyCount, NewUser, RevokeSessions, StateCounts, User, UserChanges, UserListQuery,
+    UserPage, UserState, Wallet,
 };
 use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
 use tessera_domain::Conflict;
@@ -343,15 +343,24 @@ impl UserRepository for MemoryStore {
             .collect();
         state.sort(&mut users, &query);
         let total = users.len() as u64;
+        if let Some(cursor) = &query.after {
+            users.retain(|u| State::is_after(u, &query, cursor));
+        }
         let offset = usize::try_from(query.offset).unwrap_or(usize::MAX);
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let rest = users.len().saturating_sub(offset);
         let users = users
             .into_iter()
             .skip(offset)
             .take(limit)
             .cloned()
             .collect();
-        Ok(UserPage { users, total })
+        Ok(UserPage {
+            users,
+            total,
+            total_exact: true,
+            more: rest > limit,
+        })
     }
 
     async fn count(&self, query: UserListQuery) -> RepoResult<u64> {
@@ -361,6 +370,21 @@ impl UserRepository for MemoryStore {
             .values()
             .filter(|row| state.matches(&row.user, &query))
             .count() as u64)
+    }
+
+    /// Counted under the same lock every change takes, so it is exact at every instant; the
+    /// in-memory store scans (it holds what fits in memory, for tests and development).
+    async fn count_by_state(&self) -> RepoResult<StateCounts> {
+        let state = self.lock();
+        let mut counts = StateCounts::default();
+        for row in state.users.values() {
+            match row.user.state {
+                UserState::Active => counts.active += 1,
+                UserState::Deactivated => counts.deactivated += 1,
+                UserState::Deleted => counts.deleted += 1,
+            }
+        }
+        Ok(counts)
     }
 
     async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>> {

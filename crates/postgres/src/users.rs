@@ -4,12 +4,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{Bool, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tessera_domain::directory::{
-    Condition, FilterField, FilterOp, FilterValue, Sort, SortField, SortOrder,
+    Condition, FilterField, FilterOp, FilterValue, Sort, SortField, SortKey, SortOrder, UserCursor,
 };
 use tessera_domain::error::Conflict;
 use tessera_domain::model::{
-    AuditEvent, DailyCount, NewUser, Permission, RevokeSessions, User, UserChanges, UserListQuery,
-    UserPage, UserState,
+    AuditEvent, DailyCount, NewUser, Permission, RevokeSessions, StateCounts, User, UserChanges,
+    UserListQuery, UserPage, UserState,
 };
 use tessera_domain::ports::{RepoError, RepoResult, UserRepository};
 use time::OffsetDateTime;
@@ -327,9 +327,16 @@ fn sort_sql(sort: Option<Sort>, sort_matches: bool) -> String {
             ),
             true,
         ),
+        // The creator's lowercase username, kept on the row (`creator_key`, by trigger) where
+        // an index serves it; looked up per match when the matches are sorted.
         SortField::CreatedBy => (
-            "(SELECT lower(c.username) FROM users c WHERE c.id = users.created_by) COLLATE \"C\""
-                .to_owned(),
+            if sort_matches {
+                "(SELECT lower(c.username) FROM users c WHERE c.id = users.created_by) \
+                 COLLATE \"C\""
+                    .to_owned()
+            } else {
+                "users.creator_key".to_owned()
+            },
             true,
         ),
         SortField::LastLogin => (unindexed("users.last_login_at", " + interval '0'"), true),
@@ -364,6 +371,8 @@ fn narrows(query: &UserListQuery) -> bool {
 struct FewMatchesPage<M> {
     matches: M,
     columns: diesel::helper_types::AsSelect<UserRow, diesel::pg::Pg>,
+    /// Keyset paging: only the matches after the cursor (nulls included: they sort last).
+    after: Option<BoxedBool>,
     order: String,
     offset: i64,
     limit: i64,
@@ -379,10 +388,15 @@ impl FewMatchesPage<()> {
                 .select(users::all_columns)
                 .limit(clamp_i64(SORT_MATCHES_UP_TO + 1)),
             columns: UserRow::as_select(),
-            // A CTE has no index for a sort key to defeat.
-            order: sort_sql(query.sort, false),
+            after: query
+                .after
+                .as_ref()
+                .map(|cursor| keyset_sql(query.sort, cursor, true)),
+            // The matches are sorted (the CTE has no index, nor `creator_key`).
+            order: sort_sql(query.sort, true),
             offset: clamp_i64(query.offset),
-            limit: clamp_i64(query.limit),
+            // One more row than the page tells whether another page follows.
+            limit: clamp_i64(query.limit.saturating_add(1)),
         }
     }
 }
@@ -412,7 +426,12 @@ impl<M: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
         self.matches.walk_ast(out.reborrow())?;
         out.push_sql(") SELECT ");
         self.columns.walk_ast(out.reborrow())?;
-        out.push_sql(", (SELECT count(*) FROM matches) FROM matches AS users ORDER BY ");
+        out.push_sql(", (SELECT count(*) FROM matches) FROM matches AS users");
+        if let Some(after) = &self.after {
+            out.push_sql(" WHERE ");
+            after.walk_ast(out.reborrow())?;
+        }
+        out.push_sql(" ORDER BY ");
         out.push_sql(&self.order);
         out.push_sql(" OFFSET ");
         out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.offset)?;
@@ -420,6 +439,35 @@ impl<M: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
         out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.limit)?;
         Ok(())
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct StateRow {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The per-state counts `user_state_counts` keeps (by trigger, in the transaction of every
+/// change to `users`): at most 3 states × 8 slots rows, whatever the directory size.
+async fn state_counts(conn: &mut AsyncPgConnection) -> Result<StateCounts, TxError> {
+    let rows: Vec<StateRow> = diesel::sql_query(
+        "SELECT state, sum(n)::bigint AS n FROM user_state_counts GROUP BY state",
+    )
+    .load(conn)
+    .await?;
+    let mut counts = StateCounts::default();
+    for row in rows {
+        let n = u64::try_from(row.n).unwrap_or(0);
+        match UserState::parse(&row.state) {
+            Some(UserState::Active) => counts.active = n,
+            Some(UserState::Deactivated) => counts.deactivated = n,
+            Some(UserState::Deleted) => counts.deleted = n,
+            None => {}
+        }
+    }
+    Ok(counts)
 }
 
 #[derive(diesel::QueryableByName)]
@@ -447,54 +495,274 @@ async fn limit_statements(
     Ok(())
 }
 
-/// One page of a listing and its total (see [`FewMatchesPage`]).
+/// From this offset on, a page is read as ids first (see [`list_page`]).
+const DEFER_FROM_OFFSET: u64 = 1_000;
+
+/// A filtered listing whose matches the planner estimates above this is not counted: its
+/// total is the estimate, marked as such (counting would read every match).
+const ESTIMATE_ABOVE: u64 = 10_000;
+/// Otherwise matches are counted exactly up to this many; beyond it, the total is again an
+/// estimate (the planner's, at least the number counted).
+const COUNT_UP_TO: u64 = 10_000;
+
+/// One page of a listing and its total:
+/// - only states restrict it (the whole directory, or `state==…`): the total is the sum of the
+///   kept per-state counts, exact, O(1); the page is read off a sort index;
+/// - otherwise, when the planner expects more than [`ESTIMATE_ABOVE`] matches, the total is its
+///   estimate (`total_exact: false`) and the page is read off a sort index;
+/// - otherwise up to [`SORT_MATCHES_UP_TO`] matches are gathered, counted and sorted in one
+///   statement ([`FewMatchesPage`]); more are counted up to [`COUNT_UP_TO`] (exact) and the page
+///   is read off a sort index.
+///
+/// Every page reads one row more than asked, which tells whether another page follows.
 async fn list_page(
     conn: &mut AsyncPgConnection,
     query: &UserListQuery,
 ) -> Result<UserPage, TxError> {
-    if narrows(query) {
-        let rows: Vec<(UserRow, i64)> = FewMatchesPage::new(query).load(conn).await?;
-        let total = <[_]>::first(&rows).map(|(_, total)| u64::try_from(*total).unwrap_or(0));
-        match total {
-            Some(total) if total <= SORT_MATCHES_UP_TO => {
-                let users = rows.into_iter().map(|(user, _)| user).collect();
-                return Ok(UserPage {
-                    users: to_users(users)?,
-                    total,
-                });
+    let limit = query.limit;
+    let (total, exact, sort_matches) = match query.counted_states() {
+        Some(states) => {
+            let total = state_counts(conn).await?.covering(&states);
+            (total, true, total <= SORT_MATCHES_UP_TO)
+        }
+        None => {
+            let estimate = estimated_matches(conn, query).await?;
+            if estimate > ESTIMATE_ABOVE {
+                (estimate, false, false)
+            } else {
+                let rows: Vec<(UserRow, i64)> = FewMatchesPage::new(query).load(conn).await?;
+                let total =
+                    <[_]>::first(&rows).map(|(_, total)| u64::try_from(*total).unwrap_or(0));
+                match total {
+                    Some(total) if total <= SORT_MATCHES_UP_TO => {
+                        let users = rows.into_iter().map(|(user, _)| user).collect();
+                        return page_of(users, limit, total, true);
+                    }
+                    // No row on a first page: nothing matches.
+                    None if query.offset == 0 && query.after.is_none() => {
+                        return page_of(Vec::new(), limit, 0, true);
+                    }
+                    // Too many matches, or a page past the end (whose total the empty page
+                    // cannot tell): count, then read the page in the best order for the size.
+                    _ => {}
+                }
+                let counted = bounded_count(conn, query, COUNT_UP_TO).await?;
+                if counted <= COUNT_UP_TO {
+                    (counted, true, counted <= SORT_MATCHES_UP_TO)
+                } else {
+                    (estimate.max(counted), false, false)
+                }
             }
-            // No row on a first page: nothing matches.
-            None if query.offset == 0 && query.limit > 0 => {
-                return Ok(UserPage {
-                    users: Vec::new(),
-                    total: 0,
-                })
-            }
-            // Too many matches, or a page past the end (whose total the empty page cannot
-            // tell): count, then read the page in the best order for the size.
-            _ => {}
+        }
+    };
+    if exact && query.after.is_none() && query.offset >= total {
+        return page_of(Vec::new(), limit, total, true);
+    }
+    let fetch = limit.saturating_add(1);
+    let mut rows: Vec<UserRow> = if query.offset >= DEFER_FROM_OFFSET && !sort_matches {
+        // A deep offset walks the rows before the page in the sort index: it reads only their
+        // ids there (an index-only scan where the index covers the filter, as for the default
+        // order), and the page's rows by primary key.
+        let ids = list_filter(query)
+            .order(sql::<Text>(&sort_sql(query.sort, false)))
+            .offset(clamp_i64(query.offset))
+            .limit(clamp_i64(fetch))
+            .select(users::id);
+        users::table
+            .filter(users::id.eq_any(ids))
+            .order(sql::<Text>(&sort_sql(query.sort, false)))
+            .select(UserRow::as_select())
+            .load(conn)
+            .await?
+    } else {
+        ordered_rows(query, sort_matches, None)
+            .offset(clamp_i64(query.offset))
+            .limit(clamp_i64(fetch))
+            .load(conn)
+            .await?
+    };
+    // Keyset paging on a nullable key walks the index up to the last value, then the users
+    // without one (sorted last, by id): two index ranges instead of one `OR`, which no index
+    // serves in order.
+    if let Some(cursor) = &query.after {
+        let missing = fetch.saturating_sub(rows.len() as u64);
+        let nullable = key_expr(query.sort).is_some_and(|(_, nullable)| nullable);
+        if !sort_matches && nullable && cursor.key.is_some() && missing > 0 {
+            let nulls: Vec<UserRow> = ordered_rows(query, sort_matches, Some(()))
+                .limit(clamp_i64(missing))
+                .load(conn)
+                .await?;
+            rows.extend(nulls);
         }
     }
-    let total: i64 = list_filter(query).select(count_star()).first(conn).await?;
-    let total = u64::try_from(total).unwrap_or(0);
-    if query.offset >= total {
-        return Ok(UserPage {
-            users: Vec::new(),
-            total,
-        });
+    page_of(rows, limit, total, exact)
+}
+
+/// The listing's filter, after its cursor if any, in its order, as user rows. `nulls_only`: the
+/// users without a value for the (nullable) sort key, which sort after every cursor with one.
+fn ordered_rows(
+    query: &UserListQuery,
+    sort_matches: bool,
+    nulls_only: Option<()>,
+) -> diesel::dsl::Select<BoxedUsers<'static>, diesel::helper_types::AsSelect<UserRow, diesel::pg::Pg>>
+{
+    let mut q = list_filter(query);
+    match (&query.after, nulls_only) {
+        (Some(_), Some(())) => {
+            if let Some((expr, _)) = key_expr(query.sort) {
+                q = q.filter(sql::<Bool>(&format!("{expr} IS NULL")));
+            }
+        }
+        (Some(cursor), None) => q = q.filter(keyset_sql(query.sort, cursor, sort_matches)),
+        (None, _) => {}
     }
-    let sort_matches = total <= SORT_MATCHES_UP_TO;
-    let rows: Vec<UserRow> = list_filter(query)
-        .order(sql::<Text>(&sort_sql(query.sort, sort_matches)))
-        .offset(clamp_i64(query.offset))
-        .limit(clamp_i64(query.limit))
+    q.order(sql::<Text>(&sort_sql(query.sort, sort_matches)))
         .select(UserRow::as_select())
-        .load(conn)
-        .await?;
+}
+
+fn page_of(
+    mut rows: Vec<UserRow>,
+    limit: u64,
+    total: u64,
+    total_exact: bool,
+) -> Result<UserPage, TxError> {
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(UserPage {
         users: to_users(rows)?,
         total,
+        total_exact,
+        more,
     })
+}
+
+/// How many users match, counting at most `up_to + 1` of them.
+async fn bounded_count(
+    conn: &mut AsyncPgConnection,
+    query: &UserListQuery,
+    up_to: u64,
+) -> Result<u64, TxError> {
+    let ids: Vec<Uuid> = list_filter(query)
+        .select(users::id)
+        .limit(clamp_i64(up_to.saturating_add(1)))
+        .load(conn)
+        .await?;
+    Ok(ids.len() as u64)
+}
+
+/// The planner's estimate of how many users the listing's filter matches (`EXPLAIN`, no
+/// execution: planning cost only).
+async fn estimated_matches(
+    conn: &mut AsyncPgConnection,
+    query: &UserListQuery,
+) -> Result<u64, TxError> {
+    let plans: Vec<String> = ExplainJson(list_filter(query).select(users::id))
+        .load(conn)
+        .await?;
+    let rows = <[String]>::first(&plans)
+        .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
+        .and_then(|v| v.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64())
+        .unwrap_or(0.0);
+    // A float of rows, rounded; negative or absurd values read as zero.
+    Ok(if rows.is_finite() && rows > 0.0 {
+        rows.round() as u64
+    } else {
+        0
+    })
+}
+
+/// `EXPLAIN (FORMAT JSON)` of a query: one text row.
+struct ExplainJson<Q>(Q);
+
+impl<Q> diesel::query_builder::QueryId for ExplainJson<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q> diesel::query_builder::Query for ExplainJson<Q> {
+    type SqlType = Text;
+}
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for ExplainJson<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        out.push_sql("EXPLAIN (FORMAT JSON) ");
+        self.0.walk_ast(out.reborrow())
+    }
+}
+
+type BoxedBool = Box<dyn BoxableExpression<users::table, diesel::pg::Pg, SqlType = Bool>>;
+
+/// The sort key as the sort indexes hold it, and whether it can be NULL; `None` for the
+/// creator's name (no index, no cursor).
+fn key_expr(sort: Option<Sort>) -> Option<(&'static str, bool)> {
+    let Some(sort) = sort else {
+        return Some(("users.created_at", false));
+    };
+    match sort.field {
+        SortField::Username => Some(("lower(users.username) COLLATE \"C\"", true)),
+        SortField::CreatedBy => None,
+        SortField::LastLogin => Some(("users.last_login_at", true)),
+        SortField::CreationTime => Some(("users.created_at", false)),
+        SortField::LastUpdated => Some(("users.updated_at", false)),
+        SortField::Type => Some(("(users.password_hash IS NULL)", false)),
+    }
+}
+
+/// The users after `cursor` in the listing's order: `ROW(key, id) > ROW($key, $id)` (`<`
+/// descending), a range of the sort index. Users without a key sort last: after a cursor in
+/// them, those with a greater id (smaller, descending); after any other cursor, all of them —
+/// included here only `with_nulls` (see [`list_page`] for the index-ordered case).
+fn keyset_sql(sort: Option<Sort>, cursor: &UserCursor, with_nulls: bool) -> BoxedBool {
+    use diesel::sql_types::{Timestamptz, Uuid as SqlUuid};
+    let Some((expr, nullable)) = key_expr(sort) else {
+        return Box::new(sql::<Bool>("false"));
+    };
+    let op = match sort.map(|s| s.order) {
+        Some(SortOrder::Desc) => "<",
+        _ => ">",
+    };
+    let Some(key) = &cursor.key else {
+        return Box::new(
+            sql::<Bool>(&format!("({expr} IS NULL AND users.id {op} "))
+                .bind::<SqlUuid, _>(cursor.id)
+                .sql(")"),
+        );
+    };
+    let head = format!("(ROW({expr}, users.id) {op} ROW(");
+    let tail = if nullable && with_nulls {
+        format!(") OR {expr} IS NULL)")
+    } else {
+        "))".to_owned()
+    };
+    match key {
+        SortKey::Time(t) => Box::new(
+            sql::<Bool>(&head)
+                .bind::<Timestamptz, _>(*t)
+                .sql(", ")
+                .bind::<SqlUuid, _>(cursor.id)
+                .sql(&tail),
+        ),
+        SortKey::Text(v) => Box::new(
+            sql::<Bool>(&head)
+                .bind::<Text, _>(v.clone())
+                .sql(" COLLATE \"C\", ")
+                .bind::<SqlUuid, _>(cursor.id)
+                .sql(&tail),
+        ),
+        SortKey::Flag(b) => Box::new(
+            sql::<Bool>(&head)
+                .bind::<Bool, _>(*b)
+                .sql(", ")
+                .bind::<SqlUuid, _>(cursor.id)
+                .sql(&tail),
+        ),
+    }
 }
 
 /// `EXPLAIN (COSTS OFF)` of a query, as one text row per plan line.
@@ -783,11 +1051,18 @@ impl UserRepository for PgStore {
         }
     }
 
+    async fn count_by_state(&self) -> RepoResult<StateCounts> {
+        let mut conn = self.conn().await?;
+        state_counts(&mut conn).await.map_err(RepoError::from)
+    }
+
+    /// Read off `user_created_days` (kept by trigger, see the migration): one index range of
+    /// at most `days` × 8 slot rows.
     async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>> {
         let mut conn = self.conn().await?;
         let rows: Vec<DayRow> = diesel::sql_query(
-            "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS n \
-             FROM users GROUP BY 1 ORDER BY 1 DESC LIMIT $1",
+            "SELECT day, sum(n)::bigint AS n FROM user_created_days \
+             GROUP BY day HAVING sum(n) > 0 ORDER BY day DESC LIMIT $1",
         )
         .bind::<diesel::sql_types::BigInt, _>(i64::from(days))
         .load(&mut conn)

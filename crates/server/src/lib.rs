@@ -20,7 +20,7 @@ use tessera_domain::ports::{
     TierRepository, UserRepository, UuidV7Generator, WalletRepository, WebhookRepository,
     WebhookSender,
 };
-use tessera_domain::services::{CreatedUser, LimitsConfig, LoginLimits};
+use tessera_domain::services::{AnonymousLimit, CreatedUser, LimitsConfig, LoginLimits};
 use tessera_domain::values::PasswordPolicy;
 use tessera_domain::{IdentityConfig, Ports, Tessera, TesseraConfig};
 use tessera_http::metrics::{CounterSource, Metrics, PoolStats, PoolStatus};
@@ -351,6 +351,10 @@ fn process_parts(settings: &Settings) -> Result<ProcessParts, StartupError> {
             default_tier: Some(settings.rate_limits.default_tier.trim())
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned),
+            anonymous: (settings.rate_limits.anonymous_per_ip > 0).then(|| AnonymousLimit {
+                limit: settings.rate_limits.anonymous_per_ip,
+                period_secs: settings.rate_limits.anonymous_window_secs.max(1),
+            }),
             login: LoginLimits {
                 per_ip: settings.rate_limits.login_per_ip.max(1),
                 per_account: settings.rate_limits.login_per_account.max(1),

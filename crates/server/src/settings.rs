@@ -203,6 +203,10 @@ pub struct IdentitySettings {
 pub struct RateLimitSettings {
     /// Tier whose rules apply to users without a tier and, per IP, to anonymous calls.
     pub default_tier: String,
+    /// Calls without credentials per client address per `anonymous_window_secs`, on every
+    /// route; 0: not limited (beyond the default tier's rules).
+    pub anonymous_per_ip: u32,
+    pub anonymous_window_secs: u32,
     /// Attempts at a secret (password, current password, fingerprint) per client address per
     /// `login_window_secs`.
     pub login_per_ip: u32,

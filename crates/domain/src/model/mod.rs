@@ -41,8 +41,8 @@ pub use session::{
 pub use share::{NewShare, Scope, ScopeSet, Share};
 pub use tier::{RateLimit, ResourceId, Tier, TierSpec};
 pub use user::{
-    display_name, DailyCount, NewUser, RevokeSessions, User, UserChanges, UserListQuery, UserPage,
-    UserState,
+    display_name, DailyCount, NewUser, RevokeSessions, StateCounts, User, UserChanges,
+    UserListQuery, UserPage, UserState,
 };
 pub use wallet::{
     BalanceChange, ChangeTarget, DefaultWallet, EntryKind, IdempotencyClaim, LedgerCursor,

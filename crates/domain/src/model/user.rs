@@ -223,6 +223,8 @@ pub struct UserListQuery {
     pub sort: Option<Sort>,
     pub offset: u64,
     pub limit: u64,
+    /// Keyset paging: only the users that sort after this position (then `offset` is 0).
+    pub after: Option<crate::directory::UserCursor>,
 }
 
 impl UserListQuery {
@@ -239,7 +241,72 @@ impl UserListQuery {
             sort: None,
             offset: 0,
             limit,
+            after: None,
         }
+    }
+}
+
+impl UserListQuery {
+    /// The states a listing covers when nothing but states restricts it (the whole directory,
+    /// no search, no name, every condition a `state==…`): its total is then a sum of the
+    /// per-state counts ([`StateCounts`]), exact and independent of the directory's size.
+    /// `None` when anything else narrows the listing.
+    pub fn counted_states(&self) -> Option<Vec<UserState>> {
+        if self.visible_to.is_some() || self.search.is_some() || self.name.is_some() {
+            return None;
+        }
+        let mut states = vec![UserState::Active, UserState::Deactivated];
+        if self.include_deleted {
+            states.push(UserState::Deleted);
+        }
+        for condition in &self.filter.conditions {
+            match (&condition.field, &condition.op, &condition.value) {
+                (
+                    crate::directory::FilterField::State,
+                    crate::directory::FilterOp::Eq,
+                    crate::directory::FilterValue::State(state),
+                ) => states.retain(|s| s == state),
+                _ => return None,
+            }
+        }
+        Some(states)
+    }
+}
+
+/// How many users are in each state, kept exact by the store as users change (not counted on
+/// demand).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub active: u64,
+    pub deactivated: u64,
+    pub deleted: u64,
+}
+
+impl StateCounts {
+    pub fn of(&self, state: UserState) -> u64 {
+        match state {
+            UserState::Active => self.active,
+            UserState::Deactivated => self.deactivated,
+            UserState::Deleted => self.deleted,
+        }
+    }
+
+    /// Every user, in any state.
+    pub fn total(&self) -> u64 {
+        self.active + self.deactivated + self.deleted
+    }
+
+    /// The users in any of `states` (each state counted once).
+    pub fn covering(&self, states: &[UserState]) -> u64 {
+        [
+            UserState::Active,
+            UserState::Deactivated,
+            UserState::Deleted,
+        ]
+        .into_iter()
+        .filter(|s| states.contains(s))
+        .map(|s| self.of(s))
+        .sum()
     }
 }
 
@@ -250,9 +317,14 @@ pub struct DailyCount {
     pub count: u64,
 }
 
-/// One page of users, ordered by creation (then id), with the total matching count.
+/// One page of users, in the listing's order, with the total matching count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserPage {
     pub users: Vec<User>,
+    /// Exact when `total_exact`; otherwise an estimate (never below the matches the store
+    /// knows of), given for a filter matching too many users to count cheaply.
     pub total: u64,
+    pub total_exact: bool,
+    /// Whether more users follow this page.
+    pub more: bool,
 }

@@ -3,7 +3,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::RepoResult;
-use crate::model::{AuditEvent, DailyCount, NewUser, User, UserChanges, UserListQuery, UserPage};
+use crate::model::{
+    AuditEvent, DailyCount, NewUser, StateCounts, User, UserChanges, UserListQuery, UserPage,
+};
 
 /// Storage of users.
 ///
@@ -74,8 +76,16 @@ pub trait UserRepository: Send + Sync {
     /// How many users the query covers (paging ignored). Errors: `Unavailable`.
     async fn count(&self, query: UserListQuery) -> RepoResult<u64>;
 
-    /// Users created per UTC day (all states), newest day first, at most `days` days.
+    /// How many users are in each state. Kept by the store in the same transaction as every
+    /// change that moves a user in or out of a state (create, state change, purge, cascades),
+    /// so it is exact at every commit and reading it does not depend on the directory's size.
     /// Errors: `Unavailable`.
+    async fn count_by_state(&self) -> RepoResult<StateCounts>;
+
+    /// Users created per UTC day (all states; purged users no longer count), newest day first,
+    /// at most `days` days with at least one user. Kept per day like
+    /// [`count_by_state`](Self::count_by_state): the cost grows with `days`, not with the
+    /// directory. Errors: `Unavailable`.
     async fn growth(&self, days: u32) -> RepoResult<Vec<DailyCount>>;
 
     /// Whether any user exists at all (bootstrap of the first superuser).

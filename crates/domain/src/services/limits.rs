@@ -29,6 +29,9 @@ pub struct LimitsConfig {
     /// The tier whose rules apply to users without a tier and, per client IP, to anonymous
     /// calls. `None`: those calls are not limited.
     pub default_tier: Option<String>,
+    /// Calls without credentials per client address, on every route, besides the default
+    /// tier's rules. `None`: only the default tier limits them.
+    pub anonymous: Option<AnonymousLimit>,
     /// Throttles of presented secrets (logins, current passwords, fingerprints).
     pub login: LoginLimits,
     /// Wallets a user may hold, soft-deleted ones included.
@@ -37,10 +40,19 @@ pub struct LimitsConfig {
     pub max_managed_users_per_user: u64,
 }
 
+/// At most `limit` calls without credentials per client address per fixed window of
+/// `period_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnonymousLimit {
+    pub limit: u32,
+    pub period_secs: u32,
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             default_tier: None,
+            anonymous: None,
             login: LoginLimits::default(),
             max_wallets_per_user: 100,
             max_managed_users_per_user: 1_000,
@@ -195,8 +207,8 @@ impl RateLimitService {
     }
 
     /// Applies the tier rules whose path prefixes `route`: per user for `Some(actor)` (its tier,
-    /// else the default tier), per client IP for anonymous calls (the default tier). Users with
-    /// `unlimited` are exempt.
+    /// else the default tier), per client IP for anonymous calls (the default tier, and before
+    /// it the configured anonymous limit on every route). Users with `unlimited` are exempt.
     ///
     /// `route` is the template of the operation the request was routed to
     /// (`/api/v1/users/{user}`), never its raw path: a percent-encoded or otherwise disguised
@@ -209,6 +221,14 @@ impl RateLimitService {
     ) -> Result<(), Failure> {
         if actor.is_some_and(|a| a.user.permissions.has(Permission::Unlimited)) {
             return Ok(());
+        }
+        if let (None, Some(anonymous)) = (actor, self.config.limits.anonymous) {
+            self.count(
+                &format!("rl:anon:{}", bounded(client_ip)),
+                anonymous.limit,
+                anonymous.period_secs,
+            )
+            .await?;
         }
         let tier = actor.and_then(|a| a.user.tier_id);
         let rules = self.rules_of(tier).await?;

@@ -19,7 +19,7 @@ pub use audit::{AuditPage, AuditService};
 pub use auth::AuthService;
 pub use deposits::{DepositInput, DepositPage, DepositService};
 pub use identity::{ApiKeyInput, IdentityService, KeyChange};
-pub use limits::{LimitsConfig, RateLimitService};
+pub use limits::{AnonymousLimit, LimitsConfig, RateLimitService};
 pub use metering::{
     ConsumeInput, Consumed, MeteringService, QuotaUsage, UsageInput, UserQuotas,
     DEFAULT_USAGE_LIMIT, MAX_USAGE_LIMIT,

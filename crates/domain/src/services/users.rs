@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::actor::{Access, Actor};
 use crate::app::{Ports, TesseraConfig};
-use crate::directory::{SearchTerm, Sort, UserFilter};
+use crate::directory::{SearchTerm, Sort, UserCursor, UserFilter};
 use crate::error::{Conflict, Failure, UserError, ValidationError};
 use crate::model::{
     AuditAction, DailyCount, DefaultWallet, FieldChange, NewUser, Permission, Permissions,
@@ -74,6 +74,8 @@ pub struct ListUsersInput {
     pub search: Option<SearchTerm>,
     pub name: Option<SearchTerm>,
     pub sort: Option<Sort>,
+    /// Keyset paging: continue after this position (a `next_cursor` of the same listing).
+    pub after: Option<UserCursor>,
 }
 
 impl ListUsersInput {
@@ -88,6 +90,7 @@ impl ListUsersInput {
             search: None,
             name: None,
             sort: None,
+            after: None,
         }
     }
 }
@@ -115,13 +118,19 @@ pub const MAX_GROWTH_DAYS: u32 = 366;
 #[derive(Debug, Clone)]
 pub struct UsersPage {
     pub users: Vec<User>,
+    /// Exact when `total_exact`, else an estimate (see [`UserPage`]).
     pub total: u64,
+    pub total_exact: bool,
     pub paging: Paging,
+    more: bool,
+    /// Continues the listing after this page (keyset paging); `None` on the last page and
+    /// for listings sorted by creator.
+    pub next_cursor: Option<String>,
 }
 
 impl UsersPage {
     pub fn has_more(&self) -> bool {
-        self.paging.offset + (self.users.len() as u64) < self.total
+        self.more
     }
 }
 
@@ -622,12 +631,27 @@ impl UserService {
         policy::authorize(actor, Access::Read)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
         let paging = input.paging;
+        if input.after.is_some() && paging.offset > 0 {
+            return Err(ValidationError::new(
+                "cursor",
+                "a cursor continues a listing by itself: leave out offset and page",
+            )
+            .into());
+        }
         let query = Self::query(actor, input);
+        let sort = query.sort;
         let page = self.users.list(query).await?;
+        let next_cursor = match (page.more, page.users.last()) {
+            (true, Some(last)) => UserCursor::after(last, sort).map(|c| c.encode()),
+            _ => None,
+        };
         Ok(UsersPage {
             users: page.users,
             total: page.total,
+            total_exact: page.total_exact,
             paging,
+            more: page.more,
+            next_cursor,
         })
     }
 
@@ -644,6 +668,7 @@ impl UserService {
             sort: input.sort,
             offset: input.paging.offset,
             limit: input.paging.limit,
+            after: input.after,
         }
     }
 
@@ -651,7 +676,12 @@ impl UserService {
     pub async fn count(&self, actor: &Actor, input: ListUsersInput) -> Result<u64, UserError> {
         policy::authorize(actor, Access::Read)?;
         policy::ensure_not_delegated(actor, "a delegated token cannot list users")?;
-        Ok(self.users.count(Self::query(actor, input)).await?)
+        let query = Self::query(actor, input);
+        // Only states restrict it: the kept counts answer exactly, whatever the directory size.
+        if let Some(states) = query.counted_states() {
+            return Ok(self.users.count_by_state().await?.covering(&states));
+        }
+        Ok(self.users.count(query).await?)
     }
 
     /// Whether `username` is a valid login name and free. Names are compared in lowercase and
@@ -680,9 +710,7 @@ impl UserService {
             .unwrap_or(DEFAULT_GROWTH_DAYS)
             .clamp(1, MAX_GROWTH_DAYS);
         let daily: Vec<DailyCount> = self.users.growth(days).await?;
-        let mut everyone = UserListQuery::all(None, 1);
-        everyone.include_deleted = true;
-        let total = self.users.count(everyone).await?;
+        let total = self.users.count_by_state().await?.total();
         // Newest first: the running total at a day is everything minus what came after it.
         let mut after = 0u64;
         Ok(daily

@@ -190,13 +190,23 @@ pub struct ListUsersQuery {
     #[serde(rename = "sortOrder", alias = "sort_order")]
     #[param(value_type = Option<crate::vocabulary::SortOrderName>)]
     pub sort_order: Option<String>,
+    /// Keyset paging: the `next_cursor` of the previous page of the same listing (same
+    /// filters and sort); excludes `offset` and `page`. Not offered with `sortBy=createdBy`.
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserListView {
     pub data: Vec<UserView>,
+    /// Exact unless `total_is_estimate`.
     pub total_count: u64,
+    /// `true` when the filter matches too many users to count cheaply: `total_count` is then
+    /// the database's estimate (at least the number of matches already counted).
+    pub total_is_estimate: bool,
     pub has_more: bool,
+    /// Pass as `cursor` for the next page (stable under concurrent inserts); absent on the
+    /// last page and with `sortBy=createdBy`.
+    pub next_cursor: Option<String>,
     pub offset: u64,
     pub limit: u64,
     pub page: u64,

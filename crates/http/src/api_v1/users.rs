@@ -1,5 +1,5 @@
 use actix_web::{web, HttpResponse};
-use tessera_domain::directory::{SearchTerm, Sort, SortField, SortOrder, UserFilter};
+use tessera_domain::directory::{SearchTerm, Sort, SortField, SortOrder, UserCursor, UserFilter};
 use tessera_domain::model::User;
 use tessera_domain::services::{CreateUserInput, ListUsersInput, UpdateUserInput};
 use tessera_domain::values::{Paging, UserRef};
@@ -135,7 +135,14 @@ fn list_input(q: ListUsersQuery) -> Result<ListUsersInput, ApiError> {
             .map(Option::flatten)
             .map_err(query_error)
     };
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|raw| UserCursor::decode(raw, sort))
+        .transpose()
+        .map_err(query_error)?;
     Ok(ListUsersInput {
+        after,
         paging,
         include_deleted: q.include_deleted,
         include_managed: q.include_managed.unwrap_or(true),
@@ -333,7 +340,9 @@ pub(crate) async fn list(
     Ok(HttpResponse::Ok().json(UserListView {
         data,
         total_count: page.total,
+        total_is_estimate: !page.total_exact,
         has_more,
+        next_cursor: page.next_cursor,
         offset,
         limit,
         page: page.paging.page.unwrap_or(offset / limit + 1),

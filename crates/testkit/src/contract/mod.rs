@@ -219,9 +219,14 @@ macro_rules! contract_tests {
             sort_by_every_field_nulls_last_ties_by_id,
             paging_through_ties_never_repeats_or_skips,
             filters_matching_thousands_page_like_filters_matching_few,
+            cursor_pages_keep_their_order_under_concurrent_inserts,
+            cursor_pages_agree_with_offset_pages_past_thousands,
+            creator_order_follows_renames_and_purges_past_thousands,
             // directory/counts.rs
             count_equals_list_total_for_every_query,
             growth_counts_users_per_utc_day_newest_first,
+            state_counts_move_with_every_change,
+            state_counts_stay_exact_under_concurrent_changes,
             // tiers.rs
             tiers_round_trip_with_quotas_and_rate_limits,
             tier_names_are_unique_in_any_case,

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt::Debug;
 
-use tessera_domain::directory::{Sort, SortField, SortOrder};
+use tessera_domain::directory::{Sort, SortField, SortOrder, UserCursor};
 use tessera_domain::model::{User, UserListQuery};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -541,4 +541,197 @@ pub async fn filters_matching_thousands_page_like_filters_matching_few(s: Stores
             .unwrap(),
         total
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyset (cursor) paging
+
+/// Every sort a cursor is offered for.
+fn cursor_sorts() -> Vec<Option<Sort>> {
+    let mut sorts = vec![None];
+    for field in ALL_SORT_FIELDS {
+        if field == SortField::CreatedBy {
+            continue;
+        }
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            sorts.push(Some(Sort { field, order }));
+        }
+    }
+    sorts
+}
+
+/// Pages through `query` by cursor, `page_size` at a time, calling `between` after each page;
+/// returns the ids in the order seen.
+async fn cursor_through(
+    s: &Stores,
+    query: &UserListQuery,
+    page_size: u64,
+    mut between: impl AsyncFnMut(usize),
+) -> Vec<Uuid> {
+    let mut out = Vec::new();
+    let mut after = None;
+    for page_no in 0.. {
+        let page = s
+            .users
+            .list(UserListQuery {
+                limit: page_size,
+                after: after.clone(),
+                ..query.clone()
+            })
+            .await
+            .unwrap();
+        assert!(page.users.len() as u64 <= page_size);
+        out.extend(page.users.iter().map(|u| u.id));
+        if !page.more {
+            break;
+        }
+        let last = page
+            .users
+            .last()
+            .expect("a page with more after it is not empty");
+        after = Some(UserCursor::after(last, query.sort).expect("a cursor for this sort"));
+        between(page_no).await;
+        assert!(page_no < 10_000, "the walk ends");
+    }
+    out
+}
+
+/// Walking a listing by cursor gives every user once, in the listing's order, while users are
+/// inserted meanwhile (keys missing included: they sort last); with no more pages, `more` is
+/// false.
+pub async fn cursor_pages_keep_their_order_under_concurrent_inserts(s: Stores) {
+    let boss = create(&s, named("boss", 0)).await;
+    for i in 0..7_i64 {
+        let user = create(
+            &s,
+            named(&format!("u{i}"), (i % 3) * 10).password_hash((i % 2 == 0).then(fake_hash)),
+        )
+        .await;
+        if i % 3 != 0 {
+            start_session_at(&s, user.id, at(100 + i % 2), at(100_000)).await;
+        }
+    }
+    for _ in 0..2 {
+        create(&s, new_managed_user(boss.id).created_at(at(10))).await;
+    }
+    let mut inserted = 0;
+    for sort in cursor_sorts() {
+        let query = UserListQuery { sort, ..everyone() };
+        let before = listed(&s, query.clone()).await;
+        let seen = cursor_through(&s, &query, 2, async |page_no| {
+            if page_no >= 3 {
+                return;
+            }
+            inserted += 1;
+            let name = format!("a{inserted:03}");
+            create(&s, named(&name, -inserted).password_hash(None)).await;
+        })
+        .await;
+        let unique: HashSet<&Uuid> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "{sort:?}: no user twice");
+        let kept: Vec<Uuid> = seen.into_iter().filter(|id| before.contains(id)).collect();
+        assert_eq!(kept, before, "{sort:?}: every earlier user once, in order");
+    }
+    // A page holding the last user says there is nothing after it; one short of it, that
+    // there is.
+    let total = s.users.count(everyone()).await.unwrap();
+    for (limit, more) in [(total, false), (total - 1, true), (total + 1, false)] {
+        let page = s
+            .users
+            .list(UserListQuery {
+                limit,
+                ..everyone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.more, more, "limit {limit} of {total}");
+    }
+}
+
+/// Past 2 000 users PostgreSQL reads pages off the sort indexes (the keys as ranges, then the
+/// users without a key): cursor pages agree with offset pages there too.
+pub async fn cursor_pages_agree_with_offset_pages_past_thousands(s: Stores) {
+    let boss = create(&s, named("boss", 0)).await;
+    for i in 0..2_001_i64 {
+        let user = create(&s, named(&format!("bulk{i:04}"), i % 7)).await;
+        if i % 400 == 0 {
+            start_session_at(&s, user.id, at(100 + i % 3), at(100_000)).await;
+        }
+    }
+    for _ in 0..3 {
+        create(&s, new_managed_user(boss.id).created_at(at(3))).await;
+    }
+    for sort in cursor_sorts() {
+        let query = UserListQuery { sort, ..everyone() };
+        let by_offset = page_through(&s, query.clone(), 450).await;
+        assert_eq!(by_offset.len(), 2_005, "{sort:?}");
+        let by_cursor = cursor_through(&s, &query, 450, async |_| {}).await;
+        assert_eq!(by_cursor, by_offset, "{sort:?}");
+    }
+}
+
+/// Every user of `query`, in its order, read 500 at a time.
+async fn all_users(s: &Stores, query: &UserListQuery) -> Vec<User> {
+    let mut out = Vec::new();
+    loop {
+        let page = s
+            .users
+            .list(UserListQuery {
+                offset: out.len() as u64,
+                limit: 500,
+                ..query.clone()
+            })
+            .await
+            .unwrap();
+        out.extend(page.users);
+        if !page.more {
+            return out;
+        }
+    }
+}
+
+/// Past 2 000 users the creator's name is read off an index (kept on each row): it follows a
+/// creator's rename and purge like the looked-up name does.
+pub async fn creator_order_follows_renames_and_purges_past_thousands(s: Stores) {
+    let amy = create(&s, named("amy", 0)).await;
+    let bob = create(&s, named("Bob", 0)).await;
+    let cat = create(&s, named("cat", 0)).await;
+    let creators = [Some(amy.id), Some(bob.id), Some(cat.id), None];
+    for i in 0..2_001_usize {
+        let user = named(&format!("bulk{i:04}"), (i % 5) as i64);
+        let user = match creators[i % 4] {
+            Some(creator) => user.created_by(creator),
+            None => user,
+        };
+        create(&s, user).await;
+    }
+    let check = async |what: &str| {
+        let users = all_users(&s, &everyone()).await;
+        assert_eq!(users.len() as u64, s.users.count(everyone()).await.unwrap());
+        for order in [SortOrder::Asc, SortOrder::Desc] {
+            let sort = Sort {
+                field: SortField::CreatedBy,
+                order,
+            };
+            let query = UserListQuery {
+                sort: Some(sort),
+                ..everyone()
+            };
+            let got: Vec<Uuid> = all_users(&s, &query).await.iter().map(|u| u.id).collect();
+            assert_eq!(
+                got,
+                documented_order(&users, &users, sort),
+                "{what} {order:?}"
+            );
+        }
+    };
+    check("as created").await;
+    let rename = tessera_domain::model::UserChanges {
+        username: Some("zed".into()),
+        ..Default::default()
+    };
+    s.users.update(amy.id, rename, at(10)).await.unwrap();
+    check("after a creator's rename").await;
+    s.users.purge(bob.id, None).await.unwrap();
+    check("after a creator's purge").await;
 }
