@@ -167,6 +167,22 @@ pub async fn a_deposit_is_credited_once(s: Stores) {
         events[0].changes["balance_after"].after.as_deref(),
         Some("400000000")
     );
+    // The credit is in the event feed like any other ledger entry, once.
+    let feed = crate::contract::all_events(&s).await;
+    let credited: Vec<_> = feed
+        .iter()
+        .filter(|e| e.event_type == tessera_domain::model::EventType::WalletCredited)
+        .collect();
+    assert_eq!(credited.len(), 1, "{credited:?}");
+    match &credited[0].payload {
+        tessera_domain::model::EventPayload::Ledger(l) => {
+            assert_eq!(l.kind, "deposit");
+            assert_eq!(Some(l.entry_id), d.entry_id);
+            assert_eq!((l.amount, l.balance_after), (400_000_000, 400_000_000));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(credited[0].subject_id, Some(owner.id));
 
     // Another extrinsic of the same block is another transfer.
     let mut other = new_deposit(&address(1), "100", 5, Some(reporter.id));
