@@ -93,6 +93,10 @@ impl WebhookUrl {
 fn host_of(authority: &str) -> Option<&str> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
+        // Nothing but a port may follow the bracketed address.
+        if !after.is_empty() && !after.starts_with(':') {
+            return None;
+        }
         (host, after.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -112,8 +116,16 @@ fn literal_ip(host: &str) -> Option<IpAddr> {
     host.parse::<IpAddr>().ok()
 }
 
+/// A DNS name. Its last label is not numeric: URL parsers read `2130706433`, `127.1` or
+/// `0x7f.1` as IPv4 addresses, which the check above would not have seen.
 fn is_host_name(host: &str) -> bool {
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let numeric = last.chars().all(|c| c.is_ascii_digit())
+        || (last.len() > 2
+            && last[..2].eq_ignore_ascii_case("0x")
+            && last[2..].chars().all(|c| c.is_ascii_hexdigit()));
     host.len() <= 253
+        && !numeric
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -537,6 +549,12 @@ mod tests {
             "https://0.0.0.0/",
             "https://exa mple.com/",
             "https://-bad-.com/",
+            "https://2130706433/",
+            "https://127.1/",
+            "https://0x7f.1/",
+            "https://0177.0.0.1/",
+            "https://foo.123/",
+            "https://[2606:4700::1]junk/",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
