@@ -2,15 +2,15 @@
 //! called with each restricted credential, and every state-changing one must be refused without
 //! changing anything. A new route is covered without editing this file.
 //!
-//! Credentials: (a) a read-only API key, (b) a metering API key of a billing administrator, (c) a
-//! delegated token with only `data:read` (grantee → sharer), (d) a purpose signature
-//! `{hotkey}:{nonce}:me`. Each acts as its *subject* (the key's owner, the sharer, the hotkey's
-//! user), and path parameters are filled, by parameter name, from the subject's real objects
-//! (`user`/`user_id`: its id, and its username for `{user}` too; `id` under `wallets`: its default
-//! wallet; `id` under `api-keys`: one of its keys; `grantee`: the user it shares with; `tier`: a
-//! real tier); any other parameter gets a fresh UUID. Bodies are built from the operation's
-//! schema: the required properties, the current password where there is one, and else one
-//! harmless field (`first_name`, `name`, …), with values that would be accepted from a
+//! Credentials: (a) a read-only API key, (b) a metering API key and (b') a deposits API key of a
+//! billing administrator, (c) a delegated token with only `data:read` (grantee → sharer), (d) a
+//! purpose signature `{hotkey}:{nonce}:me`. Each acts as its *subject* (the key's owner, the
+//! sharer, the hotkey's user), and path parameters are filled, by parameter name, from the
+//! subject's real objects (`user`/`user_id`: its id, and its username for `{user}` too; `id` under
+//! `wallets`: its default wallet; `id` under `api-keys`: one of its keys; `grantee`: the user it
+//! shares with; `tier`: a real tier); any other parameter gets a fresh UUID. Bodies are built from
+//! the operation's schema: the required properties, the current password where there is one, and
+//! else one harmless field (`first_name`, `name`, …), with values that would be accepted from a
 //! credential allowed to do the operation (the subject's wallets, which hold money, its grantee,
 //! its password), so that a hole shows as a success and a change, not as a validation error.
 //!
@@ -26,7 +26,7 @@
 //!   bearer credential on a signature-only route is no credential there at all: 422 for the
 //!   missing headers is a refusal too).
 //! - Documented allowances, sent an empty body so they change nothing either: the metering key
-//!   may `POST /api/v1/usage`; any credential may `POST /api/v1/auth/logout` (it ends only that
+//!   may `POST /api/v1/usage`, the deposits key `POST /api/v1/deposits`; any credential may `POST /api/v1/auth/logout` (it ends only that
 //!   credential's own session; it runs last in each pass, after the deletions).
 //! - Safe operations must not answer 5xx.
 //!
@@ -485,6 +485,14 @@ async fn every_operation_refuses_every_restricted_credential_and_changes_nothing
     share_with(&app, &meterer, "grantee", &["data:read"]).await;
     let (meter_key_id, meter_key) = key(&app, &meterer, &["metering"]).await;
 
+    // (b') A deposits key of a billing administrator: the chain watcher's credential.
+    let (depositor_id, _) = app.user_with_token("depositor").await;
+    let (status, body) = patch_user(&app, &root, &depositor_id, json!({"permissions": 64})).await;
+    assert_eq!(status, 200, "{body}");
+    let depositor = app.token("depositor", "depositor-password").await;
+    share_with(&app, &depositor, "grantee", &["data:read"]).await;
+    let (deposit_key_id, deposit_key) = key(&app, &depositor, &["deposits"]).await;
+
     // (c) A delegated token with only `data:read`, grantee → sharer.
     let (sharer_id, sharer) = app.user_with_token("sharer").await;
     share_with(&app, &sharer, "grantee", &["data:read"]).await;
@@ -525,6 +533,21 @@ async fn every_operation_refuses_every_restricted_credential_and_changes_nothing
             presented: Presented::Bearer(meter_key),
             subject: subject(&app, &root, &meterer_id, "meterer", meter_key_id, &ctx).await,
             allowed: &[("POST", "/api/v1/usage")],
+        },
+        Credential {
+            name: "deposits key",
+            scheme: "api_key",
+            presented: Presented::Bearer(deposit_key),
+            subject: subject(
+                &app,
+                &root,
+                &depositor_id,
+                "depositor",
+                deposit_key_id,
+                &ctx,
+            )
+            .await,
+            allowed: &[("POST", "/api/v1/deposits")],
         },
         Credential {
             name: "delegated data:read",
